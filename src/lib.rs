@@ -1,0 +1,19 @@
+//! maestro-operator: deliver Kubernetes manifests to fleets of remote
+//! clusters through Maestro.
+//!
+//! The library holds everything the two binaries share:
+//! - [`manifestwork`]: the Open Cluster Management `ManifestWork` types and
+//!   the validation Maestro and its agent apply;
+//! - [`maestro`]: the Maestro client: the CloudEvents codec, the gRPC source
+//!   client (writes and the status stream), the REST client (reads) and a
+//!   ManifestWork-level facade over both;
+//! - [`names`]: validated names and resource IDs;
+//! - [`telemetry`]: logging set-up.
+
+pub mod error;
+pub mod maestro;
+pub mod manifestwork;
+pub mod names;
+pub mod telemetry;
+
+pub use error::{Error, Result};

@@ -1,0 +1,181 @@
+//! How to reach Maestro: endpoints, TLS material and credentials.
+//!
+//! Certificates and tokens are given as file paths and read when a
+//! connection is made (and the token on every request), so rotated files on
+//! disk take effect without a restart.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::names::SourceId;
+
+/// Everything a client needs to talk to one Maestro server.
+#[derive(Debug, Clone)]
+pub struct MaestroConfig {
+    /// The gRPC source server (Maestro's `--grpc-server-bindport`, 8090 by
+    /// default), e.g. `http://127.0.0.1:8090` or `https://maestro-grpc:8090`.
+    pub grpc_endpoint: Url,
+    /// The REST API base, e.g. `http://127.0.0.1:8000`.
+    pub http_endpoint: Url,
+    /// The CloudEvents source this client publishes as.
+    pub source_id: SourceId,
+    pub tls: TlsFiles,
+    /// A file holding a bearer token, sent as `authorization: Bearer <token>`.
+    pub token_file: Option<PathBuf>,
+    /// Per-request timeout for REST calls and gRPC publishes.
+    pub request_timeout: Duration,
+    /// How long to wait for a connection to be established.
+    pub connect_timeout: Duration,
+}
+
+/// Paths of PEM files. With only `ca_file`, the client verifies the server;
+/// with `cert_file` and `key_file` too, it also presents a client
+/// certificate (mTLS).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl MaestroConfig {
+    /// A configuration with default timeouts and no TLS or token.
+    pub fn new(grpc_endpoint: &str, http_endpoint: &str, source_id: SourceId) -> Result<Self> {
+        Ok(MaestroConfig {
+            grpc_endpoint: parse_endpoint("gRPC endpoint", grpc_endpoint)?,
+            http_endpoint: parse_endpoint("HTTP endpoint", http_endpoint)?,
+            source_id,
+            tls: TlsFiles::default(),
+            token_file: None,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// Checks that the TLS and token settings fit together and that every
+    /// named file exists, so a mistake is reported before any request.
+    pub fn check(&self) -> Result<()> {
+        let TlsFiles {
+            ca_file,
+            cert_file,
+            key_file,
+        } = &self.tls;
+        if cert_file.is_some() != key_file.is_some() {
+            return Err(Error::Config(
+                "a client certificate needs both --cert-file and --key-file".into(),
+            ));
+        }
+        for (what, path) in [
+            ("CA file", ca_file),
+            ("client certificate file", cert_file),
+            ("client key file", key_file),
+            ("token file", &self.token_file),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                return Err(Error::Config(format!(
+                    "{what} {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the bearer token, if one is configured. Called per request so
+    /// a rotated token is picked up.
+    pub fn read_token(&self) -> Result<Option<String>> {
+        self.token_file.as_deref().map(read_token_file).transpose()
+    }
+}
+
+/// Parses an endpoint, accepting `host:port` without a scheme as plaintext
+/// `http://host:port`, as gRPC users commonly write it.
+pub fn parse_endpoint(what: &str, value: &str) -> Result<Url> {
+    let with_scheme = if value.contains("://") {
+        value.to_string()
+    } else {
+        format!("http://{value}")
+    };
+    let url = Url::parse(&with_scheme)
+        .map_err(|e| Error::Config(format!("{what} {value:?} is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Config(format!(
+            "{what} {value:?} must use http:// or https://, not {}://",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none() {
+        return Err(Error::Config(format!("{what} {value:?} has no host")));
+    }
+    Ok(url)
+}
+
+pub fn read_token_file(path: &Path) -> Result<String> {
+    let raw = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read token file {}: {e}", path.display())))?;
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err(Error::Config(format!(
+            "token file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(token.to_string())
+}
+
+pub fn read_file(what: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| Error::Config(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> SourceId {
+        SourceId::new("test").unwrap()
+    }
+
+    #[test]
+    fn endpoints_without_scheme_are_plaintext() {
+        let c = MaestroConfig::new("127.0.0.1:8090", "localhost:8000", source()).unwrap();
+        assert_eq!(c.grpc_endpoint.as_str(), "http://127.0.0.1:8090/");
+        assert_eq!(c.http_endpoint.port(), Some(8000));
+    }
+
+    #[test]
+    fn endpoint_with_foreign_scheme_is_refused_with_its_name() {
+        let err = MaestroConfig::new("ftp://x:1", "http://x:2", source()).unwrap_err();
+        assert!(err.to_string().contains("gRPC endpoint"), "{err}");
+    }
+
+    #[test]
+    fn half_a_client_certificate_is_refused() {
+        let mut c = MaestroConfig::new("x:1", "x:2", source()).unwrap();
+        c.tls.cert_file = Some("/nonexistent/cert.pem".into());
+        assert!(c.check().unwrap_err().to_string().contains("--key-file"));
+    }
+
+    #[test]
+    fn missing_token_file_is_named() {
+        let mut c = MaestroConfig::new("x:1", "x:2", source()).unwrap();
+        c.token_file = Some("/nonexistent/token".into());
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/token"), "{err}");
+    }
+
+    #[test]
+    fn token_is_trimmed_and_empty_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "abc\n").unwrap();
+        assert_eq!(read_token_file(&path).unwrap(), "abc");
+        std::fs::write(&path, " \n").unwrap();
+        assert!(read_token_file(&path).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! The Maestro client: gRPC CloudEvents for writes and the status stream,
+//! REST for reads, and a ManifestWork-level facade over both.
+
+pub mod codec;
+pub mod config;
+pub mod grpc;
+pub mod proto;
+pub mod rest;
+pub mod work_client;

@@ -1,0 +1,552 @@
+//! ManifestWork-level operations over Maestro, in the manner of the Go
+//! `grpcsource` work client: reads over REST, writes and status over gRPC.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::codec::{self, ManifestBundle, SpecAction};
+use super::config::MaestroConfig;
+use super::grpc::{GrpcSourceClient, StreamEvent, SubscribeOptions};
+use super::rest::{LabelSelector, ListOptions, Operator, ResourceBundle, RestClient, Search};
+use crate::error::{Error, Result};
+use crate::manifestwork::{ManifestWork, validate_work};
+use crate::names::{ConsumerName, ResourceId, SourceId, WorkName};
+
+/// Annotation holding a digest of what we published, so an unchanged work
+/// costs no publish and no new bundle version.
+pub const SPEC_HASH_ANNOTATION: &str = "maestro.hyperfleet.io/spec-hash";
+
+/// The Go client's page size for lists.
+const LIST_PAGE_SIZE: u32 = 400;
+
+#[derive(Clone, Debug)]
+pub struct WorkClient {
+    grpc: GrpcSourceClient,
+    rest: RestClient,
+    source: SourceId,
+}
+
+/// What [`WorkClient::apply`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApplyOutcome {
+    Created {
+        version: i64,
+    },
+    /// Updated from `from_version`; Maestro's bundle is now `from_version + 1`.
+    Updated {
+        from_version: i64,
+    },
+    Unchanged {
+        version: i64,
+    },
+}
+
+/// What [`WorkClient::delete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// Maestro marked the bundle deleting; it disappears once the agent
+    /// confirms.
+    Deleting,
+    /// There was nothing to delete.
+    NotFound,
+}
+
+/// One change seen by [`WorkClient::watch`].
+#[derive(Debug, Clone)]
+pub enum WatchEvent {
+    /// The current state of a work: from the initial list, a resync, or a
+    /// status report.
+    Modified(Box<ManifestWork>),
+    /// The agent confirmed deletion, or a resync no longer found the work.
+    Deleted(Box<ManifestWork>),
+    /// A (re)subscription finished its resync; everything before this is
+    /// the current state.
+    Synced,
+    /// The status stream is down; the watch reconnects by itself.
+    Disconnected { error: String, retry_in: Duration },
+}
+
+impl WorkClient {
+    pub fn new(config: &MaestroConfig) -> Result<Self> {
+        Ok(WorkClient {
+            grpc: GrpcSourceClient::new(config)?,
+            rest: RestClient::new(config)?,
+            source: config.source_id.clone(),
+        })
+    }
+
+    pub fn rest(&self) -> &RestClient {
+        &self.rest
+    }
+
+    pub fn grpc(&self) -> &GrpcSourceClient {
+        &self.grpc
+    }
+
+    pub fn source(&self) -> &SourceId {
+        &self.source
+    }
+
+    pub fn resource_id(&self, consumer: &ConsumerName, name: &WorkName) -> ResourceId {
+        ResourceId::for_work(&self.source, consumer.as_str(), name.as_str())
+    }
+
+    /// The bundle behind a work, or `None` when Maestro has none. Bundles
+    /// being deleted are returned: callers see `deleted_at`.
+    pub async fn get_bundle(
+        &self,
+        consumer: &ConsumerName,
+        name: &WorkName,
+    ) -> Result<Option<ResourceBundle>> {
+        match self
+            .rest
+            .get_resource_bundle(&self.resource_id(consumer, name))
+            .await
+        {
+            Ok(bundle) => Ok(Some(bundle)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get(
+        &self,
+        consumer: &ConsumerName,
+        name: &WorkName,
+    ) -> Result<Option<ManifestWork>> {
+        self.get_bundle(consumer, name)
+            .await?
+            .map(|b| b.to_manifest_work())
+            .transpose()
+    }
+
+    /// Every bundle of this source, optionally of one consumer and matching
+    /// a label selector (`a=b,c!=d,e in (x,y)`), all pages followed.
+    pub async fn list_bundles(
+        &self,
+        consumer: Option<&ConsumerName>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<ResourceBundle>> {
+        let mut search = Search::source(&self.source);
+        if let Some(consumer) = consumer {
+            search = search.consumer(consumer);
+        }
+        if let Some(selector) = label_selector.filter(|s| !s.trim().is_empty()) {
+            search = search.labels(selector)?;
+        }
+        let options = ListOptions {
+            search: Some(search.build()),
+            size: Some(LIST_PAGE_SIZE),
+            ..ListOptions::default()
+        };
+        self.rest.list_resource_bundles(&options).await
+    }
+
+    pub async fn list(
+        &self,
+        consumer: Option<&ConsumerName>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<ManifestWork>> {
+        self.list_bundles(consumer, label_selector)
+            .await?
+            .iter()
+            .map(ResourceBundle::to_manifest_work)
+            .collect()
+    }
+
+    /// Creates the work; fails with a conflict if it exists.
+    pub async fn create(&self, work: &ManifestWork) -> Result<()> {
+        let (work, consumer) = self.prepare(work)?;
+        self.publish(SpecAction::Create, &work, 0, &consumer).await
+    }
+
+    /// Creates the work, or replaces the existing one with it as a whole.
+    /// Updates carry the version read just before, so a concurrent writer
+    /// causes a conflict rather than a lost update; one stale-version
+    /// conflict is retried with a fresh read.
+    pub async fn apply(&self, work: &ManifestWork) -> Result<ApplyOutcome> {
+        let (work, consumer) = self.prepare(work)?;
+        let name = work_name(&work)?;
+        let mut retried = false;
+        loop {
+            let current = self.get_bundle(&consumer, &name).await?;
+            let result = match &current {
+                None => self
+                    .publish(SpecAction::Create, &work, 0, &consumer)
+                    .await
+                    .map(|()| ApplyOutcome::Created { version: 1 }),
+                Some(bundle) if bundle.is_deleting() => {
+                    return Err(Error::Conflict(format!(
+                        "work {consumer}/{name} is being deleted; apply again once it is gone"
+                    )));
+                }
+                Some(bundle) if spec_hash_of_bundle(bundle) == Some(spec_hash_of_work(&work)) => {
+                    return Ok(ApplyOutcome::Unchanged {
+                        version: bundle.version,
+                    });
+                }
+                Some(bundle) => self
+                    .publish(SpecAction::Update, &work, bundle.version, &consumer)
+                    .await
+                    .map(|()| ApplyOutcome::Updated {
+                        from_version: bundle.version,
+                    }),
+            };
+            match result {
+                Err(Error::StaleVersion { .. } | Error::Conflict(_)) if !retried => {
+                    // A concurrent create or update landed between our read
+                    // and our write; read again and decide again.
+                    retried = true;
+                    debug!(%consumer, %name, "conflict on apply; retrying with a fresh read");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Replaces the work at a known version; fails with
+    /// [`Error::StaleVersion`] if Maestro has moved on.
+    pub async fn update(&self, work: &ManifestWork, version: i64) -> Result<()> {
+        let (work, consumer) = self.prepare(work)?;
+        self.publish(SpecAction::Update, &work, version, &consumer)
+            .await
+    }
+
+    /// Asks Maestro to delete the work. Idempotent.
+    pub async fn delete(&self, consumer: &ConsumerName, name: &WorkName) -> Result<DeleteOutcome> {
+        let Some(bundle) = self.get_bundle(consumer, name).await? else {
+            return Ok(DeleteOutcome::NotFound);
+        };
+        if bundle.is_deleting() {
+            return Ok(DeleteOutcome::Deleting);
+        }
+        let work = bundle.to_manifest_work()?;
+        self.publish(SpecAction::Delete, &work, bundle.version, consumer)
+            .await?;
+        Ok(DeleteOutcome::Deleting)
+    }
+
+    /// Follows works of this source (optionally one consumer, optionally
+    /// one label selector): the current state first, then every status
+    /// change; after each reconnect a fresh list, reporting works that
+    /// vanished meanwhile as deleted.
+    pub fn watch(
+        &self,
+        consumer: Option<ConsumerName>,
+        label_selector: Option<String>,
+        options: SubscribeOptions,
+    ) -> mpsc::Receiver<Result<WatchEvent>> {
+        let (tx, rx) = mpsc::channel(options.buffer);
+        let client = self.clone();
+        tokio::spawn(async move {
+            client
+                .run_watch(consumer, label_selector, options, tx)
+                .await
+        });
+        rx
+    }
+
+    async fn run_watch(
+        self,
+        consumer: Option<ConsumerName>,
+        label_selector: Option<String>,
+        options: SubscribeOptions,
+        tx: mpsc::Sender<Result<WatchEvent>>,
+    ) {
+        let selector = match label_selector
+            .as_deref()
+            .map(LabelFilter::parse)
+            .transpose()
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let mut stream = self.grpc.subscribe(options);
+        // Last known works by resource ID, to report vanished ones.
+        let mut known: HashMap<ResourceId, ManifestWork> = HashMap::new();
+        while let Some(event) = stream.recv().await {
+            let out: Vec<Result<WatchEvent>> = match event {
+                StreamEvent::Subscribed { .. } => {
+                    match self
+                        .list(consumer.as_ref(), label_selector.as_deref())
+                        .await
+                    {
+                        Ok(works) => resync(&mut known, works),
+                        // The stream is up but REST is not: report, and
+                        // rely on the status events until the next resync.
+                        Err(e) => vec![Err(e)],
+                    }
+                }
+                StreamEvent::Status(status) => {
+                    let work = status.work;
+                    let wanted = consumer
+                        .as_ref()
+                        .is_none_or(|c| work.metadata.namespace.as_deref() == Some(c.as_str()))
+                        && selector.as_ref().is_none_or(|s| s.matches(&work));
+                    if !wanted {
+                        continue;
+                    }
+                    if status.deleted {
+                        known.remove(&status.resource_id);
+                        vec![Ok(WatchEvent::Deleted(Box::new(work)))]
+                    } else {
+                        known.insert(status.resource_id, work.clone());
+                        vec![Ok(WatchEvent::Modified(Box::new(work)))]
+                    }
+                }
+                StreamEvent::Undecodable(e) => {
+                    warn!(error = %e, "skipping an undecodable status event");
+                    continue;
+                }
+                StreamEvent::Disconnected { error, retry_in } => {
+                    vec![Ok(WatchEvent::Disconnected {
+                        error: error.to_string(),
+                        retry_in,
+                    })]
+                }
+            };
+            for item in out {
+                if tx.send(item).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Validates a work and fills in what the wire needs: the consumer as
+    /// namespace and our spec-hash annotation.
+    fn prepare(&self, work: &ManifestWork) -> Result<(ManifestWork, ConsumerName)> {
+        validate_work(work).map_err(Error::InvalidWork)?;
+        let consumer = work
+            .metadata
+            .namespace
+            .as_deref()
+            .map(ConsumerName::new)
+            .transpose()
+            .map_err(|e| Error::Config(e.to_string()))?
+            .ok_or_else(|| Error::Config("work has no namespace (consumer)".into()))?;
+        let mut work = work.clone();
+        work.status = None;
+        let hash = spec_hash_of_work(&work);
+        work.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(SPEC_HASH_ANNOTATION.into(), hash);
+        Ok((work, consumer))
+    }
+
+    async fn publish(
+        &self,
+        action: SpecAction,
+        work: &ManifestWork,
+        version: i64,
+        consumer: &ConsumerName,
+    ) -> Result<()> {
+        let event = codec::encode_spec(&self.source, action, work, version, Utc::now())?;
+        let result = self.grpc.publish(event).await;
+        match &result {
+            Ok(()) => info!(%consumer, work = work.metadata.name.as_deref().unwrap_or(""),
+                            ?action, version, "published"),
+            Err(e) => warn!(%consumer, work = work.metadata.name.as_deref().unwrap_or(""),
+                            ?action, version, error = %e, "publish failed"),
+        }
+        result.map_err(|e| e.with_consumer(consumer.as_str()))
+    }
+}
+
+fn work_name(work: &ManifestWork) -> Result<WorkName> {
+    work.metadata
+        .name
+        .as_deref()
+        .map(WorkName::new)
+        .transpose()
+        .map_err(|e| Error::Config(e.to_string()))?
+        .ok_or_else(|| Error::Config("work has no name".into()))
+}
+
+fn resync(
+    known: &mut HashMap<ResourceId, ManifestWork>,
+    works: Vec<ManifestWork>,
+) -> Vec<Result<WatchEvent>> {
+    let mut fresh: HashMap<ResourceId, ManifestWork> = HashMap::new();
+    let mut out = Vec::with_capacity(works.len() + 1);
+    for work in works {
+        let Some(id) = work.metadata.uid.as_deref().and_then(|u| u.parse().ok()) else {
+            continue;
+        };
+        out.push(Ok(WatchEvent::Modified(Box::new(work.clone()))));
+        fresh.insert(id, work);
+    }
+    for (id, work) in known.drain() {
+        if !fresh.contains_key(&id) {
+            out.push(Ok(WatchEvent::Deleted(Box::new(work))));
+        }
+    }
+    *known = fresh;
+    out.push(Ok(WatchEvent::Synced));
+    out
+}
+
+/// Digest of everything a publish carries that a user controls: the
+/// bundle, labels and annotations (without our own annotation).
+pub fn spec_hash_of_work(work: &ManifestWork) -> String {
+    let bundle = ManifestBundle::from_spec(&work.spec);
+    let mut annotations = work.metadata.annotations.clone().unwrap_or_default();
+    annotations.remove(SPEC_HASH_ANNOTATION);
+    let labels = work.metadata.labels.clone().unwrap_or_default();
+    let value = serde_json::json!({
+        "bundle": bundle,
+        "labels": labels,
+        "annotations": annotations,
+    });
+    // serde_json's Map is ordered by key here (no preserve_order feature),
+    // so equal works give equal bytes.
+    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+fn spec_hash_of_bundle(bundle: &ResourceBundle) -> Option<String> {
+    bundle
+        .metadata
+        .get("annotations")
+        .and_then(|a| a.get(SPEC_HASH_ANNOTATION))
+        .and_then(|h| h.as_str())
+        .map(str::to_string)
+}
+
+/// Client-side label matching for status events, which Maestro does not
+/// filter by selector.
+#[derive(Debug, Clone)]
+struct LabelFilter(LabelSelector);
+
+impl LabelFilter {
+    fn parse(selector: &str) -> Result<LabelFilter> {
+        LabelSelector::parse(selector).map(LabelFilter)
+    }
+
+    fn matches(&self, work: &ManifestWork) -> bool {
+        let empty = BTreeMap::new();
+        let labels = work.metadata.labels.as_ref().unwrap_or(&empty);
+        self.0.requirements().iter().all(|r| {
+            let value = labels.get(&r.key);
+            let number = |v: &String| v.parse::<i64>().ok();
+            let bound = r.values.first().and_then(number);
+            match r.operator {
+                Operator::Equals | Operator::In => value.is_some_and(|v| r.values.contains(v)),
+                Operator::NotEquals | Operator::NotIn => {
+                    value.is_none_or(|v| !r.values.contains(v))
+                }
+                Operator::Exists => value.is_some(),
+                Operator::DoesNotExist => value.is_none(),
+                Operator::GreaterThan => value
+                    .and_then(number)
+                    .zip(bound)
+                    .is_some_and(|(v, b)| v > b),
+                Operator::LessThan => value
+                    .and_then(number)
+                    .zip(bound)
+                    .is_some_and(|(v, b)| v < b),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifestwork::Manifest;
+
+    fn work(labels: &[(&str, &str)]) -> ManifestWork {
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "default"},
+            "data": {"k": "v"}
+        }))
+        .unwrap();
+        let mut w: ManifestWork = serde_json::from_value(serde_json::json!({
+            "apiVersion": "work.open-cluster-management.io/v1",
+            "kind": "ManifestWork",
+            "metadata": {"name": "w", "namespace": "cluster-west-1"},
+            "spec": {"workload": {"manifests": [manifest]}}
+        }))
+        .unwrap();
+        w.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        w
+    }
+
+    #[test]
+    fn spec_hash_ignores_its_own_annotation_and_key_order() {
+        let mut a = work(&[("x", "1"), ("y", "2")]);
+        let b = work(&[("y", "2"), ("x", "1")]);
+        a.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(SPEC_HASH_ANNOTATION.into(), "old".into());
+        assert_eq!(spec_hash_of_work(&a), spec_hash_of_work(&b));
+    }
+
+    #[test]
+    fn spec_hash_changes_with_manifests_and_labels() {
+        let a = work(&[("x", "1")]);
+        let b = work(&[("x", "2")]);
+        assert_ne!(spec_hash_of_work(&a), spec_hash_of_work(&b));
+        let mut c = work(&[("x", "1")]);
+        c.spec.workload.manifests.clear();
+        assert_ne!(spec_hash_of_work(&a), spec_hash_of_work(&c));
+    }
+
+    #[test]
+    fn label_filter_matches_every_selector_form() {
+        let w = work(&[("env", "prod"), ("tier", "web")]);
+        for (selector, expected) in [
+            ("env=prod", true),
+            ("env==prod,tier=web", true),
+            ("env!=prod", false),
+            ("tier", true),
+            ("missing", false),
+            ("env in (dev,prod)", true),
+            ("env notin (prod)", false),
+            ("missing notin (x)", true),
+            ("!missing", true),
+            ("!env", false),
+        ] {
+            let f = LabelFilter::parse(selector).unwrap();
+            assert_eq!(f.matches(&w), expected, "{selector}");
+        }
+    }
+
+    #[test]
+    fn resync_reports_vanished_works_as_deleted_and_ends_with_synced() {
+        let mut a = work(&[]);
+        a.metadata.uid = Some("55c61e54-a3f6-563d-9fec-b1fe297bdfdb".into());
+        let mut b = work(&[]);
+        b.metadata.uid = Some("0f3c2c35-9a4a-5b0e-8f5f-2d7b6f0b3a11".into());
+        let mut known = HashMap::new();
+        let first = resync(&mut known, vec![a.clone(), b.clone()]);
+        assert_eq!(first.len(), 3);
+        let second = resync(&mut known, vec![a]);
+        let kinds: Vec<_> = second
+            .iter()
+            .map(|e| match e {
+                Ok(WatchEvent::Modified(_)) => "modified",
+                Ok(WatchEvent::Deleted(_)) => "deleted",
+                Ok(WatchEvent::Synced) => "synced",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["modified", "deleted", "synced"]);
+    }
+}

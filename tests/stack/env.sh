@@ -1,0 +1,48 @@
+# Shared settings of the local real stack. Sourced by every script in
+# tests/stack; each value can be overridden from the environment.
+#
+# Pinned versions live here so one file says what the stack runs.
+
+STACK_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+# Where the stack keeps its state (data directories, pid files, certificates,
+# kubeconfig) and logs. A temporary directory, readable by the unprivileged
+# user PostgreSQL runs as.
+: "${STACK_DIR:=${TMPDIR:-/tmp}/maestro-operator-stack}"
+: "${STACK_LOG_DIR:=$STACK_DIR/logs}"
+
+# Built tools (maestro, kube-apiserver, etcd, helm) are cached per version
+# under the user's cache directory, so a fresh clone reuses them.
+: "${TOOLS_CACHE_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/maestro-operator/tools}"
+
+# Pinned versions.
+: "${MAESTRO_MODULE:=github.com/openshift-online/maestro}"
+: "${MAESTRO_VERSION:=v0.0.0-20260728214804-a6f773d61d5b}"
+# The Kubernetes control plane (tests/kube/go.mod pins the same versions;
+# tests/stack/kube.sh refuses to build when they disagree) and helm
+# (tests/kube/helm/go.mod).
+: "${KUBE_VERSION:=v1.35.3}"
+: "${ETCD_VERSION:=v3.6.5}"
+: "${HELM_VERSION:=v3.20.2}"
+
+# Loopback ports. Defaults avoid Maestro's own defaults so a developer's other
+# Maestro does not collide with the test stack.
+: "${STACK_HOST:=127.0.0.1}"
+: "${PG_PORT:=15432}"
+: "${MAESTRO_HTTP_PORT:=18000}"
+: "${MAESTRO_GRPC_PORT:=18090}"
+: "${MAESTRO_BROKER_PORT:=18091}"
+: "${MAESTRO_METRICS_PORT:=18080}"
+: "${MAESTRO_HEALTH_PORT:=18083}"
+: "${KUBE_APISERVER_PORT:=16443}"
+: "${ETCD_CLIENT_PORT:=12379}"
+: "${ETCD_PEER_PORT:=12380}"
+: "${KUBE_CONTROLLER_MANAGER_PORT:=16257}"
+
+# The consumers the stack registers (and, with the API server, runs agents for).
+: "${STACK_CONSUMERS:=cluster-west-1 cluster-east-2}"
+
+export STACK_REPO_ROOT STACK_DIR STACK_LOG_DIR TOOLS_CACHE_DIR MAESTRO_MODULE MAESTRO_VERSION \
+  STACK_HOST PG_PORT MAESTRO_HTTP_PORT MAESTRO_GRPC_PORT MAESTRO_BROKER_PORT MAESTRO_METRICS_PORT \
+  MAESTRO_HEALTH_PORT KUBE_APISERVER_PORT ETCD_CLIENT_PORT ETCD_PEER_PORT STACK_CONSUMERS
+export KUBE_VERSION ETCD_VERSION HELM_VERSION KUBE_CONTROLLER_MANAGER_PORT
