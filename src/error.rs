@@ -121,7 +121,12 @@ impl Error {
             Some(7) => Error::NotFound(message),
             Some(4) => Error::Forbidden(message),
             Some(8 | 17 | 21 | 23) => Error::Rejected { code, message },
-            Some(9) if message.contains("fk_resources_consumers") => {
+            // Only an insert into resources names a missing consumer; the
+            // same constraint also guards deleting a consumer still in use.
+            Some(9)
+                if message.contains("fk_resources_consumers")
+                    && message.contains("insert or update on table \"resources\"") =>
+            {
                 // The text names the FK, not the consumer; callers that know
                 // the consumer replace this via `with_consumer`.
                 Error::UnknownConsumer {

@@ -249,7 +249,6 @@ async fn list_filters_by_consumer_and_labels_and_follows_pages() {
             page: Some(page),
             size: Some(2),
             order_by: Some("created_at asc".into()),
-            ..ListOptions::default()
         };
         let page = client
             .rest()

@@ -1,0 +1,348 @@
+//! Turning failed HTTP exchanges into [`crate::Error`].
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+
+use crate::error::{Error, MaestroCode};
+
+/// Longest excerpt of a body that is not a Maestro error.
+const EXCERPT_CHARS: usize = 200;
+
+/// Maestro's error body. The router's own 404 says `type` where handlers
+/// say `kind`; neither is needed to classify the error.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    code: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    operation_id: String,
+}
+
+/// Classifies a non-2xx answer.
+pub(super) fn from_response(method: &Method, path: &str, status: StatusCode, body: &[u8]) -> Error {
+    let context = format!("{method} {path} -> HTTP {}", status.as_u16());
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) if !e.code.is_empty() => {
+            let code = MaestroCode::find_in(&e.code);
+            let mut message = format!("{}: {} ({context}", e.code, e.reason);
+            if !e.operation_id.is_empty() {
+                message.push_str(&format!(", operation {}", e.operation_id));
+            }
+            message.push(')');
+            if status == StatusCode::NOT_FOUND && code.0 != Some(7) {
+                // Only maestro-7 means "no such object". The router's
+                // maestro-404 means the path itself is unknown: a wrong
+                // endpoint must not read as "the work does not exist".
+                return wrong_endpoint(&message);
+            }
+            Error::from_maestro_text(&message, Some(status.as_u16()))
+        }
+        _ => from_status(status, format!("{context}: {}", excerpt(body))),
+    }
+}
+
+/// For bodies that are not Maestro's (proxies, load balancers): the status
+/// alone decides, since the body may mention `maestro-<n>` in a host name.
+fn from_status(status: StatusCode, message: String) -> Error {
+    match status.as_u16() {
+        400 => Error::Rejected {
+            code: MaestroCode(None),
+            message,
+        },
+        401 => Error::Unauthenticated(message),
+        403 => Error::Forbidden(message),
+        404 => wrong_endpoint(&message),
+        409 => Error::Conflict(message),
+        408 | 429 | 502..=504 => Error::Unavailable(message),
+        500..=599 => Error::Server {
+            code: MaestroCode(None),
+            message,
+        },
+        // Redirects (not followed), 405 and the like mean we are not
+        // talking to the API we were written for.
+        _ => Error::Protocol(message),
+    }
+}
+
+fn wrong_endpoint(message: &str) -> Error {
+    Error::Protocol(format!(
+        "{message}; this is not a Maestro not-found answer, so the HTTP endpoint may be wrong"
+    ))
+}
+
+/// A short, single-line excerpt of a body, for messages.
+pub(super) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut words = text.split_whitespace();
+    let mut out = String::new();
+    let mut chars = 0;
+    for word in words.by_ref() {
+        let n = word.chars().count();
+        if chars + n + 1 > EXCERPT_CHARS {
+            let room = EXCERPT_CHARS.saturating_sub(chars + 1);
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.extend(word.chars().take(room));
+            out.push('…');
+            return out;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+            chars += 1;
+        }
+        out.push_str(word);
+        chars += n;
+    }
+    if out.is_empty() {
+        "(empty body)".to_string()
+    } else {
+        out
+    }
+}
+
+/// What a request was, for transport error messages.
+pub(super) struct Attempt<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub endpoint: &'a str,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+/// Classifies a failure to send a request or to read its answer.
+pub(super) fn from_transport(attempt: &Attempt<'_>, e: &reqwest::Error) -> Error {
+    let Attempt {
+        method,
+        path,
+        endpoint,
+        ..
+    } = attempt;
+    let what = format!("{method} {path} at Maestro {endpoint}");
+    if e.is_timeout() {
+        // reqwest reports both deadlines as a timeout; a connect timeout is
+        // also a connect error.
+        return if e.is_connect() {
+            Error::Timeout {
+                what: format!("a connection to Maestro at {endpoint} (for {method} {path})"),
+                after: attempt.connect_timeout,
+            }
+        } else {
+            Error::Timeout {
+                what,
+                after: attempt.request_timeout,
+            }
+        };
+    }
+    let cause = causes(e);
+    if let Some(tls) = certificate_problem(e) {
+        // Retrying cannot fix trust or identity; the files need changing.
+        return Error::Config(format!(
+            "TLS with Maestro at {endpoint} failed ({method} {path}): {tls}; check the CA \
+             file and the client certificate and key ({cause})"
+        ));
+    }
+    if e.is_builder() {
+        return Error::Config(format!("cannot build {what}: {cause}"));
+    }
+    if e.is_decode() {
+        return Error::Protocol(format!("{what}: cannot decode the body: {cause}"));
+    }
+    if e.is_connect() {
+        return Error::Unavailable(format!(
+            "cannot connect to Maestro at {endpoint} ({method} {path}): {cause}"
+        ));
+    }
+    Error::Unavailable(format!("{what}: {cause}"))
+}
+
+/// A TLS failure about certificates, from either side of the handshake.
+/// rustls errors reach us wrapped in `io::Error`, whose `source()` skips
+/// the wrapped error, so those are unwrapped by hand.
+fn certificate_problem<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    use rustls::AlertDescription as A;
+    let mut next = Some(e);
+    while let Some(mut error) = next {
+        // io::Error may wrap io::Error (hyper-rustls does so twice).
+        while let Some(inner) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            error = inner;
+        }
+        let tls = error.downcast_ref::<rustls::Error>();
+        if let Some(tls) = tls {
+            let about_certificates = match tls {
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+                    true
+                }
+                rustls::Error::AlertReceived(alert) => matches!(
+                    alert,
+                    A::BadCertificate
+                        | A::UnsupportedCertificate
+                        | A::CertificateRevoked
+                        | A::CertificateExpired
+                        | A::CertificateUnknown
+                        | A::UnknownCA
+                        | A::CertificateRequired
+                        | A::AccessDenied
+                ),
+                _ => false,
+            };
+            return about_certificates.then_some(tls);
+        }
+        next = error.source();
+    }
+    None
+}
+
+/// The error and its sources, since reqwest's own message is only
+/// "error sending request".
+pub(super) fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(status: u16, body: &str) -> Error {
+        from_response(
+            &Method::GET,
+            "/api/maestro/v1/resource-bundles/abc",
+            StatusCode::from_u16(status).unwrap(),
+            body.as_bytes(),
+        )
+    }
+
+    fn body(code: u32, reason: &str) -> String {
+        format!(
+            r#"{{"code":"maestro-{code}","href":"/api/maestro/v1/errors/{code}","id":"{code}","kind":"Error","operation_id":"op-1","reason":"{reason}"}}"#
+        )
+    }
+
+    #[test]
+    fn maestro_404_is_not_found_with_method_path_and_operation() {
+        let e = classify(404, &body(7, "Resource with id='abc' not found"));
+        let Error::NotFound(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.starts_with("maestro-7: Resource with id='abc' not found"),
+            "{m}"
+        );
+        assert!(
+            m.contains("GET /api/maestro/v1/resource-bundles/abc -> HTTP 404"),
+            "{m}"
+        );
+        assert!(m.contains("operation op-1"), "{m}");
+    }
+
+    #[test]
+    fn router_404_with_type_key_points_at_the_endpoint() {
+        let e = classify(
+            404,
+            r#"{"type":"Error","id":"404","href":"/api/maestro/v1/errors/404","code":"maestro-404","reason":"The requested resource '/x' doesn't exist"}"#,
+        );
+        let Error::Protocol(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.contains("maestro-404") && m.contains("endpoint may be wrong"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn codes_map_to_their_variants() {
+        assert!(matches!(
+            classify(409, &body(6, "This Consumer already exists")),
+            Error::Conflict(_)
+        ));
+        assert!(matches!(
+            classify(400, &body(21, "bad order value 'x'")),
+            Error::Rejected {
+                code: MaestroCode(Some(21)),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(403, &body(4, "Unable to delete Consumer")),
+            Error::Forbidden(_)
+        ));
+        assert!(matches!(
+            classify(500, &body(9, "Unspecified error")),
+            Error::Server {
+                code: MaestroCode(Some(9)),
+                ..
+            }
+        ));
+        let lock = classify(500, &body(26, "Database advisory lock error"));
+        assert!(lock.is_transient(), "{lock:?}");
+    }
+
+    #[test]
+    fn old_jwt_401_with_upper_case_code_is_unauthenticated() {
+        let e = classify(
+            401,
+            r#"{"kind":"Error","id":"401","href":"/api/maestro/v1/errors/401","code":"MAESTRO-401","reason":"Request doesn't contain the 'Authorization' header"}"#,
+        );
+        assert!(matches!(e, Error::Unauthenticated(_)), "{e:?}");
+    }
+
+    #[test]
+    fn html_502_is_unavailable_with_a_short_excerpt() {
+        let html = format!(
+            "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>maestro-7fd8 {}</body></html>",
+            "x".repeat(1000)
+        );
+        let e = classify(502, &html);
+        let Error::Unavailable(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.contains("HTTP 502: <html> <head><title>502 Bad Gateway"),
+            "{m}"
+        );
+        assert!(m.chars().count() < 300, "{m}");
+        assert!(m.ends_with('…'), "{m}");
+    }
+
+    #[test]
+    fn non_maestro_statuses_fall_back_on_the_status() {
+        assert!(matches!(classify(404, "not found"), Error::Protocol(_)));
+        assert!(matches!(classify(405, ""), Error::Protocol(_)));
+        assert!(matches!(classify(503, "{}"), Error::Unavailable(_)));
+        assert!(matches!(
+            classify(500, "oops"),
+            Error::Server {
+                code: MaestroCode(None),
+                ..
+            }
+        ));
+        assert!(matches!(classify(401, ""), Error::Unauthenticated(_)));
+        let empty = classify(405, "");
+        assert!(empty.to_string().contains("(empty body)"), "{empty}");
+    }
+
+    #[test]
+    fn excerpt_keeps_short_bodies_whole() {
+        assert_eq!(
+            excerpt(b"  upstream\n connect error  "),
+            "upstream connect error"
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! The JSON objects of Maestro's REST API.
+//!
+//! Decoding is lenient where the server is: unknown keys are ignored and
+//! keys the server omits when empty default to empty. `null` is accepted
+//! wherever an empty collection is, since Go encodes nil slices as `null`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::names::ResourceId;
+
+/// A registered cluster. Its `name` is the agent's cluster name and the
+/// namespace of the ManifestWorks delivered to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consumer {
+    /// Server-generated; the only key `GET /consumers/{id}` accepts.
+    pub id: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub href: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A ManifestWork as Maestro stores it: created and updated over gRPC,
+/// read and deleted over REST.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceBundle {
+    /// The resource ID; for Go-compatible clients a UUID v5, see
+    /// [`ResourceId::for_work`].
+    pub id: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub href: String,
+    /// Equal to `id` for bundles created over gRPC.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub consumer_name: String,
+    /// Starts at 1 and grows with every accepted update. Required: without
+    /// it the bundle cannot be turned into a ManifestWork.
+    pub version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Set while a deletion is pending; the row disappears once the agent
+    /// confirms it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// The ManifestWork's ObjectMeta as the source sent it, with
+    /// `creationTimestamp` (and `deletionTimestamp` while deleting) rewritten
+    /// by the server.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub metadata: Map<String, Value>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub manifests: Vec<Value>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub manifest_configs: Vec<Value>,
+    /// `{}` when the work has no delete option.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub delete_option: Map<String, Value>,
+    /// Absent until the agent has reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<BundleStatus>,
+}
+
+impl ResourceBundle {
+    /// Whether a deletion has been requested and not yet confirmed.
+    pub fn is_deleting(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
+    /// The id as a [`ResourceId`], when it is a UUID.
+    pub fn resource_id(&self) -> Option<ResourceId> {
+        self.id.parse().ok()
+    }
+
+    /// The ManifestWork name the source gave, from `metadata.name`.
+    pub fn work_name(&self) -> Option<&str> {
+        self.metadata.get("name").and_then(Value::as_str)
+    }
+}
+
+/// What the agent last reported. The first two keys are capitalised on
+/// the wire because the server serialises a Go struct without JSON tags.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BundleStatus {
+    /// The bundle `version` the agent had applied when it reported.
+    #[serde(rename = "ObservedVersion", default)]
+    pub observed_version: i64,
+    /// A snowflake id as a decimal string; larger is newer.
+    #[serde(rename = "SequenceID", default)]
+    pub sequence_id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub conditions: Vec<Condition>,
+    /// Per-manifest `ManifestCondition`s, the list a ManifestWork keeps under
+    /// `status.resourceStatus.manifests`.
+    #[serde(
+        rename = "resourceStatus",
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub resource_status: Vec<Value>,
+    #[serde(
+        rename = "manifestBundle",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub manifest_bundle: Option<Value>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+pub struct Page<T> {
+    #[serde(default)]
+    pub kind: String,
+    /// The page asked for, echoed.
+    #[serde(default)]
+    pub page: i64,
+    /// The number of items on this page (not the size asked for).
+    #[serde(default)]
+    pub size: i64,
+    /// All rows matching the search, across pages.
+    #[serde(default)]
+    pub total: i64,
+    #[serde(default = "Vec::new", deserialize_with = "null_as_default")]
+    pub items: Vec<T>,
+}
+
+/// Query parameters of a list call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// See [`super::Search`] for the strings the Go client sends.
+    pub search: Option<String>,
+    /// 1-based.
+    pub page: Option<u32>,
+    /// Items per page. The server's default is 100 and its cap 65500.
+    pub size: Option<u32>,
+    /// Comma-separated `field [asc|desc]` entries, sent as `orderBy`.
+    pub order_by: Option<String>,
+}
+
+impl ListOptions {
+    pub fn search(search: impl Into<String>) -> ListOptions {
+        ListOptions {
+            search: Some(search.into()),
+            ..ListOptions::default()
+        }
+    }
+
+    /// The query pairs, in a fixed order so requests are reproducible.
+    pub(super) fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::new();
+        if let Some(search) = &self.search {
+            query.push(("search", search.clone()));
+        }
+        if let Some(page) = self.page {
+            query.push(("page", page.to_string()));
+        }
+        if let Some(size) = self.size {
+            query.push(("size", size.to_string()));
+        }
+        if let Some(order_by) = &self.order_by {
+            query.push(("orderBy", order_by.clone()));
+        }
+        query
+    }
+}
+
+/// Items that paging can de-duplicate.
+pub(super) trait Identified {
+    fn id(&self) -> &str;
+}
+
+impl Identified for Consumer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Identified for ResourceBundle {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn fixture() -> ResourceBundle {
+        let text = include_str!("../../../tests/fixtures/rest/bundle.json");
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn reference_bundle_decodes_with_every_part() {
+        let b = fixture();
+        assert_eq!(b.id, "55c61e54-a3f6-563d-9fec-b1fe297bdfdb");
+        assert_eq!(b.kind, "ResourceBundle");
+        assert_eq!(b.consumer_name, "7ff1a8f4-8811-49b4-8c19-9271bc51975e");
+        assert_eq!(b.version, 1);
+        assert_eq!(
+            b.created_at.unwrap().to_rfc3339(),
+            "2025-12-13T13:32:30.308693+00:00"
+        );
+        assert!(b.deleted_at.is_none() && !b.is_deleting());
+        assert_eq!(b.work_name(), Some("e44ec579-9646-549a-b679-db8d19d6da37"));
+        assert_eq!(b.resource_id().unwrap().to_string(), b.id);
+        assert!(b.delete_option.is_empty());
+        assert_eq!(b.manifests.len(), 1);
+        assert_eq!(b.manifests[0]["kind"], "Deployment");
+        assert_eq!(
+            b.manifest_configs[0]["updateStrategy"]["type"],
+            "ServerSideApply"
+        );
+
+        let status = b.status.unwrap();
+        assert_eq!(status.observed_version, 1);
+        assert_eq!(status.sequence_id, "1999832099518943232");
+        let types: Vec<_> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ["Applied", "Available"]);
+        assert_eq!(status.conditions[0].observed_generation, Some(1));
+        assert_eq!(status.resource_status.len(), 1);
+        assert_eq!(
+            status.resource_status[0]["resourceMeta"]["kind"],
+            "Deployment"
+        );
+        assert!(status.manifest_bundle.is_none());
+    }
+
+    #[test]
+    fn bundle_without_status_and_with_nulls_decodes_empty() {
+        let b: ResourceBundle = serde_json::from_str(
+            r#"{"id":"x","version":3,"metadata":null,"manifests":null,
+                "deleted_at":"2025-12-13T14:32:30.1+01:00","unknown":{"a":1}}"#,
+        )
+        .unwrap();
+        assert!(b.status.is_none() && b.metadata.is_empty() && b.manifests.is_empty());
+        assert!(b.manifest_configs.is_empty() && b.delete_option.is_empty());
+        assert!(b.is_deleting());
+        assert_eq!(
+            b.deleted_at.unwrap().to_rfc3339(),
+            "2025-12-13T13:32:30.100+00:00"
+        );
+        assert!(b.resource_id().is_none());
+    }
+
+    #[test]
+    fn bundle_without_version_is_refused() {
+        let e = serde_json::from_str::<ResourceBundle>(r#"{"id":"x"}"#).unwrap_err();
+        assert!(e.to_string().contains("version"), "{e}");
+    }
+
+    #[test]
+    fn null_conditions_decode_as_empty() {
+        let s: BundleStatus = serde_json::from_str(
+            r#"{"ObservedVersion":2,"SequenceID":"7","conditions":null,"resourceStatus":null}"#,
+        )
+        .unwrap();
+        assert_eq!(s.observed_version, 2);
+        assert!(s.conditions.is_empty() && s.resource_status.is_empty());
+    }
+
+    #[test]
+    fn consumer_decodes_with_and_without_labels() {
+        let c: Consumer = serde_json::from_str(
+            r#"{"created_at":"2023-12-08T11:35:08.557450505Z","href":"/api/maestro/v1/consumers/3f","id":"3f","kind":"Consumer","labels":{"env":"prod"},"name":"cluster1","updated_at":"2023-12-08T11:35:08.557450505Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.name, "cluster1");
+        assert_eq!(c.labels.get("env").map(String::as_str), Some("prod"));
+        let bare: Consumer = serde_json::from_str(r#"{"id":"3f","name":"3f"}"#).unwrap();
+        assert!(bare.labels.is_empty() && bare.created_at.is_none());
+    }
+
+    #[test]
+    fn page_with_null_items_is_empty() {
+        let p: Page<Consumer> = serde_json::from_str(
+            r#"{"items":null,"kind":"ConsumerList","page":3,"size":0,"total":7}"#,
+        )
+        .unwrap();
+        assert_eq!((p.page, p.size, p.total, p.items.len()), (3, 0, 7, 0));
+    }
+
+    #[test]
+    fn list_options_query_has_a_fixed_order_and_skips_unset() {
+        let o = ListOptions {
+            search: Some("a='b'".into()),
+            page: Some(2),
+            size: Some(400),
+            order_by: Some("id".into()),
+        };
+        let q: Vec<_> = o
+            .query()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(q, ["search=a='b'", "page=2", "size=400", "orderBy=id"]);
+        assert!(ListOptions::default().query().is_empty());
+    }
+}

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# The real Maestro server for the local stack, built from the Go module pinned
+# in tests/tools/maestro and backed by the stack's PostgreSQL.
+#
+#   maestro.sh build   compile the pinned Maestro into the tools cache (once)
+#   maestro.sh up      create DB + user, migrate, start the server, register consumers
+#   maestro.sh down | status | env
+#
+# Every listener binds --server-hostname, which we set to $STACK_HOST
+# (127.0.0.1): REST API, gRPC source server, gRPC agent broker, metrics, health.
+set -euo pipefail
+# shellcheck source=tests/stack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${MAESTRO_DB_NAME:=maestro}"
+: "${MAESTRO_DB_USER:=maestro}"
+# klog verbosity. Maestro's "development" environment defaults to 10, which
+# logs every request and SQL statement; 2 keeps the log readable.
+: "${MAESTRO_LOG_VERBOSITY:=2}"
+: "${MAESTRO_STATE_DIR:=$STACK_DIR/maestro}"
+MAESTRO_BIN="$TOOLS_CACHE_DIR/maestro/$MAESTRO_VERSION/maestro"
+MAESTRO_TOOLS_MODULE_DIR="$STACK_REPO_ROOT/tests/tools/maestro"
+SECRETS_DIR="$MAESTRO_STATE_DIR/secrets"
+HTTP_URL="http://$STACK_HOST:$MAESTRO_HTTP_PORT"
+HEALTH_URL="http://$STACK_HOST:$MAESTRO_HEALTH_PORT/healthcheck"
+API="$HTTP_URL/api/maestro/v1"
+
+# ------------------------------------------------------------------- build
+
+# Maestro's own ManifestWork example client (the Go grpcsource client), the
+# reference the interoperability tests compare our client against.
+MAESTRO_GO_CLIENT_BIN="$TOOLS_CACHE_DIR/maestro/$MAESTRO_VERSION/maestro-go-client"
+
+maestro_build() {
+  if [[ -x $MAESTRO_BIN && -x $MAESTRO_GO_CLIENT_BIN ]]; then
+    log maestro "binaries cached in $(dirname "$MAESTRO_BIN")"
+    return 0
+  fi
+  if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+    PATH="$PATH:/usr/local/go/bin"
+  fi
+  require_cmd maestro go
+  # env.sh names the version; go.mod is what actually gets built. Keep them equal.
+  grep -qF "$MAESTRO_MODULE $MAESTRO_VERSION" "$MAESTRO_TOOLS_MODULE_DIR/go.mod" ||
+    die maestro "tests/tools/maestro/go.mod does not require $MAESTRO_MODULE $MAESTRO_VERSION (env.sh MAESTRO_VERSION); update both together"
+  mkdir -p "$(dirname "$MAESTRO_BIN")"
+  # Serialise concurrent builds of the same version.
+  exec 9>"$(dirname "$MAESTRO_BIN")/.build.lock"
+  flock 9
+  _maestro_go_build "$MAESTRO_MODULE/cmd/maestro" "$MAESTRO_BIN"
+  _maestro_go_build "$MAESTRO_MODULE/examples/manifestwork" "$MAESTRO_GO_CLIENT_BIN"
+  exec 9>&-
+}
+
+_maestro_go_build() {
+  local package=$1 out=$2
+  [[ -x $out ]] && return 0
+  log maestro "building $package@$MAESTRO_VERSION with $(go version | cut -d' ' -f3) (first time: several minutes)"
+  local start=$SECONDS tmp="$out.tmp.$$"
+  (cd "$MAESTRO_TOOLS_MODULE_DIR" && go build -mod=readonly -trimpath -o "$tmp" "$package") ||
+    {
+      rm -f "$tmp"
+      die maestro "go build of $package failed"
+    }
+  mv -f "$tmp" "$out"
+  log maestro "built $out in $((SECONDS - start))s"
+}
+
+# ---------------------------------------------------------------- helpers
+
+_maestro_healthy() {
+  [[ $(http_code "$HEALTH_URL") == 200 ]] && [[ $(http_code "$API/consumers") == 200 ]]
+}
+
+# Maestro reads its database settings from files (--db-*-file); it resolves
+# relative paths against its *source* directory, so we pass absolute ones.
+_maestro_write_secrets() {
+  mkdir -p "$SECRETS_DIR"
+  chmod 0700 "$MAESTRO_STATE_DIR" "$SECRETS_DIR"
+  if [[ ! -s $SECRETS_DIR/db.password ]]; then
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$SECRETS_DIR/db.password")
+  fi
+  printf '%s' "$STACK_HOST" >"$SECRETS_DIR/db.host"
+  printf '%s' "$PG_PORT" >"$SECRETS_DIR/db.port"
+  printf '%s' "$MAESTRO_DB_NAME" >"$SECRETS_DIR/db.name"
+  printf '%s' "$MAESTRO_DB_USER" >"$SECRETS_DIR/db.user"
+  chmod 0600 "$SECRETS_DIR"/db.*
+}
+
+_maestro_db_flags() {
+  printf '%s\n' \
+    "--db-host-file=$SECRETS_DIR/db.host" \
+    "--db-port-file=$SECRETS_DIR/db.port" \
+    "--db-name-file=$SECRETS_DIR/db.name" \
+    "--db-user-file=$SECRETS_DIR/db.user" \
+    "--db-password-file=$SECRETS_DIR/db.password" \
+    "--db-sslmode=disable"
+}
+
+# Register one consumer through REST unless a consumer of that name exists.
+_maestro_ensure_consumer() {
+  local name=$1 found code
+  found=$(curl -sS --fail --max-time 10 -G "$API/consumers" --data-urlencode "search=name='$name'") ||
+    die maestro "listing consumers failed ($API/consumers)"
+  if [[ $found == *"\"name\":\"$name\""* ]]; then
+    return 0
+  fi
+  code=$(curl -sS -o "$MAESTRO_STATE_DIR/consumer-create.json" -w '%{http_code}' --max-time 10 \
+    -H 'Content-Type: application/json' -d "{\"name\":\"$name\"}" "$API/consumers")
+  case $code in
+  201) log maestro "registered consumer $name" ;;
+  409) ;; # created concurrently
+  *) die maestro "creating consumer $name returned HTTP $code: $(cat "$MAESTRO_STATE_DIR/consumer-create.json")" ;;
+  esac
+}
+
+_maestro_ensure_consumers() {
+  local c
+  for c in $STACK_CONSUMERS; do
+    _maestro_ensure_consumer "$c"
+  done
+}
+
+# -------------------------------------------------------------- lifecycle
+
+maestro_up() {
+  if proc_alive maestro && _maestro_healthy; then
+    _maestro_ensure_consumers
+    log maestro "already running on $HTTP_URL"
+    return 0
+  fi
+  "$STACK_SCRIPTS_DIR/postgres.sh" status >/dev/null ||
+    die maestro "PostgreSQL is not running; start it first: tests/stack/postgres.sh up (or tests/stack/stack.sh up)"
+  local logfile port
+  logfile=$(proc_logfile maestro)
+  if ! proc_alive maestro; then
+    for port in "$MAESTRO_HTTP_PORT" "$MAESTRO_GRPC_PORT" "$MAESTRO_BROKER_PORT" "$MAESTRO_METRICS_PORT" "$MAESTRO_HEALTH_PORT"; do
+      port_open "$STACK_HOST" "$port" && die maestro "$STACK_HOST:$port is already taken by a process this stack did not start"
+    done
+    maestro_build
+    ensure_stack_dirs
+    _maestro_write_secrets
+    "$STACK_SCRIPTS_DIR/postgres.sh" ensure-db "$MAESTRO_DB_NAME" "$MAESTRO_DB_USER" "$(cat "$SECRETS_DIR/db.password")"
+
+    local db_flags mlog
+    mapfile -t db_flags < <(_maestro_db_flags)
+    mlog=$(proc_logfile maestro-migration)
+    log maestro "migrating database $MAESTRO_DB_NAME (log: $mlog)"
+    local m0=$SECONDS
+    if ! (cd "$MAESTRO_STATE_DIR" && MAESTRO_ENV=development "$MAESTRO_BIN" migration "${db_flags[@]}" \
+      --v="$MAESTRO_LOG_VERBOSITY" >>"$mlog" 2>&1); then
+      tail_log "$mlog"
+      die maestro "maestro migration failed; see $mlog"
+    fi
+    log maestro "migrated in $((SECONDS - m0))s"
+
+    log maestro "starting server (log: $logfile)"
+    MAESTRO_ENV=development proc_start maestro "$MAESTRO_BIN" server \
+      --server-hostname="$STACK_HOST" \
+      --http-server-bindport="$MAESTRO_HTTP_PORT" \
+      --enable-grpc-server=true \
+      --grpc-server-bindport="$MAESTRO_GRPC_PORT" \
+      --message-broker-type=grpc \
+      --grpc-broker-bindport="$MAESTRO_BROKER_PORT" \
+      --metrics-server-bindport="$MAESTRO_METRICS_PORT" \
+      --health-check-server-bindport="$MAESTRO_HEALTH_PORT" \
+      "${db_flags[@]}" \
+      --v="$MAESTRO_LOG_VERBOSITY"
+  fi
+  local t0=$SECONDS
+  for port in "$MAESTRO_HTTP_PORT" "$MAESTRO_GRPC_PORT" "$MAESTRO_BROKER_PORT" "$MAESTRO_HEALTH_PORT"; do
+    wait_for_port maestro "$STACK_HOST" "$port" "$STACK_WAIT_TIMEOUT" "$logfile" maestro
+  done
+  # /healthcheck turns 200 once this instance's heartbeat row is marked ready
+  # (checked every heartbeat-interval/3 = 5 s by default).
+  wait_for_http maestro "$HEALTH_URL" "$STACK_WAIT_TIMEOUT" "$logfile" maestro
+  wait_for_http maestro "$API/consumers" "$STACK_WAIT_TIMEOUT" "$logfile" maestro
+  log maestro "ready after $((SECONDS - t0))s on $HTTP_URL"
+  _maestro_ensure_consumers
+}
+
+maestro_down() {
+  if proc_alive maestro; then
+    log maestro "stopping"
+    proc_stop maestro TERM 30
+  fi
+  log maestro "stopped"
+}
+
+maestro_status() {
+  local pid
+  if pid=$(proc_pid maestro); then
+    if _maestro_healthy; then
+      echo "maestro: running (pid $pid) rest=$HTTP_URL grpc=$STACK_HOST:$MAESTRO_GRPC_PORT broker=$STACK_HOST:$MAESTRO_BROKER_PORT health=$HEALTH_URL metrics=http://$STACK_HOST:$MAESTRO_METRICS_PORT/metrics"
+    else
+      echo "maestro: starting or unhealthy (pid $pid): $HEALTH_URL returns $(http_code "$HEALTH_URL")"
+      return 3
+    fi
+  else
+    echo "maestro: stopped"
+    return 3
+  fi
+}
+
+maestro_env() {
+  local names consumers
+  read -ra names <<<"$STACK_CONSUMERS"
+  consumers=$(IFS=,; echo "${names[*]}")
+  echo "export MAESTRO_HTTP_ENDPOINT=$HTTP_URL MAESTRO_GRPC_ENDPOINT=http://$STACK_HOST:$MAESTRO_GRPC_PORT MAESTRO_BROKER_ENDPOINT=http://$STACK_HOST:$MAESTRO_BROKER_PORT"
+  echo "export MAESTRO_BIN=$MAESTRO_BIN MAESTRO_GO_CLIENT=$MAESTRO_GO_CLIENT_BIN"
+  echo "export MAESTRO_HEALTH_ENDPOINT=http://$STACK_HOST:$MAESTRO_HEALTH_PORT MAESTRO_METRICS_ENDPOINT=http://$STACK_HOST:$MAESTRO_METRICS_PORT MAESTRO_CONSUMERS=$consumers"
+}
+
+component_main maestro "$@"
