@@ -190,7 +190,9 @@ async fn delete_marks_the_bundle_deleting_and_is_idempotent() {
 async fn list_filters_by_consumer_and_labels_and_follows_pages() {
     let consumer = fresh_consumer("it-list").await;
     let other = fresh_consumer("it-list-other").await;
-    let client = client("it-list");
+    // A source of its own, so works of earlier runs do not count.
+    let source = unique("it-list");
+    let client = client(&source);
     for i in 0..5 {
         let mut w = work(
             consumer.as_str(),
@@ -241,7 +243,7 @@ async fn list_filters_by_consumer_and_labels_and_follows_pages() {
     );
     assert_eq!(client.list(None, None).await.unwrap().len(), 6);
 
-    let search = format!("source='it-list' and consumer_name='{consumer}'");
+    let search = format!("source='{source}' and consumer_name='{consumer}'");
     let mut sizes = vec![];
     for page in 1..=3 {
         let options = ListOptions {
