@@ -115,6 +115,16 @@ pub fn parse_endpoint(what: &str, value: &str) -> Result<Url> {
     Ok(url)
 }
 
+/// Makes ring the process-wide rustls provider unless one is installed.
+///
+/// reqwest, tonic and kube all use rustls; with a single provider compiled
+/// in, none of them can pick the wrong one, and a TLS server in the same
+/// process (tests) finds it too.
+pub fn ensure_crypto_provider() {
+    // Err means another provider was installed first, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn read_token_file(path: &Path) -> Result<String> {
     let raw = std::fs::read_to_string(path)
         .map_err(|e| Error::Config(format!("cannot read token file {}: {e}", path.display())))?;

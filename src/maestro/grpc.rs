@@ -63,6 +63,7 @@ impl GrpcSourceClient {
     /// Prepares a client. The connection is made on first use (and remade
     /// after failures), so this does not fail when Maestro is down.
     pub fn new(config: &MaestroConfig) -> Result<Self> {
+        super::config::ensure_crypto_provider();
         config.check()?;
         let url = config
             .grpc_endpoint
@@ -393,6 +394,17 @@ fn tls_config(config: &MaestroConfig) -> Result<ClientTlsConfig> {
 /// codes.
 pub fn classify_status(status: &Status, endpoint: &str) -> Error {
     let message = status.message();
+    // Connection and TLS failures arrive as `Unknown: transport error` with
+    // the cause only in the source chain; without it the text says nothing.
+    if let Some(cause) = std::error::Error::source(status) {
+        let mut detail = cause.to_string();
+        let mut next = cause.source();
+        while let Some(e) = next {
+            detail = format!("{detail}: {e}");
+            next = e.source();
+        }
+        return Error::Unavailable(format!("{endpoint}: {message}: {detail}"));
+    }
     match status.code() {
         Code::Unauthenticated => Error::Unauthenticated(message.to_string()),
         Code::PermissionDenied => Error::Forbidden(message.to_string()),
@@ -469,3 +481,7 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+#[path = "grpc_fake_tests.rs"]
+mod fake_tests;

@@ -90,15 +90,12 @@ impl RestClient {
             Ok(_) => Ok(()),
             Err(e) if is_maestro_not_found(&e) => Ok(()),
             // Maestro reports the bundles' foreign key as 403 maestro-4, or
-            // as 500 maestro-9 under a concurrent create, which the shared
-            // classifier reads as an unknown consumer.
-            Err(Error::Forbidden(m)) if m.contains("fk_resources_consumers") => {
+            // as 500 maestro-9 under a concurrent create.
+            Err(Error::Forbidden(m) | Error::Server { message: m, .. })
+                if m.contains("fk_resources_consumers") =>
+            {
                 Err(consumer_in_use(id, &m))
             }
-            Err(Error::UnknownConsumer { .. }) => Err(consumer_in_use(
-                id,
-                "foreign key fk_resources_consumers violated",
-            )),
             Err(e) => Err(e),
         }
     }

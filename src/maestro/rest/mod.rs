@@ -74,6 +74,7 @@ impl RestClient {
     /// Builds the client. TLS files are read now; the token file is read
     /// per request.
     pub fn new(config: &MaestroConfig) -> Result<Self> {
+        super::config::ensure_crypto_provider();
         let base = config.http_endpoint.clone();
         if base.cannot_be_a_base() {
             return Err(Error::Config(format!(
