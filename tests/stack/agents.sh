@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# Real Maestro agents for the local stack: one `maestro agent` process per
+# consumer in $STACK_CONSUMERS, each subscribed to Maestro's gRPC agent broker
+# and applying what it receives to the stack's kube-apiserver.
+#
+#   agents.sh up       install the AppliedManifestWork CRD, start the agents that
+#                      are not running, wait until each is subscribed; a no-op
+#                      when every agent is already healthy
+#   agents.sh down     stop every agent (their AppliedManifestWorks, and the
+#                      objects they applied, stay in the API server)
+#   agents.sh status   one line; exit 0 all running, 3 none, 1 some
+#   agents.sh env      `export MAESTRO_AGENT_IDS=consumer=id,...` for tests
+#
+# Needs `maestro.sh up` (the binary, which is server and agent in one, and the
+# broker on $MAESTRO_BROKER_PORT) and `kube.sh up` (the API server and kubectl).
+#
+# Settings (environment), besides those of env.sh:
+#   AGENTS_BASE_PORT        first loopback port of the agents' HTTPS health and
+#                           metrics servers; the Nth consumer (0-based) gets
+#                           AGENTS_BASE_PORT+N (default 18100)
+#   AGENT_LOG_VERBOSITY     klog -v of the agents (default 2)
+#   AGENT_STATUS_SYNC_INTERVAL  how often an agent re-reads status and feedback
+#                           values of applied objects (default 10s, the agent's
+#                           own default)
+#   AGENTS_NAMESPACE        namespace for the agents' Kubernetes Events
+#                           (default maestro-agent, as Maestro's Helm chart)
+#   AGENTS_WAIT_TIMEOUT     seconds `up` waits for all agents to subscribe
+#                           (default $STACK_WAIT_TIMEOUT)
+#
+# Agent flags (maestro agent --help; confirmed in the sources pinned by
+# tests/tools/maestro/go.mod: maestro cmd/maestro/agent/cmd.go, ocm
+# pkg/work/spoke/options.go and spokeagent.go, library-go
+# pkg/controller/controllercmd/{cmd,flags}.go, sdk-go
+# pkg/cloudevents/generic/options/grpc/options.go):
+#   --consumer-name                 the consumer (cluster) whose works it receives
+#   --workload-source-driver=grpc   receive works from Maestro's gRPC broker...
+#   --workload-source-config        ...described by a YAML file (sdk-go GRPCConfig):
+#                                   only `url:` here, no caFile/clientCertFile/
+#                                   token: the stack's broker is plaintext
+#   --cloudevents-client-id         this agent's CloudEvents client ID
+#   --kubeconfig                    the cluster it applies to (controllercmd)
+#   --listen                        its HTTPS server (healthz, metrics); without
+#                                   it the agent binds 0.0.0.0:8443
+#   --namespace                     where it records Kubernetes Events
+#   --status-sync-interval, -v
+#
+# Two agents on one API server. Each agent names the AppliedManifestWork of a
+# work `<hub hash>-<work name>`, where the hub hash is sha256(broker URL) and
+# the work name is the bundle's resource ID (Maestro sends the agent the
+# resource ID as the name). The maestro agent has no --agent-id flag, so its
+# agent ID (AppliedManifestWork spec.agentID) is that hub hash too. With the
+# same broker URL both agents would share hub hash and agent ID, and each
+# would take the other's AppliedManifestWorks for its own: the
+# unmanaged-AppliedManifestWork controller of one agent, not finding the
+# other consumer's work, marks it for eviction (status.evictionStartTime; it
+# deletes it, and so garbage-collects its objects, after
+# --appliedmanifestwork-eviction-grace-period, 1h), while the owning agent
+# clears the mark again: a write every second or so, for ever (seen on this
+# stack). So each agent gets its own broker URL: the same address in gRPC
+# target form with the consumer as a query, `dns:///HOST:PORT?agent=NAME`.
+# gRPC's dns resolver dials only the path (HOST:PORT) and ignores the query,
+# so the URLs differ, and with them hub hash and agent ID, while the
+# connection is the same.
+#
+# How a test tells what each consumer received (both agents apply into the
+# same API server, and manifests carry their own namespaces):
+#   * every object an agent applies (unless the work orphans it) has an
+#     ownerReference to the AppliedManifestWork of its work: kind
+#     AppliedManifestWork, name `<agent ID>-<resource ID>`;
+#   * that AppliedManifestWork's spec.manifestWorkName is the resource ID,
+#     which is derived from source, consumer and work name, and its
+#     spec.agentID / spec.hubHash name the agent; `agents.sh env` exports
+#     MAESTRO_AGENT_IDS=consumer=agentID,... to compare with;
+#   * its status.appliedResources lists what it applied (orphaned objects
+#     included), and it carries the work's labels.
+#
+# Known log noise: each agent logs "missing content for CA bundle
+# ...requestheader-client-ca-file" now and then. Its HTTPS server delegates
+# authentication to the API server and looks for the front-proxy CA, which
+# the stack's API server does not have. Harmless: /healthz is always allowed.
+# It cannot be switched off: the agent has no flag for it, and
+# `authentication: {disabled: true}` in a --config file makes every request
+# to that server panic (library-go's metrics authorizer dereferences the
+# missing user).
+set -euo pipefail
+# shellcheck source=tests/stack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${AGENTS_BASE_PORT:=18100}"
+: "${AGENT_LOG_VERBOSITY:=2}"
+: "${AGENT_STATUS_SYNC_INTERVAL:=10s}"
+: "${AGENTS_NAMESPACE:=maestro-agent}"
+: "${AGENTS_WAIT_TIMEOUT:=$STACK_WAIT_TIMEOUT}"
+
+AGENTS_STATE_DIR="$STACK_DIR/agents"
+MAESTRO_TOOLS_MODULE_DIR="$STACK_REPO_ROOT/tests/tools/maestro"
+OCM_API_MODULE=open-cluster-management.io/api
+APPLIED_CRD_NAME=appliedmanifestworks.work.open-cluster-management.io
+APPLIED_CRD_PATH=work/v1/0000_01_work.open-cluster-management.io_appliedmanifestworks.crd.yaml
+# What an agent logs once its subscription to the broker is open
+# (sdk-go pkg/cloudevents/generic/options/v2/grpc/transport.go).
+SUBSCRIBED_LINE='subscribed to grpc server'
+
+# ---------------------------------------------------------------- helpers
+
+_agents_consumers() {
+  local c
+  for c in $STACK_CONSUMERS; do
+    printf '%s\n' "$c"
+  done
+}
+
+_agent_name() { printf 'agent-%s' "$1"; }
+
+# _agent_port CONSUMER : its health port, from its position in STACK_CONSUMERS.
+_agent_port() {
+  local c i=0
+  for c in $STACK_CONSUMERS; do
+    if [[ $c == "$1" ]]; then
+      printf '%s' "$((AGENTS_BASE_PORT + i))"
+      return 0
+    fi
+    i=$((i + 1))
+  done
+  return 1
+}
+
+# _agent_url CONSUMER : the broker URL the agent dials (see the header).
+_agent_url() { printf 'dns:///%s:%s?agent=%s' "$STACK_HOST" "$MAESTRO_BROKER_PORT" "$1"; }
+
+# _agent_id CONSUMER : the agent ID (= hub hash) the agent derives from its URL
+# (ocm pkg/work/helper/helpers.go HubHash: hex sha256 of the URL).
+_agent_id() { printf '%s' "$(_agent_url "$1")" | sha256sum | cut -d' ' -f1; }
+
+_agent_healthz() {
+  local port
+  port=$(_agent_port "$1") || return 1
+  # Self-signed certificate made in memory by the agent; /healthz is always
+  # allowed by its delegating authorizer.
+  [[ $(curl -sk -o /dev/null -w '%{http_code}' --max-time 5 "https://$STACK_HOST:$port/healthz" 2>/dev/null) == 200 ]]
+}
+
+_agent_running() { proc_alive "$(_agent_name "$1")" && _agent_healthz "$1"; }
+
+_agents_have_go() {
+  if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+    PATH="$PATH:/usr/local/go/bin"
+  fi
+  command -v go >/dev/null 2>&1
+}
+
+# _agents_crd_file : the AppliedManifestWork CRD shipped in the
+# open-cluster-management.io/api module that tests/tools/maestro/go.mod pins
+# (the version the agent is built with), from the Go module cache. No copy is
+# kept in the repository: building Maestro put the module in the cache.
+_agents_crd_file() {
+  local version modcache file
+  version=$(awk -v m="$OCM_API_MODULE" '$1 == m { print $2; exit }' "$MAESTRO_TOOLS_MODULE_DIR/go.mod")
+  [[ -n $version ]] || die agents "tests/tools/maestro/go.mod does not require $OCM_API_MODULE"
+  if _agents_have_go; then
+    modcache=$(go env GOMODCACHE)
+  else
+    modcache=${GOMODCACHE:-${GOPATH:-$HOME/go}/pkg/mod}
+  fi
+  # Module paths in the cache escape upper-case letters; this one has none.
+  file="$modcache/$OCM_API_MODULE@$version/$APPLIED_CRD_PATH"
+  if [[ ! -f $file ]] && _agents_have_go; then
+    log agents "downloading $OCM_API_MODULE@$version into the module cache"
+    (cd "$MAESTRO_TOOLS_MODULE_DIR" && GOFLAGS=-mod=readonly go mod download "$OCM_API_MODULE@$version") >&2 ||
+      die agents "go mod download $OCM_API_MODULE@$version failed"
+  fi
+  [[ -f $file ]] || die agents "no AppliedManifestWork CRD at $file (is Go installed? tests/stack/maestro.sh build fills the module cache)"
+  printf '%s' "$file"
+}
+
+# _agents_kube_env : KUBECONFIG and KUBECTL of the stack's API server.
+_agents_kube_env() {
+  local line
+  while IFS= read -r line; do
+    case $line in
+    "export KUBECONFIG="* | "export KUBECTL="*) eval "$line" ;;
+    esac
+  done < <(bash "$STACK_SCRIPTS_DIR/kube.sh" env)
+  [[ -n ${KUBECONFIG:-} && -f $KUBECONFIG ]] || die agents "no kubeconfig from kube.sh env (${KUBECONFIG:-unset})"
+  [[ -n ${KUBECTL:-} && -x $KUBECTL ]] || die agents "no kubectl from kube.sh env (${KUBECTL:-unset})"
+}
+
+# _agents_prepare_cluster : the CRD (idempotent apply, then wait until it is
+# served) and the namespace for the agents' Events.
+_agents_prepare_cluster() {
+  local crd
+  crd=$(_agents_crd_file)
+  "$KUBECTL" --kubeconfig="$KUBECONFIG" apply --server-side --field-manager=maestro-operator-stack \
+    -f "$crd" >/dev/null || die agents "kubectl apply of $crd failed"
+  "$KUBECTL" --kubeconfig="$KUBECONFIG" wait --for=condition=Established --timeout=60s \
+    "crd/$APPLIED_CRD_NAME" >/dev/null || die agents "CRD $APPLIED_CRD_NAME not established"
+  "$KUBECTL" --kubeconfig="$KUBECONFIG" create namespace "$AGENTS_NAMESPACE" --dry-run=client -o yaml |
+    "$KUBECTL" --kubeconfig="$KUBECONFIG" apply --server-side --field-manager=maestro-operator-stack -f - >/dev/null ||
+    die agents "cannot create namespace $AGENTS_NAMESPACE"
+}
+
+# _agent_start CONSUMER : start its agent unless alive. Sets AGENT_LOG_OFFSET
+# to the size of its log before the start, so the wait reads only this run's
+# lines (-1 when it was already running).
+_agent_start() {
+  local consumer=$1 name dir port logfile
+  name=$(_agent_name "$consumer")
+  logfile=$(proc_logfile "$name")
+  AGENT_LOG_OFFSET=-1
+  if proc_alive "$name"; then
+    return 0
+  fi
+  port=$(_agent_port "$consumer")
+  port_open "$STACK_HOST" "$port" &&
+    die agents "$STACK_HOST:$port (health port of the $consumer agent) is taken by a process this stack did not start; set AGENTS_BASE_PORT"
+  dir="$AGENTS_STATE_DIR/$consumer"
+  mkdir -p "$dir/tmp"
+  chmod 0700 "$dir"
+  # The agent writes a self-signed serving certificate into a fresh
+  # $TMPDIR/serving-cert-* directory on every start; keep them here and drop
+  # those of earlier runs.
+  rm -rf "$dir/tmp/"serving-cert-*
+  printf 'url: %s\n' "$(_agent_url "$consumer")" >"$dir/grpc-config.yaml"
+  AGENT_LOG_OFFSET=0
+  [[ -f $logfile ]] && AGENT_LOG_OFFSET=$(stat -c %s "$logfile")
+  log agents "starting agent for $consumer (log: $logfile)"
+  TMPDIR="$dir/tmp" proc_start "$name" "$MAESTRO_BIN" agent \
+    --consumer-name="$consumer" \
+    --workload-source-driver=grpc \
+    --workload-source-config="$dir/grpc-config.yaml" \
+    --cloudevents-client-id="$consumer-maestro-agent" \
+    --kubeconfig="$KUBECONFIG" \
+    --listen="$STACK_HOST:$port" \
+    --namespace="$AGENTS_NAMESPACE" \
+    --status-sync-interval="$AGENT_STATUS_SYNC_INTERVAL" \
+    -v="$AGENT_LOG_VERBOSITY"
+}
+
+# _agent_wait CONSUMER OFFSET DEADLINE : until the agent of this run has
+# subscribed to the broker (log line after OFFSET; -1: already running, skip)
+# and answers /healthz.
+_agent_wait() {
+  local consumer=$1 offset=$2 deadline=$3 name logfile
+  name=$(_agent_name "$consumer")
+  logfile=$(proc_logfile "$name")
+  until { ((offset < 0)) || tail -c "+$((offset + 1))" "$logfile" 2>/dev/null | grep -qF "$SUBSCRIBED_LINE"; } &&
+    _agent_healthz "$consumer"; do
+    if ! proc_alive "$name"; then
+      tail_log "$logfile" 40
+      die agents "the $consumer agent exited; see $logfile"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail_log "$logfile" 40
+      die agents "the $consumer agent is not subscribed and healthy after ${AGENTS_WAIT_TIMEOUT}s; see $logfile"
+    fi
+    sleep 0.2
+  done
+}
+
+# -------------------------------------------------------------- lifecycle
+
+agents_up() {
+  local c all=1
+  for c in $(_agents_consumers); do
+    _agent_running "$c" || all=0
+  done
+  if ((all)); then
+    log agents "already running for: $STACK_CONSUMERS"
+    return 0
+  fi
+  bash "$STACK_SCRIPTS_DIR/maestro.sh" status >/dev/null ||
+    die agents "Maestro is not running; start it first: tests/stack/maestro.sh up (or tests/stack/stack.sh up)"
+  bash "$STACK_SCRIPTS_DIR/kube.sh" status >/dev/null ||
+    die agents "the API server is not running; start it first: tests/stack/kube.sh up (or tests/stack/stack.sh up)"
+  MAESTRO_BIN=$(bash "$STACK_SCRIPTS_DIR/maestro.sh" env | sed -n 's/^export MAESTRO_BIN=\([^ ]*\).*/\1/p')
+  [[ -x $MAESTRO_BIN ]] || die agents "no maestro binary at '$MAESTRO_BIN' (tests/stack/maestro.sh build)"
+  require_cmd agents curl sha256sum
+  _agents_kube_env
+  ensure_stack_dirs
+  local t0=$SECONDS
+  _agents_prepare_cluster
+  local -A offsets=()
+  for c in $(_agents_consumers); do
+    _agent_start "$c"
+    offsets[$c]=$AGENT_LOG_OFFSET
+  done
+  local deadline=$((SECONDS + AGENTS_WAIT_TIMEOUT))
+  for c in $(_agents_consumers); do
+    _agent_wait "$c" "${offsets[$c]}" "$deadline"
+  done
+  log agents "subscribed and healthy after $((SECONDS - t0))s: $STACK_CONSUMERS"
+}
+
+agents_down() {
+  local pidfile name
+  shopt -s nullglob
+  # Every agent this stack started, also those of consumers since removed
+  # from STACK_CONSUMERS; in parallel (each takes a second or two to drain).
+  for pidfile in "$STACK_RUN_DIR"/agent-*.pid; do
+    name=$(basename "$pidfile" .pid)
+    if proc_alive "$name"; then
+      log agents "stopping $name"
+    fi
+    proc_stop "$name" TERM 30 &
+  done
+  wait
+  # Their self-signed serving certificates (see _agent_start).
+  rm -rf "$AGENTS_STATE_DIR"/*/tmp/serving-cert-*
+  log agents "stopped"
+}
+
+agents_status() {
+  local c pid up=0 total=0 parts=()
+  for c in $(_agents_consumers); do
+    total=$((total + 1))
+    if pid=$(proc_pid "$(_agent_name "$c")"); then
+      if _agent_healthz "$c"; then
+        up=$((up + 1))
+        parts+=("$c=$pid")
+      else
+        parts+=("$c=$pid(unhealthy)")
+      fi
+    else
+      parts+=("$c=stopped")
+    fi
+  done
+  if ((total > 0 && up == total)); then
+    echo "agents: running (${parts[*]}) broker=$STACK_HOST:$MAESTRO_BROKER_PORT logs=$STACK_LOG_DIR/agent-*.log"
+    return 0
+  elif ((up == 0)) && [[ ${parts[*]} != *'('* ]]; then
+    echo "agents: stopped"
+    return 3
+  fi
+  echo "agents: degraded (${parts[*]})"
+  return 1
+}
+
+agents_env() {
+  local c ids=()
+  for c in $(_agents_consumers); do
+    ids+=("$c=$(_agent_id "$c")")
+  done
+  echo "export MAESTRO_AGENT_IDS=$(IFS=,; echo "${ids[*]}")"
+}
+
+component_main agents "$@"
