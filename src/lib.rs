@@ -8,8 +8,10 @@
 //!   client (writes and the status stream), the REST client (reads) and a
 //!   ManifestWork-level facade over both;
 //! - [`names`]: validated names and resource IDs;
-//! - [`telemetry`]: logging set-up.
+//! - [`telemetry`]: logging set-up;
+//! - [`cli`]: the `maestro-cli` commands.
 
+pub mod cli;
 pub mod error;
 pub mod maestro;
 pub mod manifestwork;

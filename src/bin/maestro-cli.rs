@@ -1,3 +1,63 @@
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("maestro-cli is not yet implemented")
+//! maestro-cli: parse the command line, run it, exit with its code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use maestro_operator::cli::results::{self, StatusResult, Target};
+use maestro_operator::cli::{self, Cli, ExitStatus};
+use maestro_operator::telemetry;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    telemetry::init(cli.log_format, cli.log_filter());
+    // One thread is plenty for one request at a time, and starts faster.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(ExitStatus::Error.code());
+        }
+    };
+    let outcome = runtime.block_on(cli::run(cli));
+    if let Some(error) = &outcome.error {
+        for line in error.to_string().lines() {
+            eprintln!("error: {line}");
+        }
+    }
+    ExitCode::from(outcome.status.code())
+}
+
+/// Prints clap's message (help and version go to standard output with 0)
+/// and records a usage error in the results file, when one is named.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if !e.use_stderr() {
+        return ExitCode::SUCCESS;
+    }
+    let path = results::path_from_raw_args(
+        std::env::args_os(),
+        std::env::var(results::RESULTS_PATH_ENV).ok(),
+    );
+    if let Some(path) = path {
+        let error = cli::CliError::Usage(e.kind().to_string());
+        let mut record =
+            StatusResult::failure(&Target::default(), &error, ExitStatus::Usage.code());
+        record.message = e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string();
+        if let Err(write_error) = results::write_atomic(&path, &record) {
+            eprintln!("error: {write_error}");
+        }
+    }
+    ExitCode::from(ExitStatus::Usage.code())
 }

@@ -1,0 +1,324 @@
+//! `consumers`: list, show, register and remove consumers (clusters).
+//! Consumers are named in commands; Maestro's ids are accepted too.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::maestro::rest::{Consumer, ListOptions};
+use crate::names::ConsumerName;
+
+use super::context::{Deadline, parse_timeout, retry};
+use super::errors::CliError;
+use super::output::{self, OutputFormat, Table, age_or_unknown};
+use super::{Ctx, Outcome};
+
+#[derive(Subcommand, Debug)]
+pub enum ConsumersCommand {
+    /// List consumers
+    List(ListArgs),
+    /// Show one consumer (by name, or by Maestro id)
+    Get(GetArgs),
+    /// Register a consumer
+    Create(CreateArgs),
+    /// Remove a consumer (it must have no works left)
+    Delete(DeleteArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct Common {
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Give up after this long (transient failures are retried until then)
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only consumers whose labels match, e.g. env=prod
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// The consumer's name (or id)
+    pub name: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    pub name: ConsumerName,
+    /// A label as KEY=VALUE; repeat for more
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Succeed without change when the consumer exists
+    #[arg(long)]
+    pub if_not_exists: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// The consumer's name (or id)
+    pub name: String,
+    /// Do not ask for confirmation on a terminal
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Succeed when the consumer does not exist
+    #[arg(long)]
+    pub ignore_not_found: bool,
+    /// Give up after this long (transient failures are retried until then)
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{text:?}: expected KEY=VALUE")),
+    }
+}
+
+pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliError> {
+    let client = ctx.client()?;
+    let rest = client.rest();
+    match command {
+        ConsumersCommand::List(args) => {
+            let deadline = Deadline::after(args.common.timeout);
+            let mut consumers = retry(&deadline, "list consumers", async || {
+                rest.list_consumers(&ListOptions::default()).await
+            })
+            .await?;
+            if let Some(selector) = &args.selector {
+                let wanted = parse_selector(selector)?;
+                consumers.retain(|c| wanted.iter().all(|(k, v)| c.labels.get(k) == Some(v)));
+            }
+            consumers.sort_by(|a, b| a.name.cmp(&b.name));
+            print_consumers(&consumers, args.common.output, true)?;
+        }
+        ConsumersCommand::Get(args) => {
+            let deadline = Deadline::after(args.common.timeout);
+            let consumer = resolve(ctx, &args.name, &deadline)
+                .await?
+                .ok_or_else(|| not_found(&args.name))?;
+            print_consumers(&[consumer], args.common.output, false)?;
+        }
+        ConsumersCommand::Create(args) => {
+            let deadline = Deadline::after(args.common.timeout);
+            let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
+            // Look first: a create retried after a lost answer must not
+            // fail on the consumer it made itself.
+            if let Some(existing) = retry(&deadline, "find the consumer", async || {
+                rest.find_consumer_by_name(&args.name).await
+            })
+            .await?
+            {
+                if args.if_not_exists {
+                    print_consumers(&[existing], args.common.output, false)?;
+                    return Ok(Outcome::success());
+                }
+                return Err(CliError::Failed(format!(
+                    "consumer {:?} already exists (id {})",
+                    args.name.as_str(),
+                    existing.id
+                )));
+            }
+            let created = retry(
+                &deadline,
+                &format!("create consumer {}", args.name),
+                async || rest.create_consumer(&args.name, &labels).await,
+            )
+            .await?;
+            if args.common.output.is_table() {
+                output::emit(&format!(
+                    "consumer/{} created (id {})\n",
+                    created.name, created.id
+                ))?;
+            } else {
+                print_consumers(&[created], args.common.output, false)?;
+            }
+        }
+        ConsumersCommand::Delete(args) => {
+            let deadline = Deadline::after(args.timeout);
+            let Some(consumer) = resolve(ctx, &args.name, &deadline).await? else {
+                if args.ignore_not_found {
+                    output::emit(&format!("consumer/{} not found (ignored)\n", args.name))?;
+                    return Ok(Outcome::success());
+                }
+                return Err(not_found(&args.name));
+            };
+            if !args.yes && std::io::stdin().is_terminal() && !confirm(&consumer)? {
+                return Err(CliError::Failed("deletion cancelled".into()));
+            }
+            retry(
+                &deadline,
+                &format!("delete consumer {}", consumer.name),
+                async || rest.delete_consumer(&consumer.id).await,
+            )
+            .await?;
+            output::emit(&format!("consumer/{} deleted\n", consumer.name))?;
+        }
+    }
+    Ok(Outcome::success())
+}
+
+fn not_found(name: &str) -> CliError {
+    CliError::NotFound(format!("consumer {name:?} is not registered in Maestro"))
+}
+
+/// Finds a consumer by name, else by id.
+async fn resolve(
+    ctx: &Ctx,
+    name_or_id: &str,
+    deadline: &Deadline,
+) -> Result<Option<Consumer>, CliError> {
+    let rest = ctx.client()?.rest();
+    if let Ok(name) = ConsumerName::new(name_or_id)
+        && let Some(c) = retry(deadline, "find the consumer", async || {
+            rest.find_consumer_by_name(&name).await
+        })
+        .await?
+    {
+        return Ok(Some(c));
+    }
+    match retry(deadline, "get the consumer", async || {
+        rest.get_consumer(name_or_id).await
+    })
+    .await
+    {
+        Ok(c) => Ok(Some(c)),
+        Err(CliError::Maestro {
+            source: crate::error::Error::NotFound(_),
+            ..
+        }) => Ok(None),
+        // A name that is no id makes the server answer oddly; the name
+        // search above has already said it does not exist.
+        Err(CliError::Maestro {
+            source: crate::error::Error::Protocol(_),
+            ..
+        }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_selector(text: &str) -> Result<Vec<(String, String)>, CliError> {
+    text.split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            let t = t.trim().replacen("==", "=", 1);
+            if t.contains("!=") || t.contains(' ') {
+                return Err(CliError::Usage(format!(
+                    "--selector: {t:?}: only KEY=VALUE terms are supported for consumers"
+                )));
+            }
+            parse_label(&t).map_err(|e| {
+                CliError::Usage(format!(
+                    "--selector: {e} (only KEY=VALUE terms are supported for consumers)"
+                ))
+            })
+        })
+        .collect()
+}
+
+fn print_consumers(
+    consumers: &[Consumer],
+    format: OutputFormat,
+    as_list: bool,
+) -> Result<(), CliError> {
+    match format {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let value = if as_list {
+                serde_json::json!({"kind": "ConsumerList", "items": consumers})
+            } else {
+                serde_json::to_value(&consumers[0])
+                    .map_err(|e| CliError::Failed(format!("cannot encode: {e}")))?
+            };
+            output::emit(&output::structured(format, &value)?)
+        }
+        format => {
+            if consumers.is_empty() {
+                eprintln!("No consumers found.");
+                return Ok(());
+            }
+            let wide = format == OutputFormat::Wide;
+            let mut header = vec!["NAME", "LABELS", "AGE"];
+            if wide {
+                header.push("ID");
+            }
+            let mut table = Table::new(&header);
+            for c in consumers {
+                let labels = if c.labels.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    c.labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                let mut row = vec![c.name.clone(), labels, age_or_unknown(c.created_at)];
+                if wide {
+                    row.push(c.id.clone());
+                }
+                table.row(row);
+            }
+            output::emit(&table.render())
+        }
+    }
+}
+
+fn confirm(consumer: &Consumer) -> Result<bool, CliError> {
+    eprint!(
+        "Delete consumer {} (id {})? [y/N] ",
+        consumer.name, consumer.id
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::Failed(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_need_a_key_and_an_equals_sign() {
+        assert_eq!(
+            parse_label("env=prod").unwrap(),
+            ("env".into(), "prod".into())
+        );
+        assert_eq!(
+            parse_label("empty=").unwrap(),
+            ("empty".into(), String::new())
+        );
+        assert!(parse_label("novalue").is_err());
+        assert!(parse_label("=x").is_err());
+    }
+
+    #[test]
+    fn consumer_selectors_take_equality_terms_only() {
+        assert_eq!(parse_selector("a=1,b=2").unwrap().len(), 2);
+        assert!(parse_selector("a!=1").is_err());
+        assert_eq!(
+            parse_selector("a==1").unwrap(),
+            [("a".to_string(), "1".to_string())]
+        );
+        assert!(parse_selector("a in (x)").is_err());
+    }
+}

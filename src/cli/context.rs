@@ -1,0 +1,566 @@
+//! What every command shares: the Maestro connection, the deadline, retries
+//! of transient failures, waiting for changes, and progress lines.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::Local;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::error::Error;
+use crate::maestro::config::MaestroConfig;
+use crate::maestro::grpc::{Backoff, SubscribeOptions};
+use crate::maestro::work_client::{WatchEvent, WorkClient};
+use crate::names::{ConsumerName, SourceId};
+
+use super::errors::CliError;
+use super::remote::Remote;
+
+/// The local stack's endpoints (`tests/stack/stack.sh`).
+pub const DEFAULT_GRPC_ENDPOINT: &str = "http://127.0.0.1:18090";
+pub const DEFAULT_HTTP_ENDPOINT: &str = "http://127.0.0.1:18000";
+/// The source Maestro's own CLI uses too, so each sees the other's works.
+pub const DEFAULT_SOURCE_ID: &str = "maestro-cli";
+
+/// The shortest `--timeout` accepted: less cannot fit one round trip and
+/// a retry.
+pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Time left at which a failed attempt is the last one.
+const LAST_ATTEMPT_MARGIN: Duration = Duration::from_millis(100);
+
+/// How often to read Maestro while waiting, besides reading on every
+/// status event: rarely while the status stream is up (a safety net), more
+/// often while it is down (REST is then the only source).
+const POLL_WITH_STREAM: Duration = Duration::from_secs(5);
+const POLL_WITHOUT_STREAM: Duration = Duration::from_secs(2);
+
+/// How to reach Maestro. Flags win over the environment.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConnectionArgs {
+    /// Maestro's gRPC endpoint (writes and the status stream)
+    #[arg(long, global = true, env = "MAESTRO_GRPC_ENDPOINT", default_value = DEFAULT_GRPC_ENDPOINT, value_name = "URL")]
+    pub grpc_endpoint: String,
+    /// Maestro's REST endpoint (reads)
+    #[arg(long, global = true, env = "MAESTRO_HTTP_ENDPOINT", default_value = DEFAULT_HTTP_ENDPOINT, value_name = "URL")]
+    pub http_endpoint: String,
+    /// The CloudEvents source this CLI writes as; works are scoped by it
+    #[arg(long, global = true, env = "MAESTRO_SOURCE_ID", default_value = DEFAULT_SOURCE_ID, value_name = "ID")]
+    pub source_id: String,
+    /// CA certificate (PEM) to verify Maestro's TLS certificate
+    #[arg(long, global = true, env = "MAESTRO_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --key-file
+    #[arg(long, global = true, env = "MAESTRO_CERT_FILE", value_name = "FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS
+    #[arg(long, global = true, env = "MAESTRO_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// File holding a bearer token (re-read per request; never pass a token itself)
+    #[arg(long, global = true, env = "MAESTRO_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl ConnectionArgs {
+    pub fn config(&self) -> Result<MaestroConfig, CliError> {
+        let source = SourceId::new(self.source_id.clone())
+            .map_err(|e| CliError::Usage(format!("--source-id: {e}")))?;
+        let mut config = MaestroConfig::new(&self.grpc_endpoint, &self.http_endpoint, source)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        config.tls.ca_file = self.ca_file.clone();
+        config.tls.cert_file = self.cert_file.clone();
+        config.tls.key_file = self.key_file.clone();
+        config.token_file = self.token_file.clone();
+        config.connect_timeout = Duration::from_secs(5);
+        config.check().map_err(|e| CliError::Usage(e.to_string()))?;
+        Ok(config)
+    }
+}
+
+/// The connection, made on first use so that commands which never talk to
+/// Maestro (completion, validate without a server) cost nothing.
+pub struct Ctx {
+    args: ConnectionArgs,
+    client: OnceLock<WorkClient>,
+}
+
+impl Ctx {
+    pub fn new(args: ConnectionArgs) -> Ctx {
+        Ctx {
+            args,
+            client: OnceLock::new(),
+        }
+    }
+
+    pub fn client(&self) -> Result<&WorkClient, CliError> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let config = self.args.config()?;
+        let client = WorkClient::new(&config).map_err(|e| CliError::Usage(e.to_string()))?;
+        Ok(self.client.get_or_init(|| client))
+    }
+
+    pub fn source_id(&self) -> &str {
+        &self.args.source_id
+    }
+}
+
+/// When a command must be done by.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    start: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    pub fn after(total: Duration) -> Deadline {
+        Deadline {
+            start: Instant::now(),
+            total,
+        }
+    }
+
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+
+    pub fn end(&self) -> Instant {
+        self.start + self.total
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.end().saturating_duration_since(Instant::now())
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+/// Parses `--timeout`: `90`, `90s`, `5m`, `1h30m`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration; use e.g. 30s, 5m or 1h".into());
+    }
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("{text:?}: a number needs a unit (ms, s, m or h)"))?;
+        if digits == 0 {
+            return Err(format!(
+                "{text:?} is not a duration; use e.g. 30s, 5m or 1h30m"
+            ));
+        }
+        let number: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{text:?}: bad number {:?}", &rest[..digits]))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown unit {other:?}; use ms, s, m or h"
+                ));
+            }
+        };
+        rest = &rest[unit_len..];
+        total += Duration::try_from_secs_f64(number * unit)
+            .map_err(|_| format!("{text:?} is out of range"))?;
+    }
+    Ok(total)
+}
+
+/// `--timeout`: a duration of at least [`MIN_TIMEOUT`].
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < MIN_TIMEOUT {
+        return Err(format!(
+            "{text} is too small: the timeout must be at least {}s, enough for one round trip to Maestro and a retry",
+            MIN_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(d)
+}
+
+/// Runs `op` until it succeeds, fails for good, or the deadline passes.
+/// Transient failures (Maestro unreachable, 5xx, request timeouts) are
+/// retried with jittered exponential backoff; others fail at once.
+pub async fn retry<T>(
+    deadline: &Deadline,
+    what: &str,
+    mut op: impl AsyncFnMut() -> Result<T, Error>,
+) -> Result<T, CliError> {
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+    let mut attempt: u32 = 1;
+    loop {
+        let remaining = deadline.remaining();
+        let outcome = match tokio::time::timeout(remaining, op()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::Timeout {
+                what: what.to_string(),
+                after: deadline.total(),
+            }),
+        };
+        match outcome {
+            Ok(value) => return Ok(value),
+            Err(e) if e.is_transient() => {
+                // The last attempt is made just before the deadline, so a
+                // short outage is ridden out with the whole --timeout.
+                let remaining = deadline.remaining();
+                if remaining <= LAST_ATTEMPT_MARGIN {
+                    let context = if attempt > 1 {
+                        format!(
+                            "{what} (gave up after {attempt} attempts in {:.1?})",
+                            deadline.elapsed()
+                        )
+                    } else {
+                        what.to_string()
+                    };
+                    return Err(CliError::maestro(context, e));
+                }
+                let delay = backoff
+                    .next_delay()
+                    .min(remaining.saturating_sub(LAST_ATTEMPT_MARGIN));
+                warn!(attempt, retry_in = ?delay, error = %e, "{what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(CliError::maestro(what, e)),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (a Job's pod being stopped), naming it.
+pub async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+/// Tells when to look at Maestro again: on a status event of the
+/// consumer's works, or after a poll interval, which is short while the
+/// status stream is down so REST carries on alone.
+pub struct Follower {
+    events: Option<mpsc::Receiver<crate::error::Result<WatchEvent>>>,
+    stream_up: bool,
+}
+
+impl Follower {
+    pub fn start(client: &WorkClient, consumer: &ConsumerName) -> Follower {
+        let options = SubscribeOptions {
+            buffer: 1024,
+            ..SubscribeOptions::default()
+        };
+        Follower {
+            events: Some(client.watch(Some(consumer.clone()), None, options)),
+            stream_up: false,
+        }
+    }
+
+    /// Returns when something may have changed.
+    pub async fn changed(&mut self) {
+        let poll = if self.stream_up {
+            POLL_WITH_STREAM
+        } else {
+            POLL_WITHOUT_STREAM
+        };
+        let sleep = tokio::time::sleep(poll);
+        tokio::pin!(sleep);
+        loop {
+            let Some(events) = self.events.as_mut() else {
+                sleep.as_mut().await;
+                return;
+            };
+            tokio::select! {
+                () = sleep.as_mut() => return,
+                event = events.recv() => match event {
+                    None => {
+                        self.events = None;
+                        self.stream_up = false;
+                    }
+                    Some(Ok(WatchEvent::Disconnected { error, retry_in })) => {
+                        debug!(%error, ?retry_in, "status stream down; polling REST");
+                        self.stream_up = false;
+                    }
+                    Some(Ok(_)) => {
+                        self.stream_up = true;
+                        // Take whatever else is already queued: one look
+                        // covers a burst of events.
+                        while let Ok(more) = events.try_recv() {
+                            if let Ok(WatchEvent::Disconnected { .. }) = more {
+                                self.stream_up = false;
+                            }
+                        }
+                        return;
+                    }
+                    Some(Err(e)) => debug!(error = %e, "status stream error"),
+                },
+            }
+        }
+    }
+}
+
+/// Progress lines for `--watch` and `wait`: shown on a terminal (standard
+/// error), silent otherwise so that logs and pipes stay machine-readable.
+pub struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Option<String>,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        Progress::with_terminal(std::io::stderr().is_terminal())
+    }
+
+    pub fn with_terminal(enabled: bool) -> Progress {
+        Progress {
+            enabled,
+            started: Instant::now(),
+            last: None,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Prints `line` if it differs from the last one, stamped with the
+    /// wall-clock time and the time since the start.
+    pub fn report(&mut self, line: String) {
+        if self.last.as_deref() == Some(line.as_str()) {
+            return;
+        }
+        debug!(progress = %line);
+        if self.enabled {
+            eprintln!(
+                "{} (+{:.1}s) {line}",
+                Local::now().format("%H:%M:%S"),
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+        self.last = Some(line);
+    }
+
+    /// A work's state as one line: phase, conditions and versions.
+    pub fn describe(remote: Option<&Remote>) -> String {
+        let Some(r) = remote else {
+            return "not found".into();
+        };
+        let conditions = r
+            .conditions()
+            .iter()
+            .map(|c| {
+                if c.reason.is_empty() {
+                    format!("{}={}", c.type_, c.status)
+                } else {
+                    format!("{}={} ({})", c.type_, c.status, c.reason)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let conditions = if conditions.is_empty() {
+            "no conditions yet".to_string()
+        } else {
+            conditions
+        };
+        format!(
+            "{}: {} [{}; version {}, agent observed {}]",
+            r.name(),
+            r.phase(),
+            conditions,
+            r.version(),
+            r.observed_version()
+        )
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+/// Reads with `fetch` until `done` holds, the deadline passes (then
+/// `on_timeout` builds the error from the last value read) or a signal
+/// arrives. Reads happen at once, on status events and on every poll
+/// interval; transient read failures are logged and retried.
+pub async fn poll_until<T>(
+    follower: &mut Follower,
+    deadline: &Deadline,
+    mut fetch: impl AsyncFnMut() -> Result<T, Error>,
+    mut done: impl FnMut(&T) -> Result<bool, CliError>,
+    on_timeout: impl FnOnce(Option<T>) -> CliError,
+) -> Result<T, CliError> {
+    let mut last: Option<T> = None;
+    loop {
+        let read = tokio::time::timeout(deadline.remaining(), fetch()).await;
+        match read {
+            Ok(Ok(value)) => {
+                if done(&value)? {
+                    return Ok(value);
+                }
+                last = Some(value);
+            }
+            Ok(Err(e)) if e.is_transient() => {
+                warn!(error = %e, "reading from Maestro failed; will retry");
+            }
+            Ok(Err(e)) => return Err(CliError::maestro("reading from Maestro", e)),
+            Err(_) => return Err(on_timeout(last)),
+        }
+        tokio::select! {
+            () = follower.changed() => {}
+            () = tokio::time::sleep_until(deadline.end()) => return Err(on_timeout(last)),
+        }
+    }
+}
+
+/// Formats a duration the way the flags take it: `90s`, `5m`, `1h30m`.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_go_style_units() {
+        let cases = [
+            ("90", 90_000),
+            ("90s", 90_000),
+            ("5m", 300_000),
+            ("1h30m", 5_400_000),
+            ("500ms", 500),
+            ("1.5s", 1_500),
+        ];
+        for (text, ms) in cases {
+            assert_eq!(
+                parse_duration(text).unwrap(),
+                Duration::from_millis(ms),
+                "{text}"
+            );
+        }
+        for bad in ["", "5x", "m", "5 m", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timeouts_below_a_second_are_refused_with_the_minimum() {
+        let e = parse_timeout("200ms").unwrap_err();
+        assert!(e.contains("too small") && e.contains("1s"), "{e}");
+        assert!(parse_timeout("0").is_err());
+        assert_eq!(parse_timeout("1s").unwrap(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn durations_format_as_flags_take_them() {
+        assert_eq!(format_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(format_duration(Duration::from_secs(5430)), "1h30m30s");
+        assert_eq!(format_duration(Duration::from_millis(400)), "400ms");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_retries_transient_errors_and_stops_at_permanent_ones() {
+        let deadline = Deadline::after(Duration::from_secs(60));
+        let mut calls = 0;
+        let value = retry(&deadline, "get", async || {
+            calls += 1;
+            if calls < 3 {
+                Err(Error::Unavailable("down".into()))
+            } else {
+                Ok(7)
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!((value, calls), (7, 3));
+
+        let mut calls = 0;
+        let e = retry(&deadline, "get", async || -> Result<(), Error> {
+            calls += 1;
+            Err(Error::Conflict("taken".into()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls, 1);
+        assert!(e.to_string().starts_with("get: conflict"), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_gives_up_at_the_deadline_with_the_last_error() {
+        let deadline = Deadline::after(Duration::from_secs(3));
+        let mut calls = 0;
+        let e = retry(&deadline, "list", async || -> Result<(), Error> {
+            calls += 1;
+            Err(Error::Unavailable("connection refused".into()))
+        })
+        .await
+        .unwrap_err();
+        assert!(calls > 1, "{calls}");
+        let m = e.to_string();
+        assert!(
+            m.contains("gave up after") && m.contains("connection refused"),
+            "{m}"
+        );
+        assert_eq!(e.exit_status().code(), 1);
+    }
+
+    #[test]
+    fn progress_repeats_no_line() {
+        let mut p = Progress::with_terminal(false);
+        p.report("a".into());
+        p.report("a".into());
+        assert_eq!(p.last.as_deref(), Some("a"));
+        assert_eq!(Progress::describe(None), "not found");
+    }
+}

@@ -1,0 +1,464 @@
+//! `delete`: a work, one manifest of it, or every work of a consumer.
+//!
+//! Deleting is asynchronous in Maestro: the bundle is marked, the agent
+//! removes the resources from the cluster, then Maestro drops the bundle.
+//! `--watch` waits for that last step.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::error::Error;
+use crate::maestro::work_client::WorkClient;
+use crate::manifestwork::validate_work;
+use crate::names::{ConsumerName, ResourceId, WorkName};
+
+use super::apply::refuse_foreign;
+use super::context::{
+    Deadline, Follower, Progress, format_duration, parse_timeout, poll_until, retry,
+};
+use super::errors::CliError;
+use super::input::clean_server_fields;
+use super::output;
+use super::remote::{ManifestSelector, Remote, describe_manifest, find, work_not_found};
+use super::results::{ResultsArgs, StatusResult, Target};
+use super::wait::{self, WorkCondition};
+use super::{Ctx, Outcome};
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// The work to delete
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub name: Option<WorkName>,
+    #[arg(long, value_name = "NAME")]
+    pub consumer: ConsumerName,
+    /// Remove only this manifest from the work (NAME, KIND/NAME or KIND/NAMESPACE/NAME)
+    #[arg(
+        long,
+        value_name = "MANIFEST",
+        requires = "name",
+        conflicts_with = "all"
+    )]
+    pub manifest_name: Option<String>,
+    /// Delete every work of the consumer (asks first on a terminal unless --yes)
+    #[arg(long)]
+    pub all: bool,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Wait until the agent has removed the resources and Maestro the work
+    #[arg(long)]
+    pub watch: bool,
+    /// Give up after this long (retries and --watch included)
+    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Succeed when the work does not exist
+    #[arg(long)]
+    pub ignore_not_found: bool,
+    #[command(flatten)]
+    pub results: ResultsArgs,
+}
+
+pub async fn run(ctx: &Ctx, args: DeleteArgs, target: &mut Target) -> Result<Outcome, CliError> {
+    target.consumer = args.consumer.to_string();
+    let deadline = Deadline::after(args.timeout);
+    let client = ctx.client()?;
+    match (&args.name, args.all) {
+        (Some(name), false) => {
+            target.name = name.to_string();
+            match &args.manifest_name {
+                Some(m) => {
+                    let selector = ManifestSelector::parse(m)?;
+                    delete_manifest(client, &args, name, &selector, target, &deadline).await
+                }
+                None => delete_work(client, &args, name, target, &deadline).await,
+            }
+        }
+        (None, true) => delete_all(client, &args, target, &deadline).await,
+        _ => Err(CliError::Usage("give --name or --all".into())),
+    }
+}
+
+/// Requests deletion of one bundle: over gRPC for our own works, over REST
+/// for bundles of other clients (whose ids we do not derive).
+async fn request_delete(
+    client: &WorkClient,
+    consumer: &ConsumerName,
+    remote: &Remote,
+    deadline: &Deadline,
+) -> Result<(), CliError> {
+    let name = remote.name().to_string();
+    let what = format!("delete manifestwork {name} on consumer {consumer}");
+    if remote.is_foreign(client, consumer) {
+        let id: ResourceId = remote.bundle.id.parse().map_err(|e| {
+            CliError::Failed(format!(
+                "bundle id {:?} is not a UUID: {e}",
+                remote.bundle.id
+            ))
+        })?;
+        retry(deadline, &what, async || {
+            client.rest().delete_resource_bundle(&id).await
+        })
+        .await
+    } else {
+        let work_name = WorkName::new(name).map_err(|e| CliError::Failed(e.to_string()))?;
+        retry(deadline, &what, async || {
+            client.delete(consumer, &work_name).await
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+async fn delete_work(
+    client: &WorkClient,
+    args: &DeleteArgs,
+    name: &WorkName,
+    target: &Target,
+    deadline: &Deadline,
+) -> Result<Outcome, CliError> {
+    let consumer = &args.consumer;
+    let remote = retry(
+        deadline,
+        &format!("read manifestwork {name} on consumer {consumer}"),
+        async || find(client, consumer, name).await,
+    )
+    .await?;
+    let Some(remote) = remote else {
+        if args.ignore_not_found {
+            output::emit(&format!("manifestwork/{name} not found (ignored)\n"))?;
+            return Ok(Outcome::with_result(StatusResult::new(
+                target,
+                "Deleted",
+                "ManifestWork does not exist",
+            )));
+        }
+        return Err(work_not_found(consumer, name));
+    };
+    if !remote.bundle.is_deleting() {
+        request_delete(client, consumer, &remote, deadline).await?;
+    }
+    if !args.watch {
+        output::emit(&format!(
+            "manifestwork/{name} deletion requested; the agent removes its resources, then Maestro drops it\n"
+        ))?;
+        return Ok(Outcome::with_result(
+            StatusResult::new(target, "Deleting", "deletion requested")
+                .with_snapshot(&remote.snapshot()),
+        ));
+    }
+    let mut progress = Progress::new();
+    wait::wait_for(
+        client,
+        consumer,
+        name,
+        WorkCondition::Deleted,
+        None,
+        deadline,
+        &mut progress,
+    )
+    .await?;
+    output::emit(&format!("manifestwork/{name} deleted\n"))?;
+    Ok(Outcome::with_result(StatusResult::new(
+        target,
+        "Deleted",
+        "the agent removed the resources and Maestro the work",
+    )))
+}
+
+async fn delete_manifest(
+    client: &WorkClient,
+    args: &DeleteArgs,
+    name: &WorkName,
+    selector: &ManifestSelector,
+    target: &Target,
+    deadline: &Deadline,
+) -> Result<Outcome, CliError> {
+    let consumer = &args.consumer;
+    let mut attempts = 0;
+    let (removed, version) = loop {
+        attempts += 1;
+        let remote = retry(
+            deadline,
+            &format!("read manifestwork {name} on consumer {consumer}"),
+            async || find(client, consumer, name).await,
+        )
+        .await?
+        .ok_or_else(|| work_not_found(consumer, name))?;
+        refuse_foreign(client, consumer, &remote)?;
+        let mut work = remote.work.clone();
+        clean_server_fields(&mut work);
+        let manifests = &mut work.spec.workload.manifests;
+        let Some(index) = selector.find_in(manifests)? else {
+            if args.ignore_not_found {
+                output::emit(&format!(
+                    "manifestwork/{name}: no manifest {selector} (ignored)\n"
+                ))?;
+                return Ok(Outcome::with_result(
+                    StatusResult::new(target, "Deleted", "the manifest was not in the work")
+                        .with_snapshot(&remote.snapshot()),
+                ));
+            }
+            return Err(CliError::NotFound(format!(
+                "manifestwork {name} on consumer {consumer} has no manifest matching {selector}"
+            )));
+        };
+        if manifests.len() == 1 {
+            return Err(CliError::Usage(format!(
+                "{} is the only manifest of manifestwork {name}; a work needs at least one, \
+                 so delete the work instead (delete --name {name} --consumer {consumer})",
+                describe_manifest(&manifests[0])
+            )));
+        }
+        let removed = manifests.remove(index);
+        validate_work(&work).map_err(|errors| CliError::Invalid {
+            origin: format!("manifestwork {name} without {selector}"),
+            errors,
+        })?;
+        let version = remote.version();
+        match retry(
+            deadline,
+            &format!("update manifestwork {name}"),
+            async || client.update(&work, version).await,
+        )
+        .await
+        {
+            Ok(()) => break (removed, version + 1),
+            Err(CliError::Maestro {
+                source: Error::StaleVersion { .. },
+                ..
+            }) if attempts < 3 => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let what = describe_manifest(&removed);
+    if args.watch {
+        let mut progress = Progress::new();
+        wait::wait_for(
+            client,
+            consumer,
+            name,
+            WorkCondition::Deleted,
+            Some(selector),
+            deadline,
+            &mut progress,
+        )
+        .await?;
+        output::emit(&format!(
+            "manifestwork/{name}: manifest {what} removed (version {version}); the agent has applied it\n"
+        ))?;
+        return Ok(Outcome::with_result(StatusResult::new(
+            target,
+            "Deleted",
+            format!("manifest {what} removed and the agent applied version {version}"),
+        )));
+    }
+    output::emit(&format!(
+        "manifestwork/{name}: manifest {what} removed (version {version})\n"
+    ))?;
+    Ok(Outcome::with_result(StatusResult::new(
+        target,
+        "Deleting",
+        format!("manifest {what} removed from the work (version {version})"),
+    )))
+}
+
+async fn delete_all(
+    client: &WorkClient,
+    args: &DeleteArgs,
+    target: &mut Target,
+    deadline: &Deadline,
+) -> Result<Outcome, CliError> {
+    let consumer = &args.consumer;
+    let bundles = retry(
+        deadline,
+        &format!("list manifestworks of consumer {consumer}"),
+        async || client.list_bundles(Some(consumer), None).await,
+    )
+    .await?;
+    let works = bundles
+        .into_iter()
+        .map(Remote::from_bundle)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::maestro("read the listed works", e))?;
+    if works.is_empty() {
+        output::emit(&format!("no manifestworks on consumer {consumer}\n"))?;
+        return Ok(Outcome::with_result(StatusResult::new(
+            target,
+            "Deleted",
+            "the consumer had no works",
+        )));
+    }
+    let names: Vec<String> = works.iter().map(|w| w.name().to_string()).collect();
+    if !args.yes && std::io::stdin().is_terminal() && !confirm(consumer, &names)? {
+        return Err(CliError::Failed("deletion cancelled".into()));
+    }
+
+    let mut failures = Vec::new();
+    for work in &works {
+        if work.bundle.is_deleting() {
+            continue;
+        }
+        match request_delete(client, consumer, work, deadline).await {
+            Ok(()) => output::emit(&format!(
+                "manifestwork/{} deletion requested\n",
+                work.name()
+            ))?,
+            Err(e) => failures.push(format!("{}: {e}", work.name())),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(CliError::Failed(format!(
+            "could not delete {} of {} works:\n{}",
+            failures.len(),
+            works.len(),
+            failures.join("\n")
+        )));
+    }
+    let message = format!("deleted {} works: {}", names.len(), names.join(", "));
+    if !args.watch {
+        return Ok(Outcome::with_result(StatusResult::new(
+            target,
+            "Deleting",
+            format!(
+                "deletion requested for {} works: {}",
+                names.len(),
+                names.join(", ")
+            ),
+        )));
+    }
+
+    let ids: BTreeSet<String> = works.iter().map(|w| w.bundle.id.clone()).collect();
+    let mut follower = Follower::start(client, consumer);
+    let mut progress = Progress::new();
+    poll_until(
+        &mut follower,
+        deadline,
+        async || client.list_bundles(Some(consumer), None).await,
+        |left| {
+            let remaining: Vec<&str> = left
+                .iter()
+                .filter(|b| ids.contains(&b.id))
+                .map(|b| b.work_name().unwrap_or(&b.id))
+                .collect();
+            progress.report(format!(
+                "{} of {} works still present{}",
+                remaining.len(),
+                ids.len(),
+                if remaining.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", remaining.join(", "))
+                }
+            ));
+            Ok(remaining.is_empty())
+        },
+        |last| {
+            let remaining: Vec<String> = last
+                .unwrap_or_default()
+                .iter()
+                .filter(|b| ids.contains(&b.id))
+                .map(|b| b.work_name().unwrap_or(&b.id).to_string())
+                .collect();
+            CliError::Timeout {
+                message: format!(
+                    "timed out after {} waiting for the works of consumer {consumer} to be deleted; still present: {}",
+                    format_duration(deadline.total()),
+                    if remaining.is_empty() { "unknown".to_string() } else { remaining.join(", ") }
+                ),
+                last: None,
+            }
+        },
+    )
+    .await?;
+    output::emit(&format!(
+        "all {} manifestworks of consumer {consumer} deleted\n",
+        ids.len()
+    ))?;
+    Ok(Outcome::with_result(StatusResult::new(
+        target, "Deleted", message,
+    )))
+}
+
+/// Asks on the terminal; only "y" or "yes" confirms.
+fn confirm(consumer: &ConsumerName, names: &[String]) -> Result<bool, CliError> {
+    let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+    let more = if names.len() > shown.len() {
+        format!(" and {} more", names.len() - shown.len())
+    } else {
+        String::new()
+    };
+    eprint!(
+        "Delete {} manifestworks on consumer {consumer} ({}{more})? [y/N] ",
+        names.len(),
+        shown.join(", ")
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::Failed(format!("cannot read the answer: {e}")))?;
+    Ok(is_yes(&answer))
+}
+
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn only_y_or_yes_confirms() {
+        for (answer, yes) in [
+            ("y\n", true),
+            ("YES", true),
+            ("n", false),
+            ("", false),
+            ("yep", false),
+        ] {
+            assert_eq!(is_yes(answer), yes, "{answer:?}");
+        }
+    }
+
+    #[test]
+    fn all_and_name_exclude_each_other_and_one_is_needed() {
+        assert!(Cli::try_parse_from(["maestro-cli", "delete", "--consumer", "c"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "maestro-cli",
+                "delete",
+                "--consumer",
+                "c",
+                "--all",
+                "--name",
+                "w"
+            ])
+            .is_err()
+        );
+        assert!(Cli::try_parse_from(["maestro-cli", "delete", "--consumer", "c", "--all"]).is_ok());
+        assert!(
+            Cli::try_parse_from([
+                "maestro-cli",
+                "delete",
+                "--consumer",
+                "c",
+                "--all",
+                "--manifest-name",
+                "m"
+            ])
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,403 @@
+//! `describe`: a readable page about one work, ending with a diagnosis.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+
+use crate::manifestwork::{
+    CONDITION_APPLIED, CONDITION_AVAILABLE, CONDITION_DEGRADED, CONDITION_STATUS_FEEDBACK_SYNCED,
+    MAX_MANIFESTS_BYTES, Manifest,
+};
+use crate::names::{ConsumerName, WorkName};
+
+use super::context::{Deadline, parse_timeout, retry};
+use super::errors::CliError;
+use super::get::print_work;
+use super::output::{self, OutputFormat, Table, age};
+use super::remote::{Remote, chrono_time, describe_manifest, find, work_not_found};
+use super::{Ctx, Outcome};
+
+/// A deletion still pending after this long deserves a hint.
+const SLOW_DELETE: Duration = Duration::from_secs(120);
+/// As does a work with no status this long after creation.
+const SLOW_FIRST_STATUS: Duration = Duration::from_secs(60);
+
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    #[arg(long, value_name = "NAME")]
+    pub name: WorkName,
+    #[arg(long, value_name = "NAME")]
+    pub consumer: ConsumerName,
+    /// table (default) prints the page; json or yaml print the work as get does
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Give up after this long (transient failures are retried until then)
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+pub async fn run(ctx: &Ctx, args: DescribeArgs) -> Result<Outcome, CliError> {
+    let deadline = Deadline::after(args.timeout);
+    let client = ctx.client()?;
+    let remote = retry(
+        &deadline,
+        &format!(
+            "get manifestwork {} on consumer {}",
+            args.name, args.consumer
+        ),
+        async || find(client, &args.consumer, &args.name).await,
+    )
+    .await?
+    .ok_or_else(|| work_not_found(&args.consumer, &args.name))?;
+    if !args.output.is_table() {
+        print_work(&remote, args.output)?;
+        return Ok(Outcome::success());
+    }
+    output::emit(&page(&remote, ctx.source_id(), Utc::now()))?;
+    Ok(Outcome::success())
+}
+
+fn when(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match t {
+        Some(t) => format!("{} ({} ago)", t.to_rfc3339(), age(t, now)),
+        None => "<unknown>".into(),
+    }
+}
+
+fn pairs(map: Option<&std::collections::BTreeMap<String, String>>) -> String {
+    match map {
+        Some(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n                   "),
+        _ => "<none>".into(),
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// The whole page.
+pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
+    let b = &remote.bundle;
+    let w = &remote.work;
+    let manifests = &w.spec.workload.manifests;
+    let bytes: usize = manifests.iter().map(Manifest::encoded_len).sum();
+    let mut out = String::new();
+    let mut field = |label: &str, value: String| {
+        let _ = writeln!(out, "{:<19}{value}", format!("{label}:"));
+    };
+    field("Name", remote.name().to_string());
+    field("Consumer", b.consumer_name.clone());
+    field("Source", source.to_string());
+    field("Bundle ID", b.id.clone());
+    field(
+        "Version",
+        format!(
+            "{} (agent observed {})",
+            remote.version(),
+            remote.observed_version()
+        ),
+    );
+    field("Status", remote.phase().to_string());
+    field("Created", when(b.created_at, now));
+    field("Updated", when(b.updated_at, now));
+    if let Some(deleted) = b.deleted_at {
+        field(
+            "Deletion",
+            format!("requested {}", when(Some(deleted), now)),
+        );
+    }
+    field("Labels", pairs(w.metadata.labels.as_ref()));
+    field("Annotations", pairs(w.metadata.annotations.as_ref()));
+    field(
+        "Delete Option",
+        w.spec.delete_option.as_ref().map_or_else(
+            || "Foreground (default)".to_string(),
+            |d| d.propagation_policy.to_string(),
+        ),
+    );
+    field(
+        "Manifests",
+        format!(
+            "{} ({bytes} of {MAX_MANIFESTS_BYTES} bytes)",
+            manifests.len()
+        ),
+    );
+    field(
+        "Manifest Configs",
+        w.spec.manifest_configs.len().to_string(),
+    );
+
+    out.push_str("Conditions:\n");
+    if remote.conditions().is_empty() {
+        out.push_str("  <none>\n");
+    } else {
+        let mut t = Table::new(&["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"]);
+        for c in remote.conditions() {
+            t.row(vec![
+                c.type_.clone(),
+                c.status.clone(),
+                c.reason.clone(),
+                age(chrono_time(&c.last_transition_time), now),
+                c.message.clone(),
+            ]);
+        }
+        out.push_str(&indent(&t.render()));
+    }
+
+    out.push_str("Resources:\n");
+    let resources = remote.snapshot().resources;
+    let mut t = Table::new(&["#", "KIND", "NAMESPACE", "NAME", "STATUS", "CONDITIONS"]);
+    for r in &resources {
+        let conditions = r
+            .conditions
+            .iter()
+            .map(|c| format!("{}={}", c.type_, c.status))
+            .collect::<Vec<_>>()
+            .join(",");
+        t.row(vec![
+            r.ordinal.to_string(),
+            r.kind.clone(),
+            if r.namespace.is_empty() {
+                "-".into()
+            } else {
+                r.namespace.clone()
+            },
+            r.name.clone(),
+            r.status.clone(),
+            if conditions.is_empty() {
+                "-".into()
+            } else {
+                conditions
+            },
+        ]);
+    }
+    out.push_str(&indent(&t.render()));
+    let with_feedback: Vec<_> = resources
+        .iter()
+        .filter(|r| !r.feedback.is_empty())
+        .collect();
+    if !with_feedback.is_empty() {
+        out.push_str("Feedback:\n");
+        for r in with_feedback {
+            let _ = writeln!(out, "  [{}] {} {}:", r.ordinal, r.kind, r.name);
+            for (k, v) in &r.feedback {
+                let _ = writeln!(out, "    {k}: {v}");
+            }
+        }
+    }
+
+    out.push_str("Diagnosis:\n");
+    let findings = diagnose(remote, now);
+    if findings.is_empty() {
+        out.push_str("  No problems found.\n");
+    }
+    for f in findings {
+        let _ = writeln!(out, "  - {f}");
+    }
+    out
+}
+
+/// What looks wrong, most fundamental first; empty when all is well.
+pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
+    let b = &remote.bundle;
+    let mut out = Vec::new();
+    let consumer = &b.consumer_name;
+    if let Some(deleted) = b.deleted_at {
+        let waiting = (now - deleted).to_std().unwrap_or_default();
+        let mut line = format!(
+            "deletion was requested {} ago; the agent must remove the resources before Maestro drops the work",
+            age(deleted, now)
+        );
+        if waiting > SLOW_DELETE {
+            line.push_str(&format!(
+                "; this is slow: is the agent for consumer {consumer} running?"
+            ));
+        }
+        out.push(line);
+    }
+    if b.status.is_none() {
+        let mut line = "the agent has not reported on this work yet".to_string();
+        if let Some(created) = b.created_at
+            && (now - created).to_std().unwrap_or_default() > SLOW_FIRST_STATUS
+        {
+            line.push_str(&format!(
+                " ({} after creation): is an agent running for consumer {consumer} and connected to Maestro?",
+                age(created, now)
+            ));
+        }
+        out.push(line);
+        return out;
+    }
+    if remote.observed_version() < remote.version() {
+        out.push(format!(
+            "the agent has not reported on version {} yet (last report was for version {}): the status below may be out of date",
+            remote.version(),
+            remote.observed_version()
+        ));
+    }
+    let explain = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
+        let mut s = c.reason.clone();
+        if !c.message.is_empty() {
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
+            s.push_str(&c.message);
+        }
+        s
+    };
+    if let Some(c) = remote.condition(CONDITION_APPLIED)
+        && c.status != "True"
+    {
+        out.push(format!(
+            "the work is not applied (Applied={}): {}",
+            c.status,
+            explain(c)
+        ));
+    }
+    if let Some(c) = remote.condition(CONDITION_AVAILABLE)
+        && c.status != "True"
+    {
+        out.push(format!(
+            "not all resources are available (Available={}): {}",
+            c.status,
+            explain(c)
+        ));
+    }
+    if let Some(c) = remote.condition(CONDITION_DEGRADED)
+        && c.status == "True"
+    {
+        out.push(format!("the work is degraded: {}", explain(c)));
+    }
+    let manifests = &remote.work.spec.workload.manifests;
+    for (i, m) in manifests.iter().enumerate() {
+        let what = format!("manifest {i} ({})", describe_manifest(m));
+        let Some(status) = remote.manifest_status(i) else {
+            if remote.status_is_current()
+                && remote
+                    .work
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.resource_status.is_some())
+            {
+                out.push(format!("{what} has no status from the agent"));
+            }
+            continue;
+        };
+        for (t, bad) in [
+            (CONDITION_APPLIED, "not applied"),
+            (CONDITION_AVAILABLE, "not available"),
+            (
+                CONDITION_STATUS_FEEDBACK_SYNCED,
+                "status feedback not synced",
+            ),
+        ] {
+            if let Some(c) = status.condition(t)
+                && c.status == "False"
+            {
+                out.push(format!("{what}: {bad}: {}", explain(c)));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maestro::rest::ResourceBundle;
+    use serde_json::{Value, json};
+
+    fn remote(extra: Value) -> Remote {
+        let mut v = json!({
+            "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "cluster-west-1", "version": 2,
+            "created_at": "2025-01-01T00:00:00Z",
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}}]
+        });
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let bundle: ResourceBundle = serde_json::from_value(v).unwrap();
+        Remote::from_bundle(bundle).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2025-01-01T00:10:00Z".parse().unwrap()
+    }
+
+    fn cond(t: &str, s: &str, reason: &str, message: &str) -> Value {
+        json!({"type": t, "status": s, "reason": reason, "message": message,
+               "lastTransitionTime": "2025-01-01T00:05:00Z"})
+    }
+
+    #[test]
+    fn a_work_without_status_points_at_the_agent() {
+        let d = diagnose(&remote(json!({})), now());
+        assert_eq!(d.len(), 1);
+        assert!(
+            d[0].contains("agent running for consumer cluster-west-1"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn failures_of_the_work_and_its_manifests_are_explained() {
+        let r = remote(json!({"status": {
+            "ObservedVersion": 1, "SequenceID": "1",
+            "conditions": [cond("Applied", "False", "AppliedManifestWorkFailed", "1 of 1 failed")],
+            "resourceStatus": [{"resourceMeta": {"ordinal": 0}, "conditions": [
+                cond("Applied", "False", "AppliedManifestFailed", "no matches for kind \"NodePool\"")]}]
+        }}));
+        let d = diagnose(&r, now()).join("\n");
+        assert!(d.contains("has not reported on version 2"), "{d}");
+        assert!(
+            d.contains("AppliedManifestWorkFailed: 1 of 1 failed"),
+            "{d}"
+        );
+        assert!(
+            d.contains("manifest 0 (ConfigMap default/cm): not applied: AppliedManifestFailed"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn a_healthy_work_has_no_findings_and_the_page_shows_everything() {
+        let r = remote(json!({"status": {
+            "ObservedVersion": 2, "SequenceID": "1",
+            "conditions": [cond("Applied", "True", "AppliedManifestWorkComplete", "ok"),
+                           cond("Available", "True", "ResourcesAvailable", "ok")],
+            "resourceStatus": [{"resourceMeta": {"ordinal": 0}, "conditions": [cond("Available", "True", "", "")],
+                                "statusFeedback": {"values": [{"name": "replicas", "fieldValue": {"type": "Integer", "integer": 3}}]}}]
+        }}));
+        assert!(diagnose(&r, now()).is_empty());
+        let p = page(&r, "maestro-cli", now());
+        for needle in [
+            "Name:              web",
+            "Bundle ID:         55c61e54",
+            "Version:           2 (agent observed 2)",
+            "Status:            Available",
+            "Labels:            app=web",
+            "AppliedManifestWorkComplete   5m",
+            "replicas: 3",
+            "No problems found.",
+        ] {
+            assert!(p.contains(needle), "{needle:?} missing from:\n{p}");
+        }
+    }
+
+    #[test]
+    fn a_slow_deletion_is_flagged() {
+        let r = remote(json!({"deleted_at": "2025-01-01T00:01:00Z"}));
+        let d = diagnose(&r, now()).join("\n");
+        assert!(
+            d.contains("deletion was requested 9m ago") && d.contains("is the agent"),
+            "{d}"
+        );
+    }
+}

@@ -1,0 +1,462 @@
+//! Reading what the user gives: a ManifestWork, or Kubernetes manifests to
+//! put in one, from YAML or JSON.
+//!
+//! Accepted shapes:
+//! - one ManifestWork (`kind: ManifestWork`), YAML or JSON;
+//! - one or more manifests: a multi-document YAML stream, a JSON object or
+//!   array, or a `kind: List` whose `items` are the manifests.
+//!
+//! Errors name the file and, for syntax and type errors, the line and
+//! column; empty documents (such as a trailing `---`) are skipped.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::maestro::work_client::SPEC_HASH_ANNOTATION;
+use crate::manifestwork::{MANIFESTWORK_KIND, Manifest, ManifestWork};
+use crate::names::{ConsumerName, WorkName};
+
+use super::errors::CliError;
+
+/// Larger files are refused before parsing: the manifests of one work may
+/// take 500 KiB of JSON, and YAML is not ten times larger.
+const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A parsed input file.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The file as messages name it (`<stdin>` for `-`).
+    pub origin: String,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone)]
+pub enum Content {
+    Work(Box<ManifestWork>),
+    Manifests(Vec<Manifest>),
+}
+
+impl Input {
+    /// The manifests, whichever shape the file had.
+    pub fn manifests(&self) -> &[Manifest] {
+        match &self.content {
+            Content::Work(w) => &w.spec.workload.manifests,
+            Content::Manifests(m) => m,
+        }
+    }
+
+    pub fn into_manifests(self) -> Vec<Manifest> {
+        match self.content {
+            Content::Work(w) => w.spec.workload.manifests,
+            Content::Manifests(m) => m,
+        }
+    }
+}
+
+/// Reads a file (`-` for standard input), refusing missing, unreadable and
+/// oversized ones with a message naming it.
+pub fn read_text(path: &Path) -> Result<(String, String), CliError> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::Input(format!("<stdin>: cannot read: {e}")))?;
+        if text.len() as u64 > MAX_INPUT_BYTES {
+            return Err(too_large("<stdin>"));
+        }
+        return Ok(("<stdin>".into(), text));
+    }
+    let origin = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CliError::Input(format!("{origin}: file does not exist")),
+        _ => CliError::Input(format!("{origin}: cannot read: {e}")),
+    })?;
+    if meta.is_dir() {
+        return Err(CliError::Input(format!(
+            "{origin}: is a directory, not a file"
+        )));
+    }
+    if meta.len() > MAX_INPUT_BYTES {
+        return Err(too_large(&origin));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| CliError::Input(format!("{origin}: cannot read: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| CliError::Input(format!("{origin}: is not UTF-8 text: {e}")))?;
+    Ok((origin, text))
+}
+
+fn too_large(origin: &str) -> CliError {
+    CliError::Input(format!(
+        "{origin}: larger than {} MiB; the manifests of one work may take at most 500 KiB",
+        MAX_INPUT_BYTES / 1024 / 1024
+    ))
+}
+
+/// Reads and parses a file.
+pub fn load(path: &Path) -> Result<Input, CliError> {
+    let (origin, text) = read_text(path)?;
+    parse(&origin, &text)
+}
+
+fn is_json(text: &str) -> bool {
+    matches!(text.trim_start().chars().next(), Some('{' | '['))
+}
+
+/// The non-empty documents of a YAML or JSON text, as JSON values.
+pub fn documents(origin: &str, text: &str) -> Result<Vec<Value>, CliError> {
+    if text.trim().is_empty() {
+        return Err(CliError::Input(format!(
+            "{origin}: is empty; expected a ManifestWork or Kubernetes manifests"
+        )));
+    }
+    if is_json(text) {
+        let value: Value = serde_json::from_str(text).map_err(|e| json_error(origin, &e))?;
+        return Ok(vec![value]);
+    }
+    let mut docs = Vec::new();
+    for document in serde_norway::Deserializer::from_str(text) {
+        let value = Value::deserialize(document).map_err(|e| yaml_error(origin, &e))?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    if docs.is_empty() {
+        return Err(CliError::Input(format!(
+            "{origin}: holds no document; expected a ManifestWork or Kubernetes manifests"
+        )));
+    }
+    Ok(docs)
+}
+
+/// Parses a text: a ManifestWork or manifests.
+pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
+    let docs = documents(origin, text)?;
+    let is_work = |v: &Value| v.get("kind").and_then(Value::as_str) == Some(MANIFESTWORK_KIND);
+    if docs.len() == 1 && is_work(&docs[0]) {
+        // Decode again from the text, not the value: only the text decoder
+        // knows where a wrongly typed field is.
+        let work: ManifestWork = if is_json(text) {
+            serde_json::from_str(text).map_err(|e| json_error(origin, &e))?
+        } else {
+            serde_norway::from_str(text).map_err(|e| yaml_error(origin, &e))?
+        };
+        return Ok(Input {
+            origin: origin.to_string(),
+            content: Content::Work(Box::new(work)),
+        });
+    }
+    if let Some(i) = docs.iter().position(is_work) {
+        return Err(CliError::Input(format!(
+            "{origin}: document {} is a ManifestWork; a ManifestWork file must hold that one document only",
+            i + 1
+        )));
+    }
+    let mut manifests = Vec::new();
+    let many = docs.len() > 1;
+    for (d, doc) in docs.into_iter().enumerate() {
+        let place = |what: String| {
+            if many {
+                format!("{origin}: document {}: {what}", d + 1)
+            } else {
+                format!("{origin}: {what}")
+            }
+        };
+        match doc {
+            Value::Array(items) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    manifests.push(
+                        to_manifest(item)
+                            .map_err(|m| CliError::Input(place(format!("item {i}: {m}"))))?,
+                    );
+                }
+            }
+            Value::Object(ref map)
+                if map.get("kind").and_then(Value::as_str) == Some("List")
+                    && map.get("apiVersion").and_then(Value::as_str) == Some("v1") =>
+            {
+                let items = match map.get("items") {
+                    Some(Value::Array(items)) => items.clone(),
+                    Some(Value::Null) | None => Vec::new(),
+                    Some(_) => {
+                        return Err(CliError::Input(place("items: must be a list".into())));
+                    }
+                };
+                for (i, item) in items.into_iter().enumerate() {
+                    manifests.push(
+                        to_manifest(item)
+                            .map_err(|m| CliError::Input(place(format!("items[{i}]: {m}"))))?,
+                    );
+                }
+            }
+            other => {
+                manifests.push(to_manifest(other).map_err(|m| CliError::Input(place(m)))?);
+            }
+        }
+    }
+    Ok(Input {
+        origin: origin.to_string(),
+        content: Content::Manifests(manifests),
+    })
+}
+
+fn to_manifest(value: Value) -> Result<Manifest, String> {
+    let manifest = Manifest::from_value(value).map_err(|e| e.to_string())?;
+    if manifest.kind().is_none() || manifest.api_version().is_none() {
+        return Err(format!(
+            "is not a Kubernetes object: apiVersion and kind are required (keys found: {})",
+            manifest
+                .as_map()
+                .keys()
+                .take(6)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(manifest)
+}
+
+fn json_error(origin: &str, e: &serde_json::Error) -> CliError {
+    // serde_json appends " at line L column C" itself; say it first, the
+    // way compilers do, and keep the message after it.
+    let text = e.to_string();
+    let message = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(m, _)| m);
+    CliError::Input(format!(
+        "{origin}: line {}, column {}: {message}",
+        e.line(),
+        e.column()
+    ))
+}
+
+fn yaml_error(origin: &str, e: &serde_norway::Error) -> CliError {
+    let text = e.to_string();
+    match e.location() {
+        Some(loc) => {
+            let message = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(m, _)| m);
+            CliError::Input(format!(
+                "{origin}: line {}, column {}: {message}",
+                loc.line(),
+                loc.column()
+            ))
+        }
+        None => CliError::Input(format!("{origin}: {text}")),
+    }
+}
+
+/// The work to send for an input: a ManifestWork file as it is (its name
+/// and namespace must agree with the flags), or manifests wrapped in a new
+/// work named by `--name`. Fields the server sets are dropped, so the
+/// output of `get -o yaml` can be applied again.
+pub fn work_for(
+    input: Input,
+    consumer: &ConsumerName,
+    name: Option<&WorkName>,
+) -> Result<ManifestWork, CliError> {
+    let origin = input.origin;
+    let mut work = match input.content {
+        Content::Manifests(manifests) => {
+            let name = name.ok_or_else(|| {
+                CliError::Usage(format!(
+                    "{origin} holds manifests, not a ManifestWork: give the work a name with --name"
+                ))
+            })?;
+            ManifestWork::for_consumer(consumer.as_str(), name.as_str(), manifests)
+        }
+        Content::Work(work) => {
+            let mut work = *work;
+            match (work.metadata.name.as_deref(), name) {
+                (Some(file), Some(flag)) if !file.is_empty() && file != flag.as_str() => {
+                    return Err(CliError::Usage(format!(
+                        "{origin}: metadata.name is {file:?} but --name is {:?}; they must agree",
+                        flag.as_str()
+                    )));
+                }
+                (_, Some(flag)) => work.metadata.name = Some(flag.to_string()),
+                (Some(file), None) if !file.is_empty() => {}
+                _ => {
+                    return Err(CliError::Usage(format!(
+                        "{origin}: metadata.name is missing: set it or give --name"
+                    )));
+                }
+            }
+            match work.metadata.namespace.as_deref() {
+                Some(ns) if !ns.is_empty() && ns != consumer.as_str() => {
+                    return Err(CliError::Usage(format!(
+                        "{origin}: metadata.namespace is {ns:?} but --consumer is {:?}; \
+                         a work's namespace is its consumer, so they must agree (or drop the namespace)",
+                        consumer.as_str()
+                    )));
+                }
+                _ => work.metadata.namespace = Some(consumer.to_string()),
+            }
+            work
+        }
+    };
+    clean_server_fields(&mut work);
+    Ok(work)
+}
+
+/// Drops what the server and this client fill in, keeping the user's
+/// name, namespace, labels and annotations.
+pub fn clean_server_fields(work: &mut ManifestWork) {
+    let m = &mut work.metadata;
+    m.uid = None;
+    m.resource_version = None;
+    m.generation = None;
+    m.creation_timestamp = None;
+    m.deletion_timestamp = None;
+    m.deletion_grace_period_seconds = None;
+    m.managed_fields = None;
+    m.self_link = None;
+    if let Some(annotations) = &mut m.annotations {
+        annotations.remove(SPEC_HASH_ANNOTATION);
+        if annotations.is_empty() {
+            m.annotations = None;
+        }
+    }
+    work.status = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumer() -> ConsumerName {
+        ConsumerName::new("cluster-west-1").unwrap()
+    }
+
+    const WORK_YAML: &str = "\
+apiVersion: work.open-cluster-management.io/v1
+kind: ManifestWork
+metadata:
+  name: web
+spec:
+  workload:
+    manifests:
+    - apiVersion: v1
+      kind: ConfigMap
+      metadata: {name: a, namespace: default}
+";
+
+    #[test]
+    fn a_manifestwork_yaml_file_is_read_as_a_work() {
+        let input = parse("w.yaml", WORK_YAML).unwrap();
+        assert!(matches!(input.content, Content::Work(_)));
+        let work = work_for(input, &consumer(), None).unwrap();
+        assert_eq!(work.metadata.namespace.as_deref(), Some("cluster-west-1"));
+        assert_eq!(work.spec.workload.manifests.len(), 1);
+    }
+
+    #[test]
+    fn multi_document_yaml_lists_and_arrays_are_manifests() {
+        let yaml = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n";
+        assert_eq!(parse("m.yaml", yaml).unwrap().manifests().len(), 2);
+        let list = r#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}},
+            {"apiVersion":"v1","kind":"Secret","metadata":{"name":"b"}}]}"#;
+        assert_eq!(parse("l.json", list).unwrap().manifests().len(), 2);
+        let array = r#"[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}]"#;
+        assert_eq!(parse("a.json", array).unwrap().manifests().len(), 1);
+    }
+
+    #[test]
+    fn malformed_yaml_names_file_line_and_column() {
+        let e = parse(
+            "bad.yaml",
+            "apiVersion: v1\nkind: [ConfigMap\nmetadata: {}\n",
+        )
+        .unwrap_err();
+        let m = e.to_string();
+        assert!(m.starts_with("bad.yaml: line "), "{m}");
+        assert!(m.contains("column"), "{m}");
+        assert_eq!(e.exit_status().code(), 2);
+    }
+
+    #[test]
+    fn malformed_json_names_file_line_and_column() {
+        let e = parse(
+            "bad.json",
+            "{\n  \"kind\": \"ManifestWork\",\n  \"x\": ]\n}",
+        )
+        .unwrap_err();
+        let m = e.to_string();
+        assert!(m.starts_with("bad.json: line 3, column 8: "), "{m}");
+        assert!(!m.ends_with("column 8"), "{m}");
+    }
+
+    #[test]
+    fn a_wrongly_typed_work_field_is_located() {
+        let yaml = WORK_YAML.replace("    manifests:\n", "    manifests: 3\n    x:\n");
+        let m = parse("w.yaml", &yaml).unwrap_err().to_string();
+        assert!(m.starts_with("w.yaml: line "), "{m}");
+        assert!(m.contains("manifests"), "{m}");
+    }
+
+    #[test]
+    fn non_objects_and_objects_without_kind_are_refused_with_their_document() {
+        let m = parse("m.yaml", "apiVersion: v1\nkind: A\n---\njust text\n")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("m.yaml: document 2: "), "{m}");
+        let m = parse("m.yaml", "name: x\nreplicas: 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("apiVersion and kind are required"), "{m}");
+    }
+
+    #[test]
+    fn empty_and_missing_files_are_named() {
+        assert!(
+            parse("e.yaml", " \n")
+                .unwrap_err()
+                .to_string()
+                .contains("e.yaml: is empty")
+        );
+        assert!(
+            parse("e.yaml", "---\n---\n")
+                .unwrap_err()
+                .to_string()
+                .contains("no document")
+        );
+        let m = load(Path::new("/nonexistent/w.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(m, "/nonexistent/w.yaml: file does not exist");
+    }
+
+    #[test]
+    fn manifests_need_a_name_flag_and_works_must_agree_with_flags() {
+        let input = parse("m.yaml", "apiVersion: v1\nkind: A\nmetadata: {name: a}\n").unwrap();
+        let e = work_for(input, &consumer(), None).unwrap_err();
+        assert!(e.to_string().contains("--name"), "{e}");
+
+        let input = parse("w.yaml", WORK_YAML).unwrap();
+        let other = WorkName::new("other").unwrap();
+        let e = work_for(input, &consumer(), Some(&other)).unwrap_err();
+        assert!(e.to_string().contains("\"web\""), "{e}");
+
+        let yaml = WORK_YAML.replace("  name: web\n", "  name: web\n  namespace: elsewhere\n");
+        let e = work_for(parse("w.yaml", &yaml).unwrap(), &consumer(), None).unwrap_err();
+        assert!(e.to_string().contains("elsewhere"), "{e}");
+    }
+
+    #[test]
+    fn server_fields_are_dropped_so_get_output_can_be_applied() {
+        let yaml = WORK_YAML.replace(
+            "  name: web\n",
+            "  name: web\n  uid: u\n  resourceVersion: \"3\"\n  annotations:\n    maestro.hyperfleet.io/spec-hash: abc\n",
+        ) + "status:\n  conditions: []\n";
+        let work = work_for(parse("w.yaml", &yaml).unwrap(), &consumer(), None).unwrap();
+        assert!(work.metadata.uid.is_none() && work.metadata.resource_version.is_none());
+        assert!(work.metadata.annotations.is_none() && work.status.is_none());
+    }
+}

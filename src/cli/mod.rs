@@ -1,0 +1,382 @@
+//! `maestro-cli`: ManifestWorks on Maestro consumers from a terminal or a
+//! Kubernetes Job.
+//!
+//! [`Cli`] is the command line; [`run`] executes it and returns the exit
+//! status (with the error, if any) for the binary to print and exit with.
+//! Each command lives in its own module; they share the connection and
+//! retry logic of [`context`], the input parsing of [`input`], the printers
+//! of [`output`] and the results file of [`results`].
+
+pub mod apply;
+pub mod build;
+pub mod consumers;
+pub mod context;
+pub mod delete;
+pub mod describe;
+pub mod diff;
+pub mod errors;
+pub mod get;
+pub mod input;
+pub mod list;
+pub mod nodepool;
+pub mod output;
+pub mod remote;
+pub mod results;
+pub mod validate;
+pub mod wait;
+pub mod watch;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use clap_complete::Shell;
+
+use crate::error::Error;
+use crate::telemetry::LogFormat;
+
+pub use context::{ConnectionArgs, Ctx};
+pub use errors::{CliError, EXIT_CODES_HELP, ExitStatus};
+use results::{StatusResult, Target};
+
+const ABOUT: &str = "Create, inspect and delete ManifestWorks on Maestro consumers";
+
+const LONG_ABOUT: &str = "\
+Create, inspect and delete Open Cluster Management ManifestWorks on Maestro
+consumers (clusters). Writes go over Maestro's gRPC CloudEvents API, reads
+over its REST API; --watch and wait follow the status stream and fall back
+to polling REST when it is down.
+
+Connection flags may also be given as MAESTRO_GRPC_ENDPOINT,
+MAESTRO_HTTP_ENDPOINT, MAESTRO_SOURCE_ID, MAESTRO_CA_FILE, MAESTRO_CERT_FILE,
+MAESTRO_KEY_FILE and MAESTRO_TOKEN_FILE; flags win. A bearer token is only
+ever read from a file.
+
+Commands that take --results-path (or RESULTS_PATH) write a StatusResult JSON
+file there, atomically, on success and on failure.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "maestro-cli",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = EXIT_CODES_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// More logs on standard error: -v info, -vv debug (RUST_LOG overrides)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Log format on standard error
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The tracing filter for the chosen verbosity.
+    pub fn log_filter(&self) -> &'static str {
+        match self.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug,h2=info,hyper=info,tower=info",
+            _ => "trace",
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create or update a ManifestWork from a file (the file is the whole desired work)
+    Apply(apply::ApplyArgs),
+    /// Show one ManifestWork (or one of its manifests)
+    Get(get::GetArgs),
+    /// List the ManifestWorks of a consumer
+    List(list::ListArgs),
+    /// Show a ManifestWork in detail, with a diagnosis when something is wrong
+    Describe(describe::DescribeArgs),
+    /// Delete a ManifestWork, one of its manifests, or all works of a consumer
+    Delete(delete::DeleteArgs),
+    /// Check a ManifestWork file without sending it
+    Validate(validate::ValidateArgs),
+    /// Wait until a ManifestWork (or one manifest) meets a condition
+    Wait(wait::WaitArgs),
+    /// Print the works of a consumer, then every change as it happens
+    Watch(watch::WatchArgs),
+    /// Show how a file differs from what Maestro holds (exit 0 same, 1 different, 2+ error)
+    Diff(diff::DiffArgs),
+    /// Merge manifests or a nodepool configuration into the remote ManifestWork
+    Build(build::BuildArgs),
+    /// Manage consumers (clusters)
+    #[command(subcommand)]
+    Consumers(consumers::ConsumersCommand),
+    /// Print a shell completion script (bash or zsh)
+    Completion {
+        #[arg(value_parser = completion_shell)]
+        shell: Shell,
+    },
+}
+
+fn completion_shell(text: &str) -> Result<Shell, String> {
+    match text {
+        "bash" => Ok(Shell::Bash),
+        "zsh" => Ok(Shell::Zsh),
+        other => Err(format!("{other:?}: supported shells are bash and zsh")),
+    }
+}
+
+impl Command {
+    /// Where this command writes its results file, if it writes one.
+    fn results_path(&self) -> Option<&PathBuf> {
+        match self {
+            Command::Apply(a) => a.results.results_path.as_ref(),
+            Command::Get(a) => a.results.results_path.as_ref(),
+            Command::Delete(a) => a.results.results_path.as_ref(),
+            Command::Wait(a) => a.results.results_path.as_ref(),
+            Command::Build(a) => a.results.results_path.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// What a successful command reports.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub result: Option<StatusResult>,
+}
+
+impl Outcome {
+    pub fn success() -> Outcome {
+        Outcome {
+            status: ExitStatus::Success,
+            result: None,
+        }
+    }
+
+    pub fn with_result(result: StatusResult) -> Outcome {
+        Outcome {
+            status: ExitStatus::Success,
+            result: Some(result),
+        }
+    }
+}
+
+/// How a run ended: the exit status, and the error to print if it failed.
+#[derive(Debug)]
+pub struct RunResult {
+    pub status: ExitStatus,
+    pub error: Option<CliError>,
+}
+
+/// Runs a parsed command line. SIGINT and SIGTERM end any command early
+/// (the results file still records it).
+pub async fn run(cli: Cli) -> RunResult {
+    let Cli {
+        connection,
+        command,
+        ..
+    } = cli;
+    let ctx = Ctx::new(connection);
+    let results_path = command.results_path().cloned();
+    let is_diff = matches!(command, Command::Diff(_));
+    let is_watch = matches!(command, Command::Watch(_));
+    let mut target = Target::default();
+
+    let outcome = tokio::select! {
+        outcome = dispatch(&ctx, command, &mut target) => outcome,
+        signal = context::shutdown_signal() => {
+            if is_watch {
+                // Stopping a watch is its normal end.
+                Ok(Outcome::success())
+            } else {
+                Err(CliError::Interrupted { signal, last_phase: None })
+            }
+        }
+    };
+
+    let (status, error) = match outcome {
+        Ok(outcome) => {
+            if let Some(path) = &results_path {
+                let mut record = outcome.result.unwrap_or_else(|| {
+                    StatusResult::new(&target, "Succeeded", "command succeeded")
+                });
+                record.exit_code = outcome.status.code();
+                if let Err(e) = results::write_atomic(path, &record) {
+                    return RunResult {
+                        status: e.exit_status(),
+                        error: Some(e),
+                    };
+                }
+            }
+            (outcome.status, None)
+        }
+        Err(e) => {
+            let status = if is_diff {
+                e.diff_exit_status()
+            } else {
+                e.exit_status()
+            };
+            if let Some(path) = &results_path {
+                let record = StatusResult::failure(&target, &e, status.code());
+                if let Err(write_error) = results::write_atomic(path, &record) {
+                    // The command's own failure is the news; the results
+                    // file failing as well is logged beside it.
+                    tracing::error!(error = %write_error, "could not record the failure");
+                }
+            }
+            (status, Some(e))
+        }
+    };
+    RunResult { status, error }
+}
+
+async fn dispatch(ctx: &Ctx, command: Command, target: &mut Target) -> Result<Outcome, CliError> {
+    match command {
+        Command::Apply(args) => apply::run(ctx, args, target).await,
+        Command::Get(args) => get::run(ctx, args, target).await,
+        Command::List(args) => list::run(ctx, args).await,
+        Command::Describe(args) => describe::run(ctx, args).await,
+        Command::Delete(args) => delete::run(ctx, args, target).await,
+        Command::Validate(args) => validate::run(ctx, args).await,
+        Command::Wait(args) => wait::run(ctx, args, target).await,
+        Command::Watch(args) => watch::run(ctx, args).await,
+        Command::Diff(args) => diff::run(ctx, args).await,
+        Command::Build(args) => build::run(ctx, args, target).await,
+        Command::Consumers(command) => consumers::run(ctx, command).await,
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "maestro-cli", &mut out);
+            output::emit(&String::from_utf8_lossy(&out))?;
+            Ok(Outcome::success())
+        }
+    }
+}
+
+/// Turns "consumer not registered" into a not-found error that says how to
+/// register it.
+pub fn explain_unknown_consumer(e: CliError) -> CliError {
+    match e {
+        CliError::Maestro {
+            source: Error::UnknownConsumer { consumer },
+            ..
+        } => CliError::NotFound(format!(
+            "consumer {consumer:?} is not registered in Maestro; register it with \
+             `maestro-cli consumers create {consumer}`"
+        )),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_documents_the_exit_codes() {
+        let help = Cli::command().render_help().to_string();
+        for needle in [
+            "Exit codes:",
+            "3    timeout",
+            "4    not found",
+            "2    usage error",
+        ] {
+            assert!(help.contains(needle), "{needle} missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn completion_is_offered_for_bash_and_zsh_only() {
+        assert!(Cli::try_parse_from(["maestro-cli", "completion", "bash"]).is_ok());
+        assert!(Cli::try_parse_from(["maestro-cli", "completion", "zsh"]).is_ok());
+        let e = Cli::try_parse_from(["maestro-cli", "completion", "fish"]).unwrap_err();
+        assert!(e.to_string().contains("bash and zsh"), "{e}");
+    }
+
+    #[test]
+    fn missing_required_flags_are_usage_errors() {
+        let e = Cli::try_parse_from(["maestro-cli", "get", "--name", "web"]).unwrap_err();
+        assert!(e.to_string().contains("--consumer"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn unknown_conditions_are_refused_listing_the_known_ones() {
+        let e = Cli::try_parse_from([
+            "maestro-cli",
+            "wait",
+            "--name",
+            "w",
+            "--consumer",
+            "c",
+            "--condition",
+            "Ready",
+        ])
+        .unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("Ready") && m.contains("Available"), "{m}");
+        assert!(
+            Cli::try_parse_from([
+                "maestro-cli",
+                "wait",
+                "--name",
+                "w",
+                "--consumer",
+                "c",
+                "--condition",
+                "available",
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn invalid_names_and_small_timeouts_are_refused_by_the_parser() {
+        let e = Cli::try_parse_from(["maestro-cli", "get", "--name", "Web_1", "--consumer", "c"])
+            .unwrap_err();
+        assert!(e.to_string().contains("work name"), "{e}");
+        let e = Cli::try_parse_from([
+            "maestro-cli",
+            "wait",
+            "--name",
+            "w",
+            "--consumer",
+            "c",
+            "--condition",
+            "Applied",
+            "--timeout",
+            "100ms",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("too small"), "{e}");
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_for_connection_settings() {
+        // clap reads the environment only for flags not given, so a flag on
+        // the line is used even when the variable is set.
+        let cli = Cli::try_parse_from([
+            "maestro-cli",
+            "--http-endpoint",
+            "http://flag:1",
+            "list",
+            "--consumer",
+            "c",
+        ])
+        .unwrap();
+        assert_eq!(cli.connection.http_endpoint, "http://flag:1");
+    }
+}

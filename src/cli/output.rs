@@ -1,0 +1,286 @@
+//! Printing: kubectl-style tables, JSON and YAML.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::errors::CliError;
+use super::remote::Remote;
+
+/// `-o` / `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns.
+    #[default]
+    Table,
+    /// Aligned columns with more of them.
+    Wide,
+    Json,
+    Yaml,
+}
+
+impl OutputFormat {
+    pub fn is_table(self) -> bool {
+        matches!(self, OutputFormat::Table | OutputFormat::Wide)
+    }
+}
+
+/// Writes to standard output; a closed pipe (`| head`) ends quietly.
+pub fn emit(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::Failed(format!(
+            "cannot write to standard output: {e}"
+        ))),
+    }
+}
+
+pub fn to_json_pretty<T: Serialize>(value: &T) -> Result<String, CliError> {
+    serde_json::to_string_pretty(value)
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| CliError::Failed(format!("cannot encode JSON: {e}")))
+}
+
+pub fn to_json_line<T: Serialize>(value: &T) -> Result<String, CliError> {
+    serde_json::to_string(value)
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| CliError::Failed(format!("cannot encode JSON: {e}")))
+}
+
+pub fn to_yaml<T: Serialize>(value: &T) -> Result<String, CliError> {
+    serde_norway::to_string(value).map_err(|e| CliError::Failed(format!("cannot encode YAML: {e}")))
+}
+
+/// A value in the chosen structured format.
+pub fn structured<T: Serialize>(format: OutputFormat, value: &T) -> Result<String, CliError> {
+    match format {
+        OutputFormat::Yaml => to_yaml(value),
+        _ => to_json_pretty(value),
+    }
+}
+
+/// Columns separated by three spaces, as kubectl prints them.
+#[derive(Debug, Default)]
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new<S: AsRef<str>>(header: &[S]) -> Table {
+        Table {
+            rows: vec![header.iter().map(|h| h.as_ref().to_string()).collect()],
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.len() <= 1
+    }
+
+    pub fn render(&self) -> String {
+        let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                line.push_str(cell);
+                if c + 1 < row.len() {
+                    let pad = widths[c].saturating_sub(cell.chars().count()) + 3;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// kubectl's short ages: `45s`, `3m12s`, `25m`, `5h3m`, `17h`, `3d`.
+pub fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - since).num_seconds().max(0);
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
+    if secs < 120 {
+        format!("{secs}s")
+    } else if m < 10 {
+        let s = secs % 60;
+        if s == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{s}s")
+        }
+    } else if h < 3 {
+        format!("{m}m")
+    } else if h < 8 {
+        let rm = m % 60;
+        if rm == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{rm}m")
+        }
+    } else if h < 48 {
+        format!("{h}h")
+    } else {
+        format!("{d}d")
+    }
+}
+
+pub fn age_or_unknown(since: Option<DateTime<Utc>>) -> String {
+    since.map_or_else(|| "<unknown>".to_string(), |t| age(t, Utc::now()))
+}
+
+/// The header of a work table.
+pub fn work_header(wide: bool) -> Vec<&'static str> {
+    let mut h = vec!["NAME", "STATUS", "MANIFESTS", "VERSION", "AGE"];
+    if wide {
+        h.extend([
+            "OBSERVED",
+            "APPLIED",
+            "AVAILABLE",
+            "CONSUMER",
+            "BUNDLE-ID",
+            "LABELS",
+        ]);
+    }
+    h
+}
+
+/// One row of a work table.
+pub fn work_row(remote: &Remote, wide: bool) -> Vec<String> {
+    let mut row = vec![
+        remote.name().to_string(),
+        remote.phase().to_string(),
+        remote.work.spec.workload.manifests.len().to_string(),
+        remote.version().to_string(),
+        age_or_unknown(remote.bundle.created_at),
+    ];
+    if wide {
+        let status_of = |t: &str| {
+            remote
+                .condition(t)
+                .map_or_else(|| "-".to_string(), |c| c.status.clone())
+        };
+        let labels = remote
+            .work
+            .metadata
+            .labels
+            .as_ref()
+            .filter(|l| !l.is_empty())
+            .map_or_else(
+                || "<none>".to_string(),
+                |l| {
+                    l.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            );
+        row.extend([
+            remote.observed_version().to_string(),
+            status_of("Applied"),
+            status_of("Available"),
+            remote.bundle.consumer_name.clone(),
+            remote.bundle.id.clone(),
+            labels,
+        ]);
+    }
+    row
+}
+
+/// A list of works in kubectl's list shape.
+pub fn work_list(items: Vec<Value>) -> Value {
+    serde_json::json!({
+        "apiVersion": crate::manifestwork::MANIFESTWORK_API_VERSION,
+        "kind": "ManifestWorkList",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+/// A work as JSON with its apiVersion and kind set, as `get -o json` prints it.
+pub fn work_value(remote: &Remote) -> Result<Value, CliError> {
+    let mut value = serde_json::to_value(&remote.work)
+        .map_err(|e| CliError::Failed(format!("cannot encode the work: {e}")))?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert(
+            "apiVersion".into(),
+            crate::manifestwork::MANIFESTWORK_API_VERSION.into(),
+        );
+        map.insert("kind".into(), crate::manifestwork::MANIFESTWORK_KIND.into());
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn ages_follow_kubectl() {
+        let now = Utc::now();
+        let cases = [
+            (5, "5s"),
+            (119, "119s"),
+            (180, "3m"),
+            (192, "3m12s"),
+            (25 * 60, "25m"),
+            (5 * 3600 + 180, "5h3m"),
+            (17 * 3600, "17h"),
+            (3 * 86400, "3d"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(age(now - Duration::seconds(secs), now), want, "{secs}");
+        }
+        assert_eq!(age(now + Duration::seconds(5), now), "0s");
+    }
+
+    #[test]
+    fn table_aligns_columns_by_the_widest_cell() {
+        let mut t = Table::new(&["NAME", "STATUS"]);
+        t.row(vec!["a-long-name".into(), "Applied".into()]);
+        t.row(vec!["b".into(), "Available".into()]);
+        assert_eq!(
+            t.render(),
+            "NAME          STATUS\na-long-name   Applied\nb             Available\n"
+        );
+        assert!(!t.is_empty());
+        assert!(Table::new(&["X"]).is_empty());
+    }
+
+    #[test]
+    fn structured_output_is_json_or_yaml() {
+        let v = serde_json::json!({"a": [1, 2]});
+        assert_eq!(
+            structured(OutputFormat::Json, &v).unwrap(),
+            "{\n  \"a\": [\n    1,\n    2\n  ]\n}\n"
+        );
+        assert_eq!(
+            structured(OutputFormat::Yaml, &v).unwrap(),
+            "a:\n- 1\n- 2\n"
+        );
+    }
+}

@@ -1,0 +1,524 @@
+//! What Maestro holds for one ManifestWork, and what the CLI derives from
+//! it: a one-word phase, per-manifest summaries, condition checks.
+//!
+//! Everything here reads the REST bundle rather than the gRPC status
+//! events: the bundle carries the spec version and the version the agent
+//! last observed, so a condition left over from an older spec is not taken
+//! for the current one.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::maestro::rest::ResourceBundle;
+use crate::maestro::work_client::WorkClient;
+use crate::manifestwork::{
+    CONDITION_APPLIED, CONDITION_AVAILABLE, CONDITION_DEGRADED, CONDITION_PROGRESSING, Manifest,
+    ManifestCondition, ManifestWork,
+};
+use crate::names::{ConsumerName, WorkName};
+
+use super::errors::CliError;
+
+/// A work as Maestro stores it.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub bundle: ResourceBundle,
+    pub work: ManifestWork,
+}
+
+impl Remote {
+    pub fn from_bundle(bundle: ResourceBundle) -> Result<Remote> {
+        let work = bundle.to_manifest_work()?;
+        Ok(Remote { bundle, work })
+    }
+
+    pub fn name(&self) -> &str {
+        self.work
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or(&self.bundle.id)
+    }
+
+    pub fn version(&self) -> i64 {
+        self.bundle.version
+    }
+
+    /// The bundle version the agent last reported on; 0 before any report.
+    pub fn observed_version(&self) -> i64 {
+        self.bundle
+            .status
+            .as_ref()
+            .map_or(0, |s| s.observed_version)
+    }
+
+    /// Whether the agent's status is about the current spec.
+    pub fn status_is_current(&self) -> bool {
+        self.bundle.status.is_some() && self.observed_version() >= self.version()
+    }
+
+    pub fn conditions(&self) -> &[Condition] {
+        self.work
+            .status
+            .as_ref()
+            .map_or(&[][..], |s| s.conditions.as_slice())
+    }
+
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions().iter().find(|c| c.type_ == type_)
+    }
+
+    pub fn is_true(&self, type_: &str) -> bool {
+        self.condition(type_).is_some_and(|c| c.status == "True")
+    }
+
+    pub fn phase(&self) -> Phase {
+        if self.bundle.is_deleting() {
+            return Phase::Deleting;
+        }
+        phase_of_conditions(self.conditions())
+    }
+
+    /// Whether this bundle was created by another client (such as Maestro's
+    /// own CLI) under an id that is not the one we derive from source,
+    /// consumer and name: we can read and delete it, not update it.
+    pub fn is_foreign(&self, client: &WorkClient, consumer: &ConsumerName) -> bool {
+        let Ok(name) = WorkName::new(self.name()) else {
+            return true;
+        };
+        self.bundle.id != client.resource_id(consumer, &name).to_string()
+    }
+
+    /// The status of the manifest at `ordinal`.
+    pub fn manifest_status(&self, ordinal: usize) -> Option<&ManifestCondition> {
+        let ordinal = i32::try_from(ordinal).ok()?;
+        self.work.status.as_ref()?.manifest(ordinal)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            phase: self.phase().to_string(),
+            bundle_id: self.bundle.id.clone(),
+            version: self.version(),
+            observed_version: self.observed_version(),
+            resources: resources(&self.work),
+        }
+    }
+}
+
+/// Finds a work by name: first under the id this client derives, then, for
+/// bundles created by other clients (whose ids are random), by the name in
+/// their metadata among the consumer's bundles of this source.
+pub async fn find(
+    client: &WorkClient,
+    consumer: &ConsumerName,
+    name: &WorkName,
+) -> Result<Option<Remote>> {
+    if let Some(bundle) = client.get_bundle(consumer, name).await? {
+        return Remote::from_bundle(bundle).map(Some);
+    }
+    let bundles = client.list_bundles(Some(consumer), None).await?;
+    bundles
+        .into_iter()
+        .find(|b| b.work_name() == Some(name.as_str()))
+        .map(Remote::from_bundle)
+        .transpose()
+}
+
+/// A one-word summary of a work, as `list` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No status from the agent yet.
+    Pending,
+    Progressing,
+    Applied,
+    Available,
+    Degraded,
+    /// The agent reported `Applied=False`: it could not apply the work.
+    Failed,
+    Deleting,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Pending => "Pending",
+            Phase::Progressing => "Progressing",
+            Phase::Applied => "Applied",
+            Phase::Available => "Available",
+            Phase::Degraded => "Degraded",
+            Phase::Failed => "Failed",
+            Phase::Deleting => "Deleting",
+        })
+    }
+}
+
+/// The phase from work (or manifest) conditions, worst news first.
+pub fn phase_of_conditions(conditions: &[Condition]) -> Phase {
+    let status = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .map(|c| c.status.as_str())
+    };
+    if status(CONDITION_DEGRADED) == Some("True") {
+        Phase::Degraded
+    } else if status(CONDITION_APPLIED) == Some("False") {
+        Phase::Failed
+    } else if status(CONDITION_AVAILABLE) == Some("True") {
+        Phase::Available
+    } else if status(CONDITION_APPLIED) == Some("True") {
+        Phase::Applied
+    } else if status(CONDITION_PROGRESSING) == Some("True") {
+        Phase::Progressing
+    } else {
+        Phase::Pending
+    }
+}
+
+/// The last known state of a work, for results files and timeouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub phase: String,
+    pub bundle_id: String,
+    pub version: i64,
+    pub observed_version: i64,
+    pub resources: Vec<ResourceResult>,
+}
+
+/// One manifest of a work and what the agent reported about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceResult {
+    pub ordinal: usize,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    pub name: String,
+    /// Pending, Applied, Available, Degraded or Failed.
+    pub status: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<ConditionResult>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub feedback: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConditionResult {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(rename = "lastTransitionTime")]
+    pub last_transition_time: DateTime<Utc>,
+}
+
+impl From<&Condition> for ConditionResult {
+    fn from(c: &Condition) -> Self {
+        ConditionResult {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            last_transition_time: chrono_time(&c.last_transition_time),
+        }
+    }
+}
+
+/// A Kubernetes time as a chrono time (the epoch if out of range).
+pub fn chrono_time(t: &Time) -> DateTime<Utc> {
+    let nanos = u32::try_from(t.0.subsec_nanosecond()).unwrap_or(0);
+    DateTime::from_timestamp(t.0.as_second(), nanos).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// One entry per manifest of the spec, joined with its status by ordinal.
+pub fn resources(work: &ManifestWork) -> Vec<ResourceResult> {
+    let status = work.status.as_ref();
+    work.spec
+        .workload
+        .manifests
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let reported = i32::try_from(i)
+                .ok()
+                .and_then(|o| status.and_then(|s| s.manifest(o)));
+            resource_result(i, m, reported)
+        })
+        .collect()
+}
+
+fn resource_result(
+    ordinal: usize,
+    manifest: &Manifest,
+    reported: Option<&ManifestCondition>,
+) -> ResourceResult {
+    let key = manifest.key();
+    let (status, conditions, feedback) = match reported {
+        None => (Phase::Pending, vec![], BTreeMap::new()),
+        Some(r) => (
+            phase_of_conditions(&r.conditions),
+            r.conditions.iter().map(ConditionResult::from).collect(),
+            r.status_feedback
+                .values
+                .iter()
+                .filter_map(|v| v.field_value.to_json().map(|j| (v.name.clone(), j)))
+                .collect(),
+        ),
+    };
+    ResourceResult {
+        ordinal,
+        api_version: key.api_version,
+        kind: key.kind,
+        namespace: key.namespace,
+        name: key.name,
+        status: status.to_string(),
+        conditions,
+        feedback,
+    }
+}
+
+/// Which manifest of a work `--manifest-name` means: `NAME`, `KIND/NAME`
+/// or `KIND/NAMESPACE/NAME` (kind compared case-insensitively).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestSelector {
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: String,
+}
+
+impl ManifestSelector {
+    pub fn parse(text: &str) -> std::result::Result<ManifestSelector, CliError> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let bad = || {
+            CliError::Usage(format!(
+                "--manifest-name {text:?}: use NAME, KIND/NAME or KIND/NAMESPACE/NAME"
+            ))
+        };
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(bad());
+        }
+        let owned = |s: &str| Some(s.to_string());
+        match parts.as_slice() {
+            [name] => Ok(ManifestSelector {
+                kind: None,
+                namespace: None,
+                name: name.to_string(),
+            }),
+            [kind, name] => Ok(ManifestSelector {
+                kind: owned(kind),
+                namespace: None,
+                name: name.to_string(),
+            }),
+            [kind, namespace, name] => Ok(ManifestSelector {
+                kind: owned(kind),
+                namespace: owned(namespace),
+                name: name.to_string(),
+            }),
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn matches(&self, manifest: &Manifest) -> bool {
+        manifest.name() == Some(self.name.as_str())
+            && self
+                .kind
+                .as_deref()
+                .is_none_or(|k| manifest.kind().is_some_and(|mk| mk.eq_ignore_ascii_case(k)))
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| manifest.namespace().unwrap_or_default() == ns)
+    }
+
+    /// The index of the one matching manifest: `Ok(None)` when none
+    /// matches, an error when several do.
+    pub fn find_in(&self, manifests: &[Manifest]) -> std::result::Result<Option<usize>, CliError> {
+        let hits: Vec<usize> = manifests
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| self.matches(m))
+            .map(|(i, _)| i)
+            .collect();
+        match hits.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            many => Err(CliError::Usage(format!(
+                "--manifest-name {self} matches {} manifests ({}); qualify it as KIND/NAME or KIND/NAMESPACE/NAME",
+                many.len(),
+                many.iter()
+                    .map(|i| describe_manifest(&manifests[*i]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for ManifestSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(kind) = &self.kind {
+            write!(f, "{kind}/")?;
+        }
+        if let Some(ns) = &self.namespace {
+            write!(f, "{ns}/")?;
+        }
+        f.write_str(&self.name)
+    }
+}
+
+/// `Kind namespace/name`, for messages.
+pub fn describe_manifest(m: &Manifest) -> String {
+    let key = m.key();
+    let kind = if key.kind.is_empty() {
+        "(no kind)"
+    } else {
+        &key.kind
+    };
+    if key.namespace.is_empty() {
+        format!("{kind} {}", key.name)
+    } else {
+        format!("{kind} {}/{}", key.namespace, key.name)
+    }
+}
+
+/// A NotFound error for a missing work.
+pub fn work_not_found(consumer: &ConsumerName, name: &WorkName) -> CliError {
+    CliError::NotFound(format!(
+        "manifestwork {name:?} not found on consumer {consumer:?}"
+    ))
+}
+
+/// Keeps library errors that mean "missing" apart from real failures.
+pub fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::NotFound(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bundle(status: Value, version: i64) -> ResourceBundle {
+        serde_json::from_value(json!({
+            "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "c1", "version": version,
+            "metadata": {"name": "web"},
+            "manifests": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}},
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "namespace": "default"}}
+            ],
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    fn cond(t: &str, s: &str) -> Value {
+        json!({"type": t, "status": s, "reason": "R", "message": "m",
+               "lastTransitionTime": "2025-01-01T00:00:00Z"})
+    }
+
+    #[test]
+    fn phase_reports_the_worst_news_first() {
+        let cases = [
+            (vec![], Phase::Pending),
+            (vec![cond("Applied", "True")], Phase::Applied),
+            (
+                vec![cond("Applied", "True"), cond("Available", "True")],
+                Phase::Available,
+            ),
+            (
+                vec![cond("Applied", "False"), cond("Available", "True")],
+                Phase::Failed,
+            ),
+            (
+                vec![cond("Available", "True"), cond("Degraded", "True")],
+                Phase::Degraded,
+            ),
+            (vec![cond("Progressing", "True")], Phase::Progressing),
+        ];
+        for (conditions, phase) in cases {
+            let status = json!({"ObservedVersion": 1, "SequenceID": "1", "conditions": conditions});
+            let r = Remote::from_bundle(bundle(status, 1)).unwrap();
+            assert_eq!(r.phase(), phase);
+        }
+    }
+
+    #[test]
+    fn status_of_an_older_version_is_not_current() {
+        let status = json!({"ObservedVersion": 1, "SequenceID": "1",
+                            "conditions": [cond("Applied", "True")]});
+        let old = Remote::from_bundle(bundle(status.clone(), 2)).unwrap();
+        assert!(!old.status_is_current());
+        let now = Remote::from_bundle(bundle(status, 1)).unwrap();
+        assert!(now.status_is_current());
+        let none = Remote::from_bundle(bundle(Value::Null, 1)).unwrap();
+        assert!(!none.status_is_current());
+        assert_eq!(none.phase(), Phase::Pending);
+    }
+
+    #[test]
+    fn resources_join_spec_and_status_by_ordinal() {
+        let status = json!({"ObservedVersion": 1, "SequenceID": "1", "conditions": [],
+        "resourceStatus": [{
+            "resourceMeta": {"ordinal": 1, "kind": "Secret", "name": "a", "namespace": "default"},
+            "conditions": [cond("Applied", "True")],
+            "statusFeedback": {"values": [{"name": "n", "fieldValue": {"type": "Integer", "integer": 3}}]}
+        }]});
+        let r = Remote::from_bundle(bundle(status, 1)).unwrap();
+        let res = r.snapshot().resources;
+        assert_eq!(res.len(), 2);
+        assert_eq!(
+            (res[0].kind.as_str(), res[0].status.as_str()),
+            ("ConfigMap", "Pending")
+        );
+        assert_eq!(
+            (res[1].kind.as_str(), res[1].status.as_str()),
+            ("Secret", "Applied")
+        );
+        assert_eq!(res[1].feedback.get("n"), Some(&json!(3)));
+    }
+
+    #[test]
+    fn manifest_selector_needs_qualifying_when_ambiguous() {
+        let r = Remote::from_bundle(bundle(Value::Null, 1)).unwrap();
+        let m = &r.work.spec.workload.manifests;
+        let e = ManifestSelector::parse("a")
+            .unwrap()
+            .find_in(m)
+            .unwrap_err();
+        assert!(e.to_string().contains("ConfigMap default/a"), "{e}");
+        assert_eq!(
+            ManifestSelector::parse("secret/a")
+                .unwrap()
+                .find_in(m)
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            ManifestSelector::parse("ConfigMap/default/a")
+                .unwrap()
+                .find_in(m)
+                .unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            ManifestSelector::parse("ConfigMap/other/a")
+                .unwrap()
+                .find_in(m)
+                .unwrap(),
+            None
+        );
+        assert!(ManifestSelector::parse("a//b").is_err());
+        assert!(ManifestSelector::parse("a/b/c/d").is_err());
+    }
+}

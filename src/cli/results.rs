@@ -1,0 +1,267 @@
+//! The results file a status reporter reads (`--results-path` or
+//! `RESULTS_PATH`): one JSON `StatusResult`, replaced atomically (written to
+//! a temporary file in the same directory, flushed, then renamed over the
+//! target), so a reader sees the previous result or the new one, never half
+//! a file. It is written on success and on failure alike.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::errors::CliError;
+use super::remote::{ResourceResult, Snapshot};
+
+/// The variable that names the results file when `--results-path` is not
+/// given.
+pub const RESULTS_PATH_ENV: &str = "RESULTS_PATH";
+
+/// Statuses a failed command writes.
+pub const STATUS_FAILED: &str = "Failed";
+pub const STATUS_TIMEOUT: &str = "Timeout";
+
+/// The guide's `StatusResult`, with optional extras a reporter may use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusResult {
+    pub manifest_work_name: String,
+    pub consumer: String,
+    /// Applied, Available, Progressing, Degraded, Deleted, Deleting,
+    /// InProgress, Pending, Failed or Timeout.
+    pub status: String,
+    pub message: String,
+    pub timestamp: DateTime<Utc>,
+    pub resources: Vec<ResourceResult>,
+    /// Why a command failed, e.g. `NotFound`, `Timeout`, `InvalidWork`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The CLI's exit code for this outcome.
+    pub exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_version: Option<i64>,
+}
+
+/// Which work a command is about, as far as it is known.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub name: String,
+    pub consumer: String,
+}
+
+impl StatusResult {
+    pub fn new(target: &Target, status: impl Into<String>, message: impl Into<String>) -> Self {
+        StatusResult {
+            manifest_work_name: target.name.clone(),
+            consumer: target.consumer.clone(),
+            status: status.into(),
+            message: message.into(),
+            timestamp: Utc::now(),
+            resources: Vec::new(),
+            reason: None,
+            exit_code: 0,
+            bundle_id: None,
+            version: None,
+            observed_version: None,
+        }
+    }
+
+    /// Adds what is known about the work's current state.
+    pub fn with_snapshot(mut self, snapshot: &Snapshot) -> Self {
+        self.resources = snapshot.resources.clone();
+        self.bundle_id = Some(snapshot.bundle_id.clone());
+        self.version = Some(snapshot.version);
+        self.observed_version = Some(snapshot.observed_version);
+        self
+    }
+
+    /// The record of a failed command.
+    pub fn failure(target: &Target, error: &CliError, exit_code: u8) -> Self {
+        let status = match error {
+            CliError::Timeout { .. } => STATUS_TIMEOUT,
+            _ => STATUS_FAILED,
+        };
+        let mut result = StatusResult::new(target, status, error.to_string());
+        if let Some(snapshot) = error.last_snapshot() {
+            result = result.with_snapshot(snapshot);
+        }
+        result.reason = Some(error.reason().to_string());
+        result.exit_code = exit_code;
+        result
+    }
+}
+
+/// Where to write results: the flag's value, else `RESULTS_PATH` (clap
+/// applies that order), never a default.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ResultsArgs {
+    /// Write a StatusResult JSON file here, on success and on failure
+    /// [env: RESULTS_PATH]
+    #[arg(long, value_name = "PATH", env = RESULTS_PATH_ENV, hide_env = true)]
+    pub results_path: Option<PathBuf>,
+}
+
+/// Replaces `path` with `result` atomically.
+pub fn write_atomic(path: &Path, result: &StatusResult) -> Result<(), CliError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        CliError::Failed(format!(
+            "cannot write the results file {}: {what}: {e}",
+            path.display()
+        ))
+    };
+    let mut bytes = serde_json::to_vec_pretty(result).map_err(|e| fail("encoding", &e))?;
+    bytes.push(b'\n');
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| fail("path", &"names no file"))?
+        .to_string_lossy()
+        .into_owned();
+    // A unique name in the same directory: rename is only atomic within
+    // one file system, and two concurrent writers must not share a temp.
+    let temp = dir.join(format!(
+        ".{file_name}.{}.{}.tmp",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        fail("writing", &e)
+    })
+}
+
+/// The results path named on a command line that clap refused, so that
+/// usage errors are recorded too: `--results-path P`, `--results-path=P`,
+/// else `RESULTS_PATH`.
+pub fn path_from_raw_args<I, S>(args: I, env: Option<String>) -> Option<PathBuf>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    for (i, arg) in args.iter().enumerate() {
+        if let Some(value) = arg.strip_prefix("--results-path=") {
+            return Some(PathBuf::from(value));
+        }
+        if arg == "--results-path" {
+            return args.get(i + 1).map(PathBuf::from);
+        }
+    }
+    env.filter(|e| !e.is_empty()).map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn target() -> Target {
+        Target {
+            name: "web".into(),
+            consumer: "cluster-west-1".into(),
+        }
+    }
+
+    #[test]
+    fn result_has_the_guides_fields_in_camel_case() {
+        let r = StatusResult::new(&target(), "Applied", "ok");
+        let v: Value = serde_json::to_value(&r).unwrap();
+        for key in [
+            "manifestWorkName",
+            "consumer",
+            "status",
+            "message",
+            "timestamp",
+            "resources",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing in {v}");
+        }
+        assert_eq!(v["manifestWorkName"], "web");
+        assert!(v.get("reason").is_none());
+        let ts = v["timestamp"].as_str().unwrap();
+        assert!(DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
+    }
+
+    #[test]
+    fn timeout_and_failure_records_carry_reason_and_exit_code() {
+        let e = CliError::Timeout {
+            message: "timed out after 5s waiting for Available".into(),
+            last: None,
+        };
+        let r = StatusResult::failure(&target(), &e, 3);
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_deref(), r.exit_code),
+            ("Timeout", Some("Timeout"), 3)
+        );
+        let e = CliError::NotFound("manifestwork \"web\" not found".into());
+        let r = StatusResult::failure(&target(), &e, 4);
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_deref()),
+            ("Failed", Some("NotFound"))
+        );
+        assert!(r.message.contains("not found"));
+    }
+
+    #[test]
+    fn write_replaces_the_file_whole_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        std::fs::write(&path, "old").unwrap();
+        write_atomic(&path, &StatusResult::new(&target(), "Applied", "first")).unwrap();
+        write_atomic(&path, &StatusResult::new(&target(), "Available", "second")).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["status"], "Available");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["results.json"]);
+    }
+
+    #[test]
+    fn write_into_a_missing_directory_names_the_path() {
+        let e = write_atomic(
+            Path::new("/nonexistent-dir/results.json"),
+            &StatusResult::new(&target(), "Applied", "x"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("/nonexistent-dir/results.json"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn raw_args_flag_wins_over_the_environment() {
+        let env = Some("/env.json".to_string());
+        assert_eq!(
+            path_from_raw_args(["x", "--results-path", "/a.json"], env.clone()),
+            Some(PathBuf::from("/a.json"))
+        );
+        assert_eq!(
+            path_from_raw_args(["x", "--results-path=/b.json"], env.clone()),
+            Some(PathBuf::from("/b.json"))
+        );
+        assert_eq!(
+            path_from_raw_args(["x"], env),
+            Some(PathBuf::from("/env.json"))
+        );
+        assert_eq!(path_from_raw_args(["x"], Some(String::new())), None);
+    }
+}

@@ -1,0 +1,1896 @@
+//! `maestro-cli` end to end: the built binary run as a subprocess against
+//! the real local stack (`bash tests/stack/stack.sh up`, then
+//! `eval "$(bash tests/stack/stack.sh env)"`).
+//!
+//! Tests that need status from an agent use the consumers the stack runs
+//! agents for (cluster-west-1, cluster-east-2) under a source of their own,
+//! so `list` and `delete --all` see only their own works; the others create
+//! fresh consumers, whose works no agent ever touches. Everything is named
+//! uniquely per run, so the tests run in parallel.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{grpc_endpoint, http_endpoint, unique};
+
+const WEST: &str = "cluster-west-1";
+const AGENTS_HINT: &str = "needs the stack's agents: bash tests/stack/stack.sh up";
+
+/// One command's outcome.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn expect(&self, code: i32, what: &str) -> &Out {
+        assert_eq!(
+            self.code, code,
+            "{what}: exit {} (wanted {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn ok(&self, what: &str) -> &Out {
+        self.expect(0, what)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// The CLI under a source of its own, with a scratch directory.
+struct Cli {
+    source: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new(prefix: &str) -> Cli {
+        Cli {
+            source: unique(&format!("cli-{prefix}")),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A CLI writing as Maestro's own CLI does (source `maestro-cli`).
+    fn with_source(source: &str) -> Cli {
+        Cli {
+            source: source.to_string(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_maestro-cli"));
+        c.env("MAESTRO_HTTP_ENDPOINT", http_endpoint())
+            .env("MAESTRO_GRPC_ENDPOINT", grpc_endpoint())
+            .env("MAESTRO_SOURCE_ID", &self.source)
+            .env_remove("RESULTS_PATH")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        self.run_cmd(self.command().args(args))
+    }
+
+    fn run_cmd(&self, cmd: &mut Command) -> Out {
+        let out = cmd.output().expect("run maestro-cli");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn file(&self, name: &str, content: &str) -> String {
+        let path = self.path(name);
+        std::fs::write(&path, content).expect("write file");
+        path.display().to_string()
+    }
+
+    /// Registers a fresh consumer through the CLI.
+    fn consumer(&self, prefix: &str) -> String {
+        let name = unique(prefix);
+        self.run(&["consumers", "create", &name])
+            .ok("consumers create");
+        name
+    }
+}
+
+fn configmap(name: &str, value: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": name, "namespace": "default"},
+           "data": {"value": value}})
+}
+
+fn work_yaml(name: &str, manifests: &[Value]) -> String {
+    let work = json!({
+        "apiVersion": "work.open-cluster-management.io/v1",
+        "kind": "ManifestWork",
+        "metadata": {"name": name, "labels": {"app": "cli-e2e"}},
+        "spec": {"workload": {"manifests": manifests}},
+    });
+    serde_norway::to_string(&work).expect("yaml")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("results file {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("results file is not JSON ({e}): {text}"))
+}
+
+fn kubectl(args: &[&str]) -> Out {
+    let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let out = Command::new(&bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {bin} (KUBECTL; {AGENTS_HINT}): {e}"));
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn maestro(args: &[&str]) -> Out {
+    let bin = std::env::var("MAESTRO_BIN").unwrap_or_else(|_| {
+        panic!("MAESTRO_BIN is not set: eval \"$(bash tests/stack/stack.sh env)\"")
+    });
+    let out = Command::new(&bin)
+        .args(args)
+        .args(["--rest-url", &http_endpoint()])
+        .output()
+        .unwrap_or_else(|e| panic!("run {bin}: {e}"));
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// host:port of the gRPC endpoint, as Maestro's CLI takes it.
+fn grpc_address() -> String {
+    grpc_endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+// ------------------------------------------------------------ core commands
+
+#[test]
+fn apply_then_wait_available_reaches_the_cluster_and_records_results() {
+    let cli = Cli::new("avail");
+    let name = unique("avail");
+    let file = cli.file("work.yaml", &work_yaml(&name, &[configmap(&name, "one")]));
+    let results = cli.path("results.json");
+    let out = cli.run(&[
+        "apply",
+        "--manifest-file",
+        &file,
+        "--consumer",
+        WEST,
+        "--watch",
+        "--condition",
+        "Available",
+        "--timeout",
+        "2m",
+        "--results-path",
+        results.to_str().unwrap(),
+    ]);
+    out.expect(0, AGENTS_HINT);
+    assert!(
+        out.stdout
+            .contains(&format!("manifestwork/{name} created (version 1)")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("condition met: Available"),
+        "{}",
+        out.stdout
+    );
+    // Not a terminal: no progress lines.
+    assert!(!out.stderr.contains("(+"), "{}", out.stderr);
+
+    let r = read_json(&results);
+    assert_eq!(r["status"], "Available", "{r}");
+    assert_eq!(
+        (r["manifestWorkName"].as_str(), r["consumer"].as_str()),
+        (Some(name.as_str()), Some(WEST))
+    );
+    assert_eq!(r["exitCode"], 0);
+    assert_eq!(r["resources"][0]["kind"], "ConfigMap");
+    assert_eq!(r["resources"][0]["status"], "Available", "{r}");
+    assert!(r["timestamp"].as_str().is_some_and(|t| t.contains('T')));
+
+    // The agent really applied it.
+    let cm = kubectl(&[
+        "get",
+        "configmap",
+        "-n",
+        "default",
+        &name,
+        "-o",
+        "jsonpath={.data.value}",
+    ]);
+    cm.ok("kubectl get configmap");
+    assert_eq!(cm.stdout, "one");
+
+    // wait on an already-met condition returns at once; its -o json is the record.
+    let out = cli.run(&[
+        "wait",
+        "--name",
+        &name,
+        "--consumer",
+        WEST,
+        "--condition",
+        "Applied",
+        "-o",
+        "json",
+    ]);
+    out.ok("wait Applied");
+    assert_eq!(out.json()["status"], "Applied");
+    // A manifest's own condition.
+    cli.run(&[
+        "wait",
+        "--name",
+        &name,
+        "--consumer",
+        WEST,
+        "--condition",
+        "Available",
+        "--manifest-name",
+        &format!("ConfigMap/{name}"),
+        "--timeout",
+        "1m",
+    ])
+    .ok("wait for the manifest");
+
+    // describe reads the agent's status: no problems.
+    let out = cli.run(&["describe", "--name", &name, "--consumer", WEST]);
+    out.ok("describe");
+    assert!(
+        out.stdout.contains("Status:            Available"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("No problems found."), "{}", out.stdout);
+    // list --status filters on the agent's conditions.
+    let out = cli.run(&[
+        "list",
+        "--consumer",
+        WEST,
+        "--status",
+        "Available",
+        "-o",
+        "json",
+    ]);
+    out.ok("list --status");
+    let names: Vec<String> = out.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, std::slice::from_ref(&name));
+
+    let out = cli.run(&[
+        "delete",
+        "--name",
+        &name,
+        "--consumer",
+        WEST,
+        "--watch",
+        "--timeout",
+        "2m",
+    ]);
+    out.ok("delete --watch");
+    assert!(
+        out.stdout.contains(&format!("manifestwork/{name} deleted")),
+        "{}",
+        out.stdout
+    );
+    let cm = kubectl(&[
+        "get",
+        "configmap",
+        "-n",
+        "default",
+        &name,
+        "--ignore-not-found",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        cm.stdout.trim(),
+        "",
+        "the agent should have removed the ConfigMap"
+    );
+    cli.run(&["get", "--name", &name, "--consumer", WEST])
+        .expect(4, "get after delete");
+}
+
+#[test]
+fn get_list_and_describe_show_a_work_in_every_format() {
+    let cli = Cli::new("show");
+    let consumer = cli.consumer("cli-show");
+    let name = unique("web");
+    let file = cli.file(
+        "work.yaml",
+        &work_yaml(&name, &[configmap("a", "1"), configmap("b", "2")]),
+    );
+    let results = cli.path("get.json");
+    cli.run(&["apply", "-f", &file, "--consumer", &consumer])
+        .ok("apply");
+
+    let out = cli.run(&["get", "--name", &name, "--consumer", &consumer]);
+    out.ok("get");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("STATUS"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].starts_with(&name) && lines[1].contains("Pending"),
+        "{}",
+        out.stdout
+    );
+
+    let work = cli
+        .run(&[
+            "get",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(work["kind"], "ManifestWork");
+    assert_eq!(work["metadata"]["namespace"], consumer.as_str());
+    assert_eq!(
+        work["spec"]["workload"]["manifests"][1]["metadata"]["name"],
+        "b"
+    );
+    let yaml = cli.run(&[
+        "get",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "-o",
+        "yaml",
+    ]);
+    yaml.ok("get -o yaml");
+    let from_yaml: Value = serde_norway::from_str(&yaml.stdout).expect("yaml output parses");
+    assert_eq!(from_yaml["spec"], work["spec"]);
+    let wide = cli.run(&[
+        "get",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "-o",
+        "wide",
+    ]);
+    assert!(
+        wide.stdout.contains("BUNDLE-ID") && wide.stdout.contains("app=cli-e2e"),
+        "{}",
+        wide.stdout
+    );
+
+    // One manifest, and the results file of a get.
+    let out = cli.run(&[
+        "get",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "--manifest-name",
+        "b",
+        "-o",
+        "json",
+        "--results-path",
+        results.to_str().unwrap(),
+    ]);
+    out.ok("get --manifest-name");
+    assert_eq!(out.json()["manifest"]["data"]["value"], "2");
+    let r = read_json(&results);
+    assert_eq!(
+        (
+            r["status"].as_str(),
+            r["resources"].as_array().map(Vec::len)
+        ),
+        (Some("Pending"), Some(1))
+    );
+
+    let list = cli.run(&["list", "--consumer", &consumer]);
+    list.ok("list");
+    assert!(
+        list.stdout
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(&name)),
+        "{}",
+        list.stdout
+    );
+    let by_label = cli
+        .run(&[
+            "list",
+            "--consumer",
+            &consumer,
+            "-l",
+            "app=cli-e2e",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(by_label["items"].as_array().map(Vec::len), Some(1));
+    let other_label = cli
+        .run(&[
+            "list",
+            "--consumer",
+            &consumer,
+            "-l",
+            "app=other",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(other_label["items"].as_array().map(Vec::len), Some(0));
+    // No agent serves this consumer: nothing is Applied.
+    let applied = cli
+        .run(&[
+            "list",
+            "--consumer",
+            &consumer,
+            "--status",
+            "Applied",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(applied["items"].as_array().map(Vec::len), Some(0));
+
+    let page = cli.run(&["describe", "--name", &name, "--consumer", &consumer]);
+    page.ok("describe");
+    for needle in [
+        "Bundle ID:",
+        "Version:           1 (agent observed 0)",
+        "Diagnosis:",
+        "the agent has not reported",
+    ] {
+        assert!(
+            page.stdout.contains(needle),
+            "{needle:?} missing:\n{}",
+            page.stdout
+        );
+    }
+
+    cli.run(&["get", "--name", "no-such-work", "--consumer", &consumer])
+        .expect(4, "missing work");
+    cli.run(&["list", "--consumer", &unique("no-such-consumer")])
+        .expect(4, "missing consumer");
+}
+
+#[test]
+fn apply_updates_in_place_and_manifest_name_keeps_the_other_manifests() {
+    let cli = Cli::new("update");
+    let consumer = cli.consumer("cli-update");
+    let name = unique("upd");
+    let v1 = cli.file(
+        "v1.yaml",
+        &work_yaml(&name, &[configmap("a", "1"), configmap("b", "1")]),
+    );
+    let v2 = cli.file(
+        "v2.yaml",
+        &work_yaml(&name, &[configmap("a", "2"), configmap("b", "1")]),
+    );
+    let apply = |file: &str| cli.run(&["apply", "-f", file, "--consumer", &consumer]);
+
+    assert!(
+        apply(&v1)
+            .ok("create")
+            .stdout
+            .contains("created (version 1)")
+    );
+    assert!(
+        apply(&v1)
+            .ok("same again")
+            .stdout
+            .contains("unchanged (version 1)")
+    );
+    assert!(
+        apply(&v2)
+            .ok("update")
+            .stdout
+            .contains("configured (version 2)")
+    );
+    let work = cli
+        .run(&[
+            "get",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        work["spec"]["workload"]["manifests"][0]["data"]["value"],
+        "2"
+    );
+
+    // A plain manifest list with --name; --manifest-name replaces one manifest.
+    let one = cli.file(
+        "b.yaml",
+        &serde_norway::to_string(&configmap("b", "3")).unwrap(),
+    );
+    let out = cli.run(&[
+        "apply",
+        "-f",
+        &one,
+        "--consumer",
+        &consumer,
+        "--name",
+        &name,
+        "--manifest-name",
+        "b",
+    ]);
+    out.ok("replace one manifest");
+    assert!(
+        out.stdout
+            .contains("manifest ConfigMap default/b replaced (version 3)"),
+        "{}",
+        out.stdout
+    );
+    // ... or adds it when the work lacks it.
+    let new = cli.file(
+        "c.yaml",
+        &serde_norway::to_string(&configmap("c", "1")).unwrap(),
+    );
+    cli.run(&[
+        "apply",
+        "-f",
+        &new,
+        "--consumer",
+        &consumer,
+        "--name",
+        &name,
+        "--manifest-name",
+        "ConfigMap/c",
+    ])
+    .ok("add one manifest");
+    let work = cli
+        .run(&[
+            "get",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "-o",
+            "json",
+        ])
+        .json();
+    let data: Vec<(String, String)> = work["spec"]["workload"]["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["metadata"]["name"].as_str().unwrap().to_string(),
+                m["data"]["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [("a", "2"), ("b", "3"), ("c", "1")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(data, expected);
+    assert_eq!(work["metadata"]["resourceVersion"], "4");
+
+    // The whole file replaces the work again: c goes.
+    apply(&v2).ok("back to v2");
+    let work = cli
+        .run(&[
+            "get",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        work["spec"]["workload"]["manifests"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    // delete --manifest-name removes one manifest and keeps the work.
+    let out = cli.run(&[
+        "delete",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "--manifest-name",
+        "a",
+    ]);
+    out.ok("delete one manifest");
+    let work = cli
+        .run(&[
+            "get",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        work["spec"]["workload"]["manifests"][0]["metadata"]["name"],
+        "b"
+    );
+    let out = cli.run(&[
+        "delete",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "--manifest-name",
+        "b",
+    ]);
+    out.expect(2, "the last manifest");
+    assert!(
+        out.stderr.contains("delete the work instead"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn results_files_record_success_failure_and_timeout() {
+    let cli = Cli::new("results");
+    let consumer = cli.consumer("cli-results");
+    let name = unique("res");
+    let file = cli.file("work.yaml", &work_yaml(&name, &[configmap("a", "1")]));
+    let path = cli.path("results.json");
+    let p = path.to_str().unwrap();
+
+    // Success, through RESULTS_PATH.
+    let out = cli.run_cmd(cli.command().env("RESULTS_PATH", p).args([
+        "apply",
+        "-f",
+        &file,
+        "--consumer",
+        &consumer,
+    ]));
+    out.ok("apply");
+    let r = read_json(&path);
+    assert_eq!(r["status"], "InProgress", "{r}");
+    assert_eq!(r["version"], 1);
+
+    // Timeout: no agent serves this consumer, so Applied never comes.
+    let started = Instant::now();
+    let out = cli.run(&[
+        "wait",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "--condition",
+        "Applied",
+        "--timeout",
+        "3s",
+        "--results-path",
+        p,
+    ]);
+    out.expect(3, "wait times out");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(out.stderr.contains("timed out after 3s"), "{}", out.stderr);
+    let r = read_json(&path);
+    assert_eq!(
+        (
+            r["status"].as_str(),
+            r["reason"].as_str(),
+            r["exitCode"].as_i64()
+        ),
+        (Some("Timeout"), Some("Timeout"), Some(3))
+    );
+    assert!(
+        r["message"].as_str().unwrap().contains("last status"),
+        "{r}"
+    );
+    assert_eq!(r["resources"][0]["status"], "Pending", "{r}");
+
+    // Failure: the flag wins over RESULTS_PATH.
+    let elsewhere = cli.path("elsewhere.json");
+    let out = cli.run_cmd(cli.command().env("RESULTS_PATH", &elsewhere).args([
+        "get",
+        "--name",
+        "missing",
+        "--consumer",
+        &consumer,
+        "--results-path",
+        p,
+    ]));
+    out.expect(4, "get missing");
+    let r = read_json(&path);
+    assert_eq!(
+        (r["status"].as_str(), r["reason"].as_str()),
+        (Some("Failed"), Some("NotFound"))
+    );
+    assert!(!elsewhere.exists());
+
+    // A usage error is recorded too, and an invalid file sends nothing.
+    let out = cli.run_cmd(
+        cli.command()
+            .env("RESULTS_PATH", p)
+            .args(["wait", "--name", &name]),
+    );
+    out.expect(2, "missing flags");
+    let r = read_json(&path);
+    assert_eq!(
+        (r["status"].as_str(), r["reason"].as_str()),
+        (Some("Failed"), Some("UsageError")),
+        "{r}"
+    );
+    let bad = cli.file("bad.yaml", &work_yaml("Bad_Name", &[configmap("a", "1")]));
+    cli.run(&[
+        "apply",
+        "-f",
+        &bad,
+        "--consumer",
+        &consumer,
+        "--results-path",
+        p,
+    ])
+    .expect(2, "invalid work");
+    assert_eq!(read_json(&path)["reason"], "InvalidWork");
+    // No stray temporary files beside the results.
+    let mut names: Vec<String> = std::fs::read_dir(cli.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+#[test]
+fn validate_names_file_and_field_of_every_problem() {
+    let cli = Cli::new("validate");
+    let consumer = cli.consumer("cli-validate");
+    let good = cli.file("good.yaml", &work_yaml("web", &[configmap("a", "1")]));
+    let out = cli.run(&[
+        "validate",
+        "--manifest-file",
+        &good,
+        "--consumer",
+        &consumer,
+    ]);
+    out.ok("valid");
+    assert!(
+        out.stdout.contains("valid ManifestWork \"web\""),
+        "{}",
+        out.stdout
+    );
+
+    let bad = cli.file(
+        "bad.yaml",
+        &work_yaml(
+            "Web",
+            &[
+                configmap("a", "1"),
+                configmap("a", "1"),
+                json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+            ],
+        ),
+    );
+    let out = cli.run(&["validate", "-f", &bad, "--consumer", &consumer]);
+    out.expect(2, "invalid");
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert!(lines.len() >= 3, "{}", out.stderr);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with(&format!("error: {bad}: "))),
+        "{}",
+        out.stderr
+    );
+    for field in [
+        "metadata.name",
+        "spec.workload.manifests[1]",
+        "spec.workload.manifests[2].metadata",
+    ] {
+        assert!(
+            out.stderr.contains(field),
+            "{field} missing:\n{}",
+            out.stderr
+        );
+    }
+
+    // Over the size limit.
+    let big = "x".repeat(600 * 1024);
+    let huge = cli.file("huge.yaml", &work_yaml("big", &[configmap("a", &big)]));
+    let out = cli.run(&["validate", "-f", &huge]);
+    out.expect(2, "too large");
+    assert!(out.stderr.contains("500 KiB"), "{}", out.stderr);
+
+    // A consumer Maestro does not know.
+    let out = cli.run(&["validate", "-f", &good, "--consumer", &unique("nobody")]);
+    out.expect(4, "unknown consumer");
+    assert!(out.stderr.contains("not registered"), "{}", out.stderr);
+    // Without a server the consumer check is skipped with a warning.
+    let out = cli.run_cmd(
+        cli.command()
+            .env("MAESTRO_HTTP_ENDPOINT", "http://127.0.0.1:9")
+            .args([
+                "validate",
+                "-f",
+                &good,
+                "--consumer",
+                &consumer,
+                "--timeout",
+                "2s",
+            ]),
+    );
+    out.ok("offline");
+    assert!(
+        out.stderr.contains("warning: could not check"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_nothing_reaches_maestro() {
+    let cli = Cli::new("badin");
+    let consumer = cli.consumer("cli-badin");
+    let malformed = cli.file("broken.yaml", "apiVersion: v1\nkind: [ConfigMap\n");
+    let out = cli.run(&[
+        "apply",
+        "-f",
+        &malformed,
+        "--consumer",
+        &consumer,
+        "--name",
+        "x",
+    ]);
+    out.expect(2, "malformed yaml");
+    assert!(
+        out.stderr.contains(&format!("{malformed}: line ")),
+        "{}",
+        out.stderr
+    );
+    let json_file = cli.file(
+        "broken.json",
+        "{\"kind\": \"ManifestWork\",\n \"metadata\": }",
+    );
+    let out = cli.run(&["apply", "-f", &json_file, "--consumer", &consumer]);
+    out.expect(2, "malformed json");
+    assert!(out.stderr.contains("line 2, column"), "{}", out.stderr);
+
+    let out = cli.run(&[
+        "apply",
+        "-f",
+        "/nonexistent/work.yaml",
+        "--consumer",
+        &consumer,
+    ]);
+    out.expect(2, "missing file");
+    assert!(
+        out.stderr
+            .contains("/nonexistent/work.yaml: file does not exist"),
+        "{}",
+        out.stderr
+    );
+    let out = cli.run(&["apply", "--consumer", &consumer]);
+    out.expect(2, "missing flag");
+    assert!(out.stderr.contains("--manifest-file"), "{}", out.stderr);
+    let out = cli.run(&[
+        "wait",
+        "--name",
+        "w",
+        "--consumer",
+        &consumer,
+        "--condition",
+        "Ready",
+    ]);
+    out.expect(2, "unknown condition");
+    assert!(out.stderr.contains("Available"), "{}", out.stderr);
+    let out = cli.run(&[
+        "wait",
+        "--name",
+        "w",
+        "--consumer",
+        &consumer,
+        "--condition",
+        "Applied",
+        "--timeout",
+        "10ms",
+    ]);
+    out.expect(2, "tiny timeout");
+    assert!(out.stderr.contains("too small"), "{}", out.stderr);
+
+    // Invalid work: refused before sending, so the consumer stays empty.
+    let invalid = cli.file(
+        "invalid.yaml",
+        &work_yaml(
+            "ok-name",
+            &[json!({"apiVersion": "v1", "kind": "ConfigMap"})],
+        ),
+    );
+    cli.run(&["apply", "-f", &invalid, "--consumer", &consumer])
+        .expect(2, "invalid");
+    let list = cli
+        .run(&["list", "--consumer", &consumer, "-o", "json"])
+        .json();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+
+    // An unknown consumer is a not-found with a way out.
+    let ok = cli.file("ok.yaml", &work_yaml("ok-name", &[configmap("a", "1")]));
+    let out = cli.run(&["apply", "-f", &ok, "--consumer", &unique("nobody")]);
+    out.expect(4, "unknown consumer");
+    assert!(out.stderr.contains("consumers create"), "{}", out.stderr);
+}
+
+#[test]
+fn unreachable_maestro_is_retried_until_the_timeout_and_permanent_errors_fail_at_once() {
+    let cli = Cli::new("down");
+    let started = Instant::now();
+    let out = cli.run_cmd(
+        cli.command()
+            .env("MAESTRO_HTTP_ENDPOINT", "http://127.0.0.1:9")
+            .args(["get", "--name", "w", "--consumer", "c", "--timeout", "3s"]),
+    );
+    out.expect(1, "unreachable");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_secs(15),
+        "took {took:?}"
+    );
+    assert!(out.stderr.contains("gave up after"), "{}", out.stderr);
+
+    let consumer = cli.consumer("cli-down");
+    let started = Instant::now();
+    cli.run(&[
+        "get",
+        "--name",
+        "missing",
+        "--consumer",
+        &consumer,
+        "--timeout",
+        "1m",
+    ])
+    .expect(4, "missing");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not found must not be retried"
+    );
+}
+
+// ------------------------------------------------------------ delete, watch, diff, build
+
+#[test]
+fn delete_all_with_watch_waits_until_every_work_is_gone() {
+    let cli = Cli::new("delall");
+    let names = [unique("all-a"), unique("all-b")];
+    for name in &names {
+        let file = cli.file(
+            &format!("{name}.yaml"),
+            &work_yaml(name, &[configmap(name, "x")]),
+        );
+        cli.run(&[
+            "apply",
+            "-f",
+            &file,
+            "--consumer",
+            WEST,
+            "--watch",
+            "--timeout",
+            "2m",
+        ])
+        .ok(AGENTS_HINT);
+    }
+    let list = cli.run(&["list", "--consumer", WEST, "-o", "json"]).json();
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(2),
+        "only this test's source is listed"
+    );
+
+    let results = cli.path("delete.json");
+    let out = cli.run(&[
+        "delete",
+        "--consumer",
+        WEST,
+        "--all",
+        "--watch",
+        "--timeout",
+        "2m",
+        "--results-path",
+        results.to_str().unwrap(),
+    ]);
+    out.ok("delete --all --watch");
+    assert!(out.stdout.contains("all 2 manifestworks"), "{}", out.stdout);
+    let r = read_json(&results);
+    assert_eq!(r["status"], "Deleted");
+    let list = cli.run(&["list", "--consumer", WEST, "-o", "json"]).json();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+    for name in &names {
+        let cm = kubectl(&[
+            "get",
+            "configmap",
+            "-n",
+            "default",
+            name,
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ]);
+        assert_eq!(
+            cm.stdout.trim(),
+            "",
+            "{name} should be gone from the cluster"
+        );
+    }
+    // Nothing left: still a success.
+    cli.run(&["delete", "--consumer", WEST, "--all"])
+        .ok("empty --all");
+}
+
+#[test]
+fn watch_prints_the_initial_state_then_a_change_made_by_another_process() {
+    let cli = Cli::new("watch");
+    let name = unique("watched");
+    let v1 = cli.file("v1.yaml", &work_yaml(&name, &[configmap(&name, "1")]));
+    let v2 = cli.file("v2.yaml", &work_yaml(&name, &[configmap(&name, "2")]));
+    cli.run(&[
+        "apply",
+        "-f",
+        &v1,
+        "--consumer",
+        WEST,
+        "--watch",
+        "--timeout",
+        "2m",
+    ])
+    .ok(AGENTS_HINT);
+
+    let mut child = cli
+        .command()
+        .args([
+            "watch",
+            "--consumer",
+            WEST,
+            "--name",
+            &name,
+            "-o",
+            "json",
+            "--timeout",
+            "90s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start watch");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let event: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not NDJSON ({e}): {line}"));
+            if tx.send(event).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no watch event for {what}"))
+    };
+    let first = next("the initial state");
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["metadata"]["name"], name.as_str());
+    assert_eq!(first["object"]["metadata"]["resourceVersion"], "1");
+
+    // Another process changes the work.
+    cli.run(&["apply", "-f", &v2, "--consumer", WEST])
+        .ok("update from elsewhere");
+    let changed = loop {
+        let event = next("the update");
+        assert_eq!(event["type"], "MODIFIED", "{event}");
+        if event["object"]["metadata"]["resourceVersion"] == "2" {
+            break event;
+        }
+    };
+    assert_eq!(
+        changed["object"]["spec"]["workload"]["manifests"][0]["data"]["value"],
+        "2"
+    );
+    // The agent's report on version 2 follows as its own event.
+    loop {
+        let event = next("the agent's status for version 2");
+        let conditions = event["object"]["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if conditions
+            .iter()
+            .any(|c| c["type"] == "Applied" && c["status"] == "True")
+            && event["object"]["metadata"]["resourceVersion"] == "2"
+        {
+            break;
+        }
+    }
+    cli.run(&["delete", "--name", &name, "--consumer", WEST])
+        .ok("delete");
+    loop {
+        if next("the deletion")["type"] == "DELETED" {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn diff_exits_0_when_equal_1_when_different_and_2_on_errors() {
+    let cli = Cli::new("diff");
+    let consumer = cli.consumer("cli-diff");
+    let name = unique("diff");
+    let v1 = cli.file(
+        "v1.yaml",
+        &work_yaml(&name, &[configmap("a", "1"), configmap("b", "1")]),
+    );
+    let v2 = cli.file(
+        "v2.yaml",
+        &work_yaml(&name, &[configmap("a", "2"), configmap("b", "1")]),
+    );
+
+    // Nothing there yet: everything is added.
+    let out = cli.run(&[
+        "diff",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "--manifest-file",
+        &v1,
+    ]);
+    out.expect(1, "diff against nothing");
+    assert!(
+        out.stdout.contains("+++ desired/v1/ConfigMap/default/a"),
+        "{}",
+        out.stdout
+    );
+
+    cli.run(&["apply", "-f", &v1, "--consumer", &consumer])
+        .ok("apply");
+    let out = cli.run(&["diff", "--name", &name, "--consumer", &consumer, "-f", &v1]);
+    out.expect(0, "no difference");
+    assert_eq!(out.stdout, "");
+
+    let out = cli.run(&["diff", "--name", &name, "--consumer", &consumer, "-f", &v2]);
+    out.expect(1, "difference");
+    assert!(
+        out.stdout
+            .contains("--- live/v1/ConfigMap/default/a\n+++ desired/v1/ConfigMap/default/a\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("-  value: '1'") && out.stdout.contains("+  value: '2'"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("ConfigMap/default/b"),
+        "{}",
+        out.stdout
+    );
+    // Limited to one manifest that did not change.
+    cli.run(&[
+        "diff",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "-f",
+        &v2,
+        "--manifest-name",
+        "b",
+    ])
+    .expect(0, "b unchanged");
+
+    let broken = cli.file("broken.yaml", "kind: [");
+    cli.run(&[
+        "diff",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "-f",
+        &broken,
+    ])
+    .expect(2, "bad file");
+    let out = cli.run_cmd(
+        cli.command()
+            .env("MAESTRO_HTTP_ENDPOINT", "http://127.0.0.1:9")
+            .args([
+                "diff",
+                "--name",
+                &name,
+                "--consumer",
+                &consumer,
+                "-f",
+                &v1,
+                "--timeout",
+                "1s",
+            ]),
+    );
+    out.expect(2, "unreachable is an error, not a difference");
+}
+
+#[test]
+fn build_merges_manifests_into_the_remote_work_and_guards_replace() {
+    let cli = Cli::new("build");
+    let consumer = cli.consumer("cli-build");
+    let name = unique("build");
+    let base = cli.file(
+        "base.yaml",
+        &work_yaml(&name, &[configmap("keep", "1"), configmap("a", "1")]),
+    );
+    cli.run(&["apply", "-f", &base, "--consumer", &consumer])
+        .ok("base");
+
+    let source = cli.file(
+        "source.yaml",
+        &format!(
+            "{}---\n{}",
+            serde_norway::to_string(&configmap("a", "2")).unwrap(),
+            serde_norway::to_string(&configmap("new", "1")).unwrap()
+        ),
+    );
+    // Output only: the merged work, nothing written.
+    let built = cli.path("built.yaml");
+    let out = cli.run(&[
+        "build",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "--source-file",
+        &source,
+        "--output",
+        built.to_str().unwrap(),
+    ]);
+    out.ok("build --output");
+    assert!(
+        out.stderr
+            .contains("1 added, 1 replaced, 0 unchanged, 1 kept"),
+        "{}",
+        out.stderr
+    );
+    let work: Value = serde_norway::from_str(&std::fs::read_to_string(&built).unwrap()).unwrap();
+    let names: Vec<&str> = work["spec"]["workload"]["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["keep", "a", "new"]);
+    let remote = cli
+        .run(&[
+            "get",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        remote["metadata"]["resourceVersion"], "1",
+        "build without --apply writes nothing"
+    );
+    // The built file applies as is.
+    cli.run(&[
+        "apply",
+        "-f",
+        built.to_str().unwrap(),
+        "--consumer",
+        &consumer,
+    ])
+    .ok("apply built");
+    let remote = cli
+        .run(&[
+            "get",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        remote["spec"]["workload"]["manifests"][1]["data"]["value"],
+        "2"
+    );
+
+    // replace drops ConfigMaps the source does not list, only with --force.
+    let only_a = cli.file(
+        "only-a.yaml",
+        &serde_norway::to_string(&configmap("a", "3")).unwrap(),
+    );
+    let args = [
+        "build",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "--source-file",
+        &only_a,
+        "--strategy",
+        "replace",
+        "--apply",
+    ];
+    let out = cli.run(&args);
+    out.expect(2, "replace without --force");
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    cli.run(&forced).ok("replace --force");
+    let remote = cli
+        .run(&[
+            "get",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        remote["spec"]["workload"]["manifests"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(remote["metadata"]["resourceVersion"], "3");
+
+    // --dry-run validates and writes nothing.
+    let out = cli.run(&[
+        "build",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "--source-file",
+        &source,
+        "--dry-run",
+    ]);
+    out.ok("dry run");
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn build_applies_a_nodepool_configuration_the_agent_creates_as_nodepools() {
+    let crd = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/cli/nodepools.hyperfleet.io.crd.yaml"
+    );
+    kubectl(&["apply", "-f", crd]).ok(AGENTS_HINT);
+    kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/nodepools.hyperfleet.io",
+        "--timeout=60s",
+    ])
+    .ok("CRD established");
+
+    let cli = Cli::new("nodepool");
+    let name = unique("np");
+    let pool = unique("workers");
+    let base = cli.file("base.yaml", &work_yaml(&name, &[configmap(&name, "keep")]));
+    cli.run(&["apply", "-f", &base, "--consumer", WEST])
+        .ok("base work");
+    let config = json!({
+        "nodepools": [{"name": pool, "instanceType": "m5.large", "replicas": 3,
+                       "zones": ["us-west-2a"], "labels": {"hyperfleet.io/nodepool": pool}}],
+        "metadata": {"cluster": WEST, "region": "us-west-2", "version": "1.29"}
+    });
+    let source = cli.file("nodepools.json", &config.to_string());
+    let results = cli.path("build.json");
+    let out = cli.run(&[
+        "build",
+        "--name",
+        &name,
+        "--consumer",
+        WEST,
+        "--source-file",
+        &source,
+        "--strategy",
+        "merge",
+        "--apply",
+        "--watch",
+        "--condition",
+        "Available",
+        "--timeout",
+        "2m",
+        "--results-path",
+        results.to_str().unwrap(),
+    ]);
+    out.ok(AGENTS_HINT);
+    assert!(
+        out.stdout.contains("configured (version 2)"),
+        "{}",
+        out.stdout
+    );
+    let r = read_json(&results);
+    assert_eq!(r["status"], "Available", "{r}");
+    assert_eq!(r["resources"].as_array().map(Vec::len), Some(2), "{r}");
+
+    let np = kubectl(&["get", "nodepools.hyperfleet.io", &pool, "-o", "json"]);
+    np.ok("the agent created the NodePool");
+    let np: Value = serde_json::from_str(&np.stdout).unwrap();
+    assert_eq!(np["spec"]["replicas"], 3);
+    assert_eq!(np["spec"]["kubernetesVersion"], "1.29");
+    assert_eq!(np["metadata"]["labels"]["hyperfleet.io/cluster"], WEST);
+    kubectl(&["get", "configmap", "-n", "default", &name]).ok("the merged-in ConfigMap stays");
+
+    // A configuration for another cluster is refused before anything is sent.
+    let other = json!({"nodepools": [{"name": "x", "instanceType": "m5", "replicas": 1}],
+                       "metadata": {"cluster": "cluster-east-2"}});
+    let other = cli.file("other.json", &other.to_string());
+    let out = cli.run(&[
+        "build",
+        "--name",
+        &name,
+        "--consumer",
+        WEST,
+        "--source-file",
+        &other,
+        "--apply",
+    ]);
+    out.expect(2, "wrong cluster");
+    assert!(out.stderr.contains("metadata.cluster"), "{}", out.stderr);
+
+    cli.run(&[
+        "delete",
+        "--name",
+        &name,
+        "--consumer",
+        WEST,
+        "--watch",
+        "--timeout",
+        "2m",
+    ])
+    .ok("clean up");
+    let gone = kubectl(&[
+        "get",
+        "nodepools.hyperfleet.io",
+        &pool,
+        "--ignore-not-found",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(gone.stdout.trim(), "");
+}
+
+// ------------------------------------------------------------ consumers, interop, completion
+
+#[test]
+fn consumers_can_be_created_listed_shown_and_deleted() {
+    let cli = Cli::new("consumers");
+    let name = unique("cli-consumer");
+    let out = cli.run(&[
+        "consumers",
+        "create",
+        &name,
+        "-l",
+        "env=test",
+        "-l",
+        "tier=e2e",
+    ]);
+    out.ok("create");
+    assert!(
+        out.stdout.contains(&format!("consumer/{name} created")),
+        "{}",
+        out.stdout
+    );
+    cli.run(&["consumers", "create", &name])
+        .expect(1, "create again");
+    cli.run(&["consumers", "create", &name, "--if-not-exists"])
+        .ok("create if not exists");
+
+    let got = cli.run(&["consumers", "get", &name, "-o", "json"]).json();
+    assert_eq!(got["name"], name.as_str());
+    assert_eq!(got["labels"]["env"], "test");
+    let by_id = cli
+        .run(&[
+            "consumers",
+            "get",
+            got["id"].as_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(by_id["name"], name.as_str());
+
+    let list = cli
+        .run(&["consumers", "list", "-l", "tier=e2e", "-o", "json"])
+        .json();
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == name.as_str()),
+        "{list}"
+    );
+    let table = cli.run(&["consumers", "list"]);
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(&name) && l.contains("env=test")),
+        "{}",
+        table.stdout
+    );
+
+    cli.run(&["consumers", "delete", &name]).ok("delete");
+    cli.run(&["consumers", "get", &name])
+        .expect(4, "get deleted");
+    cli.run(&["consumers", "delete", &name])
+        .expect(4, "delete again");
+    cli.run(&["consumers", "delete", &name, "--ignore-not-found"])
+        .ok("ignore not found");
+}
+
+#[test]
+fn maestros_own_cli_reads_what_we_write_and_we_read_what_it_writes() {
+    // Both CLIs default to the source `maestro-cli`.
+    let cli = Cli::with_source("maestro-cli");
+
+    // Consumers, both ways.
+    let ours = cli.consumer("cli-interop");
+    let listed = maestro(&["consumer", "list", "--output", "json", "--size", "65000"]);
+    listed.ok("maestro consumer list");
+    assert!(
+        listed.stdout.contains(&format!("\"{ours}\"")),
+        "{}",
+        listed.stdout
+    );
+    let theirs = unique("mcli-interop");
+    maestro(&["consumer", "create", &theirs]).ok("maestro consumer create");
+    let got = cli.run(&["consumers", "get", &theirs, "-o", "json"]).json();
+    assert_eq!(got["name"], theirs.as_str());
+
+    // A work we apply, read by their CLI.
+    let name = unique("ours");
+    let file = cli.file("work.yaml", &work_yaml(&name, &[configmap("a", "1")]));
+    cli.run(&["apply", "-f", &file, "--consumer", &ours])
+        .ok("apply");
+    let id = cli
+        .run(&["get", "--name", &name, "--consumer", &ours, "-o", "json"])
+        .json()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bundle = maestro(&["resourcebundle", "get", &id, "--output", "json"]);
+    bundle.ok("maestro resourcebundle get");
+    let bundle: Value = serde_json::from_str(&bundle.stdout).unwrap();
+    assert_eq!(bundle["consumer_name"], ours.as_str());
+    assert_eq!(bundle["metadata"]["name"], name.as_str());
+    assert_eq!(bundle["manifests"][0]["data"]["value"], "1");
+    let search = format!("consumer_name='{ours}'");
+    let list = maestro(&[
+        "resourcebundle",
+        "list",
+        "--search",
+        &search,
+        "--output",
+        "json",
+    ]);
+    list.ok("maestro resourcebundle list");
+    assert!(list.stdout.contains(&id), "{}", list.stdout);
+
+    // A bundle their CLI applies (random id, our name in its metadata), read by ours.
+    let their_work = unique("theirs");
+    let spec = json!({
+        "consumer_name": theirs,
+        "metadata": {"name": their_work},
+        "manifests": [configmap("b", "2")],
+    });
+    let spec_file = cli.file("bundle.json", &spec.to_string());
+    let applied = maestro(&[
+        "resourcebundle",
+        "apply",
+        "-f",
+        &spec_file,
+        "--grpc-server-address",
+        &grpc_address(),
+    ]);
+    applied.ok("maestro resourcebundle apply");
+    let their_id = applied
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ID: "))
+        .unwrap_or_else(|| panic!("no ID in: {}", applied.stdout))
+        .trim()
+        .to_string();
+    let got = cli.run(&[
+        "get",
+        "--name",
+        &their_work,
+        "--consumer",
+        &theirs,
+        "-o",
+        "json",
+    ]);
+    got.ok("our get of their bundle");
+    let got = got.json();
+    assert_eq!(got["metadata"]["uid"], their_id.as_str());
+    assert_eq!(
+        got["spec"]["workload"]["manifests"][0]["data"]["value"],
+        "2"
+    );
+    let list = cli.run(&["list", "--consumer", &theirs]);
+    assert!(list.stdout.contains(&their_work), "{}", list.stdout);
+    // We refuse to update it (its id is not ours), and can delete it.
+    let update = cli.file(
+        "theirs.yaml",
+        &work_yaml(&their_work, &[configmap("b", "3")]),
+    );
+    let out = cli.run(&["apply", "-f", &update, "--consumer", &theirs]);
+    out.expect(1, "update of a foreign bundle");
+    assert!(out.stderr.contains("another client"), "{}", out.stderr);
+    cli.run(&["delete", "--name", &their_work, "--consumer", &theirs])
+        .ok("our delete of their bundle");
+    let after = maestro(&["resourcebundle", "get", &their_id, "--output", "json"]);
+    after.ok("their get after our delete");
+    assert!(after.stdout.contains("deleted_at"), "{}", after.stdout);
+
+    // Their delete of our bundle.
+    maestro(&[
+        "resourcebundle",
+        "delete",
+        &id,
+        "--yes",
+        "--grpc-server-address",
+        &grpc_address(),
+    ])
+    .ok("maestro resourcebundle delete");
+    let list = cli
+        .run(&[
+            "list",
+            "--consumer",
+            &ours,
+            "--status",
+            "Deleting",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        list["items"][0]["metadata"]["name"],
+        name.as_str(),
+        "{list}"
+    );
+}
+
+#[test]
+fn completion_scripts_for_bash_and_zsh_are_generated() {
+    let cli = Cli::new("completion");
+    let bash = cli.run(&["completion", "bash"]);
+    bash.ok("bash");
+    assert!(
+        bash.stdout.contains("complete -F _maestro__cli")
+            && bash.stdout.contains("--manifest-file")
+    );
+    let script = cli.file("completion.bash", &bash.stdout);
+    let syntax = Command::new("bash")
+        .args(["-n", &script])
+        .output()
+        .expect("bash");
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    let zsh = cli.run(&["completion", "zsh"]);
+    zsh.ok("zsh");
+    assert!(
+        zsh.stdout.starts_with("#compdef maestro-cli"),
+        "{}",
+        &zsh.stdout[..80.min(zsh.stdout.len())]
+    );
+    cli.run(&["completion", "fish"]).expect(2, "fish");
+}
+
+#[test]
+fn wait_shows_progress_on_a_terminal_only() {
+    let cli = Cli::new("tty");
+    let consumer = cli.consumer("cli-tty");
+    let name = unique("tty");
+    let file = cli.file("work.yaml", &work_yaml(&name, &[configmap("a", "1")]));
+    cli.run(&["apply", "-f", &file, "--consumer", &consumer])
+        .ok("apply");
+    let args = format!(
+        "{} wait --name {name} --consumer {consumer} --condition Applied --timeout 2s",
+        env!("CARGO_BIN_EXE_maestro-cli")
+    );
+    // `script` gives the command a terminal.
+    let log = cli.path("typescript");
+    let tty = Command::new("script")
+        .args(["-qec", &args, log.to_str().unwrap()])
+        .env("MAESTRO_HTTP_ENDPOINT", http_endpoint())
+        .env("MAESTRO_GRPC_ENDPOINT", grpc_endpoint())
+        .env("MAESTRO_SOURCE_ID", &cli.source)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let seen = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        seen.contains("(+") && seen.contains(&format!("{name}: Pending")),
+        "{seen}"
+    );
+    assert!(seen.contains("timed out after 2s"), "{seen}");
+
+    let plain = cli.run(&[
+        "wait",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "--condition",
+        "Applied",
+        "--timeout",
+        "2s",
+    ]);
+    plain.expect(3, "timeout");
+    assert!(!plain.stderr.contains("(+"), "{}", plain.stderr);
+}
+
+#[test]
+fn apply_reads_manifests_from_standard_input() {
+    let cli = Cli::new("stdin");
+    let consumer = cli.consumer("cli-stdin");
+    let name = unique("stdin");
+    let mut child = cli
+        .command()
+        .args(["apply", "-f", "-", "--consumer", &consumer, "--name", &name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let manifests = json!({"apiVersion": "v1", "kind": "List", "items": [configmap("a", "1"), configmap("b", "2")]});
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(manifests.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let work = cli
+        .run(&[
+            "get",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        work["spec"]["workload"]["manifests"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}
+
+#[test]
+fn sigterm_ends_a_wait_with_exit_130_and_a_recorded_result() {
+    let cli = Cli::new("sigterm");
+    let consumer = cli.consumer("cli-sigterm");
+    let name = unique("term");
+    let file = cli.file("work.yaml", &work_yaml(&name, &[configmap("a", "1")]));
+    cli.run(&["apply", "-f", &file, "--consumer", &consumer])
+        .ok("apply");
+    let results = cli.path("results.json");
+    // No agent serves this consumer: the wait would last its whole timeout.
+    let child = cli
+        .command()
+        .args([
+            "wait",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "--condition",
+            "Available",
+            "--timeout",
+            "5m",
+            "--results-path",
+            results.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wait");
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait for the CLI");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted by SIGTERM"));
+    let r = read_json(&results);
+    assert_eq!(
+        (
+            r["status"].as_str(),
+            r["reason"].as_str(),
+            r["exitCode"].as_i64()
+        ),
+        (Some("Failed"), Some("Interrupted"), Some(130))
+    );
+}
