@@ -12,6 +12,7 @@
 //! - [`cli`]: the `maestro-cli` commands.
 
 pub mod cli;
+pub mod controller;
 pub mod error;
 pub mod maestro;
 pub mod manifestwork;

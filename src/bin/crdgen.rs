@@ -1,3 +1,6 @@
+//! Prints the MaestroApply CRD as YAML: `cargo run --bin crdgen > crds/maestroapply.yaml`.
+
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("crdgen is not yet implemented")
+    print!("{}", maestro_operator::controller::crd::crd_yaml()?);
+    Ok(())
 }

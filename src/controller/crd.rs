@@ -1,0 +1,451 @@
+//! The `MaestroApply` custom resource (`maestro.hyperfleet.io/v1alpha1`):
+//! one ManifestWork that the operator keeps published to one Maestro
+//! consumer, with the agent's report mirrored into its status.
+//!
+//! The schema is the first line of defence: the API server rejects bad
+//! objects itself (OpenAPI plus CEL rules), with messages naming the field,
+//! so `kubectl apply` fails at once instead of the object sitting in a
+//! failed state.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::manifestwork::{ManifestResourceMeta, ManifestWorkSpec, StatusFeedbackResult};
+
+pub const GROUP: &str = "maestro.hyperfleet.io";
+pub const VERSION: &str = "v1alpha1";
+pub const KIND: &str = "MaestroApply";
+pub const API_VERSION: &str = "maestro.hyperfleet.io/v1alpha1";
+
+/// Set to any new value (a timestamp, by convention) to force an immediate
+/// reconcile and status refresh; acknowledged in
+/// `status.lastHandledReconcileAt`.
+pub const RECONCILE_REQUESTED_AT_ANNOTATION: &str = "maestro.hyperfleet.io/reconcile-requested-at";
+
+/// Go `time.ParseDuration` syntax, limited to the units that make sense
+/// here. Kept in step with [`parse_duration`].
+/// `[.]` rather than `\.`: the pattern sits in a CEL string literal,
+/// where `\.` is not a valid escape.
+const DURATION_PATTERN: &str = "^([0-9]+([.][0-9]+)?(ms|s|m|h))+$";
+
+/// A DNS-1123 label, what the Go work client accepts as a work name.
+const LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// Declares one ManifestWork for one Maestro consumer. The operator
+/// publishes it through Maestro, keeps it in line with this spec and
+/// reports what the agent on the consumer's cluster says about it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "maestro.hyperfleet.io",
+    version = "v1alpha1",
+    kind = "MaestroApply",
+    plural = "maestroapplies",
+    shortname = "mapply",
+    category = "maestro",
+    namespaced,
+    status = "MaestroApplyStatus",
+    derive = "PartialEq",
+    doc = "MaestroApply delivers one ManifestWork to one Maestro consumer (a remote cluster) and mirrors the agent's report in its status.",
+    printcolumn(name = "Consumer", type_ = "string", json_path = ".spec.consumer"),
+    printcolumn(name = "Work", type_ = "string", json_path = ".status.workName"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Version",
+        type_ = "integer",
+        json_path = ".status.bundleVersion",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = "1"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new(
+        "has(self.spec.workName) || (size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))"
+    ).message(
+        "metadata.name is used as the work name, which must be a DNS-1123 label (at most 63 lower-case alphanumerics or '-'); set spec.workName"
+    ),
+)]
+#[x_kube(
+    validation = Rule::new("has(self.workName) == has(oldSelf.workName)")
+        .message("spec.workName is immutable: it cannot be added or removed after creation")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MaestroApplySpec {
+    /// The Maestro consumer (target cluster) to deliver to. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.consumer is immutable"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = LABEL_PATTERN))]
+    pub consumer: String,
+
+    /// The ManifestWork name on the consumer; defaults to metadata.name.
+    /// Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.workName is immutable"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = LABEL_PATTERN))]
+    pub work_name: Option<String>,
+
+    /// Labels and annotations for the ManifestWork.
+    #[serde(default, skip_serializing_if = "WorkMetadata::is_empty")]
+    pub work_metadata: WorkMetadata,
+
+    /// The ManifestWork spec: workload.manifests, deleteOption,
+    /// manifestConfigs and executor.
+    #[schemars(schema_with = "manifest_work_schema")]
+    pub manifest_work: ManifestWorkSpec,
+
+    /// The agent condition that makes this object Ready.
+    #[serde(default)]
+    pub wait_for: WaitFor,
+
+    /// How often to read the status from Maestro until Ready.
+    #[serde(default = "default_poll_interval")]
+    #[schemars(schema_with = "duration_schema")]
+    pub poll_interval: String,
+
+    /// How often to resync once Ready: drift check and status refresh.
+    #[serde(default = "default_interval")]
+    #[schemars(schema_with = "duration_schema")]
+    pub interval: String,
+
+    /// How long to wait for `waitFor` after a publish before reporting
+    /// Stalled (polling goes on: it may still succeed).
+    #[serde(default = "default_timeout")]
+    #[schemars(schema_with = "duration_schema")]
+    pub timeout: String,
+
+    /// Publish nothing while true; status is still reported.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// What deleting this object does to the ManifestWork.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn default_poll_interval() -> String {
+    "10s".into()
+}
+
+fn default_interval() -> String {
+    "30m".into()
+}
+
+fn default_timeout() -> String {
+    "10m".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct WorkMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl WorkMetadata {
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.annotations.is_empty()
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum WaitFor {
+    // The agent applied every manifest.
+    Applied,
+    // The agent applied every manifest and each one exists.
+    #[default]
+    Available,
+}
+
+impl WaitFor {
+    pub fn condition_type(self) -> &'static str {
+        match self {
+            WaitFor::Applied => crate::manifestwork::CONDITION_APPLIED,
+            WaitFor::Available => crate::manifestwork::CONDITION_AVAILABLE,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    // Delete the ManifestWork (and so its resources on the cluster) and
+    // keep this object until the agent confirmed.
+    #[default]
+    Delete,
+    // Leave the ManifestWork and its resources in place.
+    Orphan,
+}
+
+/// What the operator and the agent last reported.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaestroApplyStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready, Reconciling and Stalled (kstatus), and the ManifestWork's
+    /// own Applied, Available, Progressing, Degraded and Deleting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// A one-word summary for humans; tools should read the conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// The ManifestWork name in Maestro.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_name: Option<String>,
+
+    /// The Maestro resource bundle ID (also the ManifestWork name on the
+    /// consumer's cluster).
+    #[serde(
+        default,
+        rename = "resourceBundleID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_bundle_id: Option<String>,
+
+    /// The bundle version Maestro holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_version: Option<i64>,
+
+    /// The bundle version the agent last applied and reported on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_version: Option<i64>,
+
+    /// When the operator last published a create or update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_publish_time: Option<Time>,
+
+    /// When the agent's report last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status_change_time: Option<Time>,
+
+    /// Per-resource status as the agent reported it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<ManifestStatus>,
+
+    /// The last `maestro.hyperfleet.io/reconcile-requested-at` value handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+}
+
+impl MaestroApplyStatus {
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.condition(CONDITION_READY)
+            .is_some_and(|c| c.status == "True")
+    }
+}
+
+pub const CONDITION_READY: &str = "Ready";
+pub const CONDITION_RECONCILING: &str = "Reconciling";
+pub const CONDITION_STALLED: &str = "Stalled";
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Phase {
+    // Not published yet, or waiting for the agent's first report.
+    Pending,
+    // Published; the agent has not reached `waitFor` yet.
+    Progressing,
+    // Ready with `waitFor: Applied`.
+    Applied,
+    // Ready with `waitFor: Available`.
+    Available,
+    // The agent reports the work degraded.
+    Degraded,
+    // `spec.suspend` is set.
+    Suspended,
+    // `timeout` passed, or an error that needs a change to fix.
+    Stalled,
+    // An error the operator retries (Maestro unreachable and the like).
+    Failed,
+    // Being deleted.
+    Deleting,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 9] = [
+        Phase::Pending,
+        Phase::Progressing,
+        Phase::Applied,
+        Phase::Available,
+        Phase::Degraded,
+        Phase::Suspended,
+        Phase::Stalled,
+        Phase::Failed,
+        Phase::Deleting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Progressing => "Progressing",
+            Phase::Applied => "Applied",
+            Phase::Available => "Available",
+            Phase::Degraded => "Degraded",
+            Phase::Suspended => "Suspended",
+            Phase::Stalled => "Stalled",
+            Phase::Failed => "Failed",
+            Phase::Deleting => "Deleting",
+        }
+    }
+}
+
+/// One manifest's status, as the agent reported it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestStatus {
+    #[serde(flatten)]
+    pub resource: ManifestResourceMeta,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "StatusFeedbackResult::is_empty")]
+    pub status_feedback: StatusFeedbackResult,
+}
+
+impl MaestroApply {
+    /// The ManifestWork name: `spec.workName`, else `metadata.name`.
+    pub fn work_name(&self) -> &str {
+        self.spec
+            .work_name
+            .as_deref()
+            .or(self.metadata.name.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// The `reconcile-requested-at` annotation, when set.
+    pub fn requested_at(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+            .map(String::as_str)
+    }
+}
+
+/// The CRD as YAML, as `crdgen` prints it and `crds/` holds it.
+pub fn crd_yaml() -> Result<String, serde_norway::Error> {
+    use kube::CustomResourceExt;
+    let body = serde_norway::to_string(&MaestroApply::crd())?;
+    Ok(format!(
+        "# Generated by `cargo run --bin crdgen > crds/maestroapply.yaml`; do not edit.\n{body}"
+    ))
+}
+
+/// The spec's durations, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intervals {
+    pub poll: Duration,
+    pub resync: Duration,
+    pub timeout: Duration,
+}
+
+impl MaestroApplySpec {
+    /// Parses the durations. The API server has checked their syntax; a
+    /// failure here means an object stored before the schema was.
+    pub fn intervals(&self) -> Result<Intervals, String> {
+        Ok(Intervals {
+            poll: parse_duration("pollInterval", &self.poll_interval)?,
+            resync: parse_duration("interval", &self.interval)?,
+            timeout: parse_duration("timeout", &self.timeout)?,
+        })
+    }
+}
+
+/// Parses a Go duration (`10s`, `1m30s`, `1.5h`) as the API server's
+/// pattern admits it.
+pub fn parse_duration(field: &str, value: &str) -> Result<Duration, String> {
+    let parsed: kube::core::Duration = value
+        .parse()
+        .map_err(|e| format!("spec.{field} {value:?} is not a duration: {e}"))?;
+    if parsed.is_negative() {
+        return Err(format!("spec.{field} {value:?} must not be negative"));
+    }
+    let duration = Duration::from(parsed);
+    if duration < Duration::from_secs(1) {
+        return Err(format!("spec.{field} {value:?} must be at least 1s"));
+    }
+    Ok(duration)
+}
+
+/// One CEL rule rather than a `pattern` plus a rule: with both, a malformed
+/// value gets the pattern's error and a CEL conversion error on top.
+fn duration_schema(_: &mut SchemaGenerator) -> Schema {
+    let rule = format!("self.matches('{DURATION_PATTERN}') && duration(self) >= duration('1s')");
+    json_schema!({
+        "type": "string",
+        "maxLength": 32,
+        "x-kubernetes-validations": [{
+            "rule": rule,
+            "message": "must be a duration of at least 1s, such as 30s, 5m or 1h30m",
+        }],
+    })
+}
+
+/// The library's ManifestWork spec schema, tightened for this API: a
+/// workload with at least one manifest, each naming itself. The embedded
+/// resource schema already requires apiVersion and kind.
+fn manifest_work_schema(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = ManifestWorkSpec::json_schema(generator);
+    let root = schema.ensure_object();
+    add_required(root, "workload");
+    if let Some(workload) = root
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("workload"))
+        .and_then(Value::as_object_mut)
+    {
+        add_required(workload, "manifests");
+        if let Some(manifests) = workload
+            .get_mut("properties")
+            .and_then(|p| p.get_mut("manifests"))
+            .and_then(Value::as_object_mut)
+        {
+            manifests.insert("minItems".into(), json!(1));
+            // Bounds the CEL cost estimate of the per-item rule; Maestro's
+            // 500 KiB bundle limit is hit long before this many manifests.
+            manifests.insert("maxItems".into(), json!(1000));
+            if let Some(items) = manifests.get_mut("items").and_then(Value::as_object_mut) {
+                items.insert(
+                    "x-kubernetes-validations".into(),
+                    json!([{
+                        "rule": "has(self.metadata) && has(self.metadata.name) && self.metadata.name != ''",
+                        "message": "each manifest needs apiVersion, kind and metadata.name",
+                    }]),
+                );
+            }
+        }
+    }
+    schema
+}
+
+fn add_required(object: &mut serde_json::Map<String, Value>, field: &str) {
+    let required = object.entry("required").or_insert_with(|| json!([]));
+    if let Some(list) = required.as_array_mut()
+        && !list.iter().any(|v| v == field)
+    {
+        list.push(json!(field));
+    }
+}
+
+#[cfg(test)]
+mod tests;

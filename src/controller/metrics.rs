@@ -1,0 +1,310 @@
+//! Prometheus metrics of the operator, served on `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::runtime::reflector::ObjectRef;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use super::crd::{MaestroApply, Phase};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionReasonLabels {
+    pub action: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 5 ms to ~40 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    reconciles: Counter,
+    reconcile_errors: Family<ReasonLabels, Counter>,
+    reconcile_duration: Histogram,
+    publishes: Family<ActionLabels, Counter>,
+    publish_errors: Family<ActionReasonLabels, Counter>,
+    publish_duration: HistogramFamily<ActionLabels>,
+    polls: Counter,
+    poll_requests: Counter,
+    poll_errors: Family<ReasonLabels, Counter>,
+    poll_duration: Histogram,
+    objects: Family<PhaseLabels, Gauge>,
+    status_writes: Counter,
+    leader: Gauge,
+    phases: Mutex<HashMap<ObjectRef<MaestroApply>, Phase>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("maestro_operator");
+        let m = Metrics {
+            reconciles: Counter::default(),
+            reconcile_errors: Family::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            publishes: Family::default(),
+            publish_errors: Family::default(),
+            publish_duration: Family::new_with_constructor(latency_histogram),
+            polls: Counter::default(),
+            poll_requests: Counter::default(),
+            poll_errors: Family::default(),
+            poll_duration: latency_histogram(),
+            objects: Family::default(),
+            status_writes: Counter::default(),
+            leader: Gauge::default(),
+            phases: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register("reconciles", "Reconciles run", m.reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by reason",
+            m.reconcile_errors.clone(),
+        );
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Time spent in one reconcile",
+            Unit::Seconds,
+            m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "maestro_publishes",
+            "Publishes to Maestro that succeeded, by action",
+            m.publishes.clone(),
+        );
+        registry.register(
+            "maestro_publish_errors",
+            "Publishes to Maestro that failed, by action and reason",
+            m.publish_errors.clone(),
+        );
+        registry.register_with_unit(
+            "maestro_publish_duration",
+            "Latency of a publish to Maestro, including the read before it",
+            Unit::Seconds,
+            m.publish_duration.clone(),
+        );
+        registry.register(
+            "maestro_polls",
+            "Status polls of one consumer (each one list, all pages)",
+            m.polls.clone(),
+        );
+        registry.register(
+            "maestro_poll_requests",
+            "REST requests made by status polls (one per page)",
+            m.poll_requests.clone(),
+        );
+        registry.register(
+            "maestro_poll_errors",
+            "Status polls that failed, by reason",
+            m.poll_errors.clone(),
+        );
+        registry.register_with_unit(
+            "maestro_poll_duration",
+            "Latency of one status poll of one consumer",
+            Unit::Seconds,
+            m.poll_duration.clone(),
+        );
+        registry.register(
+            "objects",
+            "MaestroApply objects by phase",
+            m.objects.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "Status patches written to the API server",
+            m.status_writes.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            m.leader.clone(),
+        );
+        for phase in Phase::ALL {
+            m.objects.get_or_create(&phase_labels(phase)).set(0);
+        }
+        Metrics { registry, ..m }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn reconcile_started(&self) -> Instant {
+        self.reconciles.inc();
+        Instant::now()
+    }
+
+    pub fn reconcile_finished(&self, started: Instant, error: Option<&str>) {
+        self.reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(reason) = error {
+            self.reconcile_errors
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn publish_finished(&self, action: &str, elapsed: Duration, error: Option<&str>) {
+        let labels = ActionLabels {
+            action: action.to_string(),
+        };
+        self.publish_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        match error {
+            None => {
+                self.publishes.get_or_create(&labels).inc();
+            }
+            Some(reason) => {
+                self.publish_errors
+                    .get_or_create(&ActionReasonLabels {
+                        action: action.to_string(),
+                        reason: reason.to_string(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    pub fn poll_finished(&self, elapsed: Duration, pages: u64, error: Option<&str>) {
+        self.polls.inc();
+        self.poll_requests.inc_by(pages);
+        self.poll_duration.observe(elapsed.as_secs_f64());
+        if let Some(reason) = error {
+            self.poll_errors
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    /// REST requests made by polls so far.
+    pub fn poll_requests(&self) -> u64 {
+        self.poll_requests.get()
+    }
+
+    pub fn polls(&self) -> u64 {
+        self.polls.get()
+    }
+
+    pub fn status_written(&self) {
+        self.status_writes.inc();
+    }
+
+    pub fn status_writes(&self) -> u64 {
+        self.status_writes.get()
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// Records an object's phase; `None` when it is gone.
+    pub fn set_phase(&self, key: &ObjectRef<MaestroApply>, phase: Option<Phase>) {
+        let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+        let old = match phase {
+            Some(p) => phases.insert(key.clone(), p),
+            None => phases.remove(key),
+        };
+        if old == phase {
+            return;
+        }
+        if let Some(old) = old {
+            self.objects.get_or_create(&phase_labels(old)).dec();
+        }
+        if let Some(new) = phase {
+            self.objects.get_or_create(&phase_labels(new)).inc();
+        }
+    }
+}
+
+fn phase_labels(phase: Phase) -> PhaseLabels {
+    PhaseLabels {
+        phase: phase.as_str().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_by_phase_follow_transitions_and_removal() {
+        let m = Metrics::new();
+        let a = ObjectRef::new("a").within("ns");
+        let b = ObjectRef::new("b").within("ns");
+        m.set_phase(&a, Some(Phase::Pending));
+        m.set_phase(&b, Some(Phase::Pending));
+        m.set_phase(&a, Some(Phase::Available));
+        m.set_phase(&a, Some(Phase::Available));
+        m.set_phase(&b, None);
+        let text = m.encode();
+        assert!(
+            text.contains("maestro_operator_objects{phase=\"Available\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("maestro_operator_objects{phase=\"Pending\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn errors_are_counted_by_reason() {
+        let m = Metrics::new();
+        let t = m.reconcile_started();
+        m.reconcile_finished(t, Some("MaestroUnavailable"));
+        m.publish_finished("create", Duration::from_millis(3), Some("UnknownConsumer"));
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "maestro_operator_reconcile_errors_total{reason=\"MaestroUnavailable\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "maestro_operator_maestro_publish_errors_total{action=\"create\",reason=\"UnknownConsumer\"} 1"
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The operator: a kube-runtime controller that keeps each `MaestroApply`
+//! object's ManifestWork published through Maestro and mirrors the agent's
+//! report into the object's status.
+//!
+//! - [`crd`]: the custom resource;
+//! - [`reconcile`]: finalizer, publish and delete;
+//! - [`poller`]: one shared status reader per consumer, so reads cost REST
+//!   requests per consumer and page, not per object;
+//! - [`status`]: bundle → status mapping (pure);
+//! - [`config`], [`metrics`], [`server`], [`leader`], [`run`]: the process.
+
+pub mod config;
+pub mod crd;
+mod delete;
+pub mod leader;
+pub mod metrics;
+pub mod poller;
+mod publish;
+pub mod ratelimit;
+pub mod reconcile;
+pub mod run;
+pub mod server;
+pub mod shutdown;
+pub mod status;
+pub mod target;
+pub mod tls_reload;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::ObjectRef;
+
+pub use crd::{MaestroApply, MaestroApplySpec, MaestroApplyStatus};
+pub use run::run;
+
+use crate::maestro::config::MaestroConfig;
+use crate::maestro::work_client::WorkClient;
+
+/// The finalizer that keeps an object until its ManifestWork is deleted
+/// (or orphaned).
+pub const FINALIZER: &str = "maestro.hyperfleet.io/finalizer";
+
+/// The field manager of status patches and the reporting component of
+/// events.
+pub const MANAGER: &str = "maestro-operator";
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a reconcile can fail with. Maestro errors keep the library's
+/// classification so conditions and metrics use the same reasons.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Maestro(#[from] crate::Error),
+
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+
+    /// The object cannot be acted on until its spec changes.
+    #[error("{0}")]
+    InvalidSpec(String),
+
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// A CamelCase reason for conditions, events and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Maestro(e) => e.reason(),
+            Error::Kube(_) => "KubernetesError",
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerError",
+            },
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::Config(_) => "ConfigError",
+        }
+    }
+}
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Error::Kube(e)
+    }
+}
+
+/// The Maestro client, swapped when TLS files change on disk so rotated
+/// certificates need no restart.
+#[derive(Clone)]
+pub struct MaestroHandle {
+    client: Arc<RwLock<WorkClient>>,
+    reloads: Arc<AtomicU64>,
+}
+
+impl MaestroHandle {
+    pub fn new(client: WorkClient) -> Self {
+        MaestroHandle {
+            client: Arc::new(RwLock::new(client)),
+            reloads: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How many times the client was rebuilt.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::SeqCst)
+    }
+
+    /// The current client (a cheap clone).
+    pub fn get(&self) -> WorkClient {
+        match self.client.read() {
+            Ok(c) => c.clone(),
+            // A panic while swapping cannot leave a half-written client:
+            // the guarded value is replaced in one assignment.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Rebuilds the client from `config`, reading the TLS files again.
+    pub fn reload(&self, config: &MaestroConfig) -> crate::Result<()> {
+        let fresh = WorkClient::new(config)?;
+        match self.client.write() {
+            Ok(mut c) => *c = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        self.reloads.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Per-object consecutive failure counts for [`reconcile::error_policy`].
+#[derive(Default)]
+pub struct Failures {
+    counts: Mutex<HashMap<ObjectRef<MaestroApply>, u32>>,
+}
+
+impl Failures {
+    /// Counts one more failure and returns the new count.
+    pub fn bump(&self, key: &ObjectRef<MaestroApply>) -> u32 {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    pub fn reset(&self, key: &ObjectRef<MaestroApply>) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+/// Tunables of the reconciler, from [`config::OperatorConfig`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// First retry delay after a failed reconcile; doubles per failure.
+    pub min_backoff: Duration,
+    /// Longest retry delay after failures.
+    pub max_backoff: Duration,
+    /// How long a reconcile waits for the consumer's first (or a forced)
+    /// status read before reporting with what it has.
+    pub sync_wait: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            min_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(300),
+            sync_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// State shared by every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    pub maestro: MaestroHandle,
+    pub poller: poller::Poller,
+    pub recorder: Recorder,
+    pub metrics: Arc<metrics::Metrics>,
+    pub limiter: ratelimit::RateLimiter,
+    pub failures: Failures,
+    pub settings: Settings,
+}

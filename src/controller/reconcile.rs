@@ -1,0 +1,366 @@
+//! The reconciler: a finalizer, then publish (create, update or nothing)
+//! and status; on deletion, delete and wait, or orphan.
+//!
+//! Decisions are made from the shared poller's cache, so an object whose
+//! bundle is in sync costs no REST request. Every publish first reads the
+//! bundle afresh: the cache decides whether to look, never what to
+//! overwrite.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Error as FinalizerError, Event, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use rand::Rng;
+use serde_json::json;
+use tracing::{debug, warn};
+
+use super::crd::{API_VERSION, KIND, MaestroApply, MaestroApplyStatus, Phase};
+use super::delete::cleanup;
+use super::poller::View;
+use super::publish::sync_work;
+use super::status::{self, Input, Outcome};
+use super::target::Target;
+use super::{Context, Error, FINALIZER, MANAGER, Result};
+
+/// Entry point for `Controller::run`.
+pub async fn reconcile(obj: Arc<MaestroApply>, ctx: Arc<Context>) -> Result<Action> {
+    let started = ctx.metrics.reconcile_started();
+    let key = ObjectRef::from_obj(&*obj);
+    let result = reconcile_object(obj, &ctx).await;
+    ctx.metrics
+        .reconcile_finished(started, result.as_ref().err().map(Error::reason));
+    if result.is_ok() {
+        ctx.failures.reset(&key);
+    }
+    result
+}
+
+/// Retries a failed object with exponential backoff and jitter, per object
+/// and capped, so a failing object never spins and a flapping Maestro
+/// does not synchronise retries.
+pub fn error_policy(obj: Arc<MaestroApply>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectRef::from_obj(&*obj);
+    let failures = ctx.failures.bump(&key);
+    let delay = backoff_delay(failures, ctx.settings.min_backoff, ctx.settings.max_backoff);
+    warn!(
+        namespace = obj.namespace().unwrap_or_default(),
+        name = obj.name_any(),
+        reason = error.reason(),
+        error = %error,
+        failures,
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// The delay before retry `failures` (1-based): `min` doubling up to `max`,
+/// drawn between half and all of that.
+pub fn backoff_delay(failures: u32, min: Duration, max: Duration) -> Duration {
+    let exponent = failures.saturating_sub(1).min(20);
+    let step = min.saturating_mul(1 << exponent).min(max);
+    let half = step / 2;
+    let jitter_ms = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
+    half + Duration::from_millis(jitter_ms)
+}
+
+async fn reconcile_object(obj: Arc<MaestroApply>, ctx: &Context) -> Result<Action> {
+    let namespace = obj
+        .namespace()
+        .ok_or_else(|| Error::InvalidSpec("a MaestroApply must have a namespace".into()))?;
+    let api: Api<MaestroApply> = Api::namespaced(ctx.client.clone(), &namespace);
+    debug!(
+        namespace,
+        name = obj.name_any(),
+        generation = obj.meta().generation,
+        "reconciling"
+    );
+
+    // The finalizer helper removes the finalizer as soon as cleanup returns
+    // Ok; deletion must instead wait for the agent, so it is driven here
+    // and the helper only runs once it is finished.
+    let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
+    if obj.meta().deletion_timestamp.is_some()
+        && ours
+        && let Some(later) = cleanup(&obj, &api, ctx).await?
+    {
+        return Ok(later);
+    }
+    finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Event::Apply(obj) => apply(obj, &api, ctx).await,
+            Event::Cleanup(_) => Ok(Action::await_change()),
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+        other => Error::Finalizer(Box::new(other)),
+    })
+}
+
+/// Time left until `deadline` (plus a second, so the reconcile then finds
+/// it passed), if it is ahead.
+fn until(deadline: Timestamp) -> Option<Duration> {
+    let left = Timestamp::now().duration_until(deadline);
+    Duration::try_from(left)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .map(|d| d + Duration::from_secs(1))
+}
+
+/// A status timestamp: Kubernetes keeps seconds, so finer ones would make
+/// every comparison with the stored status differ.
+pub(super) fn now() -> Timestamp {
+    Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now())
+}
+
+async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -> Result<Action> {
+    let key = ObjectRef::from_obj(&*obj);
+    let source = ctx.maestro.get().source().clone();
+    let prev = obj.status.as_ref();
+    let (target, intervals) = match (Target::of(&obj, &source), obj.spec.intervals()) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) => return invalid(&obj, api, ctx, e.to_string()).await,
+        (_, Err(e)) => return invalid(&obj, api, ctx, e).await,
+    };
+
+    let ready_before = prev.is_some_and(MaestroApplyStatus::is_ready);
+    let wanted = if ready_before {
+        intervals.resync
+    } else {
+        intervals.poll
+    };
+    ctx.poller
+        .register(&key, &target.consumer, target.resource_id, wanted);
+
+    // A new reconcile-requested-at value asks for fresh data: a shared
+    // poll of the consumer, not a read of this one bundle, so a pulse over
+    // many objects still costs one list.
+    let requested = obj.requested_at();
+    let handle_request = requested.is_some()
+        && requested != prev.and_then(|s| s.last_handled_reconcile_at.as_deref());
+    if handle_request {
+        ctx.poller
+            .refresh(&target.consumer, ctx.settings.sync_wait)
+            .await;
+    } else {
+        ctx.poller
+            .wait_polled(&target.consumer, ctx.settings.sync_wait)
+            .await;
+    }
+    let mut view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
+
+    let desired = target.build_work(&obj);
+    let (outcome, error) = sync_work(&obj, &target, &desired, &view, ctx).await;
+    if matches!(outcome, Outcome::Published | Outcome::InSync) {
+        view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
+    }
+
+    let status = status::compute(
+        prev,
+        &Input {
+            generation: obj.meta().generation,
+            consumer: target.consumer.as_str(),
+            work_name: target.work.as_str(),
+            resource_id: &target.resource_id.to_string(),
+            wait_for: obj.spec.wait_for,
+            timeout: intervals.timeout,
+            view: &view,
+            outcome: &outcome,
+            requested_at: if handle_request { requested } else { None },
+            now: now(),
+        },
+    );
+    announce(&obj, ctx, prev, &status).await;
+    write_status(&obj, api, ctx, status.clone()).await?;
+    ctx.metrics.set_phase(&key, status.phase);
+
+    let ready = status.is_ready();
+    if ready != ready_before {
+        let wanted = if ready {
+            intervals.resync
+        } else {
+            intervals.poll
+        };
+        ctx.poller
+            .register(&key, &target.consumer, target.resource_id, wanted);
+    }
+    // The poller wakes the object when its bundle changes, so waiting on
+    // pollInterval here would only re-read the cache. Come back for the
+    // resync, the timeout, or (claimed) to see whether the owner left.
+    let next = match &outcome {
+        _ if ready => intervals.resync,
+        Outcome::Claimed { .. } => intervals.poll,
+        _ => status::deadline(status.last_publish_time.as_ref(), intervals.timeout)
+            .and_then(until)
+            .map_or(intervals.resync, |left| left.min(intervals.resync)),
+    };
+    match error {
+        Some(e) => Err(e),
+        None => Ok(Action::requeue(next)),
+    }
+}
+
+/// Reports a spec the operator cannot act on; only a change can fix it.
+async fn invalid(
+    obj: &MaestroApply,
+    api: &Api<MaestroApply>,
+    ctx: &Context,
+    message: String,
+) -> Result<Action> {
+    let outcome = Outcome::Failed {
+        reason: "InvalidSpec".into(),
+        message,
+        terminal: true,
+    };
+    let status = status::compute(
+        obj.status.as_ref(),
+        &Input {
+            generation: obj.meta().generation,
+            consumer: &obj.spec.consumer,
+            work_name: obj.work_name(),
+            resource_id: "",
+            wait_for: obj.spec.wait_for,
+            timeout: Duration::ZERO,
+            view: &View::default(),
+            outcome: &outcome,
+            requested_at: obj.requested_at(),
+            now: now(),
+        },
+    );
+    let status = MaestroApplyStatus {
+        resource_bundle_id: None,
+        ..status
+    };
+    announce(obj, ctx, obj.status.as_ref(), &status).await;
+    write_status(obj, api, ctx, status.clone()).await?;
+    ctx.metrics
+        .set_phase(&ObjectRef::from_obj(obj), status.phase);
+    Ok(Action::await_change())
+}
+
+/// Writes the status when it differs from the stored one, so an idle
+/// object costs no API write and the operator's own writes (filtered out
+/// of the watch) never wake it.
+pub(super) async fn write_status(
+    obj: &MaestroApply,
+    api: &Api<MaestroApply>,
+    ctx: &Context,
+    status: MaestroApplyStatus,
+) -> Result<()> {
+    if obj.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics.status_written();
+    Ok(())
+}
+
+/// Events on transitions only: becoming Ready, and each new failure
+/// reason. A poll that changes nothing says nothing.
+async fn announce(
+    obj: &MaestroApply,
+    ctx: &Context,
+    prev: Option<&MaestroApplyStatus>,
+    new: &MaestroApplyStatus,
+) {
+    let Some(ready) = new.condition(super::crd::CONDITION_READY) else {
+        return;
+    };
+    let old = prev.and_then(|p| p.condition(super::crd::CONDITION_READY));
+    if old.is_some_and(|o| o.reason == ready.reason && o.status == ready.status) {
+        return;
+    }
+    let type_ = match new.phase {
+        Some(Phase::Stalled | Phase::Failed | Phase::Degraded) => EventType::Warning,
+        Some(Phase::Applied | Phase::Available | Phase::Suspended) => EventType::Normal,
+        _ => return,
+    };
+    event(
+        ctx,
+        obj,
+        type_,
+        &ready.reason,
+        "Reconcile",
+        ready.message.clone(),
+    )
+    .await;
+}
+
+pub(super) async fn event(
+    ctx: &Context,
+    obj: &MaestroApply,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.to_string(),
+        note: Some(truncate_note(note)),
+        action: action.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        // Events are best effort; the status carries the same news.
+        debug!(error = %e, reason, "cannot publish an event");
+    }
+}
+
+/// Event notes are limited to 1 kB.
+fn truncate_note(mut note: String) -> String {
+    if note.len() > 1000 {
+        let mut end = 997;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push_str("...");
+    }
+    note
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_up_to_the_cap_with_jitter() {
+        let min = Duration::from_secs(2);
+        let max = Duration::from_secs(300);
+        for (failures, step) in [(1, 2), (2, 4), (3, 8), (8, 256), (9, 300), (1000, 300)] {
+            let step = Duration::from_secs(step);
+            for _ in 0..20 {
+                let d = backoff_delay(failures, min, max);
+                assert!(
+                    d >= step / 2 && d <= step,
+                    "failure {failures}: {d:?} for step {step:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_event_notes_are_cut_at_a_char_boundary() {
+        let note = truncate_note("é".repeat(800));
+        assert!(note.len() <= 1000 && note.ends_with("..."));
+    }
+}

@@ -1,0 +1,259 @@
+//! The operator process: probes and metrics, optional leader election, the
+//! controller, certificate reloads, graceful shutdown.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, controller, reflector, watcher};
+use kube::{Resource, ResourceExt};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tracing::{debug, error, info, warn};
+
+use super::config::OperatorConfig;
+use super::crd::{MaestroApply, RECONCILE_REQUESTED_AT_ANNOTATION};
+use super::metrics::Metrics;
+use super::poller::{Poller, maestro_fetcher};
+use super::ratelimit::RateLimiter;
+use super::reconcile::{error_policy, reconcile};
+use super::server::{Health, Server};
+use super::shutdown::{self, Shutdown};
+use super::target::managed_selector;
+use super::{Context, Error, Failures, MANAGER, MaestroHandle, Result, leader};
+use crate::maestro::work_client::WorkClient;
+
+/// Runs until SIGTERM or Ctrl-C (`Ok`), or until leadership is lost
+/// (`Err`, so the process exits non-zero and is restarted as a standby).
+pub async fn run(config: OperatorConfig) -> Result<()> {
+    let maestro_config = config.maestro()?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| Error::Config(format!("cannot configure the Kubernetes client: {e}")))?;
+    check_crd(&client).await?;
+    let maestro = MaestroHandle::new(WorkClient::new(&maestro_config)?);
+    let metrics = Arc::new(Metrics::new());
+    let health = Health::default();
+    health.set_ready(
+        false,
+        "waiting for the initial list of MaestroApply objects",
+    );
+
+    let (trigger, shutdown) = shutdown::channel();
+    shutdown::on_signals(trigger.clone());
+    let server = Server::bind(
+        config.metrics_address,
+        config.health_address,
+        metrics.clone(),
+        health.clone(),
+    )
+    .await
+    .map_err(|e| Error::Config(e.to_string()))?;
+    info!(addresses = ?server.addresses(), "serving /metrics, /healthz and /readyz");
+    let server_task = tokio::spawn(server.run(shutdown.clone()));
+    tokio::spawn(super::tls_reload::reload_on_change(
+        maestro_config.clone(),
+        maestro.clone(),
+        config.tls_reload_interval,
+        shutdown.clone(),
+    ));
+    info!(
+        source = %maestro_config.source_id,
+        grpc = %maestro_config.grpc_endpoint,
+        http = %maestro_config.http_endpoint,
+        namespace = config.namespace.as_deref().unwrap_or("(all)"),
+        selector = config.label_selector.as_deref().unwrap_or(""),
+        "maestro-operator starting"
+    );
+
+    let mut election = None;
+    let mut lost_leadership = None;
+    if config.leader_elect {
+        let identity = config.identity();
+        let mut e = leader::join(
+            client.clone(),
+            &config.lease_namespace(),
+            &config.lease_name,
+            &identity,
+            config.lease_duration,
+        )
+        .await?;
+        // A standby is healthy and ready: it serves probes and takes over.
+        health.set_ready(true, "");
+        if !e.acquired(shutdown.clone()).await {
+            e.release().await;
+            return finish(server_task).await;
+        }
+        metrics.set_leader(true);
+        let mut watcher = e.clone_watch();
+        let trigger = trigger.clone();
+        lost_leadership = Some(tokio::spawn(async move {
+            let _ = watcher.wait_for(|leading| !*leading).await;
+            error!("lost the leader lease; stopping so a standby takes over");
+            trigger.fire();
+        }));
+        election = Some(e);
+    }
+
+    run_controller(
+        &config,
+        client,
+        maestro,
+        metrics.clone(),
+        health.clone(),
+        shutdown,
+    )
+    .await;
+
+    let lost = match lost_leadership {
+        Some(task) if task.is_finished() => true,
+        Some(task) => {
+            task.abort();
+            false
+        }
+        None => false,
+    };
+    metrics.set_leader(false);
+    if let Some(e) = election {
+        e.release().await;
+    }
+    trigger.fire();
+    finish(server_task).await?;
+    if lost {
+        return Err(Error::Config("lost the leader lease".into()));
+    }
+    Ok(())
+}
+
+async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<()> {
+    match server.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::Config(format!("the probe server failed: {e}"))),
+        Err(e) => Err(Error::Config(format!("the probe server panicked: {e}"))),
+    }
+}
+
+/// Fails start-up with a hint when the CRD is missing.
+async fn check_crd(client: &kube::Client) -> Result<()> {
+    let api: Api<MaestroApply> = Api::all(client.clone());
+    api.list(&ListParams::default().limit(1))
+        .await
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot list MaestroApply objects ({e}); is the CRD installed? \
+             (kubectl apply -f crds/maestroapply.yaml)"
+            ))
+        })?;
+    Ok(())
+}
+
+async fn run_controller(
+    config: &OperatorConfig,
+    client: kube::Client,
+    maestro: MaestroHandle,
+    metrics: Arc<Metrics>,
+    health: Health,
+    shutdown: Shutdown,
+) {
+    let api: Api<MaestroApply> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut watch_config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &config.label_selector {
+        watch_config = watch_config.labels(selector);
+    }
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watch_config)
+        .default_backoff()
+        // managedFields can be larger than the rest of the object and are
+        // never read here.
+        .modify(|o: &mut MaestroApply| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(changes_that_matter, PredicateConfig::default());
+
+    let (poller, triggers) = Poller::new(
+        maestro_fetcher(maestro.clone(), managed_selector()),
+        config.maestro_page_size,
+        metrics.clone(),
+    );
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.into(),
+                instance: config.identity.clone(),
+            },
+        ),
+        client,
+        maestro,
+        poller,
+        metrics,
+        limiter: RateLimiter::new(config.maestro_qps, config.maestro_burst),
+        failures: Failures::default(),
+        settings: config.settings(),
+    });
+
+    // Until the first list is in, the store is empty, not authoritative.
+    let listed = Arc::new(AtomicBool::new(false));
+    ctx.poller.set_liveness(Arc::new({
+        let reader = reader.clone();
+        let listed = listed.clone();
+        move |key| !listed.load(Ordering::SeqCst) || reader.get(key).is_some()
+    }));
+    let ready_reader = reader.clone();
+    let ready_health = health.clone();
+    tokio::spawn(async move {
+        // Polled in rounds: the store's ready signal wakes only its most
+        // recent waiter, and the controller itself waits on it too.
+        loop {
+            let wait = ready_reader.wait_until_ready();
+            match tokio::time::timeout(std::time::Duration::from_secs(1), wait).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
+        }
+        listed.store(true, Ordering::SeqCst);
+        ready_health.set_ready(true, "");
+        info!(
+            objects = ready_reader.len(),
+            "initial list done; reconciling"
+        );
+    });
+
+    Controller::for_stream(stream, reader)
+        .with_config(controller::Config::default().concurrency(config.concurrency))
+        .reconcile_on(UnboundedReceiverStream::new(triggers))
+        .graceful_shutdown_on(shutdown.wait())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => debug!(object = %object, "reconciled"),
+                // Reconcile errors are logged by error_policy.
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                Err(e) => warn!(error = %e, "controller"),
+            }
+        })
+        .await;
+    info!("controller stopped");
+}
+
+/// What, in a watch event, is worth a reconcile: spec changes
+/// (generation, which deletion also bumps), finalizers and a new
+/// reconcile-requested-at. The operator's own status writes change none of
+/// them, so they never wake it.
+fn changes_that_matter(obj: &MaestroApply) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    obj.meta().generation.hash(&mut hasher);
+    obj.finalizers().hash(&mut hasher);
+    obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
+    obj.annotations()
+        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}

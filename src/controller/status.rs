@@ -1,0 +1,494 @@
+//! What an object's status should say, from what Maestro holds and what
+//! the reconcile did. Pure: no clock, no I/O, so every rule is tested
+//! directly and a reconcile can compare the result with the stored status
+//! and write only a real change.
+//!
+//! Conditions follow kstatus: `Ready` is the summary (`kubectl wait
+//! --for=condition=Ready`, Argo CD and Flux health checks read it),
+//! `Reconciling` is present while work is under way, `Stalled` while the
+//! operator cannot make progress without help. Both are removed when false.
+//! The ManifestWork's own conditions are mirrored beside them.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use super::crd::{
+    CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED, MaestroApplyStatus, ManifestStatus,
+    Phase, WaitFor,
+};
+use super::poller::View;
+use crate::maestro::rest::ResourceBundle;
+use crate::manifestwork::{
+    CONDITION_APPLIED, CONDITION_AVAILABLE, CONDITION_DEGRADED, CONDITION_DELETING,
+    CONDITION_PROGRESSING, ManifestCondition,
+};
+
+/// The ManifestWork conditions mirrored into the status, in this order.
+pub const MIRRORED: [&str; 5] = [
+    CONDITION_APPLIED,
+    CONDITION_AVAILABLE,
+    CONDITION_PROGRESSING,
+    CONDITION_DEGRADED,
+    CONDITION_DELETING,
+];
+
+/// Kubernetes caps condition messages at 32 KiB.
+const MAX_MESSAGE: usize = 32 * 1024;
+
+/// What the reconcile did or found, besides the bundle itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Maestro holds what the spec asks for; nothing was published.
+    InSync,
+    /// A create or update was published now.
+    Published,
+    /// `spec.suspend`: nothing was published.
+    Suspended,
+    /// Another object owns the work; nothing was published.
+    Claimed { owner: String },
+    /// Maestro still holds an earlier bundle being deleted; the new one is
+    /// published once it is gone.
+    WaitingForOldBundle,
+    /// The object itself is being deleted.
+    Deleting { message: String },
+    /// Publishing failed. `terminal` errors need a change (spec, consumer
+    /// registration, credentials) rather than time.
+    Failed {
+        reason: String,
+        message: String,
+        terminal: bool,
+    },
+}
+
+/// Everything [`compute`] needs.
+pub struct Input<'a> {
+    pub generation: Option<i64>,
+    pub consumer: &'a str,
+    pub work_name: &'a str,
+    pub resource_id: &'a str,
+    pub wait_for: WaitFor,
+    pub timeout: Duration,
+    pub view: &'a View,
+    pub outcome: &'a Outcome,
+    /// The `reconcile-requested-at` value this reconcile handled.
+    pub requested_at: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+/// The status to store, given the stored one.
+pub fn compute(prev: Option<&MaestroApplyStatus>, input: &Input<'_>) -> MaestroApplyStatus {
+    let now = Time(input.now);
+    let bundle = input.view.bundle.as_deref();
+    let mirrored = bundle
+        .map(|b| mirror(b, input.generation, &now))
+        .unwrap_or_default();
+    let manifests = bundle.map(manifests).unwrap_or_default();
+    let applied_version = bundle
+        .and_then(|b| b.status.as_ref())
+        .map(|s| s.observed_version)
+        .filter(|v| *v > 0);
+
+    let last_publish_time = if *input.outcome == Outcome::Published {
+        Some(now.clone())
+    } else {
+        prev.and_then(|p| p.last_publish_time.clone())
+    };
+    let verdict = judge(input, bundle, last_publish_time.as_ref());
+
+    let mut conditions = vec![condition(
+        CONDITION_READY,
+        verdict.ready,
+        &verdict.reason,
+        &verdict.message,
+        input,
+    )];
+    if let Some(kind) = verdict.progress {
+        let type_ = match kind {
+            Progress::Reconciling => CONDITION_RECONCILING,
+            Progress::Stalled => CONDITION_STALLED,
+        };
+        conditions.push(condition(
+            type_,
+            "True",
+            &verdict.reason,
+            &verdict.message,
+            input,
+        ));
+    }
+    conditions.extend(mirrored);
+    for c in &mut conditions {
+        keep_transition_time(prev, c);
+    }
+
+    let agent_changed = prev.is_none_or(|p| {
+        p.applied_version != applied_version
+            || p.manifests != manifests
+            || MIRRORED
+                .iter()
+                .any(|t| p.condition(t) != conditions.iter().find(|c| c.type_ == *t))
+    });
+    let has_report = applied_version.is_some() || !manifests.is_empty();
+    let last_status_change_time = match (agent_changed && has_report, prev) {
+        (true, _) => Some(now.clone()),
+        (false, Some(p)) => p.last_status_change_time.clone(),
+        (false, None) => None,
+    };
+
+    MaestroApplyStatus {
+        observed_generation: input.generation,
+        conditions,
+        phase: Some(verdict.phase),
+        work_name: Some(input.work_name.to_string()),
+        resource_bundle_id: Some(input.resource_id.to_string()),
+        bundle_version: bundle.map(|b| b.version),
+        applied_version,
+        last_publish_time,
+        last_status_change_time,
+        manifests,
+        last_handled_reconcile_at: input
+            .requested_at
+            .map(str::to_string)
+            .or_else(|| prev.and_then(|p| p.last_handled_reconcile_at.clone())),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Reconciling,
+    Stalled,
+}
+
+struct Verdict {
+    ready: &'static str,
+    reason: String,
+    message: String,
+    progress: Option<Progress>,
+    phase: Phase,
+}
+
+fn verdict(
+    ready: &'static str,
+    reason: &str,
+    message: String,
+    progress: Option<Progress>,
+    phase: Phase,
+) -> Verdict {
+    Verdict {
+        ready,
+        reason: reason.to_string(),
+        message,
+        progress,
+        phase,
+    }
+}
+
+/// The summary, first match wins: what the operator itself could not do
+/// comes before what the agent reports.
+fn judge(input: &Input<'_>, bundle: Option<&ResourceBundle>, published: Option<&Time>) -> Verdict {
+    use Progress::{Reconciling, Stalled};
+    let consumer = input.consumer;
+    let work = input.work_name;
+    match input.outcome {
+        Outcome::Deleting { message } => {
+            return verdict(
+                "False",
+                "Deleting",
+                message.clone(),
+                Some(Reconciling),
+                Phase::Deleting,
+            );
+        }
+        Outcome::Failed {
+            reason,
+            message,
+            terminal,
+        } => {
+            let (progress, phase) = if *terminal {
+                (Stalled, Phase::Stalled)
+            } else {
+                (Reconciling, Phase::Failed)
+            };
+            return verdict("False", reason, message.clone(), Some(progress), phase);
+        }
+        Outcome::Claimed { owner } => {
+            return verdict(
+                "False",
+                "WorkClaimed",
+                format!(
+                    "ManifestWork {work} on consumer {consumer} is managed by MaestroApply {owner}; \
+                     nothing is published while it exists (choose another spec.workName)"
+                ),
+                Some(Stalled),
+                Phase::Stalled,
+            );
+        }
+        _ => {}
+    }
+    if let Some(error) = &input.view.error {
+        return verdict(
+            "Unknown",
+            error.reason,
+            format!(
+                "cannot read the status from Maestro since {}: {}; the status shows the last report",
+                error.since.format("%Y-%m-%dT%H:%M:%SZ"),
+                error.message
+            ),
+            Some(Reconciling),
+            Phase::Failed,
+        );
+    }
+    match input.outcome {
+        Outcome::Suspended => {
+            return verdict(
+                "False",
+                "Suspended",
+                "spec.suspend is true: nothing is published; the status shows the agent's last report"
+                    .into(),
+                None,
+                Phase::Suspended,
+            );
+        }
+        Outcome::WaitingForOldBundle => {
+            return verdict(
+                "False",
+                "WaitingForDeletion",
+                format!(
+                    "Maestro is still deleting an earlier ManifestWork {work} on consumer {consumer}; \
+                     it is published again once the agent confirmed the deletion"
+                ),
+                Some(Reconciling),
+                Phase::Progressing,
+            );
+        }
+        _ => {}
+    }
+    let Some(bundle) = bundle else {
+        return verdict(
+            "False",
+            "Pending",
+            format!("ManifestWork {work} is not in Maestro yet"),
+            Some(Reconciling),
+            Phase::Pending,
+        );
+    };
+    agent_verdict(input, bundle, published)
+}
+
+/// The verdict from the agent's report on a bundle Maestro holds.
+fn agent_verdict(input: &Input<'_>, bundle: &ResourceBundle, published: Option<&Time>) -> Verdict {
+    let wanted = input.wait_for.condition_type();
+    let version = bundle.version;
+    let consumer = input.consumer;
+    let status = bundle.status.as_ref().filter(|s| s.observed_version > 0);
+    let current = status.is_some_and(|s| s.observed_version == version);
+    let reported = |type_: &str| {
+        status
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+            .filter(|c| c.observed_generation.is_none_or(|g| g == version))
+    };
+    let wanted_cond = reported(wanted).filter(|_| current);
+    let degraded = reported(CONDITION_DEGRADED).filter(|c| current && c.status == "True");
+
+    if let Some(c) = degraded {
+        let (progress, phase) = if timed_out(input, published) {
+            (Progress::Stalled, Phase::Stalled)
+        } else {
+            (Progress::Reconciling, Phase::Degraded)
+        };
+        return verdict(
+            "False",
+            "Degraded",
+            format!(
+                "the agent reports the work degraded: {}: {}",
+                c.reason, c.message
+            ),
+            Some(progress),
+            phase,
+        );
+    }
+    if wanted_cond.is_some_and(|c| c.status == "True") {
+        let count = bundle.manifests.len();
+        let (phase, what) = match input.wait_for {
+            WaitFor::Applied => (Phase::Applied, "applied"),
+            WaitFor::Available => (Phase::Available, "applied and available"),
+        };
+        return verdict(
+            "True",
+            wanted,
+            format!("{count} manifest(s) {what} on consumer {consumer} (bundle version {version})"),
+            None,
+            phase,
+        );
+    }
+    let waiting = match (status, wanted_cond) {
+        (None, _) => format!(
+            "waiting for the agent on consumer {consumer} to report on bundle version {version}"
+        ),
+        (Some(s), _) if !current => format!(
+            "the agent on consumer {consumer} last reported on bundle version {}; waiting for version {version}",
+            s.observed_version
+        ),
+        (Some(_), None) => {
+            format!("the agent has not reported {wanted} for bundle version {version} yet")
+        }
+        (Some(_), Some(c)) => format!("{wanted} is {}: {}: {}", c.status, c.reason, c.message),
+    };
+    if timed_out(input, published) {
+        return verdict(
+            "False",
+            "TimedOut",
+            format!(
+                "not {wanted} within {} of the last publish: {waiting}",
+                format_duration(input.timeout)
+            ),
+            Some(Progress::Stalled),
+            Phase::Stalled,
+        );
+    }
+    let phase = if status.is_none() {
+        Phase::Pending
+    } else {
+        Phase::Progressing
+    };
+    verdict(
+        "False",
+        "Progressing",
+        waiting,
+        Some(Progress::Reconciling),
+        phase,
+    )
+}
+
+fn timed_out(input: &Input<'_>, published: Option<&Time>) -> bool {
+    let Ok(timeout) = SignedDuration::try_from(input.timeout) else {
+        return false;
+    };
+    published.is_some_and(|t| {
+        t.0.checked_add(timeout)
+            .is_ok_and(|deadline| input.now > deadline)
+    })
+}
+
+/// When the timeout of an object published at `published` runs out.
+pub fn deadline(published: Option<&Time>, timeout: Duration) -> Option<Timestamp> {
+    let timeout = SignedDuration::try_from(timeout).ok()?;
+    published?.0.checked_add(timeout).ok()
+}
+
+fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    input: &Input<'_>,
+) -> Condition {
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: truncate(message),
+        observed_generation: input.generation,
+        last_transition_time: Time(input.now),
+    }
+}
+
+/// The agent's conditions on the bundle. One the agent set for an older
+/// bundle version says nothing about the current one, so it is mirrored as
+/// Unknown; `kubectl wait --for=condition=Available` then cannot be fooled
+/// by a report on the previous spec.
+fn mirror(bundle: &ResourceBundle, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+    let Some(status) = &bundle.status else {
+        return Vec::new();
+    };
+    MIRRORED
+        .iter()
+        .filter_map(|type_| status.conditions.iter().find(|c| c.type_ == *type_))
+        .map(|c| {
+            let stale = c
+                .observed_generation
+                .is_some_and(|g| g != bundle.version)
+                || status.observed_version != bundle.version;
+            if stale {
+                Condition {
+                    type_: c.type_.clone(),
+                    status: "Unknown".into(),
+                    reason: "AwaitingAgent".into(),
+                    message: truncate(&format!(
+                        "the agent has not reported on bundle version {} yet; its last report said {}: {}: {}",
+                        bundle.version, c.status, c.reason, c.message
+                    )),
+                    observed_generation: generation,
+                    last_transition_time: now.clone(),
+                }
+            } else {
+                Condition {
+                    type_: c.type_.clone(),
+                    status: c.status.clone(),
+                    reason: if c.reason.is_empty() {
+                        "AgentReported".into()
+                    } else {
+                        c.reason.clone()
+                    },
+                    message: truncate(&c.message),
+                    observed_generation: generation,
+                    last_transition_time: c.last_transition_time.clone(),
+                }
+            }
+        })
+        .collect()
+}
+
+fn manifests(bundle: &ResourceBundle) -> Vec<ManifestStatus> {
+    let Some(status) = &bundle.status else {
+        return Vec::new();
+    };
+    let mut out: Vec<ManifestStatus> = status
+        .resource_status
+        .iter()
+        .filter_map(|v| serde_json::from_value::<ManifestCondition>(v.clone()).ok())
+        .map(|m| ManifestStatus {
+            resource: m.resource_meta,
+            conditions: m.conditions,
+            status_feedback: m.status_feedback,
+        })
+        .collect();
+    out.sort_by_key(|m| m.resource.ordinal);
+    out
+}
+
+/// A condition whose status did not change keeps the time it last changed,
+/// so an unchanged report writes nothing.
+fn keep_transition_time(prev: Option<&MaestroApplyStatus>, c: &mut Condition) {
+    if let Some(old) = prev.and_then(|p| p.condition(&c.type_))
+        && old.status == c.status
+    {
+        c.last_transition_time = old.last_transition_time.clone();
+    }
+}
+
+fn truncate(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_string();
+    }
+    let mut end = MAX_MESSAGE - 3;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &message[..end])
+}
+
+#[cfg(test)]
+mod tests;

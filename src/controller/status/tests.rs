@@ -1,0 +1,379 @@
+use std::sync::Arc;
+
+use chrono::Utc;
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::controller::poller::PollError;
+
+const T0: i64 = 1_765_000_000;
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_second(T0 + second).unwrap()
+}
+
+fn cond(type_: &str, status: &str, generation: i64) -> Value {
+    json!({"type": type_, "status": status, "reason": format!("{type_}Reason"),
+           "message": format!("{type_} is {status}"), "observedGeneration": generation,
+           "lastTransitionTime": "2025-12-13T13:32:30Z"})
+}
+
+/// A bundle at `version` with one ConfigMap; `report` is the agent's
+/// (observed version, conditions), if it reported.
+fn bundle(version: i64, report: Option<(i64, Vec<Value>)>) -> View {
+    let mut b = json!({
+        "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": version,
+        "metadata": {"name": "web"},
+        "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}],
+    });
+    if let Some((observed, conditions)) = report {
+        b["status"] = json!({
+            "ObservedVersion": observed, "SequenceID": "7", "conditions": conditions,
+            "resourceStatus": [{
+                "resourceMeta": {"ordinal": 0, "group": "", "version": "v1", "kind": "ConfigMap",
+                                 "resource": "configmaps", "name": "c", "namespace": "default"},
+                "conditions": [cond("Applied", "True", observed)],
+                "statusFeedback": {"values": [{"name": "replicas", "fieldValue": {"type": "Integer", "integer": 3}}]},
+            }],
+        });
+    }
+    View {
+        bundle: Some(Arc::new(serde_json::from_value(b).unwrap())),
+        synced: true,
+        error: None,
+    }
+}
+
+fn input<'a>(view: &'a View, outcome: &'a Outcome, now: Timestamp) -> Input<'a> {
+    Input {
+        generation: Some(2),
+        consumer: "cluster-west-1",
+        work_name: "web",
+        resource_id: "55c61e54-a3f6-563d-9fec-b1fe297bdfdb",
+        wait_for: WaitFor::Available,
+        timeout: Duration::from_secs(600),
+        view,
+        outcome,
+        requested_at: None,
+        now,
+    }
+}
+
+fn get<'a>(s: &'a MaestroApplyStatus, type_: &str) -> Option<&'a Condition> {
+    s.condition(type_)
+}
+
+fn summary(s: &MaestroApplyStatus) -> (String, String, Option<Phase>) {
+    let ready = get(s, CONDITION_READY).unwrap();
+    (ready.status.clone(), ready.reason.clone(), s.phase)
+}
+
+#[test]
+fn ready_when_the_agent_reports_available_for_the_current_version() {
+    let view = bundle(
+        3,
+        Some((
+            3,
+            vec![cond("Applied", "True", 3), cond("Available", "True", 3)],
+        )),
+    );
+    let s = compute(None, &input(&view, &Outcome::InSync, at(0)));
+    assert_eq!(
+        summary(&s),
+        ("True".into(), "Available".into(), Some(Phase::Available))
+    );
+    assert!(get(&s, CONDITION_RECONCILING).is_none() && get(&s, CONDITION_STALLED).is_none());
+    assert_eq!(get(&s, "Available").unwrap().reason, "AvailableReason");
+    assert_eq!(get(&s, "Available").unwrap().observed_generation, Some(2));
+    assert_eq!((s.bundle_version, s.applied_version), (Some(3), Some(3)));
+    assert_eq!(s.observed_generation, Some(2));
+    assert_eq!(s.work_name.as_deref(), Some("web"));
+    let m = &s.manifests[0];
+    assert_eq!(
+        (m.resource.kind.as_str(), m.resource.name.as_str()),
+        ("ConfigMap", "c")
+    );
+    assert_eq!(m.status_feedback.values[0].field_value.integer, Some(3));
+}
+
+#[test]
+fn a_report_on_an_older_version_is_not_ready_and_mirrors_as_unknown() {
+    let view = bundle(4, Some((3, vec![cond("Available", "True", 3)])));
+    let s = compute(None, &input(&view, &Outcome::Published, at(0)));
+    assert_eq!(
+        summary(&s),
+        (
+            "False".into(),
+            "Progressing".into(),
+            Some(Phase::Progressing)
+        )
+    );
+    let available = get(&s, "Available").unwrap();
+    assert_eq!(
+        (available.status.as_str(), available.reason.as_str()),
+        ("Unknown", "AwaitingAgent")
+    );
+    assert!(
+        available.message.contains("bundle version 4"),
+        "{}",
+        available.message
+    );
+    let reconciling = get(&s, CONDITION_RECONCILING).unwrap();
+    assert!(
+        reconciling
+            .message
+            .contains("last reported on bundle version 3"),
+        "{}",
+        reconciling.message
+    );
+}
+
+#[test]
+fn applied_is_enough_when_wait_for_is_applied() {
+    let view = bundle(
+        1,
+        Some((
+            1,
+            vec![cond("Applied", "True", 1), cond("Available", "False", 1)],
+        )),
+    );
+    let outcome = Outcome::InSync;
+    let mut i = input(&view, &outcome, at(0));
+    assert_eq!(summary(&compute(None, &i)).0, "False");
+    i.wait_for = WaitFor::Applied;
+    assert_eq!(
+        summary(&compute(None, &i)),
+        ("True".into(), "Applied".into(), Some(Phase::Applied))
+    );
+}
+
+#[test]
+fn past_the_timeout_it_is_stalled_and_still_reports_progress() {
+    let view = bundle(
+        1,
+        Some((
+            1,
+            vec![cond("Applied", "True", 1), cond("Available", "False", 1)],
+        )),
+    );
+    let published = compute(None, &input(&view, &Outcome::Published, at(0)));
+    assert_eq!(published.last_publish_time, Some(Time(at(0))));
+    let before = compute(Some(&published), &input(&view, &Outcome::InSync, at(599)));
+    assert_eq!(summary(&before).1, "Progressing");
+    assert!(get(&before, CONDITION_RECONCILING).is_some());
+
+    let after = compute(Some(&before), &input(&view, &Outcome::InSync, at(601)));
+    assert_eq!(
+        summary(&after),
+        ("False".into(), "TimedOut".into(), Some(Phase::Stalled))
+    );
+    let stalled = get(&after, CONDITION_STALLED).unwrap();
+    assert!(
+        stalled.message.contains("not Available within 10m")
+            && stalled.message.contains("Available is False"),
+        "{}",
+        stalled.message
+    );
+    assert!(get(&after, CONDITION_RECONCILING).is_none());
+
+    // It may still succeed.
+    let ok = bundle(1, Some((1, vec![cond("Available", "True", 1)])));
+    let later = compute(Some(&after), &input(&ok, &Outcome::InSync, at(900)));
+    assert_eq!(summary(&later).0, "True");
+    assert!(get(&later, CONDITION_STALLED).is_none());
+}
+
+#[test]
+fn an_unchanged_report_gives_an_identical_status_later() {
+    let view = bundle(3, Some((3, vec![cond("Available", "True", 3)])));
+    let first = compute(None, &input(&view, &Outcome::Published, at(0)));
+    let second = compute(Some(&first), &input(&view, &Outcome::InSync, at(3600)));
+    assert_eq!(first, second, "nothing to write an hour later");
+}
+
+#[test]
+fn last_status_change_time_follows_the_agent_report_only() {
+    let pending = bundle(1, None);
+    let s0 = compute(None, &input(&pending, &Outcome::Published, at(0)));
+    assert_eq!(s0.last_status_change_time, None);
+    assert_eq!(
+        summary(&s0),
+        ("False".into(), "Progressing".into(), Some(Phase::Pending))
+    );
+
+    let applied = bundle(1, Some((1, vec![cond("Applied", "True", 1)])));
+    let s1 = compute(Some(&s0), &input(&applied, &Outcome::InSync, at(5)));
+    assert_eq!(s1.last_status_change_time, Some(Time(at(5))));
+    let s2 = compute(Some(&s1), &input(&applied, &Outcome::InSync, at(10)));
+    assert_eq!(s2.last_status_change_time, Some(Time(at(5))));
+    let available = bundle(
+        1,
+        Some((
+            1,
+            vec![cond("Applied", "True", 1), cond("Available", "True", 1)],
+        )),
+    );
+    let s3 = compute(Some(&s2), &input(&available, &Outcome::InSync, at(15)));
+    assert_eq!(s3.last_status_change_time, Some(Time(at(15))));
+    assert_eq!(
+        get(&s3, CONDITION_READY).unwrap().last_transition_time,
+        Time(at(15))
+    );
+}
+
+#[test]
+fn an_unreachable_maestro_makes_ready_unknown_and_keeps_the_last_report() {
+    let mut view = bundle(1, Some((1, vec![cond("Available", "True", 1)])));
+    let ready = compute(None, &input(&view, &Outcome::InSync, at(0)));
+    view.error = Some(PollError {
+        reason: "MaestroUnavailable",
+        message: "Maestro unavailable: connection refused".into(),
+        since: Utc::now(),
+    });
+    let s = compute(Some(&ready), &input(&view, &Outcome::InSync, at(30)));
+    assert_eq!(
+        summary(&s),
+        (
+            "Unknown".into(),
+            "MaestroUnavailable".into(),
+            Some(Phase::Failed)
+        )
+    );
+    assert!(
+        get(&s, CONDITION_READY)
+            .unwrap()
+            .message
+            .contains("connection refused")
+    );
+    assert_eq!(get(&s, "Available").unwrap().status, "True");
+    assert_eq!(s.manifests, ready.manifests);
+}
+
+#[test]
+fn suspended_says_so_and_keeps_reporting() {
+    let view = bundle(1, Some((1, vec![cond("Available", "True", 1)])));
+    let s = compute(None, &input(&view, &Outcome::Suspended, at(0)));
+    assert_eq!(
+        summary(&s),
+        ("False".into(), "Suspended".into(), Some(Phase::Suspended))
+    );
+    assert!(get(&s, CONDITION_RECONCILING).is_none() && get(&s, CONDITION_STALLED).is_none());
+    assert_eq!(get(&s, "Available").unwrap().status, "True");
+}
+
+#[test]
+fn a_work_claimed_by_another_object_names_it_and_stalls() {
+    let view = bundle(1, None);
+    let outcome = Outcome::Claimed {
+        owner: "team-a/first".into(),
+    };
+    let s = compute(None, &input(&view, &outcome, at(0)));
+    assert_eq!(
+        summary(&s),
+        ("False".into(), "WorkClaimed".into(), Some(Phase::Stalled))
+    );
+    let stalled = get(&s, CONDITION_STALLED).unwrap();
+    assert!(
+        stalled.message.contains("MaestroApply team-a/first"),
+        "{}",
+        stalled.message
+    );
+}
+
+#[test]
+fn failures_are_stalled_when_terminal_and_reconciling_otherwise() {
+    let view = View::default();
+    let terminal = Outcome::Failed {
+        reason: "UnknownConsumer".into(),
+        message: "consumer \"nope\" is not registered in Maestro".into(),
+        terminal: true,
+    };
+    let s = compute(None, &input(&view, &terminal, at(0)));
+    assert_eq!(
+        summary(&s),
+        (
+            "False".into(),
+            "UnknownConsumer".into(),
+            Some(Phase::Stalled)
+        )
+    );
+    assert!(
+        get(&s, CONDITION_STALLED)
+            .unwrap()
+            .message
+            .contains("not registered")
+    );
+    let transient = Outcome::Failed {
+        reason: "MaestroUnavailable".into(),
+        message: "connection refused".into(),
+        terminal: false,
+    };
+    let s = compute(None, &input(&view, &transient, at(0)));
+    assert_eq!(
+        summary(&s),
+        (
+            "False".into(),
+            "MaestroUnavailable".into(),
+            Some(Phase::Failed)
+        )
+    );
+    assert!(get(&s, CONDITION_RECONCILING).is_some());
+    assert_eq!(s.bundle_version, None);
+}
+
+#[test]
+fn a_requested_reconcile_is_acknowledged_and_remembered() {
+    let view = bundle(1, None);
+    let outcome = Outcome::InSync;
+    let mut i = input(&view, &outcome, at(0));
+    i.requested_at = Some("2025-12-13T13:00:00Z");
+    let s = compute(None, &i);
+    assert_eq!(
+        s.last_handled_reconcile_at.as_deref(),
+        Some("2025-12-13T13:00:00Z")
+    );
+    let again = compute(Some(&s), &input(&view, &outcome, at(10)));
+    assert_eq!(
+        again.last_handled_reconcile_at.as_deref(),
+        Some("2025-12-13T13:00:00Z")
+    );
+}
+
+#[test]
+fn degraded_is_not_ready() {
+    let view = bundle(
+        1,
+        Some((
+            1,
+            vec![cond("Available", "True", 1), cond("Degraded", "True", 1)],
+        )),
+    );
+    let s = compute(None, &input(&view, &Outcome::InSync, at(0)));
+    assert_eq!(
+        summary(&s),
+        ("False".into(), "Degraded".into(), Some(Phase::Degraded))
+    );
+}
+
+#[test]
+fn deleting_overrides_everything_else() {
+    let view = bundle(1, Some((1, vec![cond("Available", "True", 1)])));
+    let outcome = Outcome::Deleting {
+        message: "waiting for the agent".into(),
+    };
+    let s = compute(None, &input(&view, &outcome, at(0)));
+    assert_eq!(
+        summary(&s),
+        ("False".into(), "Deleting".into(), Some(Phase::Deleting))
+    );
+}
+
+#[test]
+fn long_agent_messages_are_truncated_to_the_api_limit() {
+    let mut c = cond("Available", "False", 1);
+    c["message"] = json!("é".repeat(40_000));
+    let view = bundle(1, Some((1, vec![c])));
+    let s = compute(None, &input(&view, &Outcome::InSync, at(0)));
+    assert!(s.conditions.iter().all(|c| c.message.len() <= MAX_MESSAGE));
+}

@@ -1,0 +1,245 @@
+//! Where an object's ManifestWork goes and who owns it: the work built from
+//! the spec, labelled with its owner so the operator finds its bundles and
+//! never touches anyone else's.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+
+use super::crd::MaestroApply;
+use super::{Error, Result};
+use crate::maestro::rest::ResourceBundle;
+use crate::manifestwork::ManifestWork;
+use crate::names::{ConsumerName, ResourceId, SourceId, WorkName};
+
+/// On every work the operator publishes; the poller lists by it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "maestro-operator";
+pub const OWNER_UID_LABEL: &str = "maestro.hyperfleet.io/owner-uid";
+pub const OWNER_NAMESPACE_LABEL: &str = "maestro.hyperfleet.io/owner-namespace";
+/// Only set when the owner's name fits a label value (63 characters);
+/// the annotation always carries it.
+pub const OWNER_NAME_LABEL: &str = "maestro.hyperfleet.io/owner-name";
+/// `<namespace>/<name>` of the owning object.
+pub const OWNER_ANNOTATION: &str = "maestro.hyperfleet.io/owner";
+
+/// The selector the poller lists with.
+pub fn managed_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")
+}
+
+/// The object that owns a work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// An object's destination, validated.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub consumer: ConsumerName,
+    pub work: WorkName,
+    pub resource_id: ResourceId,
+    pub owner: Owner,
+}
+
+impl Target {
+    pub fn of(obj: &MaestroApply, source: &SourceId) -> Result<Target> {
+        let consumer = ConsumerName::new(obj.spec.consumer.as_str())
+            .map_err(|e| Error::InvalidSpec(format!("spec.consumer: {e}")))?;
+        let work = WorkName::new(obj.work_name()).map_err(|e| {
+            Error::InvalidSpec(if obj.spec.work_name.is_some() {
+                format!("spec.workName: {e}")
+            } else {
+                format!("metadata.name is the work name when spec.workName is unset: {e}")
+            })
+        })?;
+        let owner = Owner {
+            namespace: obj.namespace().unwrap_or_default(),
+            name: obj.name_any(),
+            uid: obj.uid().unwrap_or_default(),
+        };
+        Ok(Target {
+            resource_id: ResourceId::for_work(source, consumer.as_str(), work.as_str()),
+            consumer,
+            work,
+            owner,
+        })
+    }
+
+    /// The ManifestWork to publish: the spec's work, with the user's labels
+    /// and annotations and ours on top (ours win: the operator depends on
+    /// them).
+    pub fn build_work(&self, obj: &MaestroApply) -> ManifestWork {
+        let mut labels = obj.spec.work_metadata.labels.clone();
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
+        labels.insert(OWNER_UID_LABEL.into(), self.owner.uid.clone());
+        labels.insert(OWNER_NAMESPACE_LABEL.into(), self.owner.namespace.clone());
+        if self.owner.name.len() <= 63 {
+            labels.insert(OWNER_NAME_LABEL.into(), self.owner.name.clone());
+        } else {
+            labels.remove(OWNER_NAME_LABEL);
+        }
+        let mut annotations = obj.spec.work_metadata.annotations.clone();
+        annotations.insert(OWNER_ANNOTATION.into(), self.owner.to_string());
+        ManifestWork {
+            metadata: kube::api::ObjectMeta {
+                name: Some(self.work.to_string()),
+                namespace: Some(self.consumer.to_string()),
+                labels: Some(labels),
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            spec: obj.spec.manifest_work.clone(),
+            status: None,
+        }
+    }
+}
+
+/// Who a bundle says owns it, from the labels and annotation we set.
+/// `None` for a bundle the operator did not publish.
+pub fn bundle_owner(bundle: &ResourceBundle) -> Option<Owner> {
+    let labels = string_map(bundle, "labels");
+    let uid = labels.get(OWNER_UID_LABEL)?.clone();
+    let annotations = string_map(bundle, "annotations");
+    let (namespace, name) = match annotations.get(OWNER_ANNOTATION) {
+        Some(owner) => owner
+            .split_once('/')
+            .map(|(ns, n)| (ns.to_string(), n.to_string()))
+            .unwrap_or_default(),
+        None => (
+            labels
+                .get(OWNER_NAMESPACE_LABEL)
+                .cloned()
+                .unwrap_or_default(),
+            labels.get(OWNER_NAME_LABEL).cloned().unwrap_or_default(),
+        ),
+    };
+    Some(Owner {
+        namespace,
+        name,
+        uid,
+    })
+}
+
+fn string_map(bundle: &ResourceBundle, key: &str) -> BTreeMap<String, String> {
+    bundle
+        .metadata
+        .get(key)
+        .and_then(|v| v.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The digest of what was published, as the work client stored it.
+pub fn bundle_spec_hash(bundle: &ResourceBundle) -> Option<&str> {
+    bundle
+        .metadata
+        .get("annotations")?
+        .get(crate::maestro::work_client::SPEC_HASH_ANNOTATION)?
+        .as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::crd::MaestroApplySpec;
+    use serde_json::json;
+
+    fn object(name: &str, work_name: Option<&str>) -> MaestroApply {
+        let spec: MaestroApplySpec = serde_json::from_value(json!({
+            "consumer": "cluster-west-1",
+            "workName": work_name,
+            "workMetadata": {"labels": {"team": "a", MANAGED_BY_LABEL: "someone-else"}},
+            "manifestWork": {"workload": {"manifests": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}
+            ]}},
+        }))
+        .unwrap();
+        let mut obj = MaestroApply::new(name, spec);
+        obj.metadata.namespace = Some("team-a".into());
+        obj.metadata.uid = Some("0b7c1d1e-1111-4222-8333-444455556666".into());
+        obj
+    }
+
+    fn source() -> SourceId {
+        SourceId::new("maestro-operator").unwrap()
+    }
+
+    #[test]
+    fn work_name_defaults_to_the_object_name() {
+        let t = Target::of(&object("web", None), &source()).unwrap();
+        assert_eq!(t.work.as_str(), "web");
+        let t = Target::of(&object("web", Some("other")), &source()).unwrap();
+        assert_eq!(t.work.as_str(), "other");
+        assert_eq!(
+            t.resource_id,
+            ResourceId::for_work(&source(), "cluster-west-1", "other")
+        );
+    }
+
+    #[test]
+    fn a_dotted_object_name_without_work_name_is_an_invalid_spec_naming_the_fix() {
+        let e = Target::of(&object("web.v1", None), &source()).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidSpec(m) if m.contains("spec.workName is unset")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn built_work_carries_the_owner_and_our_labels_win() {
+        let obj = object("web", None);
+        let t = Target::of(&obj, &source()).unwrap();
+        let work = t.build_work(&obj);
+        let labels = work.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[MANAGED_BY_LABEL], MANAGED_BY_VALUE);
+        assert_eq!(labels["team"], "a");
+        assert_eq!(labels[OWNER_UID_LABEL], obj.metadata.uid.clone().unwrap());
+        assert_eq!(labels[OWNER_NAME_LABEL], "web");
+        assert_eq!(
+            work.metadata.annotations.as_ref().unwrap()[OWNER_ANNOTATION],
+            "team-a/web"
+        );
+        assert_eq!(work.metadata.namespace.as_deref(), Some("cluster-west-1"));
+    }
+
+    #[test]
+    fn owner_is_read_back_from_a_bundle() {
+        let obj = object(&"n".repeat(70), Some("w"));
+        let t = Target::of(&obj, &source()).unwrap();
+        let work = t.build_work(&obj);
+        assert!(
+            !work
+                .metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .contains_key(OWNER_NAME_LABEL),
+            "a 70-character name does not fit a label value"
+        );
+        let bundle: ResourceBundle = serde_json::from_value(json!({
+            "id": t.resource_id.to_string(),
+            "version": 1,
+            "metadata": work.metadata,
+        }))
+        .unwrap();
+        assert_eq!(bundle_owner(&bundle), Some(t.owner.clone()));
+        let foreign: ResourceBundle =
+            serde_json::from_value(json!({"id": "x", "version": 1, "metadata": {"name": "w"}}))
+                .unwrap();
+        assert_eq!(bundle_owner(&foreign), None);
+    }
+}

@@ -1,0 +1,657 @@
+//! The operator end to end on the real local stack: MaestroApply objects
+//! created, changed and deleted with kubectl and kube-rs; the operator (the
+//! real binary) publishes through the real Maestro; real agents apply the
+//! ConfigMaps into the real kube-apiserver and report back.
+//!
+//! See tests/operator_support for the harness. Every test has its own
+//! namespace, operator process and source ID.
+
+mod operator_support;
+
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use maestro_operator::controller::FINALIZER;
+use maestro_operator::controller::crd::{MaestroApply, Phase};
+use maestro_operator::controller::target::OWNER_UID_LABEL;
+use maestro_operator::names::{ResourceId, SourceId};
+use operator_support::*;
+use serde_json::{Value, json};
+
+fn feedback(obj: &MaestroApply, ordinal: i32) -> Option<String> {
+    let status = obj.status.as_ref()?;
+    let m = status
+        .manifests
+        .iter()
+        .find(|m| m.resource.ordinal == ordinal)?;
+    m.status_feedback
+        .values
+        .iter()
+        .find(|v| v.name == "value")?
+        .field_value
+        .string
+        .clone()
+}
+
+fn cm_value(cm: Option<&k8s_openapi::api::core::v1::ConfigMap>) -> Option<String> {
+    cm?.data.as_ref()?.get("value").cloned()
+}
+
+fn owner_uid(bundle: &maestro_operator::maestro::rest::ResourceBundle) -> Option<String> {
+    bundle.metadata["labels"][OWNER_UID_LABEL]
+        .as_str()
+        .map(str::to_string)
+}
+
+async fn events(ns: &TestNs, name: &str) -> String {
+    let (_, out, _) = kubectl(
+        &[
+            "-n",
+            &ns.name,
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "custom-columns=TYPE:.type,REASON:.reason",
+            "--no-headers",
+        ],
+        None,
+    )
+    .await;
+    out
+}
+
+#[tokio::test]
+async fn invalid_objects_are_rejected_by_the_api_server_with_a_message_naming_the_field() {
+    let ns = TestNs::new("op-invalid").await;
+    let manifest = |body: &str| {
+        format!(
+            "apiVersion: maestro.hyperfleet.io/v1alpha1\nkind: MaestroApply\nmetadata: {{name: NAME}}\nspec:\n{body}"
+        )
+    };
+    let good_manifests = "  manifestWork: {workload: {manifests: [{apiVersion: v1, kind: ConfigMap, metadata: {name: c}}]}}\n";
+    let cases = [
+        ("empty", "  consumer: cluster-west-1\n  manifestWork: {workload: {manifests: []}}\n".to_string(),
+         "spec.manifestWork.workload.manifests"),
+        ("noname", "  consumer: cluster-west-1\n  manifestWork: {workload: {manifests: [{apiVersion: v1, kind: ConfigMap, metadata: {namespace: x}}]}}\n".to_string(),
+         "each manifest needs apiVersion, kind and metadata.name"),
+        ("nokind", "  consumer: cluster-west-1\n  manifestWork: {workload: {manifests: [{apiVersion: v1, metadata: {name: c}}]}}\n".to_string(),
+         "spec.manifestWork.workload.manifests[0].kind: Required value"),
+        ("duration", format!("  consumer: cluster-west-1\n  pollInterval: soon\n{good_manifests}"),
+         "spec.pollInterval: Invalid value: \"soon\": must be a duration"),
+        ("consumer", format!("  consumer: Cluster_West\n{good_manifests}"),
+         "spec.consumer"),
+        ("waitfor", format!("  consumer: cluster-west-1\n  waitFor: Ready\n{good_manifests}"),
+         "spec.waitFor: Unsupported value: \"Ready\""),
+        ("dotted.name", format!("  consumer: cluster-west-1\n{good_manifests}"),
+         "set spec.workName"),
+    ];
+    for (name, body, expected) in cases {
+        let yaml = manifest(&body).replace("NAME", name);
+        let (ok, _, err) = kubectl(&["-n", &ns.name, "apply", "-f", "-"], Some(&yaml)).await;
+        assert!(!ok, "{name} was accepted");
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+
+    // Immutable fields: create a valid one, then try to move it.
+    let yaml =
+        manifest(&format!("  consumer: cluster-west-1\n{good_manifests}")).replace("NAME", "fixed");
+    let (ok, _, err) = kubectl(&["-n", &ns.name, "apply", "-f", "-"], Some(&yaml)).await;
+    assert!(ok, "{err}");
+    for (patch, expected) in [
+        (
+            r#"{"spec":{"consumer":"cluster-east-2"}}"#,
+            "spec.consumer is immutable",
+        ),
+        (
+            r#"{"spec":{"workName":"other"}}"#,
+            "spec.workName is immutable",
+        ),
+    ] {
+        let (ok, _, err) = kubectl(
+            &[
+                "-n",
+                &ns.name,
+                "patch",
+                "mapply",
+                "fixed",
+                "--type=merge",
+                "-p",
+                patch,
+            ],
+            None,
+        )
+        .await;
+        assert!(!ok && err.contains(expected), "{patch}: {err}");
+    }
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_new_object_becomes_available_with_feedback_values_in_its_status() {
+    let ns = TestNs::new("op-create").await;
+    let _op = ns.operator(&[]).await;
+    ns.apply(
+        "web",
+        spec(
+            WEST,
+            vec![configmap(&ns.name, "web-cm", json!({"value": "one"}))],
+        ),
+    )
+    .await;
+
+    let obj = ns
+        .wait_until("web", "Available with feedback", |o| {
+            o.status.as_ref().is_some_and(|s| s.is_ready())
+                && feedback(o, 0).as_deref() == Some("one")
+        })
+        .await;
+    let status = obj.status.as_ref().unwrap();
+    let expected_id =
+        ResourceId::for_work(&SourceId::new(ns.source.as_str()).unwrap(), WEST, "web");
+    assert_eq!(
+        status.resource_bundle_id.as_deref(),
+        Some(expected_id.to_string().as_str())
+    );
+    assert_eq!(status.phase, Some(Phase::Available));
+    assert_eq!(
+        (status.bundle_version, status.applied_version),
+        (Some(1), Some(1))
+    );
+    assert_eq!(status.work_name.as_deref(), Some("web"));
+    assert_eq!(status.observed_generation, obj.metadata.generation);
+    assert!(status.last_publish_time.is_some() && status.last_status_change_time.is_some());
+    assert_eq!(status.condition("Available").unwrap().status, "True");
+    assert_eq!(status.condition("Applied").unwrap().status, "True");
+    assert!(status.condition("Reconciling").is_none() && status.condition("Stalled").is_none());
+    let m = &status.manifests[0];
+    assert_eq!(
+        (m.resource.kind.as_str(), m.resource.name.as_str()),
+        ("ConfigMap", "web-cm")
+    );
+    assert_eq!(m.resource.namespace, ns.name);
+    assert!(
+        obj.metadata
+            .finalizers
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|f| f == FINALIZER)
+    );
+
+    let cm = ns.configmaps().get("web-cm").await.unwrap();
+    assert_eq!(cm_value(Some(&cm)).as_deref(), Some("one"));
+    let events = events(&ns, "web").await;
+    assert!(
+        events.contains("Normal   Created") && events.contains("Normal   Available"),
+        "{events}"
+    );
+
+    // `kubectl wait` works on it, as Argo CD and Flux health checks would.
+    let (ok, _, err) = kubectl(
+        &[
+            "-n",
+            &ns.name,
+            "wait",
+            "--for=condition=Ready",
+            "mapply/web",
+            "--timeout=10s",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn changing_a_manifest_publishes_a_new_bundle_version_seen_in_the_api_server() {
+    let ns = TestNs::new("op-update").await;
+    let _op = ns.operator(&[]).await;
+    ns.apply(
+        "web",
+        spec(
+            WEST,
+            vec![configmap(&ns.name, "web-cm", json!({"value": "one"}))],
+        ),
+    )
+    .await;
+    ns.wait_ready("web").await;
+
+    let changed = ns
+        .apply(
+            "web",
+            spec(
+                WEST,
+                vec![configmap(&ns.name, "web-cm", json!({"value": "two"}))],
+            ),
+        )
+        .await;
+    assert_eq!(changed.metadata.generation, Some(2));
+    let obj = ns
+        .wait_until("web", "updated", |o| {
+            o.status.as_ref().is_some_and(|s| {
+                s.is_ready() && s.bundle_version == Some(2) && s.observed_generation == Some(2)
+            }) && feedback(o, 0).as_deref() == Some("two")
+        })
+        .await;
+    assert_eq!(obj.status.unwrap().applied_version, Some(2));
+    ns.wait_configmap("web-cm", "updated", |cm| {
+        cm_value(cm).as_deref() == Some("two")
+    })
+    .await;
+    assert!(events(&ns, "web").await.contains("Normal   Updated"));
+
+    // A change that does not touch the work (only the poll interval)
+    // publishes nothing, but observedGeneration still follows.
+    let mut same = spec(
+        WEST,
+        vec![configmap(&ns.name, "web-cm", json!({"value": "two"}))],
+    );
+    same["pollInterval"] = json!("3s");
+    ns.apply("web", same).await;
+    let obj = ns
+        .wait_until("web", "at generation 3", |o| {
+            o.status
+                .as_ref()
+                .is_some_and(|s| s.observed_generation == Some(3))
+        })
+        .await;
+    assert_eq!(obj.status.unwrap().bundle_version, Some(2));
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn removing_a_manifest_removes_its_object_from_the_cluster() {
+    let ns = TestNs::new("op-remove").await;
+    let _op = ns.operator(&[]).await;
+    let a = configmap(&ns.name, "keep", json!({"value": "a"}));
+    let b = configmap(&ns.name, "drop", json!({"value": "b"}));
+    ns.apply("pair", spec(WEST, vec![a.clone(), b])).await;
+    ns.wait_ready("pair").await;
+    ns.wait_configmap("drop", "created", |cm| cm.is_some())
+        .await;
+
+    ns.apply("pair", spec(WEST, vec![a])).await;
+    ns.wait_configmap("drop", "removed", |cm| cm.is_none())
+        .await;
+    let obj = ns
+        .wait_until("pair", "ready with one manifest", |o| {
+            o.status
+                .as_ref()
+                .is_some_and(|s| s.is_ready() && s.manifests.len() == 1)
+        })
+        .await;
+    assert_eq!(obj.status.unwrap().bundle_version, Some(2));
+    assert!(ns.configmaps().get_opt("keep").await.unwrap().is_some());
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn deleting_with_delete_waits_until_maestro_no_longer_has_the_bundle() {
+    let ns = TestNs::new("op-delete").await;
+    let _op = ns.operator(&[]).await;
+    ns.apply(
+        "web",
+        spec(
+            WEST,
+            vec![configmap(&ns.name, "web-cm", json!({"value": "x"}))],
+        ),
+    )
+    .await;
+    ns.wait_ready("web").await;
+    assert_eq!(ns.live_bundles().await.len(), 1);
+
+    ns.delete("web").await;
+    ns.wait_gone("web").await;
+    // The finalizer went only after the agent confirmed: Maestro has
+    // nothing left, not even a bundle being deleted.
+    assert!(bundles(&ns.source).await.is_empty());
+    ns.wait_configmap("web-cm", "removed", |cm| cm.is_none())
+        .await;
+    let events = events(&ns, "web").await;
+    assert!(
+        events.contains("Deleting") && events.contains("Deleted"),
+        "{events}"
+    );
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn deleting_with_orphan_leaves_the_work_and_its_objects() {
+    let ns = TestNs::new("op-orphan").await;
+    let _op = ns.operator(&[]).await;
+    let mut s = spec(
+        WEST,
+        vec![configmap(&ns.name, "kept", json!({"value": "x"}))],
+    );
+    s["deletionPolicy"] = json!("Orphan");
+    ns.apply("web", s).await;
+    ns.wait_ready("web").await;
+
+    ns.delete("web").await;
+    ns.wait_gone("web").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let left = ns.live_bundles().await;
+    assert_eq!(left.len(), 1, "the bundle stays");
+    assert!(ns.configmaps().get_opt("kept").await.unwrap().is_some());
+
+    let id = left[0].resource_id().unwrap();
+    rest().delete_resource_bundle(&id).await.unwrap();
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_suspended_object_publishes_nothing_until_resumed() {
+    let ns = TestNs::new("op-suspend").await;
+    let _op = ns.operator(&[]).await;
+    let mut s = spec(
+        WEST,
+        vec![configmap(&ns.name, "cm", json!({"value": "one"}))],
+    );
+    s["suspend"] = json!(true);
+    ns.apply("web", s.clone()).await;
+    let obj = ns
+        .wait_condition("web", "Ready", "False", "Suspended")
+        .await;
+    assert_eq!(obj.status.unwrap().phase, Some(Phase::Suspended));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        bundles(&ns.source).await.is_empty(),
+        "nothing published while suspended"
+    );
+
+    s["suspend"] = json!(false);
+    ns.apply("web", s.clone()).await;
+    ns.wait_ready("web").await;
+
+    // Suspended again, a change waits; the status keeps reporting.
+    s["suspend"] = json!(true);
+    s["manifestWork"]["workload"]["manifests"][0]["data"]["value"] = json!("two");
+    ns.apply("web", s.clone()).await;
+    let obj = ns
+        .wait_condition("web", "Ready", "False", "Suspended")
+        .await;
+    let status = obj.status.unwrap();
+    assert_eq!(status.bundle_version, Some(1));
+    assert_eq!(status.condition("Available").unwrap().status, "True");
+    assert_eq!(ns.live_bundles().await[0].version, 1);
+
+    s["suspend"] = json!(false);
+    ns.apply("web", s).await;
+    ns.wait_until("web", "resumed at version 2", |o| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| s.is_ready() && s.bundle_version == Some(2))
+    })
+    .await;
+    ns.wait_configmap("cm", "updated", |cm| cm_value(cm).as_deref() == Some("two"))
+        .await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unknown_consumer_is_reported_in_the_conditions() {
+    let ns = TestNs::new("op-unknown").await;
+    let _op = ns.operator(&[]).await;
+    ns.apply(
+        "web",
+        spec(
+            "no-such-cluster",
+            vec![configmap("default", "x", json!({}))],
+        ),
+    )
+    .await;
+    let obj = ns
+        .wait_condition("web", "Ready", "False", "UnknownConsumer")
+        .await;
+    let status = obj.status.unwrap();
+    let stalled = status.condition("Stalled").expect("Stalled");
+    assert_eq!(stalled.reason, "UnknownConsumer");
+    assert!(
+        stalled.message.contains("no-such-cluster"),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(status.phase, Some(Phase::Stalled));
+    assert!(
+        events(&ns, "web")
+            .await
+            .contains("Warning   UnknownConsumer")
+    );
+    // Nothing was published, so nothing holds the deletion up.
+    ns.delete("web").await;
+    ns.wait_gone("web").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_second_object_claiming_the_same_work_is_refused_and_overwrites_nothing() {
+    let ns = TestNs::new("op-claim").await;
+    let _op = ns.operator(&[]).await;
+    let mut first = spec(
+        WEST,
+        vec![configmap(&ns.name, "first", json!({"value": "1"}))],
+    );
+    first["workName"] = json!("shared");
+    ns.apply("first", first).await;
+    let first_obj = ns.wait_ready("first").await;
+
+    let mut second = spec(
+        WEST,
+        vec![configmap(&ns.name, "second", json!({"value": "2"}))],
+    );
+    second["workName"] = json!("shared");
+    ns.apply("second", second).await;
+    let obj = ns
+        .wait_condition("second", "Ready", "False", "WorkClaimed")
+        .await;
+    let message = &obj
+        .status
+        .as_ref()
+        .unwrap()
+        .condition("Ready")
+        .unwrap()
+        .message;
+    assert!(message.contains(&format!("{}/first", ns.name)), "{message}");
+
+    let live = ns.live_bundles().await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].version, 1, "not overwritten");
+    assert_eq!(owner_uid(&live[0]), first_obj.metadata.uid);
+    assert!(ns.configmaps().get_opt("second").await.unwrap().is_none());
+
+    // Once the first is gone, the second takes the name over.
+    ns.delete("first").await;
+    ns.wait_gone("first").await;
+    let second_obj = ns.wait_ready("second").await;
+    let live = ns.live_bundles().await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(owner_uid(&live[0]), second_obj.metadata.uid);
+    ns.wait_configmap("second", "created", |cm| cm.is_some())
+        .await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_orphaned_work_is_adopted_by_a_new_object_claiming_it() {
+    let ns = TestNs::new("op-adopt").await;
+    let _op = ns.operator(&[]).await;
+    let mut old = spec(
+        WEST,
+        vec![configmap(&ns.name, "cm", json!({"value": "old"}))],
+    );
+    old["workName"] = json!("shared");
+    old["deletionPolicy"] = json!("Orphan");
+    ns.apply("old", old).await;
+    ns.wait_ready("old").await;
+    ns.delete("old").await;
+    ns.wait_gone("old").await;
+
+    let mut new = spec(
+        WEST,
+        vec![configmap(&ns.name, "cm", json!({"value": "new"}))],
+    );
+    new["workName"] = json!("shared");
+    ns.apply("new", new).await;
+    let obj = ns
+        .wait_until("new", "ready on the adopted work", |o| {
+            o.status
+                .as_ref()
+                .is_some_and(|s| s.is_ready() && s.bundle_version == Some(2))
+        })
+        .await;
+    let live = ns.live_bundles().await;
+    assert_eq!(live.len(), 1, "adopted, not duplicated");
+    assert_eq!(owner_uid(&live[0]), obj.metadata.uid);
+    ns.wait_configmap("cm", "updated", |cm| cm_value(cm).as_deref() == Some("new"))
+        .await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_bundle_deleted_behind_our_back_is_recreated_at_the_next_resync() {
+    let ns = TestNs::new("op-recreate").await;
+    let _op = ns.operator(&[]).await;
+    let mut s = spec(WEST, vec![configmap(&ns.name, "cm", json!({"value": "x"}))]);
+    s["interval"] = json!("3s");
+    ns.apply("web", s).await;
+    let first = ns.wait_ready("web").await;
+    let first_publish = first.status.unwrap().last_publish_time;
+    let id = ns.live_bundles().await[0].resource_id().unwrap();
+
+    rest().delete_resource_bundle(&id).await.unwrap();
+    ns.wait_until("web", "republished and ready", |o| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| s.is_ready() && s.last_publish_time != first_publish)
+    })
+    .await;
+    let live = ns.live_bundles().await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].resource_id(), Some(id), "same ID: no duplicate");
+    ns.wait_configmap("cm", "present again", |cm| cm.is_some())
+        .await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_requested_at_annotation_forces_a_refresh_and_is_acknowledged() {
+    let ns = TestNs::new("op-requested").await;
+    let op = ns.operator(&[]).await;
+    // Default interval (30m): once Ready, nothing is read for half an hour.
+    let mut s = spec(WEST, vec![configmap(&ns.name, "cm", json!({"value": "x"}))]);
+    s["pollInterval"] = json!("10s");
+    ns.apply("web", s).await;
+    ns.wait_ready("web").await;
+    let id = ns.live_bundles().await[0].resource_id().unwrap();
+
+    // Deleted behind the operator's back: it will not notice for 30 min...
+    rest().delete_resource_bundle(&id).await.unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !bundles(&ns.source).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never confirmed the deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(ns.live_bundles().await.is_empty());
+    let polls = op.metric("maestro_operator_maestro_polls_total").await;
+
+    // ...unless asked to look now.
+    let at = "2026-01-01T00:00:00Z";
+    ns.mapply()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "maestro.hyperfleet.io/reconcile-requested-at": at}}})),
+        )
+        .await
+        .unwrap();
+    let obj = ns
+        .wait_until("web", "acknowledging the request", |o| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.last_handled_reconcile_at.as_deref())
+                == Some(at)
+        })
+        .await;
+    assert!(op.metric("maestro_operator_maestro_polls_total").await > polls);
+    assert_eq!(ns.live_bundles().await.len(), 1, "recreated at once");
+    assert_eq!(obj.status.unwrap().resource_bundle_id, Some(id.to_string()));
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_idle_ready_object_writes_no_status() {
+    let ns = TestNs::new("op-idle").await;
+    let op = ns.operator(&[]).await;
+    let mut s: Value = spec(WEST, vec![configmap(&ns.name, "cm", json!({"value": "x"}))]);
+    // Keep reading every 2 s even once Ready.
+    s["interval"] = json!("2s");
+    ns.apply("web", s).await;
+    ns.wait_until("web", "ready with feedback", |o| {
+        o.status.as_ref().is_some_and(|s| s.is_ready()) && feedback(o, 0).is_some()
+    })
+    .await;
+    // Let the agent's next feedback sync land, then measure.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let writes = op.metric("maestro_operator_status_writes_total").await;
+    let reconciles = op.metric("maestro_operator_reconciles_total").await;
+    let polls = op.metric("maestro_operator_maestro_polls_total").await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(op.metric("maestro_operator_maestro_polls_total").await >= polls + 3.0);
+    assert!(op.metric("maestro_operator_reconciles_total").await > reconciles);
+    assert_eq!(
+        op.metric("maestro_operator_status_writes_total").await,
+        writes,
+        "polled and reconciled, but nothing changed, so nothing was written"
+    );
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_object_not_ready_within_its_timeout_is_stalled_and_keeps_polling() {
+    let ns = TestNs::new("op-timeout").await;
+    let _op = ns.operator(&[]).await;
+    // A registered consumer no agent serves: the work is stored, never
+    // applied.
+    let lonely = fresh_consumer().await;
+    let mut s = spec(&lonely, vec![configmap("default", "never", json!({}))]);
+    s["timeout"] = json!("5s");
+    ns.apply("web", s).await;
+    let progressing = ns
+        .wait_condition("web", "Reconciling", "True", "Progressing")
+        .await;
+    assert_eq!(progressing.status.unwrap().bundle_version, Some(1));
+    let obj = ns
+        .wait_condition("web", "Stalled", "True", "TimedOut")
+        .await;
+    let status = obj.status.unwrap();
+    let ready = status.condition("Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "TimedOut")
+    );
+    assert!(
+        ready.message.contains("not Available within 5s") && ready.message.contains(&lonely),
+        "{}",
+        ready.message
+    );
+    assert_eq!(status.phase, Some(Phase::Stalled));
+    assert!(events(&ns, "web").await.contains("Warning   TimedOut"));
+    // Nothing will confirm a deletion on this consumer: orphan it.
+    ns.mapply()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"deletionPolicy": "Orphan"}})),
+        )
+        .await
+        .unwrap();
+    ns.cleanup().await;
+}
