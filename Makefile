@@ -42,13 +42,9 @@ stack-status:
 stack-logs:
 	bash $(STACK) logs
 
-demo: stack-up
-	@if [[ -f examples/apply_sample.rs ]]; then \
-		eval "$$(bash $(STACK) env)" && $(CARGO) run --example apply_sample; \
-	else \
-		echo "demo: the stack is up; examples/apply_sample.rs does not exist yet."; \
-		echo "      endpoints for a client: bash $(STACK) env"; \
-	fi
+# Bring up the stack, run the operator, apply a sample, show its status.
+demo:
+	bash tests/stack/demo.sh
 
 clean-stack: stack-down
 	source tests/stack/env.sh && rm -rf "$$STACK_DIR" && echo "removed $$STACK_DIR"
