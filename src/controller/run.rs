@@ -33,7 +33,7 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| Error::Config(format!("cannot configure the Kubernetes client: {e}")))?;
-    check_crd(&client).await?;
+    check_crd(&client, config.namespace.as_deref()).await?;
     let maestro = MaestroHandle::new(WorkClient::new(&maestro_config)?);
     let metrics = Arc::new(Metrics::new());
     let health = Health::default();
@@ -137,8 +137,13 @@ async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<
 }
 
 /// Fails start-up with a hint when the CRD is missing.
-async fn check_crd(client: &kube::Client) -> Result<()> {
-    let api: Api<MaestroApply> = Api::all(client.clone());
+/// Fails early, with a hint, when the CRD is missing. Lists only where the
+/// operator watches: with one namespace its Role grants nothing wider.
+async fn check_crd(client: &kube::Client, namespace: Option<&str>) -> Result<()> {
+    let api: Api<MaestroApply> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     api.list(&ListParams::default().limit(1))
         .await
         .map_err(|e| {
