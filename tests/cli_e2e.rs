@@ -12,7 +12,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,11 @@ use support::{grpc_endpoint, http_endpoint, unique};
 
 const WEST: &str = "cluster-west-1";
 const AGENTS_HINT: &str = "needs the stack's agents: bash tests/stack/stack.sh up";
+/// An endpoint nothing listens on.
+const UNREACHABLE: &str = "http://127.0.0.1:9";
+/// `kubectl get` arguments naming a ConfigMap in `default`, the namespace
+/// of the test works' ConfigMaps.
+const DEFAULT_CONFIGMAP: &[&str] = &["configmap", "-n", "default"];
 
 /// One command's outcome.
 #[derive(Debug)]
@@ -30,7 +35,18 @@ struct Out {
     stderr: String,
 }
 
+impl From<std::process::Output> for Out {
+    fn from(out: std::process::Output) -> Out {
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Out {
+    #[track_caller]
     fn expect(&self, code: i32, what: &str) -> &Out {
         assert_eq!(
             self.code, code,
@@ -40,6 +56,7 @@ impl Out {
         self
     }
 
+    #[track_caller]
     fn ok(&self, what: &str) -> &Out {
         self.expect(0, what)
     }
@@ -47,6 +64,28 @@ impl Out {
     fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// Asserts that stdout contains `needle`.
+    #[track_caller]
+    fn stdout_has(&self, needle: &str) -> &Out {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    /// Asserts that stderr contains `needle`.
+    #[track_caller]
+    fn stderr_has(&self, needle: &str) -> &Out {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
     }
 }
 
@@ -58,10 +97,7 @@ struct Cli {
 
 impl Cli {
     fn new(prefix: &str) -> Cli {
-        Cli {
-            source: unique(&format!("cli-{prefix}")),
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        Cli::with_source(&unique(&format!("cli-{prefix}")))
     }
 
     /// A CLI writing as Maestro's own CLI does (source `maestro-cli`).
@@ -88,12 +124,22 @@ impl Cli {
     }
 
     fn run_cmd(&self, cmd: &mut Command) -> Out {
-        let out = cmd.output().expect("run maestro-cli");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cmd.output().expect("run maestro-cli").into()
+    }
+
+    /// Runs with one environment variable set (or overridden).
+    fn run_env(&self, key: &str, value: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Out {
+        self.run_cmd(self.command().env(key, value).args(args))
+    }
+
+    /// Starts the CLI in the background, its output piped.
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start maestro-cli {args:?}: {e}"))
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -113,6 +159,126 @@ impl Cli {
             .ok("consumers create");
         name
     }
+
+    /// `apply -f FILE --consumer CONSUMER`.
+    fn apply(&self, file: &str, consumer: &str) -> Out {
+        self.run(&["apply", "-f", file, "--consumer", consumer])
+    }
+
+    /// `apply`, watching the work until it is applied (at most 2 minutes).
+    fn apply_watched(&self, file: &str, consumer: &str) -> Out {
+        self.run(&[
+            "apply",
+            "-f",
+            file,
+            "--consumer",
+            consumer,
+            "--watch",
+            "--timeout",
+            "2m",
+        ])
+    }
+
+    /// `apply` of one manifest into the work `name`, as `--manifest-name`.
+    fn apply_manifest(&self, file: &str, consumer: &str, name: &str, manifest: &str) -> Out {
+        self.run(&[
+            "apply",
+            "-f",
+            file,
+            "--consumer",
+            consumer,
+            "--name",
+            name,
+            "--manifest-name",
+            manifest,
+        ])
+    }
+
+    /// `get -o FORMAT` of one work.
+    fn get_as(&self, name: &str, consumer: &str, format: &str) -> Out {
+        self.run(&["get", "--name", name, "--consumer", consumer, "-o", format])
+    }
+
+    /// The work as `get -o json` prints it (which must succeed).
+    fn get_json(&self, name: &str, consumer: &str) -> Value {
+        let out = self.get_as(name, consumer, "json");
+        out.ok("get -o json");
+        out.json()
+    }
+
+    /// `list --consumer CONSUMER FILTER... -o json` (which must succeed).
+    fn list_json(&self, consumer: &str, filter: &[&str]) -> Value {
+        let mut args = vec!["list", "--consumer", consumer];
+        args.extend_from_slice(filter);
+        args.extend(["-o", "json"]);
+        let out = self.run(&args);
+        out.ok("list -o json");
+        out.json()
+    }
+
+    /// `wait --name NAME --consumer CONSUMER --condition CONDITION EXTRA...`.
+    fn wait(&self, name: &str, consumer: &str, condition: &str, extra: &[&str]) -> Out {
+        let mut args = vec![
+            "wait",
+            "--name",
+            name,
+            "--consumer",
+            consumer,
+            "--condition",
+            condition,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// `delete`, watching until the work is gone (at most 2 minutes).
+    fn delete_watched(&self, name: &str, consumer: &str) -> Out {
+        self.run(&[
+            "delete",
+            "--name",
+            name,
+            "--consumer",
+            consumer,
+            "--watch",
+            "--timeout",
+            "2m",
+        ])
+    }
+
+    /// `delete --manifest-name`: one manifest of the work.
+    fn delete_manifest(&self, name: &str, consumer: &str, manifest: &str) -> Out {
+        self.run(&[
+            "delete",
+            "--name",
+            name,
+            "--consumer",
+            consumer,
+            "--manifest-name",
+            manifest,
+        ])
+    }
+
+    /// `diff --name NAME --consumer CONSUMER -f FILE EXTRA...`.
+    fn diff(&self, name: &str, consumer: &str, file: &str, extra: &[&str]) -> Out {
+        let mut args = vec!["diff", "--name", name, "--consumer", consumer, "-f", file];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// `build --name NAME --consumer CONSUMER --source-file SOURCE EXTRA...`.
+    fn build(&self, name: &str, consumer: &str, source: &str, extra: &[&str]) -> Out {
+        let mut args = vec![
+            "build",
+            "--name",
+            name,
+            "--consumer",
+            consumer,
+            "--source-file",
+            source,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
 }
 
 fn configmap(name: &str, value: &str) -> Value {
@@ -121,14 +287,32 @@ fn configmap(name: &str, value: &str) -> Value {
            "data": {"value": value}})
 }
 
+fn yaml(value: &Value) -> String {
+    serde_norway::to_string(value).expect("yaml")
+}
+
 fn work_yaml(name: &str, manifests: &[Value]) -> String {
-    let work = json!({
+    yaml(&json!({
         "apiVersion": "work.open-cluster-management.io/v1",
         "kind": "ManifestWork",
         "metadata": {"name": name, "labels": {"app": "cli-e2e"}},
         "spec": {"workload": {"manifests": manifests}},
-    });
-    serde_norway::to_string(&work).expect("yaml")
+    }))
+}
+
+/// The work's manifest at `index`.
+fn manifest(work: &Value, index: usize) -> &Value {
+    &work["spec"]["workload"]["manifests"][index]
+}
+
+fn manifest_count(work: &Value) -> Option<usize> {
+    work["spec"]["workload"]["manifests"]
+        .as_array()
+        .map(Vec::len)
+}
+
+fn item_count(list: &Value) -> Option<usize> {
+    list["items"].as_array().map(Vec::len)
 }
 
 fn read_json(path: &Path) -> Value {
@@ -139,31 +323,32 @@ fn read_json(path: &Path) -> Value {
 
 fn kubectl(args: &[&str]) -> Out {
     let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    let out = Command::new(&bin)
+    Command::new(&bin)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("run {bin} (KUBECTL; {AGENTS_HINT}): {e}"));
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .unwrap_or_else(|e| panic!("run {bin} (KUBECTL; {AGENTS_HINT}): {e}"))
+        .into()
+}
+
+/// `kubectl get RESOURCE... NAME --ignore-not-found -o name`: the object's
+/// name, or "" when the cluster does not have it.
+fn kubectl_find(resource: &[&str], name: &str) -> String {
+    let mut args = vec!["get"];
+    args.extend_from_slice(resource);
+    args.extend([name, "--ignore-not-found", "-o", "name"]);
+    kubectl(&args).stdout.trim().to_string()
 }
 
 fn maestro(args: &[&str]) -> Out {
     let bin = std::env::var("MAESTRO_BIN").unwrap_or_else(|_| {
         panic!("MAESTRO_BIN is not set: eval \"$(bash tests/stack/stack.sh env)\"")
     });
-    let out = Command::new(&bin)
+    Command::new(&bin)
         .args(args)
         .args(["--rest-url", &http_endpoint()])
         .output()
-        .unwrap_or_else(|e| panic!("run {bin}: {e}"));
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .unwrap_or_else(|e| panic!("run {bin}: {e}"))
+        .into()
 }
 
 /// host:port of the gRPC endpoint, as Maestro's CLI takes it.
@@ -196,18 +381,9 @@ fn apply_then_wait_available_reaches_the_cluster_and_records_results() {
         "--results-path",
         results.to_str().unwrap(),
     ]);
-    out.expect(0, AGENTS_HINT);
-    assert!(
-        out.stdout
-            .contains(&format!("manifestwork/{name} created (version 1)")),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("condition met: Available"),
-        "{}",
-        out.stdout
-    );
+    out.expect(0, AGENTS_HINT)
+        .stdout_has(&format!("manifestwork/{name} created (version 1)"))
+        .stdout_has("condition met: Available");
     // Not a terminal: no progress lines.
     assert!(!out.stderr.contains("(+"), "{}", out.stderr);
 
@@ -236,56 +412,31 @@ fn apply_then_wait_available_reaches_the_cluster_and_records_results() {
     assert_eq!(cm.stdout, "one");
 
     // wait on an already-met condition returns at once; its -o json is the record.
-    let out = cli.run(&[
-        "wait",
-        "--name",
-        &name,
-        "--consumer",
-        WEST,
-        "--condition",
-        "Applied",
-        "-o",
-        "json",
-    ]);
+    let out = cli.wait(&name, WEST, "Applied", &["-o", "json"]);
     out.ok("wait Applied");
     assert_eq!(out.json()["status"], "Applied");
     // A manifest's own condition.
-    cli.run(&[
-        "wait",
-        "--name",
+    cli.wait(
         &name,
-        "--consumer",
         WEST,
-        "--condition",
         "Available",
-        "--manifest-name",
-        &format!("ConfigMap/{name}"),
-        "--timeout",
-        "1m",
-    ])
+        &[
+            "--manifest-name",
+            &format!("ConfigMap/{name}"),
+            "--timeout",
+            "1m",
+        ],
+    )
     .ok("wait for the manifest");
 
     // describe reads the agent's status: no problems.
-    let out = cli.run(&["describe", "--name", &name, "--consumer", WEST]);
-    out.ok("describe");
-    assert!(
-        out.stdout.contains("Status:            Available"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("No problems found."), "{}", out.stdout);
+    cli.run(&["describe", "--name", &name, "--consumer", WEST])
+        .ok("describe")
+        .stdout_has("Status:            Available")
+        .stdout_has("No problems found.");
     // list --status filters on the agent's conditions.
-    let out = cli.run(&[
-        "list",
-        "--consumer",
-        WEST,
-        "--status",
-        "Available",
-        "-o",
-        "json",
-    ]);
-    out.ok("list --status");
-    let names: Vec<String> = out.json()["items"]
+    let listed = cli.list_json(WEST, &["--status", "Available"]);
+    let names: Vec<String> = listed["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -298,34 +449,11 @@ fn apply_then_wait_available_reaches_the_cluster_and_records_results() {
         .collect();
     assert_eq!(names, std::slice::from_ref(&name));
 
-    let out = cli.run(&[
-        "delete",
-        "--name",
-        &name,
-        "--consumer",
-        WEST,
-        "--watch",
-        "--timeout",
-        "2m",
-    ]);
-    out.ok("delete --watch");
-    assert!(
-        out.stdout.contains(&format!("manifestwork/{name} deleted")),
-        "{}",
-        out.stdout
-    );
-    let cm = kubectl(&[
-        "get",
-        "configmap",
-        "-n",
-        "default",
-        &name,
-        "--ignore-not-found",
-        "-o",
-        "name",
-    ]);
+    cli.delete_watched(&name, WEST)
+        .ok("delete --watch")
+        .stdout_has(&format!("manifestwork/{name} deleted"));
     assert_eq!(
-        cm.stdout.trim(),
+        kubectl_find(DEFAULT_CONFIGMAP, &name),
         "",
         "the agent should have removed the ConfigMap"
     );
@@ -343,8 +471,7 @@ fn get_list_and_describe_show_a_work_in_every_format() {
         &work_yaml(&name, &[configmap("a", "1"), configmap("b", "2")]),
     );
     let results = cli.path("get.json");
-    cli.run(&["apply", "-f", &file, "--consumer", &consumer])
-        .ok("apply");
+    cli.apply(&file, &consumer).ok("apply");
 
     let out = cli.run(&["get", "--name", &name, "--consumer", &consumer]);
     out.ok("get");
@@ -360,44 +487,15 @@ fn get_list_and_describe_show_a_work_in_every_format() {
         out.stdout
     );
 
-    let work = cli
-        .run(&[
-            "get",
-            "--name",
-            &name,
-            "--consumer",
-            &consumer,
-            "-o",
-            "json",
-        ])
-        .json();
+    let work = cli.get_json(&name, &consumer);
     assert_eq!(work["kind"], "ManifestWork");
     assert_eq!(work["metadata"]["namespace"], consumer.as_str());
-    assert_eq!(
-        work["spec"]["workload"]["manifests"][1]["metadata"]["name"],
-        "b"
-    );
-    let yaml = cli.run(&[
-        "get",
-        "--name",
-        &name,
-        "--consumer",
-        &consumer,
-        "-o",
-        "yaml",
-    ]);
-    yaml.ok("get -o yaml");
-    let from_yaml: Value = serde_norway::from_str(&yaml.stdout).expect("yaml output parses");
+    assert_eq!(manifest(&work, 1)["metadata"]["name"], "b");
+    let as_yaml = cli.get_as(&name, &consumer, "yaml");
+    as_yaml.ok("get -o yaml");
+    let from_yaml: Value = serde_norway::from_str(&as_yaml.stdout).expect("yaml output parses");
     assert_eq!(from_yaml["spec"], work["spec"]);
-    let wide = cli.run(&[
-        "get",
-        "--name",
-        &name,
-        "--consumer",
-        &consumer,
-        "-o",
-        "wide",
-    ]);
+    let wide = cli.get_as(&name, &consumer, "wide");
     assert!(
         wide.stdout.contains("BUNDLE-ID") && wide.stdout.contains("app=cli-e2e"),
         "{}",
@@ -439,43 +537,13 @@ fn get_list_and_describe_show_a_work_in_every_format() {
         "{}",
         list.stdout
     );
-    let by_label = cli
-        .run(&[
-            "list",
-            "--consumer",
-            &consumer,
-            "-l",
-            "app=cli-e2e",
-            "-o",
-            "json",
-        ])
-        .json();
-    assert_eq!(by_label["items"].as_array().map(Vec::len), Some(1));
-    let other_label = cli
-        .run(&[
-            "list",
-            "--consumer",
-            &consumer,
-            "-l",
-            "app=other",
-            "-o",
-            "json",
-        ])
-        .json();
-    assert_eq!(other_label["items"].as_array().map(Vec::len), Some(0));
+    let by_label = cli.list_json(&consumer, &["-l", "app=cli-e2e"]);
+    assert_eq!(item_count(&by_label), Some(1));
+    let other_label = cli.list_json(&consumer, &["-l", "app=other"]);
+    assert_eq!(item_count(&other_label), Some(0));
     // No agent serves this consumer: nothing is Applied.
-    let applied = cli
-        .run(&[
-            "list",
-            "--consumer",
-            &consumer,
-            "--status",
-            "Applied",
-            "-o",
-            "json",
-        ])
-        .json();
-    assert_eq!(applied["items"].as_array().map(Vec::len), Some(0));
+    let applied = cli.list_json(&consumer, &["--status", "Applied"]);
+    assert_eq!(item_count(&applied), Some(0));
 
     let page = cli.run(&["describe", "--name", &name, "--consumer", &consumer]);
     page.ok("describe");
@@ -485,11 +553,7 @@ fn get_list_and_describe_show_a_work_in_every_format() {
         "Diagnosis:",
         "the agent has not reported",
     ] {
-        assert!(
-            page.stdout.contains(needle),
-            "{needle:?} missing:\n{}",
-            page.stdout
-        );
+        page.stdout_has(needle);
     }
 
     cli.run(&["get", "--name", "no-such-work", "--consumer", &consumer])
@@ -511,93 +575,26 @@ fn apply_updates_in_place_and_manifest_name_keeps_the_other_manifests() {
         "v2.yaml",
         &work_yaml(&name, &[configmap("a", "2"), configmap("b", "1")]),
     );
-    let apply = |file: &str| cli.run(&["apply", "-f", file, "--consumer", &consumer]);
+    let apply = |file: &str| cli.apply(file, &consumer);
 
-    assert!(
-        apply(&v1)
-            .ok("create")
-            .stdout
-            .contains("created (version 1)")
-    );
-    assert!(
-        apply(&v1)
-            .ok("same again")
-            .stdout
-            .contains("unchanged (version 1)")
-    );
-    assert!(
-        apply(&v2)
-            .ok("update")
-            .stdout
-            .contains("configured (version 2)")
-    );
-    let work = cli
-        .run(&[
-            "get",
-            "--name",
-            &name,
-            "--consumer",
-            &consumer,
-            "-o",
-            "json",
-        ])
-        .json();
-    assert_eq!(
-        work["spec"]["workload"]["manifests"][0]["data"]["value"],
-        "2"
-    );
+    apply(&v1).ok("create").stdout_has("created (version 1)");
+    apply(&v1)
+        .ok("same again")
+        .stdout_has("unchanged (version 1)");
+    apply(&v2).ok("update").stdout_has("configured (version 2)");
+    let work = cli.get_json(&name, &consumer);
+    assert_eq!(manifest(&work, 0)["data"]["value"], "2");
 
     // A plain manifest list with --name; --manifest-name replaces one manifest.
-    let one = cli.file(
-        "b.yaml",
-        &serde_norway::to_string(&configmap("b", "3")).unwrap(),
-    );
-    let out = cli.run(&[
-        "apply",
-        "-f",
-        &one,
-        "--consumer",
-        &consumer,
-        "--name",
-        &name,
-        "--manifest-name",
-        "b",
-    ]);
-    out.ok("replace one manifest");
-    assert!(
-        out.stdout
-            .contains("manifest ConfigMap default/b replaced (version 3)"),
-        "{}",
-        out.stdout
-    );
+    let one = cli.file("b.yaml", &yaml(&configmap("b", "3")));
+    cli.apply_manifest(&one, &consumer, &name, "b")
+        .ok("replace one manifest")
+        .stdout_has("manifest ConfigMap default/b replaced (version 3)");
     // ... or adds it when the work lacks it.
-    let new = cli.file(
-        "c.yaml",
-        &serde_norway::to_string(&configmap("c", "1")).unwrap(),
-    );
-    cli.run(&[
-        "apply",
-        "-f",
-        &new,
-        "--consumer",
-        &consumer,
-        "--name",
-        &name,
-        "--manifest-name",
-        "ConfigMap/c",
-    ])
-    .ok("add one manifest");
-    let work = cli
-        .run(&[
-            "get",
-            "--name",
-            &name,
-            "--consumer",
-            &consumer,
-            "-o",
-            "json",
-        ])
-        .json();
+    let new = cli.file("c.yaml", &yaml(&configmap("c", "1")));
+    cli.apply_manifest(&new, &consumer, &name, "ConfigMap/c")
+        .ok("add one manifest");
+    let work = cli.get_json(&name, &consumer);
     let data: Vec<(String, String)> = work["spec"]["workload"]["manifests"]
         .as_array()
         .unwrap()
@@ -618,65 +615,16 @@ fn apply_updates_in_place_and_manifest_name_keeps_the_other_manifests() {
 
     // The whole file replaces the work again: c goes.
     apply(&v2).ok("back to v2");
-    let work = cli
-        .run(&[
-            "get",
-            "--name",
-            &name,
-            "--consumer",
-            &consumer,
-            "-o",
-            "json",
-        ])
-        .json();
-    assert_eq!(
-        work["spec"]["workload"]["manifests"]
-            .as_array()
-            .map(Vec::len),
-        Some(2)
-    );
+    assert_eq!(manifest_count(&cli.get_json(&name, &consumer)), Some(2));
 
     // delete --manifest-name removes one manifest and keeps the work.
-    let out = cli.run(&[
-        "delete",
-        "--name",
-        &name,
-        "--consumer",
-        &consumer,
-        "--manifest-name",
-        "a",
-    ]);
-    out.ok("delete one manifest");
-    let work = cli
-        .run(&[
-            "get",
-            "--name",
-            &name,
-            "--consumer",
-            &consumer,
-            "-o",
-            "json",
-        ])
-        .json();
-    assert_eq!(
-        work["spec"]["workload"]["manifests"][0]["metadata"]["name"],
-        "b"
-    );
-    let out = cli.run(&[
-        "delete",
-        "--name",
-        &name,
-        "--consumer",
-        &consumer,
-        "--manifest-name",
-        "b",
-    ]);
-    out.expect(2, "the last manifest");
-    assert!(
-        out.stderr.contains("delete the work instead"),
-        "{}",
-        out.stderr
-    );
+    cli.delete_manifest(&name, &consumer, "a")
+        .ok("delete one manifest");
+    let work = cli.get_json(&name, &consumer);
+    assert_eq!(manifest(&work, 0)["metadata"]["name"], "b");
+    cli.delete_manifest(&name, &consumer, "b")
+        .expect(2, "the last manifest")
+        .stderr_has("delete the work instead");
 }
 
 #[test]
@@ -689,40 +637,31 @@ fn results_files_record_success_failure_and_timeout() {
     let p = path.to_str().unwrap();
 
     // Success, through RESULTS_PATH.
-    let out = cli.run_cmd(cli.command().env("RESULTS_PATH", p).args([
-        "apply",
-        "-f",
-        &file,
-        "--consumer",
-        &consumer,
-    ]));
-    out.ok("apply");
+    cli.run_env(
+        "RESULTS_PATH",
+        p,
+        &["apply", "-f", &file, "--consumer", &consumer],
+    )
+    .ok("apply");
     let r = read_json(&path);
     assert_eq!(r["status"], "InProgress", "{r}");
     assert_eq!(r["version"], 1);
 
     // Timeout: no agent serves this consumer, so Applied never comes.
     let started = Instant::now();
-    let out = cli.run(&[
-        "wait",
-        "--name",
+    cli.wait(
         &name,
-        "--consumer",
         &consumer,
-        "--condition",
         "Applied",
-        "--timeout",
-        "3s",
-        "--results-path",
-        p,
-    ]);
-    out.expect(3, "wait times out");
+        &["--timeout", "3s", "--results-path", p],
+    )
+    .expect(3, "wait times out")
+    .stderr_has("timed out after 3s");
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "took {:?}",
         started.elapsed()
     );
-    assert!(out.stderr.contains("timed out after 3s"), "{}", out.stderr);
     let r = read_json(&path);
     assert_eq!(
         (
@@ -740,16 +679,20 @@ fn results_files_record_success_failure_and_timeout() {
 
     // Failure: the flag wins over RESULTS_PATH.
     let elsewhere = cli.path("elsewhere.json");
-    let out = cli.run_cmd(cli.command().env("RESULTS_PATH", &elsewhere).args([
-        "get",
-        "--name",
-        "missing",
-        "--consumer",
-        &consumer,
-        "--results-path",
-        p,
-    ]));
-    out.expect(4, "get missing");
+    cli.run_env(
+        "RESULTS_PATH",
+        &elsewhere,
+        &[
+            "get",
+            "--name",
+            "missing",
+            "--consumer",
+            &consumer,
+            "--results-path",
+            p,
+        ],
+    )
+    .expect(4, "get missing");
     let r = read_json(&path);
     assert_eq!(
         (r["status"].as_str(), r["reason"].as_str()),
@@ -758,12 +701,8 @@ fn results_files_record_success_failure_and_timeout() {
     assert!(!elsewhere.exists());
 
     // A usage error is recorded too, and an invalid file sends nothing.
-    let out = cli.run_cmd(
-        cli.command()
-            .env("RESULTS_PATH", p)
-            .args(["wait", "--name", &name]),
-    );
-    out.expect(2, "missing flags");
+    cli.run_env("RESULTS_PATH", p, &["wait", "--name", &name])
+        .expect(2, "missing flags");
     let r = read_json(&path);
     assert_eq!(
         (r["status"].as_str(), r["reason"].as_str()),
@@ -797,19 +736,15 @@ fn validate_names_file_and_field_of_every_problem() {
     let cli = Cli::new("validate");
     let consumer = cli.consumer("cli-validate");
     let good = cli.file("good.yaml", &work_yaml("web", &[configmap("a", "1")]));
-    let out = cli.run(&[
+    cli.run(&[
         "validate",
         "--manifest-file",
         &good,
         "--consumer",
         &consumer,
-    ]);
-    out.ok("valid");
-    assert!(
-        out.stdout.contains("valid ManifestWork \"web\""),
-        "{}",
-        out.stdout
-    );
+    ])
+    .ok("valid")
+    .stdout_has("valid ManifestWork \"web\"");
 
     let bad = cli.file(
         "bad.yaml",
@@ -842,44 +777,36 @@ fn validate_names_file_and_field_of_every_problem() {
         "spec.workload.manifests[1]",
         "spec.workload.manifests[2].metadata",
     ] {
-        assert!(
-            out.stderr.contains(field),
-            "{field} missing:\n{}",
-            out.stderr
-        );
+        out.stderr_has(field);
     }
 
     // Over the size limit.
     let big = "x".repeat(600 * 1024);
     let huge = cli.file("huge.yaml", &work_yaml("big", &[configmap("a", &big)]));
-    let out = cli.run(&["validate", "-f", &huge]);
-    out.expect(2, "too large");
-    assert!(out.stderr.contains("500 KiB"), "{}", out.stderr);
+    cli.run(&["validate", "-f", &huge])
+        .expect(2, "too large")
+        .stderr_has("500 KiB");
 
     // A consumer Maestro does not know.
-    let out = cli.run(&["validate", "-f", &good, "--consumer", &unique("nobody")]);
-    out.expect(4, "unknown consumer");
-    assert!(out.stderr.contains("not registered"), "{}", out.stderr);
+    cli.run(&["validate", "-f", &good, "--consumer", &unique("nobody")])
+        .expect(4, "unknown consumer")
+        .stderr_has("not registered");
     // Without a server the consumer check is skipped with a warning.
-    let out = cli.run_cmd(
-        cli.command()
-            .env("MAESTRO_HTTP_ENDPOINT", "http://127.0.0.1:9")
-            .args([
-                "validate",
-                "-f",
-                &good,
-                "--consumer",
-                &consumer,
-                "--timeout",
-                "2s",
-            ]),
-    );
-    out.ok("offline");
-    assert!(
-        out.stderr.contains("warning: could not check"),
-        "{}",
-        out.stderr
-    );
+    cli.run_env(
+        "MAESTRO_HTTP_ENDPOINT",
+        UNREACHABLE,
+        &[
+            "validate",
+            "-f",
+            &good,
+            "--consumer",
+            &consumer,
+            "--timeout",
+            "2s",
+        ],
+    )
+    .ok("offline")
+    .stderr_has("warning: could not check");
 }
 
 #[test]
@@ -887,7 +814,7 @@ fn bad_input_gets_a_clear_error_and_nothing_reaches_maestro() {
     let cli = Cli::new("badin");
     let consumer = cli.consumer("cli-badin");
     let malformed = cli.file("broken.yaml", "apiVersion: v1\nkind: [ConfigMap\n");
-    let out = cli.run(&[
+    cli.run(&[
         "apply",
         "-f",
         &malformed,
@@ -895,62 +822,29 @@ fn bad_input_gets_a_clear_error_and_nothing_reaches_maestro() {
         &consumer,
         "--name",
         "x",
-    ]);
-    out.expect(2, "malformed yaml");
-    assert!(
-        out.stderr.contains(&format!("{malformed}: line ")),
-        "{}",
-        out.stderr
-    );
+    ])
+    .expect(2, "malformed yaml")
+    .stderr_has(&format!("{malformed}: line "));
     let json_file = cli.file(
         "broken.json",
         "{\"kind\": \"ManifestWork\",\n \"metadata\": }",
     );
-    let out = cli.run(&["apply", "-f", &json_file, "--consumer", &consumer]);
-    out.expect(2, "malformed json");
-    assert!(out.stderr.contains("line 2, column"), "{}", out.stderr);
+    cli.apply(&json_file, &consumer)
+        .expect(2, "malformed json")
+        .stderr_has("line 2, column");
 
-    let out = cli.run(&[
-        "apply",
-        "-f",
-        "/nonexistent/work.yaml",
-        "--consumer",
-        &consumer,
-    ]);
-    out.expect(2, "missing file");
-    assert!(
-        out.stderr
-            .contains("/nonexistent/work.yaml: file does not exist"),
-        "{}",
-        out.stderr
-    );
-    let out = cli.run(&["apply", "--consumer", &consumer]);
-    out.expect(2, "missing flag");
-    assert!(out.stderr.contains("--manifest-file"), "{}", out.stderr);
-    let out = cli.run(&[
-        "wait",
-        "--name",
-        "w",
-        "--consumer",
-        &consumer,
-        "--condition",
-        "Ready",
-    ]);
-    out.expect(2, "unknown condition");
-    assert!(out.stderr.contains("Available"), "{}", out.stderr);
-    let out = cli.run(&[
-        "wait",
-        "--name",
-        "w",
-        "--consumer",
-        &consumer,
-        "--condition",
-        "Applied",
-        "--timeout",
-        "10ms",
-    ]);
-    out.expect(2, "tiny timeout");
-    assert!(out.stderr.contains("too small"), "{}", out.stderr);
+    cli.apply("/nonexistent/work.yaml", &consumer)
+        .expect(2, "missing file")
+        .stderr_has("/nonexistent/work.yaml: file does not exist");
+    cli.run(&["apply", "--consumer", &consumer])
+        .expect(2, "missing flag")
+        .stderr_has("--manifest-file");
+    cli.wait("w", &consumer, "Ready", &[])
+        .expect(2, "unknown condition")
+        .stderr_has("Available");
+    cli.wait("w", &consumer, "Applied", &["--timeout", "10ms"])
+        .expect(2, "tiny timeout")
+        .stderr_has("too small");
 
     // Invalid work: refused before sending, so the consumer stays empty.
     let invalid = cli.file(
@@ -960,28 +854,25 @@ fn bad_input_gets_a_clear_error_and_nothing_reaches_maestro() {
             &[json!({"apiVersion": "v1", "kind": "ConfigMap"})],
         ),
     );
-    cli.run(&["apply", "-f", &invalid, "--consumer", &consumer])
-        .expect(2, "invalid");
-    let list = cli
-        .run(&["list", "--consumer", &consumer, "-o", "json"])
-        .json();
-    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    cli.apply(&invalid, &consumer).expect(2, "invalid");
+    let list = cli.list_json(&consumer, &[]);
+    assert_eq!(item_count(&list), Some(0), "{list}");
 
     // An unknown consumer is a not-found with a way out.
     let ok = cli.file("ok.yaml", &work_yaml("ok-name", &[configmap("a", "1")]));
-    let out = cli.run(&["apply", "-f", &ok, "--consumer", &unique("nobody")]);
-    out.expect(4, "unknown consumer");
-    assert!(out.stderr.contains("consumers create"), "{}", out.stderr);
+    cli.apply(&ok, &unique("nobody"))
+        .expect(4, "unknown consumer")
+        .stderr_has("consumers create");
 }
 
 #[test]
 fn unreachable_maestro_is_retried_until_the_timeout_and_permanent_errors_fail_at_once() {
     let cli = Cli::new("down");
     let started = Instant::now();
-    let out = cli.run_cmd(
-        cli.command()
-            .env("MAESTRO_HTTP_ENDPOINT", "http://127.0.0.1:9")
-            .args(["get", "--name", "w", "--consumer", "c", "--timeout", "3s"]),
+    let out = cli.run_env(
+        "MAESTRO_HTTP_ENDPOINT",
+        UNREACHABLE,
+        &["get", "--name", "w", "--consumer", "c", "--timeout", "3s"],
     );
     out.expect(1, "unreachable");
     let took = started.elapsed();
@@ -989,7 +880,7 @@ fn unreachable_maestro_is_retried_until_the_timeout_and_permanent_errors_fail_at
         took >= Duration::from_millis(2500) && took < Duration::from_secs(15),
         "took {took:?}"
     );
-    assert!(out.stderr.contains("gave up after"), "{}", out.stderr);
+    out.stderr_has("gave up after");
 
     let consumer = cli.consumer("cli-down");
     let started = Instant::now();
@@ -1020,27 +911,17 @@ fn delete_all_with_watch_waits_until_every_work_is_gone() {
             &format!("{name}.yaml"),
             &work_yaml(name, &[configmap(name, "x")]),
         );
-        cli.run(&[
-            "apply",
-            "-f",
-            &file,
-            "--consumer",
-            WEST,
-            "--watch",
-            "--timeout",
-            "2m",
-        ])
-        .ok(AGENTS_HINT);
+        cli.apply_watched(&file, WEST).ok(AGENTS_HINT);
     }
-    let list = cli.run(&["list", "--consumer", WEST, "-o", "json"]).json();
+    let list = cli.list_json(WEST, &[]);
     assert_eq!(
-        list["items"].as_array().map(Vec::len),
+        item_count(&list),
         Some(2),
         "only this test's source is listed"
     );
 
     let results = cli.path("delete.json");
-    let out = cli.run(&[
+    cli.run(&[
         "delete",
         "--consumer",
         WEST,
@@ -1050,26 +931,15 @@ fn delete_all_with_watch_waits_until_every_work_is_gone() {
         "2m",
         "--results-path",
         results.to_str().unwrap(),
-    ]);
-    out.ok("delete --all --watch");
-    assert!(out.stdout.contains("all 2 manifestworks"), "{}", out.stdout);
+    ])
+    .ok("delete --all --watch")
+    .stdout_has("all 2 manifestworks");
     let r = read_json(&results);
     assert_eq!(r["status"], "Deleted");
-    let list = cli.run(&["list", "--consumer", WEST, "-o", "json"]).json();
-    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+    assert_eq!(item_count(&cli.list_json(WEST, &[])), Some(0));
     for name in &names {
-        let cm = kubectl(&[
-            "get",
-            "configmap",
-            "-n",
-            "default",
-            name,
-            "--ignore-not-found",
-            "-o",
-            "name",
-        ]);
         assert_eq!(
-            cm.stdout.trim(),
+            kubectl_find(DEFAULT_CONFIGMAP, name),
             "",
             "{name} should be gone from the cluster"
         );
@@ -1085,35 +955,19 @@ fn watch_prints_the_initial_state_then_a_change_made_by_another_process() {
     let name = unique("watched");
     let v1 = cli.file("v1.yaml", &work_yaml(&name, &[configmap(&name, "1")]));
     let v2 = cli.file("v2.yaml", &work_yaml(&name, &[configmap(&name, "2")]));
-    cli.run(&[
-        "apply",
-        "-f",
-        &v1,
+    cli.apply_watched(&v1, WEST).ok(AGENTS_HINT);
+
+    let mut child = cli.spawn(&[
+        "watch",
         "--consumer",
         WEST,
-        "--watch",
+        "--name",
+        &name,
+        "-o",
+        "json",
         "--timeout",
-        "2m",
-    ])
-    .ok(AGENTS_HINT);
-
-    let mut child = cli
-        .command()
-        .args([
-            "watch",
-            "--consumer",
-            WEST,
-            "--name",
-            &name,
-            "-o",
-            "json",
-            "--timeout",
-            "90s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start watch");
+        "90s",
+    ]);
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel::<Value>();
     std::thread::spawn(move || {
@@ -1135,8 +989,7 @@ fn watch_prints_the_initial_state_then_a_change_made_by_another_process() {
     assert_eq!(first["object"]["metadata"]["resourceVersion"], "1");
 
     // Another process changes the work.
-    cli.run(&["apply", "-f", &v2, "--consumer", WEST])
-        .ok("update from elsewhere");
+    cli.apply(&v2, WEST).ok("update from elsewhere");
     let changed = loop {
         let event = next("the update");
         assert_eq!(event["type"], "MODIFIED", "{event}");
@@ -1144,10 +997,7 @@ fn watch_prints_the_initial_state_then_a_change_made_by_another_process() {
             break event;
         }
     };
-    assert_eq!(
-        changed["object"]["spec"]["workload"]["manifests"][0]["data"]["value"],
-        "2"
-    );
+    assert_eq!(manifest(&changed["object"], 0)["data"]["value"], "2");
     // The agent's report on version 2 follows as its own event.
     loop {
         let event = next("the agent's status for version 2");
@@ -1189,7 +1039,7 @@ fn diff_exits_0_when_equal_1_when_different_and_2_on_errors() {
     );
 
     // Nothing there yet: everything is added.
-    let out = cli.run(&[
+    cli.run(&[
         "diff",
         "--name",
         &name,
@@ -1197,28 +1047,18 @@ fn diff_exits_0_when_equal_1_when_different_and_2_on_errors() {
         &consumer,
         "--manifest-file",
         &v1,
-    ]);
-    out.expect(1, "diff against nothing");
-    assert!(
-        out.stdout.contains("+++ desired/v1/ConfigMap/default/a"),
-        "{}",
-        out.stdout
-    );
+    ])
+    .expect(1, "diff against nothing")
+    .stdout_has("+++ desired/v1/ConfigMap/default/a");
 
-    cli.run(&["apply", "-f", &v1, "--consumer", &consumer])
-        .ok("apply");
-    let out = cli.run(&["diff", "--name", &name, "--consumer", &consumer, "-f", &v1]);
+    cli.apply(&v1, &consumer).ok("apply");
+    let out = cli.diff(&name, &consumer, &v1, &[]);
     out.expect(0, "no difference");
     assert_eq!(out.stdout, "");
 
-    let out = cli.run(&["diff", "--name", &name, "--consumer", &consumer, "-f", &v2]);
-    out.expect(1, "difference");
-    assert!(
-        out.stdout
-            .contains("--- live/v1/ConfigMap/default/a\n+++ desired/v1/ConfigMap/default/a\n"),
-        "{}",
-        out.stdout
-    );
+    let out = cli.diff(&name, &consumer, &v2, &[]);
+    out.expect(1, "difference")
+        .stdout_has("--- live/v1/ConfigMap/default/a\n+++ desired/v1/ConfigMap/default/a\n");
     assert!(
         out.stdout.contains("-  value: '1'") && out.stdout.contains("+  value: '2'"),
         "{}",
@@ -1230,46 +1070,28 @@ fn diff_exits_0_when_equal_1_when_different_and_2_on_errors() {
         out.stdout
     );
     // Limited to one manifest that did not change.
-    cli.run(&[
-        "diff",
-        "--name",
-        &name,
-        "--consumer",
-        &consumer,
-        "-f",
-        &v2,
-        "--manifest-name",
-        "b",
-    ])
-    .expect(0, "b unchanged");
+    cli.diff(&name, &consumer, &v2, &["--manifest-name", "b"])
+        .expect(0, "b unchanged");
 
     let broken = cli.file("broken.yaml", "kind: [");
-    cli.run(&[
-        "diff",
-        "--name",
-        &name,
-        "--consumer",
-        &consumer,
-        "-f",
-        &broken,
-    ])
-    .expect(2, "bad file");
-    let out = cli.run_cmd(
-        cli.command()
-            .env("MAESTRO_HTTP_ENDPOINT", "http://127.0.0.1:9")
-            .args([
-                "diff",
-                "--name",
-                &name,
-                "--consumer",
-                &consumer,
-                "-f",
-                &v1,
-                "--timeout",
-                "1s",
-            ]),
-    );
-    out.expect(2, "unreachable is an error, not a difference");
+    cli.diff(&name, &consumer, &broken, &[])
+        .expect(2, "bad file");
+    cli.run_env(
+        "MAESTRO_HTTP_ENDPOINT",
+        UNREACHABLE,
+        &[
+            "diff",
+            "--name",
+            &name,
+            "--consumer",
+            &consumer,
+            "-f",
+            &v1,
+            "--timeout",
+            "1s",
+        ],
+    )
+    .expect(2, "unreachable is an error, not a difference");
 }
 
 #[test]
@@ -1281,38 +1103,23 @@ fn build_merges_manifests_into_the_remote_work_and_guards_replace() {
         "base.yaml",
         &work_yaml(&name, &[configmap("keep", "1"), configmap("a", "1")]),
     );
-    cli.run(&["apply", "-f", &base, "--consumer", &consumer])
-        .ok("base");
+    cli.apply(&base, &consumer).ok("base");
 
     let source = cli.file(
         "source.yaml",
         &format!(
             "{}---\n{}",
-            serde_norway::to_string(&configmap("a", "2")).unwrap(),
-            serde_norway::to_string(&configmap("new", "1")).unwrap()
+            yaml(&configmap("a", "2")),
+            yaml(&configmap("new", "1"))
         ),
     );
     // Output only: the merged work, nothing written.
     let built = cli.path("built.yaml");
-    let out = cli.run(&[
-        "build",
-        "--name",
-        &name,
-        "--consumer",
-        &consumer,
-        "--source-file",
-        &source,
-        "--output",
-        built.to_str().unwrap(),
-    ]);
-    out.ok("build --output");
-    assert!(
-        out.stderr
-            .contains("1 added, 1 replaced, 0 unchanged, 1 kept"),
-        "{}",
-        out.stderr
-    );
-    let work: Value = serde_norway::from_str(&std::fs::read_to_string(&built).unwrap()).unwrap();
+    let built = built.to_str().unwrap();
+    cli.build(&name, &consumer, &source, &["--output", built])
+        .ok("build --output")
+        .stderr_has("1 added, 1 replaced, 0 unchanged, 1 kept");
+    let work: Value = serde_norway::from_str(&std::fs::read_to_string(built).unwrap()).unwrap();
     let names: Vec<&str> = work["spec"]["workload"]["manifests"]
         .as_array()
         .unwrap()
@@ -1320,99 +1127,31 @@ fn build_merges_manifests_into_the_remote_work_and_guards_replace() {
         .map(|m| m["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["keep", "a", "new"]);
-    let remote = cli
-        .run(&[
-            "get",
-            "--name",
-            &name,
-            "--consumer",
-            &consumer,
-            "-o",
-            "json",
-        ])
-        .json();
+    let remote = cli.get_json(&name, &consumer);
     assert_eq!(
         remote["metadata"]["resourceVersion"], "1",
         "build without --apply writes nothing"
     );
     // The built file applies as is.
-    cli.run(&[
-        "apply",
-        "-f",
-        built.to_str().unwrap(),
-        "--consumer",
-        &consumer,
-    ])
-    .ok("apply built");
-    let remote = cli
-        .run(&[
-            "get",
-            "--name",
-            &name,
-            "--consumer",
-            &consumer,
-            "-o",
-            "json",
-        ])
-        .json();
-    assert_eq!(
-        remote["spec"]["workload"]["manifests"][1]["data"]["value"],
-        "2"
-    );
+    cli.apply(built, &consumer).ok("apply built");
+    let remote = cli.get_json(&name, &consumer);
+    assert_eq!(manifest(&remote, 1)["data"]["value"], "2");
 
     // replace drops ConfigMaps the source does not list, only with --force.
-    let only_a = cli.file(
-        "only-a.yaml",
-        &serde_norway::to_string(&configmap("a", "3")).unwrap(),
-    );
-    let args = [
-        "build",
-        "--name",
-        &name,
-        "--consumer",
-        &consumer,
-        "--source-file",
-        &only_a,
-        "--strategy",
-        "replace",
-        "--apply",
-    ];
-    let out = cli.run(&args);
-    out.expect(2, "replace without --force");
-    assert!(out.stderr.contains("--force"), "{}", out.stderr);
-    let mut forced = args.to_vec();
-    forced.push("--force");
-    cli.run(&forced).ok("replace --force");
-    let remote = cli
-        .run(&[
-            "get",
-            "--name",
-            &name,
-            "--consumer",
-            &consumer,
-            "-o",
-            "json",
-        ])
-        .json();
-    assert_eq!(
-        remote["spec"]["workload"]["manifests"]
-            .as_array()
-            .map(Vec::len),
-        Some(1)
-    );
+    let only_a = cli.file("only-a.yaml", &yaml(&configmap("a", "3")));
+    let replace = ["--strategy", "replace", "--apply"];
+    cli.build(&name, &consumer, &only_a, &replace)
+        .expect(2, "replace without --force")
+        .stderr_has("--force");
+    let forced = [&replace[..], &["--force"]].concat();
+    cli.build(&name, &consumer, &only_a, &forced)
+        .ok("replace --force");
+    let remote = cli.get_json(&name, &consumer);
+    assert_eq!(manifest_count(&remote), Some(1));
     assert_eq!(remote["metadata"]["resourceVersion"], "3");
 
     // --dry-run validates and writes nothing.
-    let out = cli.run(&[
-        "build",
-        "--name",
-        &name,
-        "--consumer",
-        &consumer,
-        "--source-file",
-        &source,
-        "--dry-run",
-    ]);
+    let out = cli.build(&name, &consumer, &source, &["--dry-run"]);
     out.ok("dry run");
     assert_eq!(out.stdout, "");
 }
@@ -1436,8 +1175,7 @@ fn build_applies_a_nodepool_configuration_the_agent_creates_as_nodepools() {
     let name = unique("np");
     let pool = unique("workers");
     let base = cli.file("base.yaml", &work_yaml(&name, &[configmap(&name, "keep")]));
-    cli.run(&["apply", "-f", &base, "--consumer", WEST])
-        .ok("base work");
+    cli.apply(&base, WEST).ok("base work");
     let config = json!({
         "nodepools": [{"name": pool, "instanceType": "m5.large", "replicas": 3,
                        "zones": ["us-west-2a"], "labels": {"hyperfleet.io/nodepool": pool}}],
@@ -1445,38 +1183,32 @@ fn build_applies_a_nodepool_configuration_the_agent_creates_as_nodepools() {
     });
     let source = cli.file("nodepools.json", &config.to_string());
     let results = cli.path("build.json");
-    let out = cli.run(&[
-        "build",
-        "--name",
+    cli.build(
         &name,
-        "--consumer",
         WEST,
-        "--source-file",
         &source,
-        "--strategy",
-        "merge",
-        "--apply",
-        "--watch",
-        "--condition",
-        "Available",
-        "--timeout",
-        "2m",
-        "--results-path",
-        results.to_str().unwrap(),
-    ]);
-    out.ok(AGENTS_HINT);
-    assert!(
-        out.stdout.contains("configured (version 2)"),
-        "{}",
-        out.stdout
-    );
+        &[
+            "--strategy",
+            "merge",
+            "--apply",
+            "--watch",
+            "--condition",
+            "Available",
+            "--timeout",
+            "2m",
+            "--results-path",
+            results.to_str().unwrap(),
+        ],
+    )
+    .ok(AGENTS_HINT)
+    .stdout_has("configured (version 2)");
     let r = read_json(&results);
     assert_eq!(r["status"], "Available", "{r}");
     assert_eq!(r["resources"].as_array().map(Vec::len), Some(2), "{r}");
 
     let np = kubectl(&["get", "nodepools.hyperfleet.io", &pool, "-o", "json"]);
     np.ok("the agent created the NodePool");
-    let np: Value = serde_json::from_str(&np.stdout).unwrap();
+    let np = np.json();
     assert_eq!(np["spec"]["replicas"], 3);
     assert_eq!(np["spec"]["kubernetesVersion"], "1.29");
     assert_eq!(np["metadata"]["labels"]["hyperfleet.io/cluster"], WEST);
@@ -1486,39 +1218,12 @@ fn build_applies_a_nodepool_configuration_the_agent_creates_as_nodepools() {
     let other = json!({"nodepools": [{"name": "x", "instanceType": "m5", "replicas": 1}],
                        "metadata": {"cluster": "cluster-east-2"}});
     let other = cli.file("other.json", &other.to_string());
-    let out = cli.run(&[
-        "build",
-        "--name",
-        &name,
-        "--consumer",
-        WEST,
-        "--source-file",
-        &other,
-        "--apply",
-    ]);
-    out.expect(2, "wrong cluster");
-    assert!(out.stderr.contains("metadata.cluster"), "{}", out.stderr);
+    cli.build(&name, WEST, &other, &["--apply"])
+        .expect(2, "wrong cluster")
+        .stderr_has("metadata.cluster");
 
-    cli.run(&[
-        "delete",
-        "--name",
-        &name,
-        "--consumer",
-        WEST,
-        "--watch",
-        "--timeout",
-        "2m",
-    ])
-    .ok("clean up");
-    let gone = kubectl(&[
-        "get",
-        "nodepools.hyperfleet.io",
-        &pool,
-        "--ignore-not-found",
-        "-o",
-        "name",
-    ]);
-    assert_eq!(gone.stdout.trim(), "");
+    cli.delete_watched(&name, WEST).ok("clean up");
+    assert_eq!(kubectl_find(&["nodepools.hyperfleet.io"], &pool), "");
 }
 
 // ------------------------------------------------------------ consumers, interop, completion
@@ -1527,7 +1232,7 @@ fn build_applies_a_nodepool_configuration_the_agent_creates_as_nodepools() {
 fn consumers_can_be_created_listed_shown_and_deleted() {
     let cli = Cli::new("consumers");
     let name = unique("cli-consumer");
-    let out = cli.run(&[
+    cli.run(&[
         "consumers",
         "create",
         &name,
@@ -1535,13 +1240,9 @@ fn consumers_can_be_created_listed_shown_and_deleted() {
         "env=test",
         "-l",
         "tier=e2e",
-    ]);
-    out.ok("create");
-    assert!(
-        out.stdout.contains(&format!("consumer/{name} created")),
-        "{}",
-        out.stdout
-    );
+    ])
+    .ok("create")
+    .stdout_has(&format!("consumer/{name} created"));
     cli.run(&["consumers", "create", &name])
         .expect(1, "create again");
     cli.run(&["consumers", "create", &name, "--if-not-exists"])
@@ -1598,13 +1299,9 @@ fn maestros_own_cli_reads_what_we_write_and_we_read_what_it_writes() {
 
     // Consumers, both ways.
     let ours = cli.consumer("cli-interop");
-    let listed = maestro(&["consumer", "list", "--output", "json", "--size", "65000"]);
-    listed.ok("maestro consumer list");
-    assert!(
-        listed.stdout.contains(&format!("\"{ours}\"")),
-        "{}",
-        listed.stdout
-    );
+    maestro(&["consumer", "list", "--output", "json", "--size", "65000"])
+        .ok("maestro consumer list")
+        .stdout_has(&format!("\"{ours}\""));
     let theirs = unique("mcli-interop");
     maestro(&["consumer", "create", &theirs]).ok("maestro consumer create");
     let got = cli.run(&["consumers", "get", &theirs, "-o", "json"]).json();
@@ -1613,31 +1310,28 @@ fn maestros_own_cli_reads_what_we_write_and_we_read_what_it_writes() {
     // A work we apply, read by their CLI.
     let name = unique("ours");
     let file = cli.file("work.yaml", &work_yaml(&name, &[configmap("a", "1")]));
-    cli.run(&["apply", "-f", &file, "--consumer", &ours])
-        .ok("apply");
-    let id = cli
-        .run(&["get", "--name", &name, "--consumer", &ours, "-o", "json"])
-        .json()["metadata"]["uid"]
+    cli.apply(&file, &ours).ok("apply");
+    let id = cli.get_json(&name, &ours)["metadata"]["uid"]
         .as_str()
         .unwrap()
         .to_string();
     let bundle = maestro(&["resourcebundle", "get", &id, "--output", "json"]);
     bundle.ok("maestro resourcebundle get");
-    let bundle: Value = serde_json::from_str(&bundle.stdout).unwrap();
+    let bundle = bundle.json();
     assert_eq!(bundle["consumer_name"], ours.as_str());
     assert_eq!(bundle["metadata"]["name"], name.as_str());
     assert_eq!(bundle["manifests"][0]["data"]["value"], "1");
     let search = format!("consumer_name='{ours}'");
-    let list = maestro(&[
+    maestro(&[
         "resourcebundle",
         "list",
         "--search",
         &search,
         "--output",
         "json",
-    ]);
-    list.ok("maestro resourcebundle list");
-    assert!(list.stdout.contains(&id), "{}", list.stdout);
+    ])
+    .ok("maestro resourcebundle list")
+    .stdout_has(&id);
 
     // A bundle their CLI applies (random id, our name in its metadata), read by ours.
     let their_work = unique("theirs");
@@ -1663,37 +1357,24 @@ fn maestros_own_cli_reads_what_we_write_and_we_read_what_it_writes() {
         .unwrap_or_else(|| panic!("no ID in: {}", applied.stdout))
         .trim()
         .to_string();
-    let got = cli.run(&[
-        "get",
-        "--name",
-        &their_work,
-        "--consumer",
-        &theirs,
-        "-o",
-        "json",
-    ]);
-    got.ok("our get of their bundle");
-    let got = got.json();
+    let got = cli.get_json(&their_work, &theirs);
     assert_eq!(got["metadata"]["uid"], their_id.as_str());
-    assert_eq!(
-        got["spec"]["workload"]["manifests"][0]["data"]["value"],
-        "2"
-    );
-    let list = cli.run(&["list", "--consumer", &theirs]);
-    assert!(list.stdout.contains(&their_work), "{}", list.stdout);
+    assert_eq!(manifest(&got, 0)["data"]["value"], "2");
+    cli.run(&["list", "--consumer", &theirs])
+        .stdout_has(&their_work);
     // We refuse to update it (its id is not ours), and can delete it.
     let update = cli.file(
         "theirs.yaml",
         &work_yaml(&their_work, &[configmap("b", "3")]),
     );
-    let out = cli.run(&["apply", "-f", &update, "--consumer", &theirs]);
-    out.expect(1, "update of a foreign bundle");
-    assert!(out.stderr.contains("another client"), "{}", out.stderr);
+    cli.apply(&update, &theirs)
+        .expect(1, "update of a foreign bundle")
+        .stderr_has("another client");
     cli.run(&["delete", "--name", &their_work, "--consumer", &theirs])
         .ok("our delete of their bundle");
-    let after = maestro(&["resourcebundle", "get", &their_id, "--output", "json"]);
-    after.ok("their get after our delete");
-    assert!(after.stdout.contains("deleted_at"), "{}", after.stdout);
+    maestro(&["resourcebundle", "get", &their_id, "--output", "json"])
+        .ok("their get after our delete")
+        .stdout_has("deleted_at");
 
     // Their delete of our bundle.
     maestro(&[
@@ -1705,17 +1386,7 @@ fn maestros_own_cli_reads_what_we_write_and_we_read_what_it_writes() {
         &grpc_address(),
     ])
     .ok("maestro resourcebundle delete");
-    let list = cli
-        .run(&[
-            "list",
-            "--consumer",
-            &ours,
-            "--status",
-            "Deleting",
-            "-o",
-            "json",
-        ])
-        .json();
+    let list = cli.list_json(&ours, &["--status", "Deleting"]);
     assert_eq!(
         list["items"][0]["metadata"]["name"],
         name.as_str(),
@@ -1758,8 +1429,7 @@ fn wait_shows_progress_on_a_terminal_only() {
     let consumer = cli.consumer("cli-tty");
     let name = unique("tty");
     let file = cli.file("work.yaml", &work_yaml(&name, &[configmap("a", "1")]));
-    cli.run(&["apply", "-f", &file, "--consumer", &consumer])
-        .ok("apply");
+    cli.apply(&file, &consumer).ok("apply");
     let args = format!(
         "{} wait --name {name} --consumer {consumer} --condition Applied --timeout 2s",
         env!("CARGO_BIN_EXE_maestro-cli")
@@ -1781,17 +1451,7 @@ fn wait_shows_progress_on_a_terminal_only() {
     );
     assert!(seen.contains("timed out after 2s"), "{seen}");
 
-    let plain = cli.run(&[
-        "wait",
-        "--name",
-        &name,
-        "--consumer",
-        &consumer,
-        "--condition",
-        "Applied",
-        "--timeout",
-        "2s",
-    ]);
+    let plain = cli.wait(&name, &consumer, "Applied", &["--timeout", "2s"]);
     plain.expect(3, "timeout");
     assert!(!plain.stderr.contains("(+"), "{}", plain.stderr);
 }
@@ -1822,23 +1482,7 @@ fn apply_reads_manifests_from_standard_input() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let work = cli
-        .run(&[
-            "get",
-            "--name",
-            &name,
-            "--consumer",
-            &consumer,
-            "-o",
-            "json",
-        ])
-        .json();
-    assert_eq!(
-        work["spec"]["workload"]["manifests"]
-            .as_array()
-            .map(Vec::len),
-        Some(2)
-    );
+    assert_eq!(manifest_count(&cli.get_json(&name, &consumer)), Some(2));
 }
 
 #[test]
@@ -1847,29 +1491,22 @@ fn sigterm_ends_a_wait_with_exit_130_and_a_recorded_result() {
     let consumer = cli.consumer("cli-sigterm");
     let name = unique("term");
     let file = cli.file("work.yaml", &work_yaml(&name, &[configmap("a", "1")]));
-    cli.run(&["apply", "-f", &file, "--consumer", &consumer])
-        .ok("apply");
+    cli.apply(&file, &consumer).ok("apply");
     let results = cli.path("results.json");
     // No agent serves this consumer: the wait would last its whole timeout.
-    let child = cli
-        .command()
-        .args([
-            "wait",
-            "--name",
-            &name,
-            "--consumer",
-            &consumer,
-            "--condition",
-            "Available",
-            "--timeout",
-            "5m",
-            "--results-path",
-            results.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wait");
+    let child = cli.spawn(&[
+        "wait",
+        "--name",
+        &name,
+        "--consumer",
+        &consumer,
+        "--condition",
+        "Available",
+        "--timeout",
+        "5m",
+        "--results-path",
+        results.to_str().unwrap(),
+    ]);
     std::thread::sleep(Duration::from_secs(2));
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

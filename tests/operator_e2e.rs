@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use maestro_operator::controller::FINALIZER;
-use maestro_operator::controller::crd::{MaestroApply, Phase};
+use maestro_operator::controller::crd::{MaestroApply, MaestroApplyStatus, Phase};
 use maestro_operator::controller::target::OWNER_UID_LABEL;
 use maestro_operator::names::{ResourceId, SourceId};
 use operator_support::*;
@@ -43,15 +43,60 @@ fn owner_uid(bundle: &maestro_operator::maestro::rest::ResourceBundle) -> Option
         .map(str::to_string)
 }
 
+/// A test's namespace with an operator (no extra flags) running on it.
+async fn with_operator(prefix: &str) -> (TestNs, Operator) {
+    let ns = TestNs::new(prefix).await;
+    let op = ns.operator(&[]).await;
+    (ns, op)
+}
+
+/// A spec for cluster-west-1 with one ConfigMap `cm` in the test's
+/// namespace, its data `{"value": value}`.
+fn west_spec(ns: &TestNs, cm: &str, value: &str) -> Value {
+    spec(WEST, vec![configmap(&ns.name, cm, json!({"value": value}))])
+}
+
+/// Runs kubectl in the test's namespace; returns (success, stdout, stderr).
+async fn kubectl_in(ns: &TestNs, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut all = vec!["-n", ns.name.as_str()];
+    all.extend_from_slice(args);
+    kubectl(&all, stdin).await
+}
+
+/// Waits until the object has a status satisfying `check`.
+async fn wait_status(
+    ns: &TestNs,
+    name: &str,
+    what: &str,
+    check: impl Fn(&MaestroApplyStatus) -> bool,
+) -> MaestroApply {
+    ns.wait_until(name, what, |o| o.status.as_ref().is_some_and(&check))
+        .await
+}
+
+/// Deletes the object and waits until the API server no longer has it.
+async fn delete_and_wait_gone(ns: &TestNs, name: &str) {
+    ns.delete(name).await;
+    ns.wait_gone(name).await;
+}
+
+/// Merge-patches the object.
+async fn merge_patch(ns: &TestNs, name: &str, patch: Value) {
+    ns.mapply()
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
+
 async fn events(ns: &TestNs, name: &str) -> String {
-    let (_, out, _) = kubectl(
+    let field_selector = format!("involvedObject.name={name}");
+    let (_, out, _) = kubectl_in(
+        ns,
         &[
-            "-n",
-            &ns.name,
             "get",
             "events",
             "--field-selector",
-            &format!("involvedObject.name={name}"),
+            &field_selector,
             "-o",
             "custom-columns=TYPE:.type,REASON:.reason",
             "--no-headers",
@@ -89,7 +134,7 @@ async fn invalid_objects_are_rejected_by_the_api_server_with_a_message_naming_th
     ];
     for (name, body, expected) in cases {
         let yaml = manifest(&body).replace("NAME", name);
-        let (ok, _, err) = kubectl(&["-n", &ns.name, "apply", "-f", "-"], Some(&yaml)).await;
+        let (ok, _, err) = kubectl_in(&ns, &["apply", "-f", "-"], Some(&yaml)).await;
         assert!(!ok, "{name} was accepted");
         assert!(err.contains(expected), "{name}: {err}");
     }
@@ -97,7 +142,7 @@ async fn invalid_objects_are_rejected_by_the_api_server_with_a_message_naming_th
     // Immutable fields: create a valid one, then try to move it.
     let yaml =
         manifest(&format!("  consumer: cluster-west-1\n{good_manifests}")).replace("NAME", "fixed");
-    let (ok, _, err) = kubectl(&["-n", &ns.name, "apply", "-f", "-"], Some(&yaml)).await;
+    let (ok, _, err) = kubectl_in(&ns, &["apply", "-f", "-"], Some(&yaml)).await;
     assert!(ok, "{err}");
     for (patch, expected) in [
         (
@@ -109,17 +154,9 @@ async fn invalid_objects_are_rejected_by_the_api_server_with_a_message_naming_th
             "spec.workName is immutable",
         ),
     ] {
-        let (ok, _, err) = kubectl(
-            &[
-                "-n",
-                &ns.name,
-                "patch",
-                "mapply",
-                "fixed",
-                "--type=merge",
-                "-p",
-                patch,
-            ],
+        let (ok, _, err) = kubectl_in(
+            &ns,
+            &["patch", "mapply", "fixed", "--type=merge", "-p", patch],
             None,
         )
         .await;
@@ -130,16 +167,8 @@ async fn invalid_objects_are_rejected_by_the_api_server_with_a_message_naming_th
 
 #[tokio::test]
 async fn a_new_object_becomes_available_with_feedback_values_in_its_status() {
-    let ns = TestNs::new("op-create").await;
-    let _op = ns.operator(&[]).await;
-    ns.apply(
-        "web",
-        spec(
-            WEST,
-            vec![configmap(&ns.name, "web-cm", json!({"value": "one"}))],
-        ),
-    )
-    .await;
+    let (ns, _op) = with_operator("op-create").await;
+    ns.apply("web", west_spec(&ns, "web-cm", "one")).await;
 
     let obj = ns
         .wait_until("web", "Available with feedback", |o| {
@@ -189,10 +218,9 @@ async fn a_new_object_becomes_available_with_feedback_values_in_its_status() {
     );
 
     // `kubectl wait` works on it, as Argo CD and Flux health checks would.
-    let (ok, _, err) = kubectl(
+    let (ok, _, err) = kubectl_in(
+        &ns,
         &[
-            "-n",
-            &ns.name,
             "wait",
             "--for=condition=Ready",
             "mapply/web",
@@ -207,27 +235,11 @@ async fn a_new_object_becomes_available_with_feedback_values_in_its_status() {
 
 #[tokio::test]
 async fn changing_a_manifest_publishes_a_new_bundle_version_seen_in_the_api_server() {
-    let ns = TestNs::new("op-update").await;
-    let _op = ns.operator(&[]).await;
-    ns.apply(
-        "web",
-        spec(
-            WEST,
-            vec![configmap(&ns.name, "web-cm", json!({"value": "one"}))],
-        ),
-    )
-    .await;
+    let (ns, _op) = with_operator("op-update").await;
+    ns.apply("web", west_spec(&ns, "web-cm", "one")).await;
     ns.wait_ready("web").await;
 
-    let changed = ns
-        .apply(
-            "web",
-            spec(
-                WEST,
-                vec![configmap(&ns.name, "web-cm", json!({"value": "two"}))],
-            ),
-        )
-        .await;
+    let changed = ns.apply("web", west_spec(&ns, "web-cm", "two")).await;
     assert_eq!(changed.metadata.generation, Some(2));
     let obj = ns
         .wait_until("web", "updated", |o| {
@@ -245,27 +257,20 @@ async fn changing_a_manifest_publishes_a_new_bundle_version_seen_in_the_api_serv
 
     // A change that does not touch the work (only the poll interval)
     // publishes nothing, but observedGeneration still follows.
-    let mut same = spec(
-        WEST,
-        vec![configmap(&ns.name, "web-cm", json!({"value": "two"}))],
-    );
+    let mut same = west_spec(&ns, "web-cm", "two");
     same["pollInterval"] = json!("3s");
     ns.apply("web", same).await;
-    let obj = ns
-        .wait_until("web", "at generation 3", |o| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.observed_generation == Some(3))
-        })
-        .await;
+    let obj = wait_status(&ns, "web", "at generation 3", |s| {
+        s.observed_generation == Some(3)
+    })
+    .await;
     assert_eq!(obj.status.unwrap().bundle_version, Some(2));
     ns.cleanup().await;
 }
 
 #[tokio::test]
 async fn removing_a_manifest_removes_its_object_from_the_cluster() {
-    let ns = TestNs::new("op-remove").await;
-    let _op = ns.operator(&[]).await;
+    let (ns, _op) = with_operator("op-remove").await;
     let a = configmap(&ns.name, "keep", json!({"value": "a"}));
     let b = configmap(&ns.name, "drop", json!({"value": "b"}));
     ns.apply("pair", spec(WEST, vec![a.clone(), b])).await;
@@ -276,13 +281,10 @@ async fn removing_a_manifest_removes_its_object_from_the_cluster() {
     ns.apply("pair", spec(WEST, vec![a])).await;
     ns.wait_configmap("drop", "removed", |cm| cm.is_none())
         .await;
-    let obj = ns
-        .wait_until("pair", "ready with one manifest", |o| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.is_ready() && s.manifests.len() == 1)
-        })
-        .await;
+    let obj = wait_status(&ns, "pair", "ready with one manifest", |s| {
+        s.is_ready() && s.manifests.len() == 1
+    })
+    .await;
     assert_eq!(obj.status.unwrap().bundle_version, Some(2));
     assert!(ns.configmaps().get_opt("keep").await.unwrap().is_some());
     ns.cleanup().await;
@@ -290,21 +292,12 @@ async fn removing_a_manifest_removes_its_object_from_the_cluster() {
 
 #[tokio::test]
 async fn deleting_with_delete_waits_until_maestro_no_longer_has_the_bundle() {
-    let ns = TestNs::new("op-delete").await;
-    let _op = ns.operator(&[]).await;
-    ns.apply(
-        "web",
-        spec(
-            WEST,
-            vec![configmap(&ns.name, "web-cm", json!({"value": "x"}))],
-        ),
-    )
-    .await;
+    let (ns, _op) = with_operator("op-delete").await;
+    ns.apply("web", west_spec(&ns, "web-cm", "x")).await;
     ns.wait_ready("web").await;
     assert_eq!(ns.live_bundles().await.len(), 1);
 
-    ns.delete("web").await;
-    ns.wait_gone("web").await;
+    delete_and_wait_gone(&ns, "web").await;
     // The finalizer went only after the agent confirmed: Maestro has
     // nothing left, not even a bundle being deleted.
     assert!(bundles(&ns.source).await.is_empty());
@@ -320,18 +313,13 @@ async fn deleting_with_delete_waits_until_maestro_no_longer_has_the_bundle() {
 
 #[tokio::test]
 async fn deleting_with_orphan_leaves_the_work_and_its_objects() {
-    let ns = TestNs::new("op-orphan").await;
-    let _op = ns.operator(&[]).await;
-    let mut s = spec(
-        WEST,
-        vec![configmap(&ns.name, "kept", json!({"value": "x"}))],
-    );
+    let (ns, _op) = with_operator("op-orphan").await;
+    let mut s = west_spec(&ns, "kept", "x");
     s["deletionPolicy"] = json!("Orphan");
     ns.apply("web", s).await;
     ns.wait_ready("web").await;
 
-    ns.delete("web").await;
-    ns.wait_gone("web").await;
+    delete_and_wait_gone(&ns, "web").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let left = ns.live_bundles().await;
     assert_eq!(left.len(), 1, "the bundle stays");
@@ -344,12 +332,8 @@ async fn deleting_with_orphan_leaves_the_work_and_its_objects() {
 
 #[tokio::test]
 async fn a_suspended_object_publishes_nothing_until_resumed() {
-    let ns = TestNs::new("op-suspend").await;
-    let _op = ns.operator(&[]).await;
-    let mut s = spec(
-        WEST,
-        vec![configmap(&ns.name, "cm", json!({"value": "one"}))],
-    );
+    let (ns, _op) = with_operator("op-suspend").await;
+    let mut s = west_spec(&ns, "cm", "one");
     s["suspend"] = json!(true);
     ns.apply("web", s.clone()).await;
     let obj = ns
@@ -380,10 +364,8 @@ async fn a_suspended_object_publishes_nothing_until_resumed() {
 
     s["suspend"] = json!(false);
     ns.apply("web", s).await;
-    ns.wait_until("web", "resumed at version 2", |o| {
-        o.status
-            .as_ref()
-            .is_some_and(|s| s.is_ready() && s.bundle_version == Some(2))
+    wait_status(&ns, "web", "resumed at version 2", |s| {
+        s.is_ready() && s.bundle_version == Some(2)
     })
     .await;
     ns.wait_configmap("cm", "updated", |cm| cm_value(cm).as_deref() == Some("two"))
@@ -393,8 +375,7 @@ async fn a_suspended_object_publishes_nothing_until_resumed() {
 
 #[tokio::test]
 async fn an_unknown_consumer_is_reported_in_the_conditions() {
-    let ns = TestNs::new("op-unknown").await;
-    let _op = ns.operator(&[]).await;
+    let (ns, _op) = with_operator("op-unknown").await;
     ns.apply(
         "web",
         spec(
@@ -421,27 +402,19 @@ async fn an_unknown_consumer_is_reported_in_the_conditions() {
             .contains("Warning   UnknownConsumer")
     );
     // Nothing was published, so nothing holds the deletion up.
-    ns.delete("web").await;
-    ns.wait_gone("web").await;
+    delete_and_wait_gone(&ns, "web").await;
     ns.cleanup().await;
 }
 
 #[tokio::test]
 async fn a_second_object_claiming_the_same_work_is_refused_and_overwrites_nothing() {
-    let ns = TestNs::new("op-claim").await;
-    let _op = ns.operator(&[]).await;
-    let mut first = spec(
-        WEST,
-        vec![configmap(&ns.name, "first", json!({"value": "1"}))],
-    );
+    let (ns, _op) = with_operator("op-claim").await;
+    let mut first = west_spec(&ns, "first", "1");
     first["workName"] = json!("shared");
     ns.apply("first", first).await;
     let first_obj = ns.wait_ready("first").await;
 
-    let mut second = spec(
-        WEST,
-        vec![configmap(&ns.name, "second", json!({"value": "2"}))],
-    );
+    let mut second = west_spec(&ns, "second", "2");
     second["workName"] = json!("shared");
     ns.apply("second", second).await;
     let obj = ns
@@ -463,8 +436,7 @@ async fn a_second_object_claiming_the_same_work_is_refused_and_overwrites_nothin
     assert!(ns.configmaps().get_opt("second").await.unwrap().is_none());
 
     // Once the first is gone, the second takes the name over.
-    ns.delete("first").await;
-    ns.wait_gone("first").await;
+    delete_and_wait_gone(&ns, "first").await;
     let second_obj = ns.wait_ready("second").await;
     let live = ns.live_bundles().await;
     assert_eq!(live.len(), 1);
@@ -476,32 +448,21 @@ async fn a_second_object_claiming_the_same_work_is_refused_and_overwrites_nothin
 
 #[tokio::test]
 async fn an_orphaned_work_is_adopted_by_a_new_object_claiming_it() {
-    let ns = TestNs::new("op-adopt").await;
-    let _op = ns.operator(&[]).await;
-    let mut old = spec(
-        WEST,
-        vec![configmap(&ns.name, "cm", json!({"value": "old"}))],
-    );
+    let (ns, _op) = with_operator("op-adopt").await;
+    let mut old = west_spec(&ns, "cm", "old");
     old["workName"] = json!("shared");
     old["deletionPolicy"] = json!("Orphan");
     ns.apply("old", old).await;
     ns.wait_ready("old").await;
-    ns.delete("old").await;
-    ns.wait_gone("old").await;
+    delete_and_wait_gone(&ns, "old").await;
 
-    let mut new = spec(
-        WEST,
-        vec![configmap(&ns.name, "cm", json!({"value": "new"}))],
-    );
+    let mut new = west_spec(&ns, "cm", "new");
     new["workName"] = json!("shared");
     ns.apply("new", new).await;
-    let obj = ns
-        .wait_until("new", "ready on the adopted work", |o| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.is_ready() && s.bundle_version == Some(2))
-        })
-        .await;
+    let obj = wait_status(&ns, "new", "ready on the adopted work", |s| {
+        s.is_ready() && s.bundle_version == Some(2)
+    })
+    .await;
     let live = ns.live_bundles().await;
     assert_eq!(live.len(), 1, "adopted, not duplicated");
     assert_eq!(owner_uid(&live[0]), obj.metadata.uid);
@@ -512,9 +473,8 @@ async fn an_orphaned_work_is_adopted_by_a_new_object_claiming_it() {
 
 #[tokio::test]
 async fn a_bundle_deleted_behind_our_back_is_recreated_at_the_next_resync() {
-    let ns = TestNs::new("op-recreate").await;
-    let _op = ns.operator(&[]).await;
-    let mut s = spec(WEST, vec![configmap(&ns.name, "cm", json!({"value": "x"}))]);
+    let (ns, _op) = with_operator("op-recreate").await;
+    let mut s = west_spec(&ns, "cm", "x");
     s["interval"] = json!("3s");
     ns.apply("web", s).await;
     let first = ns.wait_ready("web").await;
@@ -522,10 +482,8 @@ async fn a_bundle_deleted_behind_our_back_is_recreated_at_the_next_resync() {
     let id = ns.live_bundles().await[0].resource_id().unwrap();
 
     rest().delete_resource_bundle(&id).await.unwrap();
-    ns.wait_until("web", "republished and ready", |o| {
-        o.status
-            .as_ref()
-            .is_some_and(|s| s.is_ready() && s.last_publish_time != first_publish)
+    wait_status(&ns, "web", "republished and ready", |s| {
+        s.is_ready() && s.last_publish_time != first_publish
     })
     .await;
     let live = ns.live_bundles().await;
@@ -538,10 +496,9 @@ async fn a_bundle_deleted_behind_our_back_is_recreated_at_the_next_resync() {
 
 #[tokio::test]
 async fn the_requested_at_annotation_forces_a_refresh_and_is_acknowledged() {
-    let ns = TestNs::new("op-requested").await;
-    let op = ns.operator(&[]).await;
+    let (ns, op) = with_operator("op-requested").await;
     // Default interval (30m): once Ready, nothing is read for half an hour.
-    let mut s = spec(WEST, vec![configmap(&ns.name, "cm", json!({"value": "x"}))]);
+    let mut s = west_spec(&ns, "cm", "x");
     s["pollInterval"] = json!("10s");
     ns.apply("web", s).await;
     ns.wait_ready("web").await;
@@ -563,15 +520,13 @@ async fn the_requested_at_annotation_forces_a_refresh_and_is_acknowledged() {
 
     // ...unless asked to look now.
     let at = "2026-01-01T00:00:00Z";
-    ns.mapply()
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {
-                "maestro.hyperfleet.io/reconcile-requested-at": at}}})),
-        )
-        .await
-        .unwrap();
+    merge_patch(
+        &ns,
+        "web",
+        json!({"metadata": {"annotations": {
+                "maestro.hyperfleet.io/reconcile-requested-at": at}}}),
+    )
+    .await;
     let obj = ns
         .wait_until("web", "acknowledging the request", |o| {
             o.status
@@ -588,9 +543,8 @@ async fn the_requested_at_annotation_forces_a_refresh_and_is_acknowledged() {
 
 #[tokio::test]
 async fn an_idle_ready_object_writes_no_status() {
-    let ns = TestNs::new("op-idle").await;
-    let op = ns.operator(&[]).await;
-    let mut s: Value = spec(WEST, vec![configmap(&ns.name, "cm", json!({"value": "x"}))]);
+    let (ns, op) = with_operator("op-idle").await;
+    let mut s: Value = west_spec(&ns, "cm", "x");
     // Keep reading every 2 s even once Ready.
     s["interval"] = json!("2s");
     ns.apply("web", s).await;
@@ -616,8 +570,7 @@ async fn an_idle_ready_object_writes_no_status() {
 
 #[tokio::test]
 async fn an_object_not_ready_within_its_timeout_is_stalled_and_keeps_polling() {
-    let ns = TestNs::new("op-timeout").await;
-    let _op = ns.operator(&[]).await;
+    let (ns, _op) = with_operator("op-timeout").await;
     // A registered consumer no agent serves: the work is stored, never
     // applied.
     let lonely = fresh_consumer().await;
@@ -645,13 +598,6 @@ async fn an_object_not_ready_within_its_timeout_is_stalled_and_keeps_polling() {
     assert_eq!(status.phase, Some(Phase::Stalled));
     assert!(events(&ns, "web").await.contains("Warning   TimedOut"));
     // Nothing will confirm a deletion on this consumer: orphan it.
-    ns.mapply()
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"deletionPolicy": "Orphan"}})),
-        )
-        .await
-        .unwrap();
+    merge_patch(&ns, "web", json!({"spec": {"deletionPolicy": "Orphan"}})).await;
     ns.cleanup().await;
 }

@@ -472,9 +472,13 @@ impl Operator {
             .append(true)
             .open(&self.log)
             .expect("operator log file");
+        // tests/deploy/operator-e2e-under-sa.sh runs these tests with the
+        // operator under the chart's ServiceAccount token; the tests' own
+        // clients keep the admin kubeconfig.
+        let kubeconfig = std::env::var("OPERATOR_KUBECONFIG").unwrap_or_else(|_| env("KUBECONFIG"));
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-operator"))
-            .args(&self.args)
-            .env("KUBECONFIG", env("KUBECONFIG"))
+            .args(operator_args(&self.args))
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,maestro_operator=debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -603,4 +607,22 @@ impl Drop for Operator {
         }
         // kill_on_drop ends the process.
     }
+}
+
+/// The operator's arguments, with `--lease-namespace` replaced by (or, for
+/// leader-elected runs, set to) `OPERATOR_LEASE_NAMESPACE` when that is set:
+/// the chart's ServiceAccount may use Leases only in its release namespace.
+fn operator_args(args: &[String]) -> Vec<String> {
+    let Ok(lease_namespace) = std::env::var("OPERATOR_LEASE_NAMESPACE") else {
+        return args.to_vec();
+    };
+    let mut out = args.to_vec();
+    match out.iter().position(|a| a == "--lease-namespace") {
+        Some(i) if i + 1 < out.len() => out[i + 1] = lease_namespace,
+        _ if out.iter().any(|a| a == "--leader-elect") => {
+            out.extend(["--lease-namespace".to_string(), lease_namespace]);
+        }
+        _ => {}
+    }
+    out
 }
