@@ -243,7 +243,9 @@ _agent_wait() {
   local consumer=$1 offset=$2 deadline=$3 name logfile
   name=$(_agent_name "$consumer")
   logfile=$(proc_logfile "$name")
-  until { ((offset < 0)) || tail -c "+$((offset + 1))" "$logfile" 2>/dev/null | grep -qF "$SUBSCRIBED_LINE"; } &&
+  # grep reads to the end (no -q): with pipefail, an early exit would make a
+  # still-writing tail die of SIGPIPE and fail the check on a busy log.
+  until { ((offset < 0)) || tail -c "+$((offset + 1))" "$logfile" 2>/dev/null | grep -F "$SUBSCRIBED_LINE" >/dev/null; } &&
     _agent_healthz "$consumer"; do
     if ! proc_alive "$name"; then
       tail_log "$logfile" 40
