@@ -194,6 +194,12 @@ _agents_prepare_cluster() {
     -f "$crd" >/dev/null || die agents "kubectl apply of $crd failed"
   "$KUBECTL" --kubeconfig="$KUBECONFIG" wait --for=condition=Established --timeout=60s \
     "crd/$APPLIED_CRD_NAME" >/dev/null || die agents "CRD $APPLIED_CRD_NAME not established"
+  # The NodePool CRD that maestro-cli's nodepool conversion targets: an agent
+  # resolves kinds when it starts, so a CRD installed only once the agents
+  # run can leave them applying to an unknown kind.
+  "$KUBECTL" --kubeconfig="$KUBECONFIG" apply --server-side --field-manager=maestro-operator-stack \
+    -f "$STACK_REPO_ROOT/tests/fixtures/cli/nodepools.hyperfleet.io.crd.yaml" >/dev/null ||
+    die agents "kubectl apply of the NodePool CRD failed"
   "$KUBECTL" --kubeconfig="$KUBECONFIG" create namespace "$AGENTS_NAMESPACE" --dry-run=client -o yaml |
     "$KUBECTL" --kubeconfig="$KUBECONFIG" apply --server-side --field-manager=maestro-operator-stack -f - >/dev/null ||
     die agents "cannot create namespace $AGENTS_NAMESPACE"
