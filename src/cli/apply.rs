@@ -21,7 +21,7 @@ use super::context::{Deadline, Progress, parse_timeout, retry};
 use super::errors::CliError;
 use super::input::{self, Content, clean_server_fields};
 use super::output;
-use super::remote::{ManifestSelector, Phase, Remote, describe_manifest, find};
+use super::remote::{ManifestSelector, Phase, Remote, describe_manifest, find, find_retrying};
 use super::results::{ResultsArgs, StatusResult, Target};
 use super::wait::{self, WorkCondition};
 use super::{Ctx, Outcome, explain_unknown_consumer};
@@ -96,12 +96,7 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs, target: &mut Target) -> Result<Outc
     }
 
     let client = ctx.client()?;
-    let existing = retry(
-        &deadline,
-        &format!("read manifestwork {name} on consumer {}", args.consumer),
-        async || find(client, &args.consumer, &name).await,
-    )
-    .await?;
+    let existing = find_retrying(client, &deadline, &args.consumer, &name).await?;
     if let Some(remote) = &existing {
         refuse_foreign(client, &args.consumer, remote)?;
     }
@@ -238,12 +233,7 @@ async fn apply_one_manifest(
     let client = ctx.client()?;
 
     for attempt in 1..=MERGE_ATTEMPTS {
-        let existing = retry(
-            deadline,
-            &format!("read manifestwork {name} on consumer {}", args.consumer),
-            async || find(client, &args.consumer, &name).await,
-        )
-        .await?;
+        let existing = find_retrying(client, deadline, &args.consumer, &name).await?;
         let (work, version, verb) = match existing {
             None => {
                 let mut work = ManifestWork::for_consumer(

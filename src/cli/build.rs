@@ -29,7 +29,7 @@ use super::errors::CliError;
 use super::input::{self, clean_server_fields};
 use super::nodepool;
 use super::output;
-use super::remote::{Remote, describe_manifest, find};
+use super::remote::{Remote, describe_manifest, find_retrying};
 use super::results::{ResultsArgs, StatusResult, Target};
 use super::wait::{self, WorkCondition};
 use super::{Ctx, Outcome, explain_unknown_consumer};
@@ -204,15 +204,7 @@ async fn build_once(
     source: &[Manifest],
     deadline: &Deadline,
 ) -> Result<Built, CliError> {
-    let remote = retry(
-        deadline,
-        &format!(
-            "read manifestwork {} on consumer {}",
-            args.name, args.consumer
-        ),
-        async || find(client, &args.consumer, &args.name).await,
-    )
-    .await?;
+    let remote = find_retrying(client, deadline, &args.consumer, &args.name).await?;
     let mut work = match &remote {
         Some(r) => {
             let mut w = r.work.clone();

@@ -22,7 +22,7 @@ use super::context::{
 use super::errors::CliError;
 use super::input::clean_server_fields;
 use super::output;
-use super::remote::{ManifestSelector, Remote, describe_manifest, find, work_not_found};
+use super::remote::{ManifestSelector, Remote, describe_manifest, find_retrying, work_not_found};
 use super::results::{ResultsArgs, StatusResult, Target};
 use super::wait::{self, WorkCondition};
 use super::{Ctx, Outcome};
@@ -125,12 +125,7 @@ async fn delete_work(
     deadline: &Deadline,
 ) -> Result<Outcome, CliError> {
     let consumer = &args.consumer;
-    let remote = retry(
-        deadline,
-        &format!("read manifestwork {name} on consumer {consumer}"),
-        async || find(client, consumer, name).await,
-    )
-    .await?;
+    let remote = find_retrying(client, deadline, consumer, name).await?;
     let Some(remote) = remote else {
         if args.ignore_not_found {
             output::emit(&format!("manifestwork/{name} not found (ignored)\n"))?;
@@ -185,13 +180,9 @@ async fn delete_manifest(
     let mut attempts = 0;
     let (removed, version) = loop {
         attempts += 1;
-        let remote = retry(
-            deadline,
-            &format!("read manifestwork {name} on consumer {consumer}"),
-            async || find(client, consumer, name).await,
-        )
-        .await?
-        .ok_or_else(|| work_not_found(consumer, name))?;
+        let remote = find_retrying(client, deadline, consumer, name)
+            .await?
+            .ok_or_else(|| work_not_found(consumer, name))?;
         refuse_foreign(client, consumer, &remote)?;
         let mut work = remote.work.clone();
         clean_server_fields(&mut work);

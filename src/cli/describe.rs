@@ -12,11 +12,11 @@ use crate::manifestwork::{
 };
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, parse_timeout, retry};
+use super::context::{Deadline, parse_timeout};
 use super::errors::CliError;
 use super::get::print_work;
 use super::output::{self, OutputFormat, Table, age};
-use super::remote::{Remote, chrono_time, describe_manifest, find, work_not_found};
+use super::remote::{Remote, chrono_time, describe_manifest, find_retrying, work_not_found};
 use super::{Ctx, Outcome};
 
 /// A deletion still pending after this long deserves a hint.
@@ -41,16 +41,9 @@ pub struct DescribeArgs {
 pub async fn run(ctx: &Ctx, args: DescribeArgs) -> Result<Outcome, CliError> {
     let deadline = Deadline::after(args.timeout);
     let client = ctx.client()?;
-    let remote = retry(
-        &deadline,
-        &format!(
-            "get manifestwork {} on consumer {}",
-            args.name, args.consumer
-        ),
-        async || find(client, &args.consumer, &args.name).await,
-    )
-    .await?
-    .ok_or_else(|| work_not_found(&args.consumer, &args.name))?;
+    let remote = find_retrying(client, &deadline, &args.consumer, &args.name)
+        .await?
+        .ok_or_else(|| work_not_found(&args.consumer, &args.name))?;
     if !args.output.is_table() {
         print_work(&remote, args.output)?;
         return Ok(Outcome::success());

@@ -18,11 +18,11 @@ use similar::TextDiff;
 use crate::manifestwork::{Manifest, ManifestKey, ManifestWork};
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, parse_timeout, retry};
+use super::context::{Deadline, parse_timeout};
 use super::errors::{CliError, ExitStatus};
 use super::input::{self, clean_server_fields};
 use super::output;
-use super::remote::{ManifestSelector, find};
+use super::remote::{ManifestSelector, find_retrying};
 use super::{Ctx, Outcome};
 
 #[derive(Args, Debug)]
@@ -57,17 +57,13 @@ pub async fn run(ctx: &Ctx, args: DiffArgs) -> Result<Outcome, CliError> {
 
     let deadline = Deadline::after(args.timeout);
     let client = ctx.client()?;
-    let live = retry(
-        &deadline,
-        &format!("get manifestwork {name} on consumer {}", args.consumer),
-        async || find(client, &args.consumer, &name).await,
-    )
-    .await?
-    .map(|r| {
-        let mut w = r.work;
-        clean_server_fields(&mut w);
-        w
-    });
+    let live = find_retrying(client, &deadline, &args.consumer, &name)
+        .await?
+        .map(|r| {
+            let mut w = r.work;
+            clean_server_fields(&mut w);
+            w
+        });
 
     let text = match &selector {
         Some(selector) => {

@@ -7,10 +7,10 @@ use serde_json::json;
 
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, parse_timeout, retry};
+use super::context::{Deadline, parse_timeout};
 use super::errors::CliError;
 use super::output::{self, OutputFormat, Table};
-use super::remote::{ManifestSelector, Remote, find, work_not_found};
+use super::remote::{ManifestSelector, Remote, find_retrying, work_not_found};
 use super::results::{ResultsArgs, StatusResult, Target};
 use super::{Ctx, Outcome};
 
@@ -42,16 +42,9 @@ pub async fn run(ctx: &Ctx, args: GetArgs, target: &mut Target) -> Result<Outcom
         .transpose()?;
     let deadline = Deadline::after(args.timeout);
     let client = ctx.client()?;
-    let remote = retry(
-        &deadline,
-        &format!(
-            "get manifestwork {} on consumer {}",
-            args.name, args.consumer
-        ),
-        async || find(client, &args.consumer, &args.name).await,
-    )
-    .await?
-    .ok_or_else(|| work_not_found(&args.consumer, &args.name))?;
+    let remote = find_retrying(client, &deadline, &args.consumer, &args.name)
+        .await?
+        .ok_or_else(|| work_not_found(&args.consumer, &args.name))?;
 
     let snapshot = remote.snapshot();
     let Some(selector) = selector else {

@@ -22,6 +22,7 @@ use crate::manifestwork::{
 };
 use crate::names::{ConsumerName, WorkName};
 
+use super::context::{Deadline, retry};
 use super::errors::CliError;
 
 /// A work as Maestro stores it.
@@ -128,6 +129,21 @@ pub async fn find(
         .find(|b| b.work_name() == Some(name.as_str()))
         .map(Remote::from_bundle)
         .transpose()
+}
+
+/// [`find`], with transient failures retried until the deadline.
+pub async fn find_retrying(
+    client: &WorkClient,
+    deadline: &Deadline,
+    consumer: &ConsumerName,
+    name: &WorkName,
+) -> std::result::Result<Option<Remote>, CliError> {
+    retry(
+        deadline,
+        &format!("read manifestwork {name} on consumer {consumer}"),
+        async || find(client, consumer, name).await,
+    )
+    .await
 }
 
 /// A one-word summary of a work, as `list` shows it.
