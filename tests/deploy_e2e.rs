@@ -39,10 +39,18 @@ fn deployment_tests_pass_on_the_local_stack() {
         .rev()
         .find(|l| l.contains(" passed, "))
         .unwrap_or("no summary line");
+    // The failed steps with their log tails, again at the end: CI shows
+    // the end of the output, and the full run above may be cut off.
+    let failed_steps: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("FAIL "))
+        .filter(|l| l.starts_with("FAIL ") || l.starts_with("     | "))
+        .collect();
     assert!(
         output.status.success(),
-        "tests/deploy/run.sh failed ({}): {summary}",
-        output.status
+        "tests/deploy/run.sh failed ({}): {summary}\n{}",
+        output.status,
+        failed_steps.join("\n")
     );
     assert!(
         summary.contains(", 0 failed"),
