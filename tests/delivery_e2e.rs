@@ -44,7 +44,7 @@ const EAST: &str = "cluster-east-2";
 
 /// How long any one expected change may take. The agent reports applied
 /// state at once, but re-reads feedback values only every
-/// --status-sync-interval (10 s), and deleting a namespace takes a few
+/// --status-sync-interval (7 s on the stack), and deleting a namespace takes a few
 /// seconds of the namespace controller.
 const DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(300);

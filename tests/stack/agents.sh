@@ -20,8 +20,8 @@
 #                           AGENTS_BASE_PORT+N (default 18100)
 #   AGENT_LOG_VERBOSITY     klog -v of the agents (default 2)
 #   AGENT_STATUS_SYNC_INTERVAL  how often an agent re-reads status and feedback
-#                           values of applied objects (default 10s, the agent's
-#                           own default)
+#                           values of applied objects (default 7s; the agent's
+#                           own default is 10s, see "Why not 10s" below)
 #   AGENTS_NAMESPACE        namespace for the agents' Kubernetes Events
 #                           (default maestro-agent, as Maestro's Helm chart)
 #   AGENTS_WAIT_TIMEOUT     seconds `up` waits for all agents to subscribe
@@ -74,6 +74,17 @@
 #   * its status.appliedResources lists what it applied (orphaned objects
 #     included), and it carries the work's labels.
 #
+# Why not 10s: an agent re-syncs each work's status on a timer that starts
+# when it applied the work, and the operator (pollInterval 10s by default)
+# and the tests find a work Ready on the same 10 s beat, then delete it. A
+# delete that reaches the agent while its status patch for that work is in
+# flight is lost (sdk-go's agent ManifestWork client, Patch: it writes back
+# the copy it read before the delete, and a delete does not bump the
+# resource version it compares), and the agent never confirms the deletion
+# until it reconnects and resyncs. Seen on this stack: a work deleted at
+# exactly 10.07 s after it was applied stayed "deleting" for good. 7s keeps
+# the two beats apart.
+#
 # Known log noise: each agent logs "missing content for CA bundle
 # ...requestheader-client-ca-file" now and then. Its HTTPS server delegates
 # authentication to the API server and looks for the front-proxy CA, which
@@ -88,7 +99,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${AGENTS_BASE_PORT:=18100}"
 : "${AGENT_LOG_VERBOSITY:=2}"
-: "${AGENT_STATUS_SYNC_INTERVAL:=10s}"
+: "${AGENT_STATUS_SYNC_INTERVAL:=7s}"
 : "${AGENTS_NAMESPACE:=maestro-agent}"
 : "${AGENTS_WAIT_TIMEOUT:=$STACK_WAIT_TIMEOUT}"
 
