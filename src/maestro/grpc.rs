@@ -22,6 +22,7 @@ use super::codec::{self, DATA_TYPE, Received, StatusEvent};
 use super::config::{MaestroConfig, read_file};
 use super::proto::cloud_event_service_client::CloudEventServiceClient;
 use super::proto::{CloudEvent, PublishRequest, SubscriptionRequest};
+use super::tls_probe;
 use crate::error::{Error, Result};
 use crate::names::SourceId;
 
@@ -48,6 +49,8 @@ pub struct GrpcSourceClient {
     source: SourceId,
     endpoint: String,
     publish_timeout: Duration,
+    /// For [`tls_probe::refusal`] when the server hangs up on us.
+    config: Arc<MaestroConfig>,
 }
 
 impl std::fmt::Debug for GrpcSourceClient {
@@ -85,8 +88,9 @@ impl GrpcSourceClient {
                 .map_err(|e| Error::Config(format!("gRPC TLS for {url}: {e}")))?;
         }
 
+        let config = Arc::new(config.clone());
         let interceptor = BearerToken {
-            config: Arc::new(config.clone()),
+            config: config.clone(),
         };
         let client =
             CloudEventServiceClient::with_interceptor(endpoint.connect_lazy(), interceptor)
@@ -96,11 +100,24 @@ impl GrpcSourceClient {
             source: config.source_id.clone(),
             endpoint: url,
             publish_timeout: config.request_timeout,
+            config,
         })
     }
 
     pub fn source(&self) -> &SourceId {
         &self.source
+    }
+
+    /// A TLS server that refuses our client certificate just closes the
+    /// connection; ask it why before reporting the network as the cause.
+    async fn explain(&self, error: Error) -> Error {
+        if !matches!(error, Error::Unavailable(_)) {
+            return error;
+        }
+        match tls_probe::refusal(&self.config).await {
+            Some(why) => Error::Unauthenticated(format!("{}: {why}", self.endpoint)),
+            None => error,
+        }
     }
 
     /// Publishes one event. Returns once Maestro has committed it (delivery
@@ -114,7 +131,7 @@ impl GrpcSourceClient {
                 what: format!("Maestro at {} to accept {event_type}", self.endpoint),
                 after: self.publish_timeout,
             }),
-            Ok(Err(status)) => Err(classify_status(&status, &self.endpoint)),
+            Ok(Err(status)) => Err(self.explain(classify_status(&status, &self.endpoint)).await),
             Ok(Ok(_)) => {
                 debug!(endpoint = %self.endpoint, %event_type, "published");
                 Ok(())
@@ -198,7 +215,7 @@ impl GrpcSourceClient {
             }
             Ok(Err(status)) => {
                 return SessionEnd::Failed {
-                    error: classify_status(&status, &self.endpoint),
+                    error: self.explain(classify_status(&status, &self.endpoint)).await,
                     was_healthy: false,
                 };
             }
@@ -400,8 +417,19 @@ pub fn classify_status(status: &Status, endpoint: &str) -> Error {
         let mut detail = cause.to_string();
         let mut next = cause.source();
         while let Some(e) = next {
-            detail = format!("{detail}: {e}");
+            // Wrappers often repeat their cause's text.
+            let text = e.to_string();
+            if !detail.contains(&text) {
+                detail = format!("{detail}: {text}");
+            }
             next = e.source();
+        }
+        // Retrying cannot make an untrusted server certificate trusted.
+        if detail.contains("invalid peer certificate") {
+            return Error::Config(format!(
+                "{endpoint}: cannot verify the server's TLS certificate ({detail}); \
+                 is --ca-file the CA that signed it?"
+            ));
         }
         return Error::Unavailable(format!("{endpoint}: {message}: {detail}"));
     }

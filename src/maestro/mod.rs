@@ -6,4 +6,5 @@ pub mod config;
 pub mod grpc;
 pub mod proto;
 pub mod rest;
+pub mod tls_probe;
 pub mod work_client;
