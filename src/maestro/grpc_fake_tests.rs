@@ -300,7 +300,7 @@ async fn publish_errors_are_classified_from_the_maestro_code() {
 }
 
 #[tokio::test]
-async fn mtls_presents_the_client_certificate_and_fails_without_it() {
+async fn mtls_presents_the_client_certificate_and_without_one_says_it_is_required() {
     let endpoint = Fake::new(Behaviour::Silent)
         .serve(Some(server_tls(true)))
         .await;
@@ -323,11 +323,15 @@ async fn mtls_presents_the_client_certificate_and_fails_without_it() {
         .publish(heartbeat())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    // Not "connection closed": the probe reads the server's alert.
+    assert!(
+        matches!(&err, Error::Unauthenticated(m) if m.contains("requires a client certificate")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
-async fn tls_refuses_a_server_outside_the_given_ca() {
+async fn a_server_outside_the_given_ca_is_a_configuration_error() {
     let endpoint = Fake::new(Behaviour::Silent)
         .serve(Some(server_tls(false)))
         .await;
@@ -340,7 +344,11 @@ async fn tls_refuses_a_server_outside_the_given_ca() {
         .publish(heartbeat())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("UnknownIssuer")),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
 
     config.tls.ca_file = Some(tls_file("ca.pem"));
     GrpcSourceClient::new(&config)
