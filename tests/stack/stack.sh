@@ -101,7 +101,14 @@ stack_logs() {
     esac
   done
   shopt -s nullglob
-  files=("$STACK_LOG_DIR/${name}"*.log)
+  # A component's processes log under their own names.
+  case $name in
+  agents) files=("$STACK_LOG_DIR"/agent-*.log) ;;
+  kube) files=("$STACK_LOG_DIR"/{etcd,kube-apiserver,kube-controller-manager}.log) ;;
+  maestro) files=("$STACK_LOG_DIR"/maestro{,-migration}.log) ;;
+  secure) files=("$STACK_LOG_DIR"/maestro-{mtls,token}.log) ;;
+  *) files=("$STACK_LOG_DIR/${name}"*.log) ;;
+  esac
   ((${#files[@]})) || die stack "no logs${name:+ for $name} in $STACK_LOG_DIR"
   if ((follow)); then
     exec tail -n "${STACK_LOG_LINES:-20}" -F "${files[@]}"
