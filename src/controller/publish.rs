@@ -135,10 +135,21 @@ async fn owner_exists(ctx: &Context, owner: &Owner) -> Result<bool> {
         return Ok(true);
     }
     let api: Api<MaestroApply> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    Ok(api
-        .get_opt(&owner.name)
-        .await?
-        .is_some_and(|o| o.uid().as_deref() == Some(owner.uid.as_str())))
+    match api.get_opt(&owner.name).await {
+        Ok(found) => Ok(found.is_some_and(|o| o.uid().as_deref() == Some(owner.uid.as_str()))),
+        // An operator limited to its own namespace may not read the owner.
+        // What it cannot see it must not take over: count the owner as
+        // present, so the object reports the claim instead of an RBAC error.
+        Err(e) if is_forbidden(&e) => {
+            debug!(owner = %owner, "cannot read the bundle's owner; treating it as present");
+            Ok(true)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn is_forbidden(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 403)
 }
 
 enum Published {
@@ -239,4 +250,23 @@ async fn publish(
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api_error(code: u16) -> kube::Error {
+        let mut status = Status::failure("denied", "Forbidden");
+        status.code = code;
+        kube::Error::Api(status.boxed())
+    }
+
+    #[test]
+    fn only_a_403_counts_as_not_allowed_to_read_the_owner() {
+        assert!(is_forbidden(&api_error(403)));
+        assert!(!is_forbidden(&api_error(404)));
+        assert!(!is_forbidden(&api_error(500)));
+    }
 }
