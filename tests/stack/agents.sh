@@ -26,6 +26,9 @@
 #                           (default maestro-agent, as Maestro's Helm chart)
 #   AGENTS_WAIT_TIMEOUT     seconds `up` waits for all agents to subscribe
 #                           (default $STACK_WAIT_TIMEOUT)
+#   AGENTS_WATCHDOG         1 (default): run the stuck-deletion watchdog (below)
+#   AGENTS_STUCK_DELETE_AFTER  seconds a deletion may wait for an agent's
+#                           confirmation before the watchdog acts (default 20)
 #
 # Agent flags (maestro agent --help; confirmed in the sources pinned by
 # tests/tools/maestro/go.mod: maestro cmd/maestro/agent/cmd.go, ocm
@@ -85,6 +88,17 @@
 # exactly 10.07 s after it was applied stayed "deleting" for good. 7s keeps
 # the two beats apart.
 #
+# The 7 s beat makes the race rare, not impossible: status patches also
+# follow every apply, so a work deleted within a second of being applied can
+# lose its delete too (seen once in ~300 deletions). The agent recovers only
+# when it reconnects: it then resyncs and receives the pending delete again.
+# So `up` also starts a watchdog (process agents-watchdog, its own log) that
+# every 5 s asks Maestro for bundles of the agents' consumers whose deletion
+# has waited longer than AGENTS_STUCK_DELETE_AFTER seconds, and restarts that
+# consumer's agent (at most once a minute), saying so in its log. It acts
+# only on deletions Maestro has recorded, so it cannot hide a client that
+# failed to ask for one; a genuinely slow deletion merely costs a resync.
+#
 # Known log noise: each agent logs "missing content for CA bundle
 # ...requestheader-client-ca-file" now and then. Its HTTPS server delegates
 # authentication to the API server and looks for the front-proxy CA, which
@@ -102,6 +116,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${AGENT_STATUS_SYNC_INTERVAL:=7s}"
 : "${AGENTS_NAMESPACE:=maestro-agent}"
 : "${AGENTS_WAIT_TIMEOUT:=$STACK_WAIT_TIMEOUT}"
+: "${AGENTS_WATCHDOG:=1}"
+: "${AGENTS_STUCK_DELETE_AFTER:=20}"
 
 AGENTS_STATE_DIR="$STACK_DIR/agents"
 MAESTRO_TOOLS_MODULE_DIR="$STACK_REPO_ROOT/tests/tools/maestro"
@@ -276,6 +292,56 @@ _agent_wait() {
   done
 }
 
+# _agents_resolve_bin : MAESTRO_BIN from maestro.sh, or fail.
+_agents_resolve_bin() {
+  MAESTRO_BIN=$(bash "$STACK_SCRIPTS_DIR/maestro.sh" env | sed -n 's/^export MAESTRO_BIN=\([^ ]*\).*/\1/p')
+  [[ -x $MAESTRO_BIN ]] || die agents "no maestro binary at '$MAESTRO_BIN' (tests/stack/maestro.sh build)"
+}
+
+# _agents_stuck_deletions CONSUMER : how many of the consumer's bundles have
+# been marked deleted for longer than AGENTS_STUCK_DELETE_AFTER seconds.
+_agents_stuck_deletions() {
+  local before body
+  before=$(date -u -d "-$AGENTS_STUCK_DELETE_AFTER sec" +%Y-%m-%dT%H:%M:%SZ)
+  body=$(curl -sS --fail --max-time 10 -G "http://$STACK_HOST:$MAESTRO_HTTP_PORT/api/maestro/v1/resource-bundles" \
+    --data-urlencode "search=consumer_name='$1' and deleted_at < '$before'" --data-urlencode size=1) || return 1
+  [[ $body =~ \"total\":([0-9]+) ]] || return 1
+  printf '%s' "${BASH_REMATCH[1]}"
+}
+
+# The watchdog's loop (see the header); runs as the process agents-watchdog.
+agents_watchdog() {
+  local c n name offset
+  local -A last_restart=()
+  _agents_resolve_bin
+  _agents_kube_env
+  log watchdog "watching deletions on: $STACK_CONSUMERS (act after ${AGENTS_STUCK_DELETE_AFTER}s)"
+  while sleep 5; do
+    for c in $(_agents_consumers); do
+      n=$(_agents_stuck_deletions "$c") || continue
+      ((n > 0)) || continue
+      ((SECONDS - ${last_restart[$c]:--1000} >= 60)) || continue
+      last_restart[$c]=$SECONDS
+      name=$(_agent_name "$c")
+      log watchdog "$n bundle(s) on $c deleted over ${AGENTS_STUCK_DELETE_AFTER}s ago, unconfirmed by the agent (the upstream race in agents.sh); restarting $name so that it resyncs"
+      proc_stop "$name" TERM 30
+      _agent_start "$c"
+      offset=$AGENT_LOG_OFFSET
+      if (_agent_wait "$c" "$offset" $((SECONDS + AGENTS_WAIT_TIMEOUT))); then
+        log watchdog "$name subscribed again"
+      else
+        log watchdog "$name did not come back healthy; see its log"
+      fi
+    done
+  done
+}
+
+_agents_watchdog_up() {
+  ((AGENTS_WATCHDOG)) || return 0
+  proc_alive agents-watchdog && return 0
+  proc_start agents-watchdog bash "$STACK_SCRIPTS_DIR/agents.sh" watchdog
+}
+
 # -------------------------------------------------------------- lifecycle
 
 agents_up() {
@@ -284,6 +350,7 @@ agents_up() {
     _agent_running "$c" || all=0
   done
   if ((all)); then
+    _agents_watchdog_up
     log agents "already running for: $STACK_CONSUMERS"
     return 0
   fi
@@ -291,8 +358,7 @@ agents_up() {
     die agents "Maestro is not running; start it first: tests/stack/maestro.sh up (or tests/stack/stack.sh up)"
   bash "$STACK_SCRIPTS_DIR/kube.sh" status >/dev/null ||
     die agents "the API server is not running; start it first: tests/stack/kube.sh up (or tests/stack/stack.sh up)"
-  MAESTRO_BIN=$(bash "$STACK_SCRIPTS_DIR/maestro.sh" env | sed -n 's/^export MAESTRO_BIN=\([^ ]*\).*/\1/p')
-  [[ -x $MAESTRO_BIN ]] || die agents "no maestro binary at '$MAESTRO_BIN' (tests/stack/maestro.sh build)"
+  _agents_resolve_bin
   require_cmd agents curl sha256sum
   _agents_kube_env
   ensure_stack_dirs
@@ -308,10 +374,13 @@ agents_up() {
     _agent_wait "$c" "${offsets[$c]}" "$deadline"
   done
   log agents "subscribed and healthy after $((SECONDS - t0))s: $STACK_CONSUMERS"
+  _agents_watchdog_up
 }
 
 agents_down() {
   local pidfile name
+  # First, so it does not restart what is being stopped.
+  proc_stop agents-watchdog TERM 10
   shopt -s nullglob
   # Every agent this stack started, also those of consumers since removed
   # from STACK_CONSUMERS; in parallel (each takes a second or two to drain).

@@ -103,7 +103,7 @@ stack_logs() {
   shopt -s nullglob
   # A component's processes log under their own names.
   case $name in
-  agents) files=("$STACK_LOG_DIR"/agent-*.log) ;;
+  agents) files=("$STACK_LOG_DIR"/agent{-*,s-watchdog}.log) ;;
   kube) files=("$STACK_LOG_DIR"/{etcd,kube-apiserver,kube-controller-manager}.log) ;;
   maestro) files=("$STACK_LOG_DIR"/maestro{,-migration}.log) ;;
   secure) files=("$STACK_LOG_DIR"/maestro-{mtls,token}.log) ;;
