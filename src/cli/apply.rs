@@ -186,7 +186,7 @@ pub fn refuse_foreign(
 ) -> Result<(), CliError> {
     if remote.is_foreign(client, consumer) {
         return Err(CliError::Failed(format!(
-            "manifestwork {:?} on consumer {consumer:?} is resource bundle {}, created by another \
+            "manifestwork {:?} on consumer \"{consumer}\" is resource bundle {}, created by another \
              client under an id this CLI does not derive for source {:?}; maestro-cli can read and \
              delete it but not update it",
             remote.name(),

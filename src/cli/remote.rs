@@ -411,7 +411,7 @@ pub fn describe_manifest(m: &Manifest) -> String {
 /// A NotFound error for a missing work.
 pub fn work_not_found(consumer: &ConsumerName, name: &WorkName) -> CliError {
     CliError::NotFound(format!(
-        "manifestwork {name:?} not found on consumer {consumer:?}"
+        "manifestwork \"{name}\" not found on consumer \"{consumer}\""
     ))
 }
 
