@@ -111,7 +111,14 @@ impl GrpcSourceClient {
     /// A TLS server that refuses our client certificate just closes the
     /// connection; ask it why before reporting the network as the cause.
     async fn explain(&self, error: Error) -> Error {
-        if !matches!(error, Error::Unavailable(_)) {
+        // Only a connection the server closed after accepting it; refused or
+        // timed-out connections are outages, and probing them would double
+        // the wait.
+        let hung_up = matches!(&error, Error::Unavailable(m)
+            if ["connection closed", "connection reset", "broken pipe"]
+                .iter()
+                .any(|s| m.to_ascii_lowercase().contains(s)));
+        if !hung_up {
             return error;
         }
         match tls_probe::refusal(&self.config).await {
@@ -423,6 +430,9 @@ pub fn classify_status(status: &Status, endpoint: &str) -> Error {
                 detail = format!("{detail}: {text}");
             }
             next = e.source();
+        }
+        if let Some(why) = tls_probe::explain_reported_alert(&detail) {
+            return Error::Unauthenticated(format!("{endpoint}: {why}"));
         }
         // Retrying cannot make an untrusted server certificate trusted.
         if detail.contains("invalid peer certificate") {

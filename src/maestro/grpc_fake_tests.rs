@@ -323,7 +323,7 @@ async fn mtls_presents_the_client_certificate_and_without_one_says_it_is_require
         .publish(heartbeat())
         .await
         .unwrap_err();
-    // Not "connection closed": the probe reads the server's alert.
+    // The server's alert, explained: not a bare transport error.
     assert!(
         matches!(&err, Error::Unauthenticated(m) if m.contains("requires a client certificate")),
         "{err:?}"

@@ -89,6 +89,30 @@ fn client_config(config: &MaestroConfig) -> Option<ClientConfig> {
     Some(tls)
 }
 
+/// The explanation of a TLS alert the transport already reported in its
+/// error text ("received fatal alert: CertificateRequired"), as servers
+/// that send the alert before closing produce.
+pub fn explain_reported_alert(text: &str) -> Option<String> {
+    const NAMED: [AlertDescription; 7] = [
+        AlertDescription::CertificateRequired,
+        AlertDescription::UnknownCA,
+        AlertDescription::BadCertificate,
+        AlertDescription::CertificateUnknown,
+        AlertDescription::CertificateExpired,
+        AlertDescription::CertificateRevoked,
+        AlertDescription::UnsupportedCertificate,
+    ];
+    let name = text
+        .split("received fatal alert: ")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()?;
+    NAMED
+        .into_iter()
+        .find(|alert| format!("{alert:?}") == name)
+        .map(explain)
+}
+
 fn alert_in(error: &io::Error) -> Option<AlertDescription> {
     match error.get_ref()?.downcast_ref::<rustls::Error>()? {
         rustls::Error::AlertReceived(alert) => Some(*alert),
@@ -131,6 +155,18 @@ mod tests {
         let text = explain(AlertDescription::UnknownCA);
         assert!(text.contains("client certificate"), "{text}");
         assert!(text.contains("UnknownCA"), "{text}");
+    }
+
+    #[test]
+    fn a_certificate_alert_in_a_transport_error_is_explained() {
+        let text = "transport error: connection error: received fatal alert: CertificateRequired";
+        let why = explain_reported_alert(text).unwrap();
+        assert!(why.contains("--cert-file"), "{why}");
+        assert_eq!(
+            explain_reported_alert("received fatal alert: HandshakeFailure"),
+            None
+        );
+        assert_eq!(explain_reported_alert("connection refused"), None);
     }
 
     #[test]
