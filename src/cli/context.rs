@@ -30,6 +30,10 @@ pub const DEFAULT_SOURCE_ID: &str = "maestro-cli";
 /// a retry.
 pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The longest `--timeout` accepted: a year is beyond any command, and a
+/// bound keeps the deadline (now + timeout) within what a clock can hold.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Time left at which a failed attempt is the last one.
 const LAST_ATTEMPT_MARGIN: Duration = Duration::from_millis(100);
 
@@ -130,7 +134,11 @@ impl Deadline {
     }
 
     pub fn end(&self) -> Instant {
-        self.start + self.total
+        // `--timeout` is bounded, but a caller's own total may not be:
+        // past what the clock holds, "never" is the best answer.
+        self.start
+            .checked_add(self.total)
+            .unwrap_or_else(|| self.start + MAX_TIMEOUT)
     }
 
     pub fn remaining(&self) -> Duration {
@@ -148,8 +156,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("empty duration; use e.g. 30s, 5m or 1h".into());
     }
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only are seconds; too many digits for a u64 is too long,
+        // not a missing unit.
+        return text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| too_long(text));
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
@@ -181,15 +194,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             }
         };
         rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * unit)
-            .map_err(|_| format!("{text:?} is out of range"))?;
+        // Both steps can overflow (`99999999999999999h`, or many large
+        // terms): refuse rather than panic.
+        total = Duration::try_from_secs_f64(number * unit)
+            .ok()
+            .and_then(|term| total.checked_add(term))
+            .ok_or_else(|| too_long(text))?;
     }
     Ok(total)
+}
+
+fn too_long(text: &str) -> String {
+    format!(
+        "{text:?} is too large: --timeout may be at most {} ({} days)",
+        format_duration(MAX_TIMEOUT),
+        MAX_TIMEOUT.as_secs() / 86_400
+    )
 }
 
 /// `--timeout`: a duration of at least [`MIN_TIMEOUT`].
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     let d = parse_duration(text)?;
+    if d > MAX_TIMEOUT {
+        return Err(too_long(text));
+    }
     if d < MIN_TIMEOUT {
         return Err(format!(
             "{text} is too small: the timeout must be at least {}s, enough for one round trip to Maestro and a retry",
@@ -492,6 +520,34 @@ mod tests {
         for bad in ["", "5x", "m", "5 m", "-1s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn overflowing_timeouts_are_refused_naming_the_flag_not_panicking() {
+        for text in [
+            "99999999999999999h",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "18446744073709551615s1s",
+            "10000000000000000000s10000000000000000000s",
+            "1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000s",
+            "8761h",
+            "31536001",
+        ] {
+            let e = parse_timeout(text).unwrap_err();
+            assert!(
+                e.contains("too large") && e.contains("--timeout") && e.contains("8760h"),
+                "{text}: {e}"
+            );
+        }
+        assert_eq!(parse_timeout("8760h").unwrap(), MAX_TIMEOUT);
+    }
+
+    #[test]
+    fn a_deadline_beyond_the_clock_saturates_instead_of_panicking() {
+        let deadline = Deadline::after(Duration::MAX);
+        assert!(deadline.end() > Instant::now());
+        assert!(deadline.remaining() > Duration::from_secs(3600));
     }
 
     #[test]
