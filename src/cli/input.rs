@@ -9,14 +9,15 @@
 //! Errors name the file and, for syntax and type errors, the line and
 //! column; empty documents (such as a trailing `---`) are skipped.
 
+use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-use serde::Deserialize;
-use serde_json::Value;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use crate::maestro::work_client::SPEC_HASH_ANNOTATION;
-use crate::manifestwork::{MANIFESTWORK_KIND, Manifest, ManifestWork};
+use crate::manifestwork::{MANIFESTWORK_API_VERSION, MANIFESTWORK_KIND, Manifest, ManifestWork};
 use crate::names::{ConsumerName, WorkName};
 
 use super::errors::CliError;
@@ -24,6 +25,15 @@ use super::errors::CliError;
 /// Larger files are refused before parsing: the manifests of one work may
 /// take 500 KiB of JSON, and YAML is not ten times larger.
 const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How far one YAML document may expand once its aliases are resolved: a
+/// few hundred bytes of `&a [*b, *b, ...]` layers can stand for gigabytes
+/// ("billion laughs"). Maestro takes at most 500 KiB of manifests per work,
+/// which is at most some 250,000 values; these bounds are far above that
+/// and far below what would exhaust memory.
+pub const MAX_YAML_VALUES: usize = 1_000_000;
+/// ... and at most this much text in its keys and strings together.
+pub const MAX_YAML_TEXT_BYTES: usize = 64 * 1024 * 1024;
 
 /// A parsed input file.
 #[derive(Debug, Clone)]
@@ -119,8 +129,19 @@ pub fn documents(origin: &str, text: &str) -> Result<Vec<Value>, CliError> {
         return Ok(vec![value]);
     }
     let mut docs = Vec::new();
-    for document in serde_norway::Deserializer::from_str(text) {
-        let value = Value::deserialize(document).map_err(|e| yaml_error(origin, &e))?;
+    for (d, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let mut budget = Budget::new();
+        let value = Bounded {
+            budget: &mut budget,
+        }
+        .deserialize(document)
+        .map_err(|e| {
+            if budget.exceeded || e.to_string().contains("repetition limit exceeded") {
+                too_expanded(origin, d + 1)
+            } else {
+                yaml_error(origin, &e)
+            }
+        })?;
         if !value.is_null() {
             docs.push(value);
         }
@@ -138,6 +159,7 @@ pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
     let docs = documents(origin, text)?;
     let is_work = |v: &Value| v.get("kind").and_then(Value::as_str) == Some(MANIFESTWORK_KIND);
     if docs.len() == 1 && is_work(&docs[0]) {
+        check_work_api_version(origin, &docs[0])?;
         // Decode again from the text, not the value: only the text decoder
         // knows where a wrongly typed field is.
         let work: ManifestWork = if is_json(text) {
@@ -202,6 +224,156 @@ pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
         origin: origin.to_string(),
         content: Content::Manifests(manifests),
     })
+}
+
+/// The ManifestWork type drops `apiVersion` when decoding (it writes its
+/// own), so a work of another group or version would otherwise pass as v1.
+fn check_work_api_version(origin: &str, document: &Value) -> Result<(), CliError> {
+    let found = match document.get("apiVersion") {
+        Some(Value::String(v)) if v == MANIFESTWORK_API_VERSION => return Ok(()),
+        Some(Value::String(v)) => format!("{v:?}"),
+        Some(other) => other.to_string(),
+        None => "missing".to_string(),
+    };
+    Err(CliError::Input(format!(
+        "{origin}: apiVersion is {found}; a {MANIFESTWORK_KIND} must have apiVersion \
+         {MANIFESTWORK_API_VERSION:?}"
+    )))
+}
+
+fn too_expanded(origin: &str, document: usize) -> CliError {
+    CliError::Input(format!(
+        "{origin}: document {document}: expands to more than {MAX_YAML_VALUES} values or \
+         {} MiB of text once its YAML aliases (*name) are resolved; a ManifestWork is far \
+         smaller (Maestro takes at most 500 KiB of manifests), so this is refused",
+        MAX_YAML_TEXT_BYTES / 1024 / 1024
+    ))
+}
+
+/// What is left of the expansion bounds while one document is decoded.
+struct Budget {
+    values: usize,
+    text_bytes: usize,
+    exceeded: bool,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            values: MAX_YAML_VALUES,
+            text_bytes: MAX_YAML_TEXT_BYTES,
+            exceeded: false,
+        }
+    }
+
+    /// Counts one value of `text_bytes` bytes; fails once over a bound, so
+    /// decoding stops there instead of expanding the rest.
+    fn take<E: de::Error>(&mut self, text_bytes: usize) -> Result<(), E> {
+        match (
+            self.values.checked_sub(1),
+            self.text_bytes.checked_sub(text_bytes),
+        ) {
+            (Some(values), Some(bytes)) => {
+                self.values = values;
+                self.text_bytes = bytes;
+                Ok(())
+            }
+            _ => {
+                self.exceeded = true;
+                Err(E::custom("the document expands beyond the input bounds"))
+            }
+        }
+    }
+}
+
+/// Decodes a [`Value`] as `serde_json` does, counting every value against
+/// a [`Budget`]: aliases are resolved by the YAML decoder as it goes, so
+/// this is where an expansion can be stopped.
+struct Bounded<'b> {
+    budget: &'b mut Budget,
+}
+
+impl<'de> DeserializeSeed<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        self.budget.take(0)?;
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.budget.take(0)?;
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.budget.take(0)?;
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        self.budget.take(0)?;
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.budget.take(v.len())?;
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.budget.take(v.len())?;
+        Ok(Value::String(v))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.budget.take(0)?;
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        self.deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.budget.take(0)?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Bounded {
+            budget: &mut *self.budget,
+        })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.budget.take(0)?;
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            self.budget.take(key.len())?;
+            let value = map.next_value_seed(Bounded {
+                budget: &mut *self.budget,
+            })?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 fn to_manifest(value: Value) -> Result<Manifest, String> {
@@ -357,6 +529,40 @@ spec:
     }
 
     #[test]
+    fn a_manifestwork_of_another_api_version_is_refused_naming_found_and_expected() {
+        for (api_version, found) in [
+            (
+                "apiVersion: work.open-cluster-management.io/v2\n",
+                "\"work.open-cluster-management.io/v2\"",
+            ),
+            ("apiVersion: v1\n", "\"v1\""),
+            ("apiVersion: 1\n", "1"),
+            ("", "missing"),
+        ] {
+            let yaml = WORK_YAML.replace(
+                "apiVersion: work.open-cluster-management.io/v1\n",
+                api_version,
+            );
+            let m = parse("w.yaml", &yaml).unwrap_err().to_string();
+            assert_eq!(
+                m,
+                format!(
+                    "w.yaml: apiVersion is {found}; a ManifestWork must have apiVersion \
+                     \"work.open-cluster-management.io/v1\""
+                ),
+            );
+            let json =
+                serde_json::to_string(&serde_norway::from_str::<Value>(&yaml).unwrap()).unwrap();
+            assert!(
+                parse("w.json", &json)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("apiVersion is")
+            );
+        }
+    }
+
+    #[test]
     fn multi_document_yaml_lists_and_arrays_are_manifests() {
         let yaml = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n";
         assert_eq!(parse("m.yaml", yaml).unwrap().manifests().len(), 2);
@@ -411,6 +617,70 @@ spec:
             .unwrap_err()
             .to_string();
         assert!(m.contains("apiVersion and kind are required"), "{m}");
+    }
+
+    /// Ten levels of ten aliases each: 10^10 strings once expanded.
+    fn billion_laughs() -> String {
+        let mut yaml = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            yaml.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        yaml
+    }
+
+    /// Three layers a thousand wide: 10^9 strings from 12 KB, with too few
+    /// alias jumps for the YAML decoder's own repetition limit to stop the
+    /// expansion before it took gigabytes.
+    fn wide_laughs() -> String {
+        let row = |item: &str| vec![item; 1000].join(", ");
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\n\
+             a: &a [{}]\nb: &b [{}]\nc: [{}]\n",
+            row("lol"),
+            row("*a"),
+            row("*b")
+        )
+    }
+
+    #[test]
+    fn yaml_aliases_expanding_beyond_the_bound_are_refused_quickly() {
+        for (name, yaml) in [("billion", billion_laughs()), ("wide", wide_laughs())] {
+            let started = std::time::Instant::now();
+            let text =
+                format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ok}}\n---\n{yaml}");
+            let m = parse("laughs.yaml", &text).unwrap_err().to_string();
+            assert!(
+                m.starts_with("laughs.yaml: document 2: expands to more than 1000000 values"),
+                "{name}: {m}"
+            );
+            assert!(m.contains("aliases"), "{name}: {m}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{name}: took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn yaml_aliases_within_the_bound_still_expand() {
+        let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n\
+                    data: &d {k: v}\nextra: *d\n";
+        let input = parse("a.yaml", yaml).unwrap();
+        let manifest = input.manifests()[0].as_map();
+        assert_eq!(manifest.get("extra"), manifest.get("data"));
+        let mut budget = Budget::new();
+        let value = Bounded {
+            budget: &mut budget,
+        }
+        .deserialize(serde_norway::Deserializer::from_str(yaml))
+        .unwrap();
+        assert_eq!(value, serde_norway::from_str::<Value>(yaml).unwrap());
+        // 17: the maps, keys and scalars, the aliased map counted again.
+        assert_eq!(MAX_YAML_VALUES - budget.values, 17);
     }
 
     #[test]
