@@ -1,0 +1,574 @@
+//! Tenancy on the real stack: who may deliver what to which consumer,
+//! decided by the API server (config/admission's ValidatingAdmissionPolicy
+//! checking RBAC), with users impersonated by the stack's admin (`kubectl
+//! --as`); ownership of bundles between objects; the operator's interval
+//! floors; a token never sent over plaintext.
+//!
+//! See tests/operator_support for the harness (it installs the policy).
+
+mod operator_support;
+
+use std::time::Instant;
+
+use maestro_operator::controller::crd::MaestroApply;
+use maestro_operator::controller::target::OWNER_UID_LABEL;
+use operator_support::*;
+use serde_json::{Value, json};
+
+/// A user of this test run (the API server knows no users: impersonation
+/// makes them up, in group system:authenticated).
+fn user(prefix: &str) -> String {
+    unique(prefix)
+}
+
+async fn admin_apply(yaml: &str) {
+    let (ok, _, err) = kubectl(&["apply", "-f", "-"], Some(yaml)).await;
+    assert!(ok, "kubectl apply: {err}\n{yaml}");
+}
+
+/// Lets `user` create and change MaestroApply objects in `ns`, as the
+/// built-in edit role does: no delivery grant yet.
+async fn allow_editing(ns: &str, user: &str) {
+    admin_apply(&format!(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: mapply-editor, namespace: {ns}}}
+rules:
+  - apiGroups: [maestro.hyperfleet.io]
+    resources: [maestroapplies]
+    verbs: [create, get, list, watch, update, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: mapply-editor-{user}, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: mapply-editor}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
+"#
+    ))
+    .await;
+}
+
+/// Binds `cluster_role` to `user` in `ns`.
+async fn bind(ns: &str, user: &str, cluster_role: &str) {
+    admin_apply(&format!(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {cluster_role}-{user}, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {cluster_role}}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
+"#
+    ))
+    .await;
+}
+
+/// A ClusterRole granting `verbs` on the named consumers only; the test
+/// deletes it with [`drop_role`].
+async fn consumer_role(name: &str, consumers: &[&str], verbs: &[&str]) {
+    admin_apply(&format!(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {name}}}
+rules:
+  - apiGroups: [maestro.hyperfleet.io]
+    resources: [consumers]
+    resourceNames: {consumers:?}
+    verbs: {verbs:?}
+"#
+    ))
+    .await;
+}
+
+async fn drop_role(name: &str) {
+    kubectl(&["delete", "clusterrole", name, "--ignore-not-found"], None).await;
+}
+
+fn object(ns: &str, name: &str, spec: Value) -> String {
+    json!({
+        "apiVersion": "maestro.hyperfleet.io/v1alpha1",
+        "kind": "MaestroApply",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    })
+    .to_string()
+}
+
+/// `kubectl apply` as `user`; (success, stderr).
+async fn apply_as(user: &str, yaml: &str) -> (bool, String) {
+    let (ok, _, err) = kubectl(&["--as", user, "apply", "-f", "-"], Some(yaml)).await;
+    (ok, err)
+}
+
+/// A spec delivering one namespaced ConfigMap to `consumer`.
+fn namespaced(ns: &str, consumer: &str) -> Value {
+    spec(
+        consumer,
+        vec![configmap(ns, "tenant-cm", json!({"value": "x"}))],
+    )
+}
+
+fn with_manifest(ns: &str, consumer: &str, manifest: Value) -> Value {
+    let mut s = namespaced(ns, consumer);
+    s["manifestWork"]["workload"]["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(manifest);
+    s
+}
+
+fn assert_refused(result: &(bool, String), wants: &[&str]) {
+    let (ok, err) = result;
+    assert!(!ok, "admitted; expected a refusal naming {wants:?}");
+    for want in wants {
+        assert!(err.contains(want), "refusal does not name {want:?}:\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_user_without_a_grant_is_refused_naming_the_verb_consumer_and_namespace() {
+    let ns = TestNs::new("ten-nogrant").await;
+    let alice = user("alice");
+    allow_editing(&ns.name, &alice).await;
+
+    let refused = apply_as(&alice, &object(&ns.name, "web", namespaced(&ns.name, WEST))).await;
+    assert_refused(
+        &refused,
+        &[
+            &format!(
+                "user {alice} may not deliver to consumer {WEST} from namespace {}",
+                ns.name
+            ),
+            "verb deliver on consumers.maestro.hyperfleet.io/cluster-west-1",
+            "maestro-deliver",
+        ],
+    );
+    assert!(ns.get("web").await.is_none(), "nothing was stored");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_grant_on_one_consumer_admits_it_only_and_only_in_its_namespace() {
+    let ns = TestNs::new("ten-west").await;
+    let other = TestNs::new("ten-other").await;
+    let alice = user("alice");
+    let role = unique("deliver-west");
+    consumer_role(&role, &[WEST], &["deliver"]).await;
+    allow_editing(&ns.name, &alice).await;
+    allow_editing(&other.name, &alice).await;
+    bind(&ns.name, &alice, &role).await;
+
+    let (ok, err) = apply_as(
+        &alice,
+        &object(&ns.name, "west", namespaced(&ns.name, WEST)),
+    )
+    .await;
+    assert!(ok, "the granted consumer is admitted: {err}");
+    assert_refused(
+        &apply_as(
+            &alice,
+            &object(&ns.name, "east", namespaced(&ns.name, EAST)),
+        )
+        .await,
+        &[&format!(
+            "may not deliver to consumer {EAST} from namespace {}",
+            ns.name
+        )],
+    );
+    assert_refused(
+        &apply_as(
+            &alice,
+            &object(&other.name, "west", namespaced(&other.name, WEST)),
+        )
+        .await,
+        &[&format!(
+            "may not deliver to consumer {WEST} from namespace {}",
+            other.name
+        )],
+    );
+
+    // A SubjectAccessReview asks the authorizer the policy's own question.
+    assert!(may_deliver(&alice, WEST, &ns.name).await);
+    assert!(!may_deliver(&alice, EAST, &ns.name).await);
+    assert!(!may_deliver(&alice, WEST, &other.name).await);
+    // `kubectl auth can-i --list` shows the grant.
+    let (_, list, _) = kubectl(
+        &["auth", "can-i", "--list", "-n", &ns.name, "--as", &alice],
+        None,
+    )
+    .await;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("consumers.maestro.hyperfleet.io")
+                && l.contains(WEST)
+                && l.contains("[deliver]")),
+        "{list}"
+    );
+
+    drop_role(&role).await;
+    ns.cleanup().await;
+    other.cleanup().await;
+}
+
+#[tokio::test]
+async fn cluster_wide_manifests_and_executors_need_deliver_cluster_scoped() {
+    let ns = TestNs::new("ten-wide").await;
+    let alice = user("alice");
+    allow_editing(&ns.name, &alice).await;
+    bind(&ns.name, &alice, "maestro-deliver").await;
+
+    let crb = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "tenant-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}],
+    });
+    let namespace =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tenant-ns"}});
+    let role_in_ns = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "r", "namespace": ns.name}, "rules": [],
+    });
+    for (what, manifest, named) in [
+        ("ClusterRoleBinding", crb, "ClusterRoleBinding/tenant-admin"),
+        ("Namespace", namespace.clone(), "Namespace/tenant-ns"),
+        ("a namespaced Role", role_in_ns, "Role/r"),
+    ] {
+        let refused = apply_as(
+            &alice,
+            &object(&ns.name, "wide", with_manifest(&ns.name, WEST, manifest)),
+        )
+        .await;
+        assert!(!refused.0, "{what} admitted");
+        assert!(
+            refused.1.contains(named) && refused.1.contains("verb deliver-cluster-scoped"),
+            "{what}: {}",
+            refused.1
+        );
+    }
+    let mut with_executor = namespaced(&ns.name, WEST);
+    with_executor["manifestWork"]["executor"] = json!({"subject": {"type": "ServiceAccount", "serviceAccount": {"namespace": "default", "name": "x"}}});
+    assert_refused(
+        &apply_as(&alice, &object(&ns.name, "exec", with_executor)).await,
+        &["spec.manifestWork.executor", "deliver-cluster-scoped"],
+    );
+
+    // An admitted object cannot be changed into a cluster-wide one; what
+    // was stored is untouched.
+    let (ok, err) = apply_as(&alice, &object(&ns.name, "web", namespaced(&ns.name, WEST))).await;
+    assert!(ok, "{err}");
+    let before = ns.get("web").await.unwrap();
+    assert_refused(
+        &apply_as(
+            &alice,
+            &object(
+                &ns.name,
+                "web",
+                with_manifest(&ns.name, WEST, namespace.clone()),
+            ),
+        )
+        .await,
+        &["Namespace/tenant-ns", "deliver-cluster-scoped"],
+    );
+    let after = ns.get("web").await.unwrap();
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert_eq!(after.spec, before.spec);
+
+    // With the wider grant it is admitted.
+    bind(&ns.name, &alice, "maestro-deliver-cluster-scoped").await;
+    let (ok, err) = apply_as(
+        &alice,
+        &object(&ns.name, "web", with_manifest(&ns.name, WEST, namespace)),
+    )
+    .await;
+    assert!(ok, "{err}");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_granted_tenant_is_served_by_the_operator_and_label_edits_need_no_grant() {
+    let ns = TestNs::new("ten-serve").await;
+    let op = ns.operator(&[]).await;
+    let alice = user("alice");
+    allow_editing(&ns.name, &alice).await;
+    bind(&ns.name, &alice, "maestro-deliver").await;
+
+    let (ok, err) = apply_as(&alice, &object(&ns.name, "web", namespaced(&ns.name, WEST))).await;
+    assert!(ok, "{err}");
+    // The operator adds its finalizer and writes status: neither needs a
+    // delivery verb.
+    ns.wait_ready("web").await;
+    ns.wait_configmap("tenant-cm", "delivered", |cm| cm.is_some())
+        .await;
+
+    // Losing the grant stops new deliveries, not metadata edits.
+    kubectl(
+        &[
+            "delete",
+            "rolebinding",
+            "-n",
+            &ns.name,
+            &format!("maestro-deliver-{alice}"),
+        ],
+        None,
+    )
+    .await;
+    let (ok, _, err) = kubectl(
+        &[
+            "--as", &alice, "-n", &ns.name, "label", "mapply", "web", "team=a",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "a label edit is admitted without the grant: {err}");
+    let mut changed = namespaced(&ns.name, WEST);
+    changed["manifestWork"]["workload"]["manifests"][0]["data"]["value"] = json!("y");
+    assert_refused(
+        &apply_as(&alice, &object(&ns.name, "web", changed)).await,
+        &["may not deliver to consumer"],
+    );
+    drop(op);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_bundle_of_a_deleted_owner_is_adopted_only_with_the_annotation_and_the_adopt_grant() {
+    let ns = TestNs::new("ten-adopt").await;
+    let _op = ns.operator(&[]).await;
+    let alice = user("alice");
+    allow_editing(&ns.name, &alice).await;
+    bind(&ns.name, &alice, "maestro-deliver").await;
+
+    // The admin delivered a work and let its object go, leaving the work.
+    let mut old = namespaced(&ns.name, WEST);
+    old["workName"] = json!("shared");
+    old["deletionPolicy"] = json!("Orphan");
+    ns.apply("old", old).await;
+    let old_obj = ns.wait_ready("old").await;
+    ns.delete("old").await;
+    ns.wait_gone("old").await;
+
+    let mut new = namespaced(&ns.name, WEST);
+    new["workName"] = json!("shared");
+    new["manifestWork"]["workload"]["manifests"][0]["data"]["value"] = json!("taken");
+    let (ok, err) = apply_as(&alice, &object(&ns.name, "new", new.clone())).await;
+    assert!(ok, "{err}");
+    let claimed = ns
+        .wait_condition("new", "Ready", "False", "WorkClaimed")
+        .await;
+    let message = ready_message(&claimed);
+    assert!(message.contains(&format!("{}/old", ns.name)), "{message}");
+    let live = ns.live_bundles().await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].version, 1, "nothing was overwritten");
+    assert_eq!(owner(&live[0]), old_obj.metadata.uid);
+
+    // Asking to adopt needs its own verb...
+    let mut adopt = serde_json::from_str::<Value>(&object(&ns.name, "new", new)).unwrap();
+    adopt["metadata"]["annotations"] = json!({"maestro.hyperfleet.io/adopt": "true"});
+    assert_refused(
+        &apply_as(&alice, &adopt.to_string()).await,
+        &[
+            "may not adopt",
+            "verb adopt on consumers.maestro.hyperfleet.io/cluster-west-1",
+        ],
+    );
+    // ...and with it the operator relabels the bundle at its version.
+    bind(&ns.name, &alice, "maestro-adopt").await;
+    let (ok, err) = apply_as(&alice, &adopt.to_string()).await;
+    assert!(ok, "{err}");
+    let adopted = ns
+        .wait_until("new", "Ready on the adopted work", |o| {
+            o.status
+                .as_ref()
+                .is_some_and(|s| s.is_ready() && s.bundle_version == Some(2))
+        })
+        .await;
+    let live = ns.live_bundles().await;
+    assert_eq!(live.len(), 1, "adopted, not duplicated");
+    assert_eq!(owner(&live[0]), adopted.metadata.uid);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn intervals_below_the_floors_are_raised_and_forced_refreshes_are_rate_limited() {
+    let ns = TestNs::new("ten-floors").await;
+    let op = ns
+        .operator(&["--min-poll-interval=5s", "--min-interval=1m"])
+        .await;
+    let mut s = namespaced(&ns.name, WEST);
+    s["pollInterval"] = json!("1s");
+    s["interval"] = json!("10s");
+    ns.apply("web", s).await;
+    let obj = ns
+        .wait_condition("web", "IntervalsRaised", "True", "BelowOperatorMinimum")
+        .await;
+    let message = &obj
+        .status
+        .as_ref()
+        .unwrap()
+        .condition("IntervalsRaised")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("spec.pollInterval 1s") && message.contains("using 5s"),
+        "{message}"
+    );
+    assert!(message.contains("spec.interval 10s"), "{message}");
+    ns.wait_ready("web").await;
+    let (_, events, _) = kubectl(
+        &[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "--field-selector",
+            "involvedObject.name=web,reason=BelowOperatorMinimum",
+            "-o",
+            "custom-columns=TYPE:.type",
+            "--no-headers",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(events.trim(), "Warning", "one Warning event: {events:?}");
+
+    // A tenant pulsing reconcile-requested-at: at most one status read of
+    // the consumer per --min-poll-interval.
+    let polls = op.metric("maestro_operator_maestro_polls_total").await;
+    let started = Instant::now();
+    for i in 0..20 {
+        let patch = json!({"metadata": {"annotations": {
+            "maestro.hyperfleet.io/reconcile-requested-at": format!("pulse-{i}")}}});
+        ns.mapply()
+            .patch(
+                "web",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    ns.wait_until("web", "acknowledging the last pulse", |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.as_deref())
+            == Some("pulse-19")
+    })
+    .await;
+    let spent = op.metric("maestro_operator_maestro_polls_total").await - polls;
+    let allowed = (started.elapsed().as_secs_f64() / 5.0).ceil() + 1.0;
+    assert!(
+        spent >= 1.0 && spent <= allowed,
+        "{spent} polls for 20 pulses in {:?} (allowed {allowed})",
+        started.elapsed()
+    );
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_bearer_token_is_never_sent_over_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "secret-token").unwrap();
+    let token = token.to_str().unwrap();
+
+    // The CLI: a usage error naming the endpoint and the way out.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-cli"))
+        .args(["list", "--consumer", WEST, "--token-file", token])
+        .env("MAESTRO_HTTP_ENDPOINT", http_endpoint())
+        .env("MAESTRO_GRPC_ENDPOINT", grpc_endpoint())
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("refusing to send the bearer token"), "{err}");
+    assert!(err.contains("--allow-insecure-token"), "{err}");
+    assert!(!err.contains("secret-token"), "the token is never printed");
+
+    // The operator: refuses to start.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-operator"))
+        .args([
+            "--maestro-grpc-endpoint",
+            &grpc_endpoint(),
+            "--maestro-http-endpoint",
+            &http_endpoint(),
+            "--token-file",
+            token,
+        ])
+        .env(
+            "KUBECONFIG",
+            std::env::var("KUBECONFIG").unwrap_or_default(),
+        )
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("refusing to send the bearer token"), "{err}");
+
+    // With the explicit opt-in the CLI goes ahead (and Maestro, which does
+    // not check tokens on this plaintext instance, answers).
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-cli"))
+        .args([
+            "list",
+            "--consumer",
+            WEST,
+            "--token-file",
+            token,
+            "--allow-insecure-token",
+        ])
+        .env("MAESTRO_HTTP_ENDPOINT", http_endpoint())
+        .env("MAESTRO_GRPC_ENDPOINT", grpc_endpoint())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The authorizer's answer to the policy's question, as the README shows
+/// it (a SubjectAccessReview: `kubectl auth can-i` cannot name a resource
+/// that discovery does not serve in a group).
+async fn may_deliver(user: &str, consumer: &str, namespace: &str) -> bool {
+    let review = json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": ["system:authenticated"],
+            "resourceAttributes": {
+                "group": "maestro.hyperfleet.io", "resource": "consumers",
+                "verb": "deliver", "namespace": namespace, "name": consumer,
+            },
+        },
+    });
+    let (ok, out, err) = kubectl(
+        &["create", "-o", "jsonpath={.status.allowed}", "-f", "-"],
+        Some(&review.to_string()),
+    )
+    .await;
+    assert!(ok, "SubjectAccessReview: {err}");
+    out.trim() == "true"
+}
+
+fn ready_message(obj: &MaestroApply) -> String {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.condition("Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+fn owner(bundle: &maestro_operator::maestro::rest::ResourceBundle) -> Option<String> {
+    bundle.metadata["labels"][OWNER_UID_LABEL]
+        .as_str()
+        .map(str::to_string)
+}
