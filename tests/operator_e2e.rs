@@ -447,18 +447,45 @@ async fn a_second_object_claiming_the_same_work_is_refused_and_overwrites_nothin
 }
 
 #[tokio::test]
-async fn an_orphaned_work_is_adopted_by_a_new_object_claiming_it() {
+async fn an_orphaned_work_is_adopted_only_when_the_new_object_asks_for_it() {
     let (ns, _op) = with_operator("op-adopt").await;
     let mut old = west_spec(&ns, "cm", "old");
     old["workName"] = json!("shared");
     old["deletionPolicy"] = json!("Orphan");
     ns.apply("old", old).await;
-    ns.wait_ready("old").await;
+    let old_obj = ns.wait_ready("old").await;
     delete_and_wait_gone(&ns, "old").await;
 
+    // The owner is gone, but its uid is still on the bundle: no silent
+    // take-over.
     let mut new = west_spec(&ns, "cm", "new");
     new["workName"] = json!("shared");
-    ns.apply("new", new).await;
+    ns.apply("new", new.clone()).await;
+    let obj = ns
+        .wait_condition("new", "Ready", "False", "WorkClaimed")
+        .await;
+    let message = &obj
+        .status
+        .as_ref()
+        .unwrap()
+        .condition("Ready")
+        .unwrap()
+        .message;
+    assert!(message.contains(&format!("{}/old", ns.name)), "{message}");
+    assert!(message.contains("maestro.hyperfleet.io/adopt"), "{message}");
+    let live = ns.live_bundles().await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].version, 1, "not overwritten");
+    assert_eq!(owner_uid(&live[0]), old_obj.metadata.uid);
+
+    // Asked for explicitly: relabelled to the new owner at the current
+    // version, with an event.
+    merge_patch(
+        &ns,
+        "new",
+        json!({"metadata": {"annotations": {"maestro.hyperfleet.io/adopt": "true"}}}),
+    )
+    .await;
     let obj = wait_status(&ns, "new", "ready on the adopted work", |s| {
         s.is_ready() && s.bundle_version == Some(2)
     })
@@ -468,6 +495,7 @@ async fn an_orphaned_work_is_adopted_by_a_new_object_claiming_it() {
     assert_eq!(owner_uid(&live[0]), obj.metadata.uid);
     ns.wait_configmap("cm", "updated", |cm| cm_value(cm).as_deref() == Some("new"))
         .await;
+    assert!(events(&ns, "new").await.contains("Adopted"));
     ns.cleanup().await;
 }
 

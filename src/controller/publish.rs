@@ -3,17 +3,16 @@
 
 use std::time::Instant;
 
-use kube::ResourceExt;
-use kube::api::Api;
 use kube::runtime::events::EventType;
 use tracing::{debug, info};
 
+use super::crd::ADOPT_ANNOTATION;
 use super::crd::MaestroApply;
 use super::poller::View;
 use super::reconcile::event;
 use super::status::Outcome;
-use super::target::{Owner, Target, bundle_owner, bundle_spec_hash};
-use super::{Context, Error, Result};
+use super::target::{Holder, Target, bundle_spec_hash};
+use super::{Context, Error};
 use crate::maestro::work_client::spec_hash_of_work;
 use crate::manifestwork::{ManifestWork, validate_work};
 
@@ -40,33 +39,25 @@ pub(super) async fn sync_work(
         );
     }
     let desired_hash = spec_hash_of_work(desired);
-    let mut adopt_from = None;
+    let adopt = obj.adopt_requested();
     if let Some(bundle) = &view.bundle {
-        match bundle_owner(bundle) {
-            Some(owner) if owner.uid != target.owner.uid => match owner_exists(ctx, &owner).await {
-                Ok(true) => {
-                    return (
-                        Outcome::Claimed {
-                            owner: owner.to_string(),
-                        },
-                        None,
-                    );
-                }
-                // Its owner is gone (orphaned, or deleted while the
-                // operator was not running): adopt it.
-                Ok(false) => adopt_from = Some(owner.uid),
-                Err(e) => return failed(e),
-            },
-            _ => {}
+        let holder = Holder::of(bundle, &target.owner);
+        if holder != Holder::Us && !adopt {
+            return (
+                Outcome::Claimed {
+                    owner: holder.to_string(),
+                },
+                None,
+            );
         }
         if bundle.is_deleting() {
             return (Outcome::WaitingForOldBundle, None);
         }
-        if adopt_from.is_none() && bundle_spec_hash(bundle) == Some(desired_hash.as_str()) {
+        if holder == Holder::Us && bundle_spec_hash(bundle) == Some(desired_hash.as_str()) {
             return (Outcome::InSync, None);
         }
     }
-    match publish(ctx, target, desired, &desired_hash, adopt_from.as_deref()).await {
+    match publish(ctx, target, desired, &desired_hash, adopt).await {
         Ok(Published::Created) => {
             event(
                 ctx,
@@ -91,6 +82,21 @@ pub(super) async fn sync_work(
                 "Publish",
                 format!(
                     "updated ManifestWork {} on consumer {} from bundle version {from_version}",
+                    target.work, target.consumer
+                ),
+            )
+            .await;
+            (Outcome::Published, None)
+        }
+        Ok(Published::Adopted { from, from_version }) => {
+            event(
+                ctx,
+                obj,
+                EventType::Normal,
+                "Adopted",
+                "Publish",
+                format!(
+                    "took over ManifestWork {} on consumer {} from {from} at bundle version {from_version} ({ADOPT_ANNOTATION})",
                     target.work, target.consumer
                 ),
             )
@@ -128,33 +134,16 @@ fn failed(error: Error) -> (Outcome, Option<Error>) {
     )
 }
 
-/// Whether the object named by a bundle's owner labels still exists (with
-/// the same uid: a re-created namesake is another object).
-async fn owner_exists(ctx: &Context, owner: &Owner) -> Result<bool> {
-    if owner.namespace.is_empty() || owner.name.is_empty() {
-        return Ok(true);
-    }
-    let api: Api<MaestroApply> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    match api.get_opt(&owner.name).await {
-        Ok(found) => Ok(found.is_some_and(|o| o.uid().as_deref() == Some(owner.uid.as_str()))),
-        // An operator limited to its own namespace may not read the owner.
-        // What it cannot see it must not take over: count the owner as
-        // present, so the object reports the claim instead of an RBAC error.
-        Err(e) if is_forbidden(&e) => {
-            debug!(owner = %owner, "cannot read the bundle's owner; treating it as present");
-            Ok(true)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn is_forbidden(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 403)
-}
-
 enum Published {
     Created,
-    Updated { from_version: i64 },
+    Updated {
+        from_version: i64,
+    },
+    /// Relabelled from another holder, at its version.
+    Adopted {
+        from: String,
+        from_version: i64,
+    },
     Unchanged,
     Deleting,
     Claimed(String),
@@ -162,15 +151,17 @@ enum Published {
 
 /// Publishes `desired` after a fresh read: create when Maestro has
 /// nothing, update at the version read when it differs, nothing when it
-/// matches; never over a bundle another owner holds (unless adopting from
-/// `adopt_from`, an owner known to be gone). One conflict (a concurrent
-/// create, a stale version) is retried with a new read.
+/// matches; never over a bundle another holder has, unless `adopt`, when
+/// the update relabels it to this object at the version read (so a
+/// concurrent change by the holder makes it fail, not vanish). One
+/// conflict (a concurrent create, a stale version) is retried with a new
+/// read.
 async fn publish(
     ctx: &Context,
     target: &Target,
     desired: &ManifestWork,
     desired_hash: &str,
-    adopt_from: Option<&str>,
+    adopt: bool,
 ) -> crate::Result<Published> {
     ctx.limiter.acquire().await;
     let client = ctx.maestro.get();
@@ -193,32 +184,27 @@ async fn publish(
             }
             Some(bundle) if bundle.is_deleting() => Ok(Published::Deleting),
             Some(bundle) => {
-                match bundle_owner(&bundle) {
-                    Some(o) if o.uid == target.owner.uid || Some(o.uid.as_str()) == adopt_from => {}
-                    Some(o) => {
-                        outcome = Ok(Published::Claimed(o.to_string()));
-                        break;
-                    }
-                    None => {
-                        outcome = Ok(Published::Claimed(
-                            "another client of this source ID (the bundle carries no owner label)"
-                                .into(),
-                        ));
-                        break;
-                    }
+                let holder = Holder::of(&bundle, &target.owner);
+                if holder != Holder::Us && !adopt {
+                    outcome = Ok(Published::Claimed(holder.to_string()));
+                    break;
                 }
-                if bundle_spec_hash(&bundle) == Some(desired_hash) {
+                if holder == Holder::Us && bundle_spec_hash(&bundle) == Some(desired_hash) {
                     ctx.poller
                         .record(&target.consumer, target.resource_id, Some(bundle));
                     outcome = Ok(Published::Unchanged);
                     break;
                 }
-                action = "update";
                 let from_version = bundle.version;
-                client
-                    .update(desired, from_version)
-                    .await
-                    .map(|()| Published::Updated { from_version })
+                let written = client.update(desired, from_version).await;
+                if holder == Holder::Us {
+                    action = "update";
+                    written.map(|()| Published::Updated { from_version })
+                } else {
+                    action = "adopt";
+                    let from = holder.to_string();
+                    written.map(|()| Published::Adopted { from, from_version })
+                }
             }
         };
         match result {
@@ -231,8 +217,14 @@ async fn publish(
             }
         }
     }
-    let published = matches!(outcome, Ok(Published::Created | Published::Updated { .. }));
-    if published || outcome.is_err() {
+    let published = matches!(
+        outcome,
+        Ok(Published::Created | Published::Updated { .. } | Published::Adopted { .. })
+    );
+    // A fenced write sent nothing: not a Maestro failure, and this replica
+    // is about to step down anyway.
+    let fenced = matches!(outcome, Err(crate::Error::Fenced(_)));
+    if published || (outcome.is_err() && !fenced) {
         ctx.metrics.publish_finished(
             action,
             started.elapsed(),
@@ -250,23 +242,4 @@ async fn publish(
         }
     }
     outcome
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kube::core::Status;
-
-    fn api_error(code: u16) -> kube::Error {
-        let mut status = Status::failure("denied", "Forbidden");
-        status.code = code;
-        kube::Error::Api(status.boxed())
-    }
-
-    #[test]
-    fn only_a_403_counts_as_not_allowed_to_read_the_owner() {
-        assert!(is_forbidden(&api_error(403)));
-        assert!(!is_forbidden(&api_error(404)));
-        assert!(!is_forbidden(&api_error(500)));
-    }
 }

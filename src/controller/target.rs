@@ -104,6 +104,42 @@ impl Target {
     }
 }
 
+/// Who holds a bundle, as seen by the object `us`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// Labelled with our object's uid.
+    Us,
+    /// Labelled with another object's uid, whether or not that object
+    /// still exists: a uid is never reused, and only an explicit adoption
+    /// moves a bundle to another owner.
+    Object(Owner),
+    /// Written under this source ID by a client that sets no owner labels.
+    Unlabelled,
+}
+
+impl Holder {
+    pub fn of(bundle: &ResourceBundle, us: &Owner) -> Holder {
+        match bundle_owner(bundle) {
+            Some(owner) if owner.uid == us.uid => Holder::Us,
+            Some(owner) => Holder::Object(owner),
+            None => Holder::Unlabelled,
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Us => write!(f, "this object"),
+            Holder::Object(o) => write!(f, "MaestroApply {o} (uid {})", o.uid),
+            Holder::Unlabelled => write!(
+                f,
+                "another client of this source ID (the bundle carries no owner labels)"
+            ),
+        }
+    }
+}
+
 /// Who a bundle says owns it, from the labels and annotation we set.
 /// `None` for a bundle the operator did not publish.
 pub fn bundle_owner(bundle: &ResourceBundle) -> Option<Owner> {
