@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, KubeSchema};
+use kube::{CustomResource, KubeSchema, ResourceExt};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,6 +27,10 @@ pub const API_VERSION: &str = "maestro.hyperfleet.io/v1alpha1";
 /// reconcile and status refresh; acknowledged in
 /// `status.lastHandledReconcileAt`.
 pub const RECONCILE_REQUESTED_AT_ANNOTATION: &str = "maestro.hyperfleet.io/reconcile-requested-at";
+
+/// `"true"` lets this object take over a ManifestWork that Maestro holds
+/// for another owner (admission requires verb `adopt` on the consumer).
+pub const ADOPT_ANNOTATION: &str = "maestro.hyperfleet.io/adopt";
 
 /// Go `time.ParseDuration` syntax, limited to the units that make sense
 /// here. Kept in step with [`parse_duration`].
@@ -333,6 +337,13 @@ impl MaestroApply {
             .unwrap_or_default()
     }
 
+    /// Whether the object asks to take over a work another owner holds.
+    pub fn adopt_requested(&self) -> bool {
+        self.annotations()
+            .get(ADOPT_ANNOTATION)
+            .is_some_and(|v| v == "true")
+    }
+
     /// The `reconcile-requested-at` annotation, when set.
     pub fn requested_at(&self) -> Option<&str> {
         self.metadata
@@ -358,6 +369,56 @@ pub struct Intervals {
     pub poll: Duration,
     pub resync: Duration,
     pub timeout: Duration,
+}
+
+/// The operator's lower bounds on an object's intervals
+/// (`--min-poll-interval`, `--min-interval`): on a shared operator one
+/// tenant's spec must not set the pace of Maestro reads for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Floors {
+    pub poll: Duration,
+    pub resync: Duration,
+}
+
+impl Default for Floors {
+    fn default() -> Self {
+        Floors {
+            poll: Duration::from_secs(5),
+            resync: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Intervals {
+    /// Raises the intervals below `floors` to them; says what was raised,
+    /// one sentence per field.
+    pub fn raise_to(&mut self, floors: Floors) -> Vec<String> {
+        let mut raised = Vec::new();
+        for (field, flag, value, floor) in [
+            (
+                "pollInterval",
+                "--min-poll-interval",
+                &mut self.poll,
+                floors.poll,
+            ),
+            (
+                "interval",
+                "--min-interval",
+                &mut self.resync,
+                floors.resync,
+            ),
+        ] {
+            if *value < floor {
+                raised.push(format!(
+                    "spec.{field} {} is below the operator's minimum ({flag}); using {}",
+                    kube::core::Duration::from(*value),
+                    kube::core::Duration::from(floor),
+                ));
+                *value = floor;
+            }
+        }
+        raised
+    }
 }
 
 impl MaestroApplySpec {

@@ -124,9 +124,10 @@ impl MaestroHandle {
         }
     }
 
-    /// Rebuilds the client from `config`, reading the TLS files again.
+    /// Rebuilds the client from `config`, reading the TLS files again. The
+    /// write fence carries over: a reload must not reopen it.
     pub fn reload(&self, config: &MaestroConfig) -> crate::Result<()> {
-        let fresh = WorkClient::new(config)?;
+        let fresh = WorkClient::new(config)?.with_fence(self.get().fence().clone());
         match self.client.write() {
             Ok(mut c) => *c = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
@@ -169,6 +170,8 @@ pub struct Settings {
     /// How long a reconcile waits for the consumer's first (or a forced)
     /// status read before reporting with what it has.
     pub sync_wait: Duration,
+    /// Lower bounds on the objects' intervals.
+    pub floors: crd::Floors,
 }
 
 impl Default for Settings {
@@ -177,6 +180,7 @@ impl Default for Settings {
             min_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(300),
             sync_wait: Duration::from_secs(30),
+            floors: crd::Floors::default(),
         }
     }
 }

@@ -30,9 +30,6 @@ use crate::names::{ConsumerName, ResourceId};
 /// The page size of status lists, as the Go client uses.
 pub const DEFAULT_PAGE_SIZE: u32 = 400;
 
-/// No consumer is polled more often than this, whatever objects ask for.
-const MIN_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Whether an object still exists (in the operator's cache), so the
 /// interest of one that vanished without a final reconcile (finalizer
 /// removed by hand, moved out of this shard) is dropped.
@@ -162,6 +159,10 @@ impl Consumer {
 struct Inner {
     fetch: PageFetcher,
     page_size: u32,
+    /// No consumer is polled more often than this, whatever objects ask
+    /// for, and forced refreshes (`reconcile-requested-at`) included: on a
+    /// shared operator no tenant sets the pace of Maestro reads.
+    min_interval: Duration,
     metrics: Arc<Metrics>,
     triggers: mpsc::UnboundedSender<ObjectRef<MaestroApply>>,
     consumers: Mutex<HashMap<ConsumerName, Arc<Consumer>>>,
@@ -180,6 +181,7 @@ impl Poller {
     pub fn new(
         fetch: PageFetcher,
         page_size: u32,
+        min_interval: Duration,
         metrics: Arc<Metrics>,
     ) -> (Poller, mpsc::UnboundedReceiver<ObjectRef<MaestroApply>>) {
         let (triggers, rx) = mpsc::unbounded_channel();
@@ -187,6 +189,7 @@ impl Poller {
             inner: Arc::new(Inner {
                 fetch,
                 page_size: page_size.max(1),
+                min_interval,
                 metrics,
                 triggers,
                 consumers: Mutex::new(HashMap::new()),
@@ -217,7 +220,7 @@ impl Poller {
         resource_id: ResourceId,
         interval: Duration,
     ) {
-        let interval = interval.max(MIN_INTERVAL);
+        let interval = interval.max(self.inner.min_interval);
         let mut consumers = self.consumers();
         let entry = consumers.entry(consumer.clone()).or_insert_with(|| {
             let c = Arc::new(Consumer {
@@ -275,8 +278,9 @@ impl Poller {
         .await;
     }
 
-    /// Polls the consumer now (sharing the poll with any other refresh
-    /// asked for meanwhile) and waits for it, at most `timeout`.
+    /// Polls the consumer now, or once the minimum interval since the last
+    /// poll has passed (sharing the poll with any other refresh asked for
+    /// meanwhile), and waits for it, at most `timeout`.
     pub async fn refresh(&self, consumer: &ConsumerName, timeout: Duration) {
         let Some(c) = self.consumer(consumer) else {
             return;
@@ -389,7 +393,8 @@ async fn run_consumer(inner: Weak<Inner>, consumer: Arc<Consumer>) {
                 return;
             };
             match (state.refresh_wanted, state.last_started) {
-                (Some(_), _) | (_, None) => now,
+                (_, None) => now,
+                (Some(_), Some(last)) => now.max(last + strong.min_interval),
                 (None, Some(last)) => last + interval,
             }
         };

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -125,11 +126,12 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
     let key = ObjectRef::from_obj(&*obj);
     let source = ctx.maestro.get().source().clone();
     let prev = obj.status.as_ref();
-    let (target, intervals) = match (Target::of(&obj, &source), obj.spec.intervals()) {
+    let (target, mut intervals) = match (Target::of(&obj, &source), obj.spec.intervals()) {
         (Ok(t), Ok(i)) => (t, i),
         (Err(e), _) => return invalid(&obj, api, ctx, e.to_string()).await,
         (_, Err(e)) => return invalid(&obj, api, ctx, e).await,
     };
+    let raised = intervals.raise_to(ctx.settings.floors);
 
     let ready_before = prev.is_some_and(MaestroApplyStatus::is_ready);
     let wanted = if ready_before {
@@ -178,6 +180,18 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
             now: now(),
         },
     );
+    let mut status = status;
+    if note_raised_intervals(&mut status, prev, &raised) {
+        event(
+            ctx,
+            &obj,
+            EventType::Warning,
+            REASON_INTERVALS_RAISED,
+            "Reconcile",
+            raised.join("; "),
+        )
+        .await;
+    }
     announce(&obj, ctx, prev, &status).await;
     write_status(&obj, api, ctx, status.clone()).await?;
     ctx.metrics.set_phase(&key, status.phase);
@@ -194,7 +208,7 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
     }
     // The poller wakes the object when its bundle changes, so waiting on
     // pollInterval here would only re-read the cache. Come back for the
-    // resync, the timeout, or (claimed) to see whether the owner left.
+    // resync, the timeout, or (claimed) to see whether the holder let go.
     let next = match &outcome {
         _ if ready => intervals.resync,
         Outcome::Claimed { .. } => intervals.poll,
@@ -206,6 +220,40 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
         Some(e) => Err(e),
         None => Ok(Action::requeue(next)),
     }
+}
+
+/// The condition that says the operator raised the spec's intervals.
+pub const CONDITION_INTERVALS_RAISED: &str = "IntervalsRaised";
+const REASON_INTERVALS_RAISED: &str = "BelowOperatorMinimum";
+
+/// Sets (or removes) the condition that says which intervals were raised
+/// to the operator's floors. True when the news is new, so the Warning
+/// event goes out once, not on every reconcile.
+fn note_raised_intervals(
+    status: &mut MaestroApplyStatus,
+    prev: Option<&MaestroApplyStatus>,
+    raised: &[String],
+) -> bool {
+    status
+        .conditions
+        .retain(|c| c.type_ != CONDITION_INTERVALS_RAISED);
+    if raised.is_empty() {
+        return false;
+    }
+    let message = raised.join("; ");
+    let before = prev.and_then(|p| p.condition(CONDITION_INTERVALS_RAISED));
+    let unchanged = before.is_some_and(|c| c.message == message);
+    status.conditions.push(Condition {
+        type_: CONDITION_INTERVALS_RAISED.into(),
+        status: "True".into(),
+        reason: REASON_INTERVALS_RAISED.into(),
+        message,
+        observed_generation: status.observed_generation,
+        last_transition_time: before
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| Time(now())),
+    });
+    !unchanged
 }
 
 /// Reports a spec the operator cannot act on; only a change can fix it.
@@ -258,6 +306,9 @@ pub(super) async fn write_status(
     if obj.status.as_ref() == Some(&status) {
         return Ok(());
     }
+    // A replica whose leader lease ended must not overwrite what the new
+    // leader writes (both patch as the same, forcing, field manager).
+    ctx.maestro.get().fence().check()?;
     let patch = json!({
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -356,6 +407,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn raised_intervals_are_a_condition_announced_once_and_removed_when_gone() {
+        let raised = vec!["spec.pollInterval 1s is below the operator's minimum".to_string()];
+        let mut first = MaestroApplyStatus::default();
+        assert!(note_raised_intervals(&mut first, None, &raised), "new");
+        let c = first.condition(CONDITION_INTERVALS_RAISED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", REASON_INTERVALS_RAISED)
+        );
+
+        let mut again = MaestroApplyStatus::default();
+        assert!(
+            !note_raised_intervals(&mut again, Some(&first), &raised),
+            "not new"
+        );
+        assert_eq!(
+            again
+                .condition(CONDITION_INTERVALS_RAISED)
+                .unwrap()
+                .last_transition_time,
+            c.last_transition_time
+        );
+
+        let mut fixed = again.clone();
+        assert!(!note_raised_intervals(&mut fixed, Some(&again), &[]));
+        assert!(fixed.condition(CONDITION_INTERVALS_RAISED).is_none());
     }
 
     #[test]

@@ -184,3 +184,39 @@ fn status_round_trips_with_its_wire_names() {
         1
     );
 }
+
+#[test]
+fn intervals_below_the_operator_floors_are_raised_and_named() {
+    use super::{Floors, Intervals};
+    use std::time::Duration;
+    let mut intervals = Intervals {
+        poll: Duration::from_secs(1),
+        resync: Duration::from_secs(10),
+        timeout: Duration::from_secs(1),
+    };
+    let raised = intervals.raise_to(Floors::default());
+    assert_eq!(intervals.poll, Duration::from_secs(5));
+    assert_eq!(intervals.resync, Duration::from_secs(60));
+    assert_eq!(
+        intervals.timeout,
+        Duration::from_secs(1),
+        "not a rate: left alone"
+    );
+    assert_eq!(raised.len(), 2, "{raised:?}");
+    assert!(
+        raised[0].contains("spec.pollInterval 1s")
+            && raised[0].contains("--min-poll-interval")
+            && raised[0].contains("using 5s"),
+        "{}",
+        raised[0]
+    );
+    assert!(
+        raised[1].contains("spec.interval 10s") && raised[1].contains("using 60s"),
+        "{}",
+        raised[1]
+    );
+    assert!(
+        intervals.raise_to(Floors::default()).is_empty(),
+        "at the floor: nothing to say"
+    );
+}

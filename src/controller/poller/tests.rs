@@ -94,7 +94,12 @@ fn poller(
     Arc<Metrics>,
 ) {
     let metrics = Arc::new(Metrics::new());
-    let (p, rx) = Poller::new(fetcher(fake.clone()), page_size, metrics.clone());
+    let (p, rx) = Poller::new(
+        fetcher(fake.clone()),
+        page_size,
+        Duration::from_secs(1),
+        metrics.clone(),
+    );
     (p, rx, metrics)
 }
 
@@ -247,6 +252,36 @@ async fn concurrent_refreshes_share_one_poll() {
     futures::future::join_all(refreshes).await;
     assert_eq!(fake.requests(), 2, "50 forced refreshes, one poll");
     assert_eq!(p.view(&key(0), &west, &a).bundle.unwrap().version, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_of_forced_refreshes_costs_one_poll_per_minimum_interval() {
+    let fake = Arc::new(Fake::default());
+    let a = fake.put("west", "a", 1);
+    let metrics = Arc::new(Metrics::new());
+    let (p, _rx) = Poller::new(fetcher(fake.clone()), 10, Duration::from_secs(5), metrics);
+    let west = consumer("west");
+    p.register(&key(0), &west, a, Duration::from_secs(1800));
+    p.wait_polled(&west, TEN_S).await;
+    assert_eq!(fake.requests(), 1);
+    // A refresh asked for every 100 ms for 20 s (a tenant pulsing
+    // reconcile-requested-at): one poll per 5 s, not one per request.
+    let started = tokio::time::Instant::now();
+    let mut refreshes = Vec::new();
+    for _ in 0..200 {
+        let p = p.clone();
+        let west = west.clone();
+        refreshes.push(tokio::spawn(async move { p.refresh(&west, TEN_S).await }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    futures::future::join_all(refreshes).await;
+    let polls = fake.requests() - 1;
+    let elapsed = started.elapsed().as_secs();
+    assert!(
+        polls <= elapsed / 5 + 1,
+        "{polls} polls in {elapsed} s of forced refreshes"
+    );
+    assert!(polls >= 4, "refreshes still poll: {polls}");
 }
 
 #[tokio::test(start_paused = true)]
