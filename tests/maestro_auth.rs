@@ -339,7 +339,9 @@ async fn plaintext_to_a_tls_port_fails_without_hanging() {
     let mut config = config(Server::Token, &granted_source());
     config.grpc_endpoint.set_scheme("http").unwrap();
     config.tls = TlsFiles::default();
-    config.token_file = Some(token("hyperfleet-adapter.token"));
+    // Reads from the plaintext instance (same database): the publish is
+    // what goes in plaintext to the TLS port.
+    config.http_endpoint = env("MAESTRO_HTTP_ENDPOINT").parse().unwrap();
     let client = WorkClient::new(&config).unwrap();
     let started = std::time::Instant::now();
     let err = publish(&client, &unique("plain")).await.unwrap_err();

@@ -25,6 +25,9 @@ pub struct MaestroConfig {
     pub tls: TlsFiles,
     /// A file holding a bearer token, sent as `authorization: Bearer <token>`.
     pub token_file: Option<PathBuf>,
+    /// Send the token over plaintext connections too (a service mesh or a
+    /// loopback tunnel may protect them); refused by default.
+    pub allow_insecure_token: bool,
     /// Per-request timeout for REST calls and gRPC publishes.
     pub request_timeout: Duration,
     /// How long to wait for a connection to be established.
@@ -50,6 +53,7 @@ impl MaestroConfig {
             source_id,
             tls: TlsFiles::default(),
             token_file: None,
+            allow_insecure_token: false,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
         })
@@ -84,6 +88,21 @@ impl MaestroConfig {
             }
         }
         Ok(())
+    }
+
+    /// Refuses a configuration that would send the bearer token over a
+    /// plaintext connection to `endpoint` (the `what` endpoint), unless
+    /// [`MaestroConfig::allow_insecure_token`]: anyone on the path could
+    /// replay it against Maestro.
+    pub fn check_token_transport(&self, what: &str, endpoint: &Url, tls: bool) -> Result<()> {
+        if self.token_file.is_none() || tls || self.allow_insecure_token {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "refusing to send the bearer token (--token-file) over plaintext to the {what} \
+             endpoint {endpoint}: use https://, or pass --allow-insecure-token when the \
+             connection is protected otherwise (a service mesh, a local tunnel)"
+        )))
     }
 
     /// Reads the bearer token, if one is configured. Called per request so
@@ -177,6 +196,24 @@ mod tests {
         c.token_file = Some("/nonexistent/token".into());
         let err = c.check().unwrap_err().to_string();
         assert!(err.contains("/nonexistent/token"), "{err}");
+    }
+
+    #[test]
+    fn a_token_over_plaintext_is_refused_unless_allowed() {
+        let mut c = MaestroConfig::new("x:1", "http://x:2", source()).unwrap();
+        let plain = c.http_endpoint.clone();
+        assert!(
+            c.check_token_transport("REST", &plain, false).is_ok(),
+            "no token"
+        );
+        c.token_file = Some("/t".into());
+        let err = c.check_token_transport("REST", &plain, false).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("REST endpoint http://x:2/"), "{text}");
+        assert!(text.contains("--allow-insecure-token"), "{text}");
+        assert!(c.check_token_transport("REST", &plain, true).is_ok(), "TLS");
+        c.allow_insecure_token = true;
+        assert!(c.check_token_transport("REST", &plain, false).is_ok());
     }
 
     #[test]

@@ -82,7 +82,9 @@ impl GrpcSourceClient {
             .keep_alive_while_idle(false)
             .tcp_nodelay(true);
 
-        if config.grpc_endpoint.scheme() == "https" || config.tls.ca_file.is_some() {
+        let tls = config.grpc_endpoint.scheme() == "https" || config.tls.ca_file.is_some();
+        config.check_token_transport("gRPC", &config.grpc_endpoint, tls)?;
+        if tls {
             endpoint = endpoint
                 .tls_config(tls_config(config)?)
                 .map_err(|e| Error::Config(format!("gRPC TLS for {url}: {e}")))?;

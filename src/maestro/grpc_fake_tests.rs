@@ -256,6 +256,8 @@ async fn the_token_file_is_sent_as_a_bearer_token_and_re_read() {
     std::fs::write(&token, "first\n").unwrap();
     let mut config = config(&endpoint);
     config.token_file = Some(token.clone());
+    // The fake serves plaintext; real deployments use TLS.
+    config.allow_insecure_token = true;
     let client = GrpcSourceClient::new(&config).unwrap();
 
     client.publish(heartbeat()).await.unwrap();

@@ -9,7 +9,8 @@
 #   maestro-mtls    --grpc-authn-type=mtls: the client certificate's CN is the
 #                   user and its O the groups (--grpc-client-ca-file)
 #   maestro-token   --grpc-authn-type=token: `authorization: Bearer <token>`,
-#                   checked with a TokenReview
+#                   checked with a TokenReview; REST over HTTPS too, since the
+#                   clients never send a token over plaintext
 # Both authorize every Publish and Subscribe with a SubjectAccessReview
 # against the stack's kube-apiserver: verb pub or sub on the non-resource URL
 # /sources/<source ID> (maestro cmd/maestro/server/grpc_server.go and
@@ -231,6 +232,9 @@ _secure_start() {
     port_open "$STACK_HOST" "$port" && die secure "$STACK_HOST:$port ($name) is already taken by a process this stack did not start"
   done
   [[ $authn == mtls ]] && extra+=("--grpc-client-ca-file=$PKI/ca.crt")
+  # A bearer token must not cross plaintext: the token instance serves its
+  # REST API over HTTPS too (the clients refuse http:// with a token).
+  [[ $authn == token ]] && extra+=(--enable-https "--https-cert-file=$PKI/server.crt" "--https-key-file=$PKI/server.key")
   log secure "starting $name (--grpc-authn-type=$authn, gRPC on $STACK_HOST:$grpc; log: $(proc_logfile "$name"))"
   MAESTRO_ENV=development proc_start "$name" "$MAESTRO_BIN" server \
     --server-hostname="$STACK_HOST" \
@@ -329,7 +333,7 @@ secure_env() {
   printf 'export MAESTRO_MTLS_GRPC_ENDPOINT=%q\n' "https://$STACK_HOST:$MAESTRO_MTLS_GRPC_PORT"
   printf 'export MAESTRO_MTLS_HTTP_ENDPOINT=%q\n' "http://$STACK_HOST:$MAESTRO_MTLS_HTTP_PORT"
   printf 'export MAESTRO_TOKEN_GRPC_ENDPOINT=%q\n' "https://$STACK_HOST:$MAESTRO_TOKEN_GRPC_PORT"
-  printf 'export MAESTRO_TOKEN_HTTP_ENDPOINT=%q\n' "http://$STACK_HOST:$MAESTRO_TOKEN_HTTP_PORT"
+  printf 'export MAESTRO_TOKEN_HTTP_ENDPOINT=%q\n' "https://$STACK_HOST:$MAESTRO_TOKEN_HTTP_PORT"
 }
 
 component_main secure "$@"

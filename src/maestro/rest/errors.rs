@@ -141,8 +141,9 @@ pub(super) fn from_transport(attempt: &Attempt<'_>, e: &reqwest::Error) -> Error
     if let Some(tls) = certificate_problem(e) {
         // Retrying cannot fix trust or identity; the files need changing.
         return Error::Config(format!(
-            "TLS with Maestro at {endpoint} failed ({method} {path}): {tls}; check the CA \
-             file and the client certificate and key ({cause})"
+            "TLS with Maestro at {endpoint} failed ({method} {path}): {tls}; check \
+             --ca-file (the CA that signed the server's certificate) and, for mutual TLS, \
+             --cert-file and --key-file"
         ));
     }
     if e.is_builder() {

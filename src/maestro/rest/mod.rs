@@ -81,6 +81,7 @@ impl RestClient {
                 "HTTP endpoint {base} cannot have API paths appended"
             )));
         }
+        config.check_token_transport("REST", &base, base.scheme() == "https")?;
         let tls = &config.tls;
         if base.scheme() == "http"
             && (tls.ca_file.is_some() || tls.cert_file.is_some() || tls.key_file.is_some())
@@ -336,6 +337,8 @@ mod tests {
         std::fs::write(&token, "first-token\n").unwrap();
         let mut cfg = config(&server.url());
         cfg.token_file = Some(token.clone());
+        // The fake serves plaintext; real deployments use TLS.
+        cfg.allow_insecure_token = true;
         let c = RestClient::new(&cfg).unwrap();
         c.get_consumer("c1").await.unwrap();
         std::fs::write(&token, "second-token").unwrap();
@@ -361,6 +364,8 @@ mod tests {
         let server = FakeServer::start(|_: &Recorded| Reply::json(200, CONSUMER)).await;
         let mut cfg = config(&server.url());
         cfg.token_file = Some("/nonexistent/token".into());
+        // The fake serves plaintext; real deployments use TLS.
+        cfg.allow_insecure_token = true;
         let e = RestClient::new(&cfg)
             .unwrap()
             .get_consumer("c1")
