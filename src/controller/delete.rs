@@ -10,11 +10,58 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 
+use tracing::{info, warn};
+
 use super::crd::{DeletionPolicy, MaestroApply, Phase};
+use super::poller::View;
 use super::reconcile::{event, now, write_status};
 use super::status::{self, Input, Outcome};
 use super::target::{Target, bundle_owner};
 use super::{Context, Error, Result};
+use crate::maestro::rest::ResourceBundle;
+use crate::maestro::work_client::{DeleteOutcome, Refusal};
+
+/// What deletion does next, from what is known of the bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeleteStep {
+    /// A direct read found no bundle: the finalizer may go.
+    Gone,
+    /// The bundle carries another owner's uid (or none): it is not ours to
+    /// delete, so the finalizer goes and the bundle stays.
+    NotOurs,
+    /// The poller's cache has no bundle, which is not proof: it is built
+    /// from an offset-paged list, where rows deleted between two pages
+    /// shift others past a page boundary. Read the bundle directly.
+    Confirm,
+    /// Maestro cannot be read: wait.
+    Unreadable,
+    /// Ours and being deleted: wait for the agent's confirmation.
+    AwaitAgent,
+    /// Ours: ask Maestro to delete it.
+    Request,
+}
+
+/// The next step. `direct` is a direct read of the bundle when one was
+/// made (`Some(None)`: Maestro answered that it has none); it outranks the
+/// poller's `view`.
+fn decide_delete(view: &View, direct: Option<Option<&ResourceBundle>>, uid: &str) -> DeleteStep {
+    let bundle = match direct {
+        Some(read) => read,
+        None => view.bundle.as_deref(),
+    };
+    match bundle {
+        None if direct.is_some() => DeleteStep::Gone,
+        None if view.synced && view.error.is_none() => DeleteStep::Confirm,
+        None => DeleteStep::Unreadable,
+        Some(b) if !owned_by(b, uid) => DeleteStep::NotOurs,
+        Some(b) if b.is_deleting() => DeleteStep::AwaitAgent,
+        Some(_) => DeleteStep::Request,
+    }
+}
+
+fn owned_by(bundle: &ResourceBundle, uid: &str) -> bool {
+    bundle_owner(bundle).is_some_and(|o| o.uid == uid)
+}
 
 /// Deletion. `None` when the finalizer may go, else when to look again.
 pub(super) async fn cleanup(
@@ -57,30 +104,55 @@ pub(super) async fn cleanup(
         .wait_polled(&target.consumer, ctx.settings.sync_wait)
         .await;
     let view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
-    let ours = |b: &crate::maestro::rest::ResourceBundle| {
-        bundle_owner(b).is_some_and(|o| o.uid == target.owner.uid)
-    };
-    let (message, error) = match &view.bundle {
-        None if view.synced && view.error.is_none() => {
-            return finished(ctx, obj, &key, &target).await.map(|()| None);
+    let uid = target.owner.uid.as_str();
+    let mut step = decide_delete(&view, None, uid);
+    let mut confirm_error = None;
+    if step == DeleteStep::Confirm {
+        match client.get_bundle(&target.consumer, &target.work).await {
+            Ok(read) => {
+                if let Some(bundle) = &read {
+                    info!(consumer = %target.consumer, work = %target.work,
+                          "the poller no longer lists the bundle but Maestro still has it");
+                    ctx.poller
+                        .record(&target.consumer, target.resource_id, Some(bundle.clone()));
+                }
+                step = decide_delete(&view, Some(read.as_ref()), uid);
+            }
+            Err(e) => confirm_error = Some(e),
         }
-        Some(b) if !ours(b) => {
+    }
+    let (message, error) = match step {
+        DeleteStep::Gone => {
+            return finished(ctx, obj, &key, &target, Finish::Gone)
+                .await
+                .map(|()| None);
+        }
+        DeleteStep::NotOurs => {
             // Never ours, or adopted by another object meanwhile.
-            return finished(ctx, obj, &key, &target).await.map(|()| None);
+            return finished(ctx, obj, &key, &target, Finish::NotOurs)
+                .await
+                .map(|()| None);
         }
-        None => (
+        DeleteStep::Confirm => match confirm_error {
+            Some(e) => (
+                format!("cannot confirm the deletion: {e}"),
+                Some(Error::Maestro(e)),
+            ),
+            None => ("cannot confirm the deletion yet".to_string(), None),
+        },
+        DeleteStep::Unreadable => (
             "cannot confirm the deletion while Maestro cannot be read".to_string(),
             None,
         ),
-        Some(b) if b.is_deleting() => (
+        DeleteStep::AwaitAgent => (
             format!(
                 "waiting for the agent on consumer {} to confirm the deletion of ManifestWork {}",
                 target.consumer, target.work
             ),
             None,
         ),
-        Some(_) => match delete(ctx, &target).await {
-            Ok(()) => {
+        DeleteStep::Request => match delete(ctx, &target).await {
+            Ok(DeleteOutcome::Deleting) => {
                 event(
                     ctx,
                     obj,
@@ -100,6 +172,18 @@ pub(super) async fn cleanup(
                     ),
                     None,
                 )
+            }
+            // The read just before the write decided: gone, or taken over
+            // by another owner since the poll.
+            Ok(DeleteOutcome::NotFound) => {
+                return finished(ctx, obj, &key, &target, Finish::Gone)
+                    .await
+                    .map(|()| None);
+            }
+            Ok(DeleteOutcome::Refused(_)) => {
+                return finished(ctx, obj, &key, &target, Finish::NotOurs)
+                    .await
+                    .map(|()| None);
             }
             Err(e) => (
                 format!("cannot request the deletion: {e}"),
@@ -131,22 +215,46 @@ pub(super) async fn cleanup(
     }
 }
 
-async fn delete(ctx: &Context, target: &Target) -> crate::Result<()> {
+/// Asks Maestro to delete the bundle if, read right before the write, it
+/// still carries our uid: the poll that showed it ours may be minutes old.
+async fn delete(ctx: &Context, target: &Target) -> crate::Result<DeleteOutcome> {
     ctx.limiter.acquire().await;
     let client = ctx.maestro.get();
     let started = Instant::now();
-    let result = client.delete(&target.consumer, &target.work).await;
+    let uid = target.owner.uid.as_str();
+    let result = client
+        .delete_if(&target.consumer, &target.work, |bundle| {
+            if owned_by(bundle, uid) {
+                Ok(())
+            } else {
+                Err(Refusal(format!(
+                    "the bundle's owner label is not this object's uid {uid}"
+                )))
+            }
+        })
+        .await;
     ctx.metrics.publish_finished(
         "delete",
         started.elapsed(),
         result.as_ref().err().map(crate::Error::reason),
     );
-    result?;
+    let outcome = result?;
+    if let DeleteOutcome::Refused(refusal) = &outcome {
+        warn!(consumer = %target.consumer, work = %target.work, %refusal,
+              "not deleting the bundle: it changed owner since the last poll");
+    }
     if let Ok(fresh) = client.get_bundle(&target.consumer, &target.work).await {
         ctx.poller
             .record(&target.consumer, target.resource_id, fresh);
     }
-    Ok(())
+    Ok(outcome)
+}
+
+/// Why the finalizer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    Gone,
+    NotOurs,
 }
 
 async fn finished(
@@ -154,6 +262,7 @@ async fn finished(
     obj: &MaestroApply,
     key: &ObjectRef<MaestroApply>,
     target: &Target,
+    why: Finish,
 ) -> Result<()> {
     ctx.poller.unregister(key, &target.consumer);
     ctx.metrics.set_phase(key, None);
@@ -163,11 +272,113 @@ async fn finished(
         EventType::Normal,
         "Deleted",
         "Delete",
-        format!(
-            "ManifestWork {} on consumer {} is gone from Maestro",
-            target.work, target.consumer
-        ),
+        match why {
+            Finish::Gone => format!(
+                "ManifestWork {} on consumer {} is gone from Maestro",
+                target.work, target.consumer
+            ),
+            Finish::NotOurs => format!(
+                "ManifestWork {} on consumer {} belongs to another owner; left in place",
+                target.work, target.consumer
+            ),
+        },
     )
     .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::controller::poller::PollError;
+    use crate::controller::target::OWNER_UID_LABEL;
+
+    const UID: &str = "6f1c1a52-8b8e-4a0e-9d3f-0c1d2e3f4a5b";
+
+    fn bundle(owner_uid: &str, deleting: bool) -> ResourceBundle {
+        let mut b = json!({
+            "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 2,
+            "metadata": {"name": "web", "labels": {OWNER_UID_LABEL: owner_uid}},
+        });
+        if deleting {
+            b["deleted_at"] = json!("2025-12-13T13:32:30Z");
+        }
+        serde_json::from_value(b).unwrap()
+    }
+
+    fn cached(bundle: Option<ResourceBundle>) -> View {
+        View {
+            bundle: bundle.map(Arc::new),
+            synced: true,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_bundle_missing_from_the_cache_is_read_directly_before_letting_go() {
+        assert_eq!(decide_delete(&cached(None), None, UID), DeleteStep::Confirm);
+        assert_eq!(
+            decide_delete(&cached(None), Some(None), UID),
+            DeleteStep::Gone
+        );
+    }
+
+    #[test]
+    fn a_direct_read_that_still_finds_our_bundle_keeps_the_finalizer() {
+        let ours = bundle(UID, false);
+        assert_eq!(
+            decide_delete(&cached(None), Some(Some(&ours)), UID),
+            DeleteStep::Request,
+            "the poller missed it: delete it again"
+        );
+        let deleting = bundle(UID, true);
+        assert_eq!(
+            decide_delete(&cached(None), Some(Some(&deleting)), UID),
+            DeleteStep::AwaitAgent
+        );
+    }
+
+    #[test]
+    fn a_bundle_of_another_owner_is_let_go_untouched() {
+        let theirs = bundle("another-uid", false);
+        assert_eq!(
+            decide_delete(&cached(Some(theirs.clone())), None, UID),
+            DeleteStep::NotOurs
+        );
+        assert_eq!(
+            decide_delete(&cached(None), Some(Some(&theirs)), UID),
+            DeleteStep::NotOurs
+        );
+    }
+
+    #[test]
+    fn an_unsynced_or_failing_cache_waits() {
+        let mut view = cached(None);
+        view.synced = false;
+        assert_eq!(decide_delete(&view, None, UID), DeleteStep::Unreadable);
+        let mut view = cached(None);
+        view.error = Some(PollError {
+            reason: "MaestroUnavailable",
+            message: "connection refused".into(),
+            since: Utc::now(),
+        });
+        assert_eq!(decide_delete(&view, None, UID), DeleteStep::Unreadable);
+    }
+
+    #[test]
+    fn our_bundle_in_the_cache_is_deleted_or_awaited() {
+        assert_eq!(
+            decide_delete(&cached(Some(bundle(UID, false))), None, UID),
+            DeleteStep::Request
+        );
+        assert_eq!(
+            decide_delete(&cached(Some(bundle(UID, true))), None, UID),
+            DeleteStep::AwaitAgent
+        );
+    }
 }

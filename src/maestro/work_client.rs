@@ -46,15 +46,24 @@ pub enum ApplyOutcome {
     },
 }
 
-/// What [`WorkClient::delete`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What [`WorkClient::delete`] and [`WorkClient::delete_if`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteOutcome {
     /// Maestro marked the bundle deleting; it disappears once the agent
     /// confirms.
     Deleting,
     /// There was nothing to delete.
     NotFound,
+    /// The caller's check refused the bundle as read just before the
+    /// write; nothing was sent.
+    Refused(Refusal),
 }
+
+/// Why a [`WorkClient::delete_if`] check left a bundle alone, e.g. "owned
+/// by another object".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
 
 /// One change seen by [`WorkClient::watch`].
 #[derive(Debug, Clone)]
@@ -217,11 +226,31 @@ impl WorkClient {
             .await
     }
 
-    /// Asks Maestro to delete the work. Idempotent.
+    /// Asks Maestro to delete the work, whoever wrote it. Idempotent.
     pub async fn delete(&self, consumer: &ConsumerName, name: &WorkName) -> Result<DeleteOutcome> {
+        self.delete_if(consumer, name, |_| Ok(())).await
+    }
+
+    /// Asks Maestro to delete the work if `check` accepts the bundle as read
+    /// right before the write, e.g. that it still belongs to the caller:
+    /// a decision taken on an older read (a cache, a list) may be stale, as
+    /// another owner may have taken the work over meanwhile. A refusal is
+    /// [`DeleteOutcome::Refused`], and nothing is sent. Idempotent.
+    pub async fn delete_if(
+        &self,
+        consumer: &ConsumerName,
+        name: &WorkName,
+        check: impl FnOnce(&ResourceBundle) -> std::result::Result<(), Refusal>,
+    ) -> Result<DeleteOutcome> {
         let Some(bundle) = self.get_bundle(consumer, name).await? else {
             return Ok(DeleteOutcome::NotFound);
         };
+        // Checked before the deleting case too: a caller that does not own
+        // the bundle must not take someone else's deletion for its own.
+        if let Err(refusal) = check(&bundle) {
+            debug!(%consumer, %name, %refusal, "delete refused by the caller's check");
+            return Ok(DeleteOutcome::Refused(refusal));
+        }
         if bundle.is_deleting() {
             return Ok(DeleteOutcome::Deleting);
         }
@@ -458,6 +487,10 @@ impl LabelFilter {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "work_client_fake_tests.rs"]
+mod fake_tests;
 
 #[cfg(test)]
 mod tests {
