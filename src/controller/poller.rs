@@ -167,7 +167,11 @@ struct Inner {
     triggers: mpsc::UnboundedSender<ObjectRef<MaestroApply>>,
     consumers: Mutex<HashMap<ConsumerName, Arc<Consumer>>>,
     liveness: Mutex<Option<Liveness>>,
+    on_recovery: Mutex<Option<Recovery>>,
 }
+
+/// Called when a consumer's polls work again after failing.
+pub type Recovery = Arc<dyn Fn() + Send + Sync>;
 
 /// The shared pollers; cheap to clone.
 #[derive(Clone)]
@@ -194,6 +198,7 @@ impl Poller {
                 triggers,
                 consumers: Mutex::new(HashMap::new()),
                 liveness: Mutex::new(None),
+                on_recovery: Mutex::new(None),
             }),
         };
         (poller, rx)
@@ -333,7 +338,7 @@ impl Poller {
         let Some(c) = self.consumer(consumer) else {
             return;
         };
-        let bundle = bundle.map(Arc::new);
+        let bundle = bundle.map(|b| Arc::new(status_only(b)));
         let mut state = c.state();
         match &bundle {
             Some(b) => state.bundles.insert(id, b.clone()),
@@ -353,10 +358,39 @@ impl Poller {
             .unwrap_or_else(|p| p.into_inner()) = Some(liveness);
     }
 
+    /// What to do when a consumer's polls work again after failures
+    /// (wake the objects waiting in backoff).
+    pub fn set_on_recovery(&self, hook: Recovery) {
+        *self
+            .inner
+            .on_recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Reconciles `key` now.
+    pub fn wake(&self, key: ObjectRef<MaestroApply>) {
+        let _ = self.inner.triggers.send(key);
+    }
+
     /// Consumers with a running poller.
     pub fn consumer_count(&self) -> usize {
         self.consumers().len()
     }
+}
+
+/// What the cache keeps of a bundle: everything status and publishing
+/// decisions read (metadata, version, deletion, the agent's report), not
+/// the manifests, which can be most of its size (Maestro's list would
+/// project fields with `fields=`, but that parameter crashes the handler
+/// at our pinned version). Each manifest leaves a `null` so its count,
+/// which the status message reports, stays right.
+fn status_only(mut bundle: ResourceBundle) -> ResourceBundle {
+    for manifest in &mut bundle.manifests {
+        *manifest = serde_json::Value::Null;
+    }
+    bundle.manifest_configs = Vec::new();
+    bundle
 }
 
 fn shortest_interval(state: &State) -> Option<Duration> {
@@ -426,11 +460,12 @@ async fn poll_once(inner: &Inner, consumer: &Consumer) {
         result.as_ref().err().map(|e| e.reason()),
     );
     let mut state = consumer.state();
+    let mut recovered = false;
     match result {
         Ok(bundles) => {
             let mut fresh: HashMap<ResourceId, Arc<ResourceBundle>> = bundles
                 .into_iter()
-                .filter_map(|b| b.resource_id().map(|id| (id, Arc::new(b))))
+                .filter_map(|b| b.resource_id().map(|id| (id, Arc::new(status_only(b)))))
                 .collect();
             for (id, (written, bundle)) in &state.local_writes {
                 if *written >= number {
@@ -445,6 +480,7 @@ async fn poll_once(inner: &Inner, consumer: &Consumer) {
                 .retain(|_, (written, _)| *written >= number);
             if let Some(e) = state.error.take() {
                 info!(consumer = %consumer.name, failing_since = %e.since, "status polls work again");
+                recovered = true;
             }
             debug!(consumer = %consumer.name, bundles = fresh.len(), pages, "polled");
             state.bundles = fresh;
@@ -482,6 +518,16 @@ async fn poll_once(inner: &Inner, consumer: &Consumer) {
     let completed = state.completed;
     drop(state);
     consumer.done.send_replace(completed);
+    if recovered {
+        let hook = inner
+            .on_recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
 }
 
 /// Every page of the consumer's bundles, and the number of requests made.

@@ -32,7 +32,14 @@ pub struct MaestroConfig {
     pub request_timeout: Duration,
     /// How long to wait for a connection to be established.
     pub connect_timeout: Duration,
+    /// The largest REST answer read, after decompression: a page of 400
+    /// bundles near Maestro's size limit fits, a runaway or hostile answer
+    /// (a gzip bomb) is cut off instead of filling memory.
+    pub max_response_bytes: usize,
 }
+
+/// [`MaestroConfig::max_response_bytes`] by default.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
 /// Paths of PEM files. With only `ca_file`, the client verifies the server;
 /// with `cert_file` and `key_file` too, it also presents a client
@@ -56,6 +63,7 @@ impl MaestroConfig {
             allow_insecure_token: false,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         })
     }
 

@@ -58,6 +58,7 @@ struct Inner {
     token_file: Option<PathBuf>,
     connect_timeout: Duration,
     request_timeout: Duration,
+    max_response_bytes: usize,
 }
 
 impl std::fmt::Debug for RestClient {
@@ -158,6 +159,7 @@ impl RestClient {
                 token_file: config.token_file.clone(),
                 connect_timeout: config.connect_timeout,
                 request_timeout: config.request_timeout,
+                max_response_bytes: config.max_response_bytes,
             }),
             operation_id: None,
         })
@@ -249,16 +251,32 @@ impl RestClient {
         }
 
         let started = Instant::now();
+        let limit = self.inner.max_response_bytes;
         let outcome = async {
-            let response = request.send().await?;
+            let mut response = request.send().await?;
             let status = response.status();
-            let bytes = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, bytes))
+            // Read in chunks (already decompressed) so an oversized answer
+            // is refused at the limit, never buffered whole.
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                if body.len() + chunk.len() > limit {
+                    return Ok(Err(body.len() + chunk.len()));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>(Ok((status, Bytes::from(body))))
         }
         .await;
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (status, bytes) = match outcome {
-            Ok(answer) => answer,
+            Ok(Ok(answer)) => answer,
+            Ok(Err(read)) => {
+                return Err(Error::Protocol(format!(
+                    "the answer to {method} {} from Maestro at {endpoint} is larger than \
+                     {limit} bytes (at least {read}, decompressed); refusing to read more",
+                    url.path(),
+                )));
+            }
             Err(e) => {
                 let error = errors::from_transport(&attempt, &e);
                 tracing::debug!(
@@ -415,6 +433,38 @@ mod tests {
         .await;
         let consumer = client(&server.url()).get_consumer("c1").await.unwrap();
         assert_eq!(consumer.name, "cluster1");
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_size_limit_is_refused_after_decompression() {
+        let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(64 * 1024));
+        let gzipped = gzip_stored(big.as_bytes());
+        let server = FakeServer::start(move |_: &Recorded| {
+            let mut reply = Reply::json(200, "");
+            reply.body = gzipped.clone();
+            reply
+                .headers
+                .push(("Content-Encoding".into(), "gzip".into()));
+            reply
+        })
+        .await;
+        let mut cfg = config(&server.url());
+        cfg.max_response_bytes = 16 * 1024;
+        let e = RestClient::new(&cfg)
+            .unwrap()
+            .get_consumer("c1")
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            matches!(e, Error::Protocol(_)) && text.contains("larger than 16384 bytes"),
+            "{text}"
+        );
+        assert!(text.contains("GET /api/maestro/v1/consumers/c1"), "{text}");
+        // Within the limit, the same answer reads.
+        cfg.max_response_bytes = 1024 * 1024;
+        let c = RestClient::new(&cfg).unwrap().get_consumer("c1").await;
+        assert!(!matches!(c, Err(Error::Protocol(ref m)) if m.contains("larger than")));
     }
 
     #[tokio::test]
