@@ -158,6 +158,16 @@ impl Failures {
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
     }
+
+    /// The objects waiting in backoff.
+    pub fn keys(&self) -> Vec<ObjectRef<MaestroApply>> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
 }
 
 /// Tunables of the reconciler, from [`config::OperatorConfig`].
@@ -187,6 +197,9 @@ impl Default for Settings {
 
 /// State shared by every reconcile.
 pub struct Context {
+    /// Whether the last publish failed for want of Maestro (unreachable,
+    /// timing out, answering 5xx): the next success is a recovery.
+    pub maestro_failing: std::sync::atomic::AtomicBool,
     pub client: kube::Client,
     pub maestro: MaestroHandle,
     pub poller: poller::Poller,
@@ -195,4 +208,51 @@ pub struct Context {
     pub limiter: ratelimit::RateLimiter,
     pub failures: Failures,
     pub settings: Settings,
+}
+
+impl Context {
+    /// Records a write to Maestro (create, update, adopt, delete). A write
+    /// the fence stopped sent nothing and is not counted. The first success
+    /// after outage failures wakes every object waiting in backoff, so the
+    /// fleet converges within a poll of Maestro's return instead of at each
+    /// object's grown retry delay.
+    pub fn publish_finished(
+        &self,
+        action: &str,
+        started: std::time::Instant,
+        result: std::result::Result<(), &crate::Error>,
+    ) {
+        if matches!(result, Err(crate::Error::Fenced(_))) {
+            return;
+        }
+        self.metrics.publish_finished(
+            action,
+            started.elapsed(),
+            result.err().map(crate::Error::reason),
+        );
+        match result {
+            Err(e) if e.is_transient() => self.maestro_failing.store(true, Ordering::SeqCst),
+            Err(_) => {}
+            Ok(()) => {
+                if self.maestro_failing.swap(false, Ordering::SeqCst) {
+                    self.wake_backed_off("publishes to Maestro work again");
+                }
+            }
+        }
+    }
+
+    /// Reconciles every object waiting in backoff now.
+    pub fn wake_backed_off(&self, why: &str) {
+        let keys = self.failures.keys();
+        if !keys.is_empty() {
+            tracing::info!(
+                objects = keys.len(),
+                why,
+                "waking the objects waiting to retry"
+            );
+        }
+        for key in keys {
+            self.poller.wake(key);
+        }
+    }
 }

@@ -340,3 +340,45 @@ async fn an_object_that_no_longer_exists_is_forgotten() {
     tokio::time::sleep(TEN_S + Duration::from_millis(1)).await;
     assert_eq!(p.consumer_count(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_cache_keeps_the_report_and_the_manifest_count_not_the_manifests() {
+    let fake = Arc::new(Fake::default());
+    let a = fake.put("west", "a", 1);
+    let (p, _rx, _) = poller(&fake, 10);
+    let west = consumer("west");
+    p.register(&key(0), &west, a, TEN_S);
+    p.wait_polled(&west, TEN_S).await;
+    let mut big = p.view(&key(0), &west, &a).bundle.unwrap().as_ref().clone();
+    big.manifests = vec![serde_json::json!({"data": "x".repeat(100_000)}); 3];
+    p.record(&west, a, Some(big));
+    let cached = p.view(&key(0), &west, &a).bundle.unwrap();
+    assert_eq!(cached.manifests.len(), 3, "the count stays");
+    assert!(cached.manifests.iter().all(serde_json::Value::is_null));
+    assert_eq!(cached.version, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn polls_working_again_call_the_recovery_hook_once() {
+    let fake = Arc::new(Fake::default());
+    let a = fake.put("west", "a", 1);
+    let (p, _rx, _) = poller(&fake, 10);
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    p.set_on_recovery(Arc::new(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }));
+    let west = consumer("west");
+    fake.fail.store(true, Ordering::SeqCst);
+    p.register(&key(0), &west, a, TEN_S);
+    p.wait_polled(&west, TEN_S).await;
+    tokio::time::sleep(TEN_S * 3).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "still failing");
+    fake.fail.store(false, Ordering::SeqCst);
+    tokio::time::sleep(TEN_S * 3).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "once, on the first good poll"
+    );
+}
