@@ -92,7 +92,32 @@ pub struct OperatorConfig {
     #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
     pub metrics_address: SocketAddr,
 
-    /// Address of /healthz and /readyz (may equal --metrics-address).
+    /// Serve /metrics over HTTPS, and only to requests whose bearer token
+    /// the API server authenticates (TokenReview) and authorizes to `get`
+    /// the non-resource URL /metrics (SubjectAccessReview).
+    /// --metrics-secure=false: plain HTTP, no authentication.
+    #[arg(
+        long,
+        env = "METRICS_SECURE",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub metrics_secure: bool,
+
+    /// PEM certificate (chain) of the HTTPS /metrics listener, with
+    /// --metrics-key-file; re-read when it changes. Default: a self-signed
+    /// certificate made at start-up.
+    #[arg(long, env = "METRICS_CERT_FILE")]
+    pub metrics_cert_file: Option<PathBuf>,
+
+    /// PEM private key of --metrics-cert-file.
+    #[arg(long, env = "METRICS_KEY_FILE")]
+    pub metrics_key_file: Option<PathBuf>,
+
+    /// Address of /healthz and /readyz (may equal --metrics-address only
+    /// with --metrics-secure=false).
     #[arg(long, env = "HEALTH_ADDRESS", default_value = "0.0.0.0:8081")]
     pub health_address: SocketAddr,
 
@@ -184,6 +209,67 @@ impl OperatorConfig {
     }
 }
 
+/// How `/metrics` is served, from `--metrics-secure` and the certificate
+/// flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsServing {
+    /// Plain HTTP, no authentication (`--metrics-secure=false`).
+    Plain,
+    /// HTTPS; every request authenticated and authorized by the API
+    /// server. The certificate comes from the files, else it is
+    /// self-signed at start-up.
+    Secure { cert: Option<MetricsCertFiles> },
+}
+
+/// `--metrics-cert-file` and `--metrics-key-file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsCertFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl OperatorConfig {
+    /// How `/metrics` is served, checked: the certificate flags come in
+    /// pairs and only with `--metrics-secure`, and a secure listener needs
+    /// an address of its own (the probes stay plain HTTP).
+    pub fn metrics_serving(&self) -> Result<MetricsServing> {
+        let cert = match (&self.metrics_cert_file, &self.metrics_key_file) {
+            (Some(cert_file), Some(key_file)) => Some(MetricsCertFiles {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "--metrics-cert-file and --metrics-key-file go together: give both or neither"
+                        .into(),
+                ));
+            }
+        };
+        if !self.metrics_secure {
+            if cert.is_some() {
+                return Err(Error::Config(
+                    "--metrics-cert-file and --metrics-key-file need --metrics-secure \
+                     (they are the HTTPS certificate of /metrics)"
+                        .into(),
+                ));
+            }
+            return Ok(MetricsServing::Plain);
+        }
+        // Port 0 twice means two ephemeral ports, not one.
+        if self.metrics_address == self.health_address && self.metrics_address.port() != 0 {
+            return Err(Error::Config(format!(
+                "--metrics-address and --health-address are both {}: with --metrics-secure \
+                 (the default) /metrics is served over HTTPS with authentication and the \
+                 probes over plain HTTP, so the two addresses must differ; pass \
+                 --metrics-secure=false to serve both on one plain-HTTP port",
+                self.metrics_address
+            )));
+        }
+        Ok(MetricsServing::Secure { cert })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +319,97 @@ mod tests {
         let c = parse(&["--token-file", "/nonexistent/token"]).unwrap();
         let e = c.maestro().unwrap_err().to_string();
         assert!(e.contains("/nonexistent/token"), "{e}");
+    }
+
+    #[test]
+    fn metrics_are_secure_by_default_and_refuse_to_share_the_probe_port() {
+        let c = parse(&[]).unwrap();
+        assert!(c.metrics_secure);
+        assert_eq!(
+            c.metrics_serving().unwrap(),
+            MetricsServing::Secure { cert: None }
+        );
+        let same = [
+            "--metrics-address",
+            "0.0.0.0:9000",
+            "--health-address",
+            "0.0.0.0:9000",
+        ];
+        let e = parse(&same)
+            .unwrap()
+            .metrics_serving()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must differ"), "{e}");
+        assert!(e.contains("--metrics-secure=false"), "{e}");
+    }
+
+    #[test]
+    fn metrics_secure_false_serves_plain_http_and_may_share_the_probe_port() {
+        let c = parse(&[
+            "--metrics-secure=false",
+            "--metrics-address",
+            "127.0.0.1:9000",
+            "--health-address",
+            "127.0.0.1:9000",
+        ])
+        .unwrap();
+        assert!(!c.metrics_secure);
+        assert_eq!(c.metrics_serving().unwrap(), MetricsServing::Plain);
+        assert!(parse(&["--metrics-secure"]).unwrap().metrics_secure);
+        assert!(parse(&["--metrics-secure", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn ephemeral_ports_may_be_given_twice_when_secure() {
+        let c = parse(&[
+            "--metrics-address",
+            "127.0.0.1:0",
+            "--health-address",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.metrics_serving().unwrap(),
+            MetricsServing::Secure { cert: None }
+        );
+    }
+
+    #[test]
+    fn metrics_certificate_flags_come_in_pairs() {
+        let c = parse(&["--metrics-cert-file", "/tls/tls.crt"]).unwrap();
+        let e = c.metrics_serving().unwrap_err().to_string();
+        assert!(
+            e.contains("--metrics-cert-file and --metrics-key-file"),
+            "{e}"
+        );
+        let c = parse(&["--metrics-key-file", "/tls/tls.key"]).unwrap();
+        assert!(c.metrics_serving().is_err());
+        let c = parse(&[
+            "--metrics-cert-file",
+            "/tls/tls.crt",
+            "--metrics-key-file",
+            "/tls/tls.key",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.metrics_serving().unwrap(),
+            MetricsServing::Secure {
+                cert: Some(MetricsCertFiles {
+                    cert_file: "/tls/tls.crt".into(),
+                    key_file: "/tls/tls.key".into(),
+                })
+            }
+        );
+        let c = parse(&[
+            "--metrics-secure=false",
+            "--metrics-cert-file",
+            "/tls/tls.crt",
+            "--metrics-key-file",
+            "/tls/tls.key",
+        ])
+        .unwrap();
+        let e = c.metrics_serving().unwrap_err().to_string();
+        assert!(e.contains("need --metrics-secure"), "{e}");
     }
 }

@@ -47,6 +47,7 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
     let server = Server::bind(
         config.metrics_address,
         config.health_address,
+        super::server::MetricsAccess::new(&config.metrics_serving()?, client.clone())?,
         metrics.clone(),
         health.clone(),
     )

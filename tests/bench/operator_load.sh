@@ -38,7 +38,7 @@ for ns in "$NS" "$TARGET_NS"; do
 done
 
 target/release/maestro-operator --namespace "$NS" --source-id "$SOURCE" \
-  --metrics-address "$ADDRESS" --health-address "$ADDRESS" >"$LOG" 2>&1 &
+  --metrics-address "$ADDRESS" --health-address "$ADDRESS" --metrics-secure=false >"$LOG" 2>&1 &
 operator=$!
 cleanup() {
   "$K" delete namespace "$NS" --wait=false >/dev/null 2>&1 || true

@@ -3,6 +3,10 @@
 # admin's) against the local stack and takes a MaestroApply through its
 # whole life: finalizer, publish, status, Events, leader Lease, an update,
 # and deletion with deletionPolicy Delete (the agent removes the object).
+# With --metrics-secure (the chart's default) it also scrapes the HTTPS
+# /metrics: no token gets 401, the operator's own token 403, and a scraper
+# bound to the metrics-reader ClusterRole 200, so the TokenReview and
+# SubjectAccessReview the operator makes are allowed to it.
 # Any RBAC denial fails the run: in a step that needs it, and in the log.
 #
 #   operator-rbac-proof.sh -n RELEASE_NAMESPACE [-r RELEASE] [-w WATCH_NAMESPACE]
@@ -10,8 +14,8 @@
 # The operator gets the installed Deployment's own flags, except those that
 # point at the cluster's Maestro and TLS files (replaced by the stack's
 # endpoints), a source ID and a label selector of its own (so it touches
-# only this run's objects, never another test's), and loopback probe
-# addresses. -w: the release was installed with watchNamespace, the object
+# only this run's objects, never another test's), and loopback metrics and
+# probe addresses. -w: the release was installed with watchNamespace, the object
 # goes there. Needs the stack's env (MAESTRO_GRPC_ENDPOINT, ...,
 # MAESTRO_CONSUMERS) and the operator binary (OPERATOR_BIN, default
 # target/debug/maestro-operator, built when missing).
@@ -26,7 +30,7 @@ while getopts "n:r:w:h" opt; do
   r) release=$OPTARG ;;
   w) watch=$OPTARG ;;
   *)
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
   esac
@@ -52,6 +56,8 @@ objs=${watch:-$id}
 tmp=$(mktemp -d)
 op_pid=""
 created_ns=0
+metrics_secure=0
+scraper="$id-scraper"
 
 cleanup() {
   local rc=$?
@@ -73,6 +79,10 @@ cleanup() {
     "$KUBECTL" -n "$objs" delete maestroapply "$id" --wait=false >/dev/null
   fi
   "$KUBECTL" -n default delete configmap "$work" --ignore-not-found >/dev/null
+  if ((metrics_secure)); then
+    "$KUBECTL" delete clusterrolebinding "$scraper" --ignore-not-found >/dev/null
+    "$KUBECTL" -n "$namespace" delete serviceaccount "$scraper" --ignore-not-found >/dev/null
+  fi
   ((created_ns)) && "$KUBECTL" delete namespace "$objs" --wait=false >/dev/null
   if ((rc != 0)) && [[ -f $tmp/operator.log ]]; then
     echo "operator-rbac-proof: the operator's log (last 40 lines):" >&2
@@ -111,11 +121,17 @@ mapfile -t deploy_args < <("$KUBECTL" -n "$namespace" get deployment "$deploymen
   -o go-template='{{range (index .spec.template.spec.containers 0).args}}{{.}}{{"\n"}}{{end}}')
 args=()
 lease=""
+# A free port for /metrics, so the proof can scrape it.
+metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 for a in "${deploy_args[@]}"; do
   case $a in
   --maestro-grpc-endpoint=* | --maestro-http-endpoint=* | --ca-file=* | --cert-file=* | --key-file=* | \
     --token-file=* | --source-id=* | --label-selector=* | --metrics-address=* | --health-address=* | \
-    --log-format=*) ;;
+    --metrics-cert-file=* | --metrics-key-file=* | --log-format=*) ;;
+  --metrics-secure=true)
+    metrics_secure=1
+    args+=("$a")
+    ;;
   --lease-name=*)
     lease=${a#--lease-name=}
     args+=("$a")
@@ -128,7 +144,7 @@ args+=(
   "--maestro-http-endpoint=$MAESTRO_HTTP_ENDPOINT"
   "--source-id=$id"
   "--label-selector=maestro.hyperfleet.io/shard=$id"
-  --metrics-address=127.0.0.1:0 --health-address=127.0.0.1:0
+  "--metrics-address=127.0.0.1:$metrics_port" --health-address=127.0.0.1:0
   --log-format=json
 )
 
@@ -151,6 +167,29 @@ if [[ -n $lease ]]; then
 fi
 started() { grep -q 'initial list done' "$tmp/operator.log"; }
 wait_for "the operator listed and watches MaestroApply objects (list, watch)" started
+
+# ---- secure /metrics: the reviews (tokenreviews, subjectaccessreviews: create)
+if ((metrics_secure)); then
+  reader_role="$release-maestro-operator-metrics-reader"
+  "$KUBECTL" get clusterrole "$reader_role" >/dev/null || fail "no ClusterRole $reader_role"
+  "$KUBECTL" -n "$namespace" create serviceaccount "$scraper" >/dev/null
+  "$KUBECTL" create clusterrolebinding "$scraper" --clusterrole="$reader_role" \
+    --serviceaccount="$namespace:$scraper" >/dev/null
+  operator_sa=$("$KUBECTL" -n "$namespace" get deployment "$deployment" -o jsonpath='{.spec.template.spec.serviceAccountName}')
+  scrape() { # scrape WANT_STATUS [TOKEN]: the status of GET https://.../metrics
+    local auth=()
+    [[ -z ${2:-} ]] || auth=(-H "Authorization: Bearer $2")
+    [[ $(curl -sk -o "$tmp/metrics.out" -w '%{http_code}' "${auth[@]}" "https://127.0.0.1:$metrics_port/metrics") == "$1" ]]
+  }
+  reader_can() { [[ $("$KUBECTL" auth can-i get /metrics --as="system:serviceaccount:$namespace:$scraper") == yes ]]; }
+  wait_for "the scraper's ServiceAccount may get /metrics" reader_can
+  wait_for "/metrics without a token: 401" scrape 401
+  wait_for "/metrics with the operator's own token (no grant): 403" \
+    scrape 403 "$("$KUBECTL" -n "$namespace" create token "$operator_sa" --duration=10m)"
+  wait_for "/metrics with a metrics-reader token: 200 (the operator's reviews are allowed)" \
+    scrape 200 "$("$KUBECTL" -n "$namespace" create token "$scraper" --duration=10m)"
+  grep -q maestro_operator_reconciles_total "$tmp/metrics.out" || fail "the scrape returned no operator metrics"
+fi
 
 # ---- create: finalizer, publish, status, Events
 "$KUBECTL" apply -f - >/dev/null <<YAML

@@ -167,6 +167,10 @@ can_i_operator() {
   can_i "$as" yes patch maestroapplies.maestro.hyperfleet.io -n default --subresource=status || bad=1
   can_i "$as" yes create events.events.k8s.io -n default || bad=1
   can_i "$as" yes patch events.events.k8s.io -n default || bad=1
+  # Secure /metrics (the default): who a scraper's token is, and whether it
+  # may get /metrics.
+  can_i "$as" yes create tokenreviews.authentication.k8s.io || bad=1
+  can_i "$as" yes create subjectaccessreviews.authorization.k8s.io || bad=1
   can_i "$as" yes get leases.coordination.k8s.io -n "$ns" || bad=1
   can_i "$as" yes create leases.coordination.k8s.io -n "$ns" || bad=1
   can_i "$as" yes patch leases.coordination.k8s.io -n "$ns" || bad=1
@@ -186,6 +190,8 @@ can_i_operator() {
   can_i "$as" no update customresourcedefinitions.apiextensions.k8s.io || bad=1
   can_i "$as" no create pods -n "$ns" || bad=1
   can_i "$as" no impersonate serviceaccounts -A || bad=1
+  can_i "$as" no create serviceaccounts --subresource=token -n "$ns" || bad=1
+  can_i "$as" no get /metrics || bad=1
   return "$bad"
 }
 
@@ -285,6 +291,7 @@ t_kustomize_render() {
   for want in "Namespace - maestro-operator-system" "CustomResourceDefinition - $crd" \
     "ServiceAccount $kustomize_ns maestro-operator-controller-manager" \
     "ClusterRole - maestro-operator-manager-role" "ClusterRoleBinding - maestro-operator-manager-rolebinding" \
+    "ClusterRole - maestro-operator-metrics-reader" \
     "Role $kustomize_ns maestro-operator-leader-election-role" \
     "RoleBinding $kustomize_ns maestro-operator-leader-election-rolebinding" \
     "Service $kustomize_ns maestro-operator-controller-manager-metrics-service" \
@@ -409,6 +416,7 @@ t_helm_install() {
     "$KUBECTL" get "clusterrole/$fullname-manager" "clusterrolebinding/$fullname-manager"
   expect "the user-facing aggregated ClusterRoles exist" \
     "$KUBECTL" get "clusterrole/$fullname-maestroapply-editor" "clusterrole/$fullname-maestroapply-viewer"
+  expect "the metrics-reader ClusterRole for scrapers exists" "$KUBECTL" get "clusterrole/$fullname-metrics-reader"
   expect "CRD $crd is established" "$KUBECTL" wait --for=condition=Established "crd/$crd" --timeout=60s
   expect "the CRD carries helm.sh/resource-policy: keep" bash -c \
     "[[ \$('$KUBECTL' get crd $crd -o jsonpath='{.metadata.annotations.helm\.sh/resource-policy}') == keep ]]"
@@ -434,6 +442,11 @@ t_helm_upgrade() {
   can_i "$as" yes list maestroapplies.maestro.hyperfleet.io -n "$watch_ns" || bad=1
   can_i "$as" yes watch maestroapplies.maestro.hyperfleet.io -n "$watch_ns" || bad=1
   can_i "$as" yes patch maestroapplies.maestro.hyperfleet.io -n "$watch_ns" --subresource=status || bad=1
+  # The metrics reviews are cluster-scoped: a ClusterRole of their own.
+  expect "a ClusterRole grants the metrics reviews" \
+    "$KUBECTL" get "clusterrole/$release-maestro-operator-metrics-auth" || bad=1
+  can_i "$as" yes create tokenreviews.authentication.k8s.io || bad=1
+  can_i "$as" yes create subjectaccessreviews.authorization.k8s.io || bad=1
   can_i "$as" yes create events.events.k8s.io -n "$watch_ns" || bad=1
   can_i "$as" yes patch leases.coordination.k8s.io -n "$release_ns" || bad=1
   can_i "$as" no list maestroapplies.maestro.hyperfleet.io -A || bad=1

@@ -454,6 +454,18 @@ impl Operator {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // /metrics as plain HTTP on the probes' port, unless the test asks
+        // for secure metrics (`--metrics-secure=true` and a
+        // `--metrics-address=...` of its own: the operator refuses a flag
+        // given twice).
+        if extra.iter().any(|e| e.starts_with("--metrics-address="))
+            && let Some(i) = args.iter().position(|a| a == "--metrics-address")
+        {
+            args.drain(i..i + 2);
+        }
+        if !extra.iter().any(|e| e.starts_with("--metrics-secure")) {
+            args.push("--metrics-secure=false".to_string());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut op = Operator {
             child: None,

@@ -59,7 +59,8 @@ start_operator() {
   proc_start operator "$bin" \
     --namespace "$DEMO_NAMESPACE" \
     --metrics-address "$OPERATOR_ADDRESS" \
-    --health-address "$OPERATOR_ADDRESS"
+    --health-address "$OPERATOR_ADDRESS" \
+    --metrics-secure=false
   wait_for_http operator "http://$OPERATOR_ADDRESS/readyz" 60 "$(proc_logfile operator)" operator
   log demo "operator running (pid $(proc_pid operator), log $(proc_logfile operator))"
 }
