@@ -63,6 +63,12 @@ pub enum Error {
     /// Bad local configuration: endpoints, certificates, token files.
     #[error("configuration: {0}")]
     Config(String),
+
+    /// The client's write fence is closed (see [`crate::maestro::fence`]):
+    /// nothing was sent. Not a Maestro failure: the writer lost its right
+    /// to write, e.g. an operator replica whose leader lease ran out.
+    #[error("write fenced off, nothing sent: {0}")]
+    Fenced(String),
 }
 
 impl Error {
@@ -91,6 +97,7 @@ impl Error {
             Error::Server { .. } => "MaestroServerError",
             Error::Protocol(_) => "ProtocolError",
             Error::Config(_) => "ConfigError",
+            Error::Fenced(_) => "NotLeader",
         }
     }
 

@@ -8,7 +8,7 @@ async fn main() -> anyhow::Result<()> {
     let config = OperatorConfig::parse();
     maestro_operator::telemetry::init(
         config.log_format,
-        "info,maestro_operator=info,kube_runtime=warn,kube_lease_manager=warn",
+        "info,maestro_operator=info,kube_runtime=warn",
     );
     maestro_operator::maestro::config::ensure_crypto_provider();
     maestro_operator::controller::run(config).await?;

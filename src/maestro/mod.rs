@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod fence;
 pub mod grpc;
 pub mod proto;
 pub mod rest;

@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use super::codec::{self, ManifestBundle, SpecAction};
 use super::config::MaestroConfig;
+use super::fence::WriteFence;
 use super::grpc::{GrpcSourceClient, StreamEvent, SubscribeOptions};
 use super::rest::{LabelSelector, ListOptions, Operator, ResourceBundle, RestClient, Search};
 use crate::error::{Error, Result};
@@ -29,6 +30,7 @@ pub struct WorkClient {
     grpc: GrpcSourceClient,
     rest: RestClient,
     source: SourceId,
+    fence: WriteFence,
 }
 
 /// What [`WorkClient::apply`] did.
@@ -86,7 +88,21 @@ impl WorkClient {
             grpc: GrpcSourceClient::new(config)?,
             rest: RestClient::new(config)?,
             source: config.source_id.clone(),
+            fence: WriteFence::open(),
         })
+    }
+
+    /// This client, sending writes (create, update, delete) only while
+    /// `fence` allows them. The fence is checked immediately before each
+    /// CloudEvent goes out, so a write already under way when the fence
+    /// closes still sends nothing. Reads are never fenced.
+    pub fn with_fence(mut self, fence: WriteFence) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    pub fn fence(&self) -> &WriteFence {
+        &self.fence
     }
 
     pub fn rest(&self) -> &RestClient {
@@ -170,6 +186,7 @@ impl WorkClient {
 
     /// Creates the work; fails with a conflict if it exists.
     pub async fn create(&self, work: &ManifestWork) -> Result<()> {
+        self.fence.check()?;
         let (work, consumer) = self.prepare(work)?;
         self.publish(SpecAction::Create, &work, 0, &consumer).await
     }
@@ -179,6 +196,7 @@ impl WorkClient {
     /// causes a conflict rather than a lost update; one stale-version
     /// conflict is retried with a fresh read.
     pub async fn apply(&self, work: &ManifestWork) -> Result<ApplyOutcome> {
+        self.fence.check()?;
         let (work, consumer) = self.prepare(work)?;
         let name = work_name(&work)?;
         let mut retried = false;
@@ -221,6 +239,7 @@ impl WorkClient {
     /// Replaces the work at a known version; fails with
     /// [`Error::StaleVersion`] if Maestro has moved on.
     pub async fn update(&self, work: &ManifestWork, version: i64) -> Result<()> {
+        self.fence.check()?;
         let (work, consumer) = self.prepare(work)?;
         self.publish(SpecAction::Update, &work, version, &consumer)
             .await
@@ -242,6 +261,7 @@ impl WorkClient {
         name: &WorkName,
         check: impl FnOnce(&ResourceBundle) -> std::result::Result<(), Refusal>,
     ) -> Result<DeleteOutcome> {
+        self.fence.check()?;
         let Some(bundle) = self.get_bundle(consumer, name).await? else {
             return Ok(DeleteOutcome::NotFound);
         };
@@ -380,6 +400,13 @@ impl WorkClient {
         consumer: &ConsumerName,
     ) -> Result<()> {
         let event = codec::encode_spec(&self.source, action, work, version, Utc::now())?;
+        // The last moment before the event leaves: the reads before it may
+        // have taken long enough for the fence to close.
+        if let Err(e) = self.fence.check() {
+            warn!(%consumer, work = work.metadata.name.as_deref().unwrap_or(""),
+                  ?action, version, error = %e, "not published: writes are fenced off");
+            return Err(e);
+        }
         let result = self.grpc.publish(event).await;
         match &result {
             Ok(()) => info!(%consumer, work = work.metadata.name.as_deref().unwrap_or(""),
@@ -559,6 +586,63 @@ mod tests {
             let f = LabelFilter::parse(selector).unwrap();
             assert_eq!(f.matches(&w), expected, "{selector}");
         }
+    }
+
+    /// A client whose Maestro is a closed port: any request that went out
+    /// would fail as unavailable, so `Fenced` proves nothing was sent.
+    fn unreachable_client(fence: WriteFence) -> WorkClient {
+        crate::maestro::config::ensure_crypto_provider();
+        let config = MaestroConfig::new(
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:1",
+            SourceId::new("fence-test").unwrap(),
+        )
+        .unwrap();
+        WorkClient::new(&config).unwrap().with_fence(fence)
+    }
+
+    #[tokio::test]
+    async fn a_closed_fence_refuses_every_write_before_any_request() {
+        let client = unreachable_client(WriteFence::closed());
+        let w = work(&[]);
+        let consumer = ConsumerName::new("cluster-west-1").unwrap();
+        let name = WorkName::new("w").unwrap();
+        let results = [
+            client.create(&w).await.map(|_| ()),
+            client.apply(&w).await.map(|_| ()),
+            client.update(&w, 3).await,
+            client.delete(&consumer, &name).await.map(|_| ()),
+        ];
+        for result in results {
+            let err = result.unwrap_err();
+            assert!(matches!(err, Error::Fenced(_)), "{err:?}");
+            assert_eq!(err.reason(), "NotLeader");
+            assert!(!err.is_transient());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fence_is_checked_again_just_before_the_event_is_sent() {
+        // The fence closes between the caller's checks and the send, as
+        // when the lease runs out during the read that precedes an update.
+        let fence = WriteFence::closed();
+        assert!(fence.extend_until(tokio::time::Instant::now() + Duration::from_secs(1)));
+        let client = unreachable_client(fence);
+        let w = work(&[]);
+        let (prepared, consumer) = client.prepare(&w).unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let err = client
+            .publish(SpecAction::Update, &prepared, 3, &consumer)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Fenced(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_open_fence_lets_writes_go_out() {
+        let client = unreachable_client(WriteFence::open());
+        let err = client.create(&work(&[])).await.unwrap_err();
+        assert!(!matches!(err, Error::Fenced(_)), "{err:?}");
     }
 
     #[test]

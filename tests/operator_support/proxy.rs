@@ -1,17 +1,25 @@
-//! A TCP proxy that can play a Maestro outage.
+//! A TCP proxy that can play an outage: of Maestro, or of the API server.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// A TCP proxy in front of a Maestro port. Taking it down refuses new
-/// connections and cuts open ones: to the operator, exactly a Maestro that
-/// stopped (while agents, connected directly, keep working).
+const UP: u8 = 0;
+const DOWN: u8 = 1;
+const HANGING: u8 = 2;
+
+/// A TCP proxy in front of a port. Taking it down refuses new connections
+/// and cuts open ones: to the client, exactly a server that stopped (while
+/// others, connected directly, keep working). Hanging it keeps every
+/// connection open but passes nothing either way: a partition that drops
+/// packets, where requests wait instead of failing.
 pub struct Proxy {
     pub address: SocketAddr,
-    down: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
+    hang: watch::Sender<bool>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -26,34 +34,61 @@ impl Proxy {
             .to_string();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let down = Arc::new(AtomicBool::new(false));
+        let mode = Arc::new(AtomicU8::new(UP));
+        let (hang, _) = watch::channel(false);
         let connections = Arc::new(Mutex::new(Vec::new()));
         let accept = {
-            let down = down.clone();
+            let mode = mode.clone();
+            let hang = hang.clone();
             let connections = connections.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((mut inbound, _)) = listener.accept().await else {
                         return;
                     };
-                    if down.load(Ordering::SeqCst) {
-                        drop(inbound);
-                        continue;
-                    }
-                    let target = target.clone();
-                    let task = tokio::spawn(async move {
-                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    let task = match mode.load(Ordering::SeqCst) {
+                        DOWN => {
+                            drop(inbound);
+                            continue;
                         }
-                    });
+                        // Accepted, never answered.
+                        HANGING => tokio::spawn(async move {
+                            let _held = inbound;
+                            std::future::pending::<()>().await;
+                        }),
+                        _ => {
+                            let target = target.clone();
+                            let mut hanging = hang.subscribe();
+                            tokio::spawn(async move {
+                                let Ok(mut outbound) =
+                                    tokio::net::TcpStream::connect(&target).await
+                                else {
+                                    return;
+                                };
+                                tokio::select! {
+                                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                                    () = async {
+                                        // The Ref the wait returns must not
+                                        // live on: it is not Send.
+                                        let _ = hanging.wait_for(|h| *h).await;
+                                    } => {
+                                        // Stop relaying but keep both ends
+                                        // (owned by this task) open, so
+                                        // nobody sees a reset.
+                                        std::future::pending::<()>().await;
+                                    }
+                                }
+                            })
+                        }
+                    };
                     connections.lock().unwrap().push(task);
                 }
             })
         };
         Proxy {
             address,
-            down,
+            mode,
+            hang,
             connections,
             accept,
         }
@@ -64,12 +99,20 @@ impl Proxy {
     }
 
     pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
+        self.mode
+            .store(if down { DOWN } else { UP }, Ordering::SeqCst);
+        self.hang.send_replace(false);
         if down {
             for task in self.connections.lock().unwrap().drain(..) {
                 task.abort();
             }
         }
+    }
+
+    /// Freezes every open and new connection without closing any.
+    pub fn set_hanging(&self) {
+        self.mode.store(HANGING, Ordering::SeqCst);
+        self.hang.send_replace(true);
     }
 }
 
