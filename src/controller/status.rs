@@ -22,7 +22,7 @@ use super::poller::View;
 use crate::maestro::rest::ResourceBundle;
 use crate::manifestwork::{
     CONDITION_APPLIED, CONDITION_AVAILABLE, CONDITION_DEGRADED, CONDITION_DELETING,
-    CONDITION_PROGRESSING, ManifestCondition,
+    CONDITION_PROGRESSING, FieldValue, ManifestCondition,
 };
 
 /// The ManifestWork conditions mirrored into the status, in this order.
@@ -36,6 +36,23 @@ pub const MIRRORED: [&str; 5] = [
 
 /// Kubernetes caps condition messages at 32 KiB.
 const MAX_MESSAGE: usize = 32 * 1024;
+
+/// The CRD's maxLength of a feedback `jsonRaw` (as in the ManifestWork CRD).
+const MAX_JSON_RAW: usize = 1024;
+
+/// Feedback strings have no schema bound; one huge value must not crowd
+/// out the rest of the status, so they get the same bound as `jsonRaw`.
+const MAX_FEEDBACK_STRING: usize = 1024;
+
+/// The most manifest statuses kept: the spec's own maxItems. The agent
+/// reports one per manifest, so only a broken or hostile report has more.
+const MAX_MANIFEST_STATUSES: usize = 1000;
+
+/// The most JSON the kept manifest statuses may take together. With a
+/// 500 KiB workload in the spec and the conditions' 32 KiB messages the
+/// object stays well under etcd's 1.5 MiB, so a status patch cannot fail
+/// for its size.
+const MAX_MANIFEST_STATUS_BYTES: usize = 512 * 1024;
 
 /// What the reconcile did or found, besides the bundle itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +101,7 @@ pub fn compute(prev: Option<&MaestroApplyStatus>, input: &Input<'_>) -> MaestroA
     let mirrored = bundle
         .map(|b| mirror(b, input.generation, &now))
         .unwrap_or_default();
-    let manifests = bundle.map(manifests).unwrap_or_default();
+    let (manifests, reported) = bundle.map(manifests).unwrap_or_default();
     let applied_version = bundle
         .and_then(|b| b.status.as_ref())
         .map(|s| s.observed_version)
@@ -95,7 +112,20 @@ pub fn compute(prev: Option<&MaestroApplyStatus>, input: &Input<'_>) -> MaestroA
     } else {
         prev.and_then(|p| p.last_publish_time.clone())
     };
-    let verdict = judge(input, bundle, last_publish_time.as_ref());
+    let mut verdict = judge(
+        input,
+        bundle,
+        last_publish_time.as_ref(),
+        prev.and_then(|p| p.phase),
+    );
+    if reported > manifests.len() {
+        verdict.message.push_str(&format!(
+            "; status.manifests lists the first {} of {reported} manifest statuses, {} more \
+             omitted (too many or too large for the object)",
+            manifests.len(),
+            reported - manifests.len()
+        ));
+    }
 
     let mut conditions = vec![condition(
         CONDITION_READY,
@@ -185,8 +215,13 @@ fn verdict(
 }
 
 /// The summary, first match wins: what the operator itself could not do
-/// comes before what the agent reports.
-fn judge(input: &Input<'_>, bundle: Option<&ResourceBundle>, published: Option<&Time>) -> Verdict {
+/// comes before what the agent reports. `last_phase` is the stored one.
+fn judge(
+    input: &Input<'_>,
+    bundle: Option<&ResourceBundle>,
+    published: Option<&Time>,
+    last_phase: Option<Phase>,
+) -> Verdict {
     use Progress::{Reconciling, Stalled};
     let consumer = input.consumer;
     let work = input.work_name;
@@ -226,19 +261,34 @@ fn judge(input: &Input<'_>, bundle: Option<&ResourceBundle>, published: Option<&
         }
         _ => {}
     }
-    if let Some(error) = &input.view.error {
-        return verdict(
-            "Unknown",
-            error.reason,
-            format!(
-                "cannot read the status from Maestro since {}: {}; the status shows the last report",
-                error.since.format("%Y-%m-%dT%H:%M:%SZ"),
-                error.message
-            ),
-            Some(Reconciling),
-            Phase::Failed,
-        );
-    }
+    let known = report_verdict(input, bundle, published);
+    let Some(error) = &input.view.error else {
+        return known;
+    };
+    // Unknown is not failed: the phase stays what was last known (stored,
+    // else what the last report says) until Maestro answers again.
+    verdict(
+        "Unknown",
+        error.reason,
+        format!(
+            "cannot read the status from Maestro since {}: {}; the status shows the last report",
+            error.since.format("%Y-%m-%dT%H:%M:%SZ"),
+            without_repeated_url(&error.message)
+        ),
+        Some(Reconciling),
+        last_phase.unwrap_or(known.phase),
+    )
+}
+
+/// The verdict from the spec's outcome and the last report on `bundle`.
+fn report_verdict(
+    input: &Input<'_>,
+    bundle: Option<&ResourceBundle>,
+    published: Option<&Time>,
+) -> Verdict {
+    use Progress::Reconciling;
+    let consumer = input.consumer;
+    let work = input.work_name;
     match input.outcome {
         Outcome::Suspended => {
             return verdict(
@@ -451,21 +501,93 @@ fn mirror(bundle: &ResourceBundle, generation: Option<i64>, now: &Time) -> Vec<C
         .collect()
 }
 
-fn manifests(bundle: &ResourceBundle) -> Vec<ManifestStatus> {
+/// The agent's per-manifest report, bounded to what the CRD and the
+/// object's size allow: values over their bound are truncated with a
+/// marker, and past [`MAX_MANIFEST_STATUSES`] or
+/// [`MAX_MANIFEST_STATUS_BYTES`] the rest is left out. Also returns how
+/// many statuses the agent reported.
+fn manifests(bundle: &ResourceBundle) -> (Vec<ManifestStatus>, usize) {
     let Some(status) = &bundle.status else {
-        return Vec::new();
+        return (Vec::new(), 0);
     };
-    let mut out: Vec<ManifestStatus> = status
+    let mut all: Vec<ManifestStatus> = status
         .resource_status
         .iter()
         .filter_map(|v| serde_json::from_value::<ManifestCondition>(v.clone()).ok())
-        .map(|m| ManifestStatus {
-            resource: m.resource_meta,
-            conditions: m.conditions,
-            status_feedback: m.status_feedback,
+        .map(|m| {
+            let mut out = ManifestStatus {
+                resource: m.resource_meta,
+                conditions: m.conditions,
+                status_feedback: m.status_feedback,
+            };
+            bound_manifest(&mut out);
+            out
         })
         .collect();
-    out.sort_by_key(|m| m.resource.ordinal);
+    all.sort_by_key(|m| m.resource.ordinal);
+    let reported = all.len();
+    let mut room = MAX_MANIFEST_STATUS_BYTES;
+    let mut kept = Vec::new();
+    for m in all.into_iter().take(MAX_MANIFEST_STATUSES) {
+        let size = serde_json::to_vec(&m).map_or(usize::MAX, |v| v.len() + 1);
+        if size > room {
+            break;
+        }
+        room -= size;
+        kept.push(m);
+    }
+    (kept, reported)
+}
+
+fn bound_manifest(m: &mut ManifestStatus) {
+    for c in &mut m.conditions {
+        c.message = truncate_to(&c.message, MAX_MESSAGE);
+    }
+    for v in &mut m.status_feedback.values {
+        let FieldValue {
+            string, json_raw, ..
+        } = &mut v.field_value;
+        if let Some(text) = string {
+            *text = truncate_to(text, MAX_FEEDBACK_STRING);
+        }
+        if let Some(text) = json_raw {
+            *text = truncate_to(text, MAX_JSON_RAW);
+        }
+    }
+}
+
+/// A REST error names Maestro's URL, then reqwest repeats it with the
+/// request path as " for url (...)": keep the first, drop the repeats, so a
+/// condition message names the URL once.
+fn without_repeated_url(message: &str) -> String {
+    const MARK: &str = " for url (";
+    let Some(scheme_end) = message.find("://") else {
+        return message.to_string();
+    };
+    let first = message[..scheme_end]
+        .rfind(|c: char| !c.is_ascii_alphanumeric())
+        .map_or(0, |i| i + 1);
+    let host_end = message[scheme_end + 3..]
+        .find(['/', ' ', ')'])
+        .map_or(message.len(), |i| scheme_end + 3 + i);
+    let origin = &message[first..host_end];
+    let mut out = String::with_capacity(message.len());
+    let mut done = 0;
+    let mut search = 0;
+    while let Some(found) = message[search..].find(MARK) {
+        let at = search + found;
+        let url_start = at + MARK.len();
+        let Some(len) = message[url_start..].find(')') else {
+            break;
+        };
+        let end = url_start + len + 1;
+        if url_start > first && message[url_start..].starts_with(origin) {
+            out.push_str(&message[done..at]);
+            done = end;
+        }
+        search = end;
+    }
+    out.push_str(&message[done..]);
     out
 }
 
@@ -480,14 +602,21 @@ fn keep_transition_time(prev: Option<&MaestroApplyStatus>, c: &mut Condition) {
 }
 
 fn truncate(message: &str) -> String {
-    if message.len() <= MAX_MESSAGE {
-        return message.to_string();
+    truncate_to(message, MAX_MESSAGE)
+}
+
+/// `text` cut to at most `max` bytes (so also `max` characters, what a
+/// schema's maxLength counts), a marker saying so at its end.
+fn truncate_to(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
     }
-    let mut end = MAX_MESSAGE - 3;
-    while !message.is_char_boundary(end) {
+    let marker = format!("...[truncated from {} bytes]", text.len());
+    let mut end = max.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}...", &message[..end])
+    format!("{}{marker}", &text[..end])
 }
 
 #[cfg(test)]

@@ -237,8 +237,9 @@ fn an_unreachable_maestro_makes_ready_unknown_and_keeps_the_last_report() {
         (
             "Unknown".into(),
             "MaestroUnavailable".into(),
-            Some(Phase::Failed)
-        )
+            Some(Phase::Available)
+        ),
+        "unknown is not failed: the last known phase stays"
     );
     assert!(
         get(&s, CONDITION_READY)
@@ -376,4 +377,211 @@ fn long_agent_messages_are_truncated_to_the_api_limit() {
     let view = bundle(1, Some((1, vec![c])));
     let s = compute(None, &input(&view, &Outcome::InSync, at(0)));
     assert!(s.conditions.iter().all(|c| c.message.len() <= MAX_MESSAGE));
+}
+
+/// The message a refused REST poll gives, as the poller stores it.
+const REFUSED: &str = "Maestro unavailable: cannot connect to Maestro at http://127.0.0.1:9/ \
+    (GET /api/maestro/v1/resource-bundles): error sending request for url \
+    (http://127.0.0.1:9/api/maestro/v1/resource-bundles?page=1&size=400&orderBy=id): \
+    client error (Connect): tcp connect error: Connection refused (os error 111)";
+
+fn outage(view: &mut View) {
+    view.error = Some(PollError {
+        reason: "MaestroUnavailable",
+        message: REFUSED.into(),
+        since: Utc::now(),
+    });
+}
+
+#[test]
+fn an_outage_keeps_the_last_known_phase_and_never_claims_failure() {
+    let mut progressing = bundle(1, Some((1, vec![cond("Available", "False", 1)])));
+    let before = compute(None, &input(&progressing, &Outcome::InSync, at(0)));
+    assert_eq!(before.phase, Some(Phase::Progressing));
+    outage(&mut progressing);
+    let during = compute(
+        Some(&before),
+        &input(&progressing, &Outcome::InSync, at(30)),
+    );
+    assert_eq!(
+        summary(&during),
+        (
+            "Unknown".into(),
+            "MaestroUnavailable".into(),
+            Some(Phase::Progressing)
+        )
+    );
+
+    // Nothing stored yet (an operator restarted into the outage): the
+    // phase comes from the last report the poller kept.
+    let mut available = bundle(1, Some((1, vec![cond("Available", "True", 1)])));
+    outage(&mut available);
+    let first = compute(None, &input(&available, &Outcome::InSync, at(0)));
+    assert_eq!(summary(&first).2, Some(Phase::Available));
+
+    // Nothing known at all.
+    let mut nothing = View::default();
+    outage(&mut nothing);
+    let first = compute(None, &input(&nothing, &Outcome::InSync, at(0)));
+    assert_eq!(
+        summary(&first),
+        (
+            "Unknown".into(),
+            "MaestroUnavailable".into(),
+            Some(Phase::Pending)
+        )
+    );
+}
+
+#[test]
+fn an_outage_message_names_the_maestro_url_once() {
+    let mut view = bundle(1, Some((1, vec![cond("Available", "True", 1)])));
+    outage(&mut view);
+    let s = compute(None, &input(&view, &Outcome::InSync, at(0)));
+    let message = &get(&s, CONDITION_READY).unwrap().message;
+    assert_eq!(message.matches("127.0.0.1:9").count(), 1, "{message}");
+    assert!(
+        message.contains("cannot connect to Maestro at http://127.0.0.1:9/")
+            && message.contains("Connection refused"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_url_named_only_in_the_transport_error_is_kept() {
+    let only = "error sending request for url (http://m:8000/api): connection reset";
+    assert_eq!(without_repeated_url(only), only);
+    let other = "at http://m:8000/ (GET /x): error for url (https://proxy:3128/x): reset";
+    assert_eq!(without_repeated_url(other), other);
+    assert_eq!(without_repeated_url("no url here"), "no url here");
+}
+
+/// The CRD's status schema, as the API server checks a status patch.
+fn status_schema_errors(status: &MaestroApplyStatus) -> Vec<String> {
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_value(crate::controller::crd::MaestroApply::crd()).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .build(schema)
+        .unwrap();
+    validator
+        .iter_errors(&serde_json::to_value(status).unwrap())
+        .map(|e| format!("{}: {e}", e.instance_path))
+        .collect()
+}
+
+/// A bundle at version 1, Available, with the given per-manifest reports.
+fn reported(resource_status: Vec<Value>) -> View {
+    let mut view = bundle(1, Some((1, vec![cond("Available", "True", 1)])));
+    let mut b = (**view.bundle.as_ref().unwrap()).clone();
+    let status = b.status.as_mut().unwrap();
+    status.resource_status = resource_status;
+    view.bundle = Some(Arc::new(b));
+    view
+}
+
+fn manifest_report(ordinal: usize, message: &str, feedback: Vec<Value>) -> Value {
+    json!({
+        "resourceMeta": {"ordinal": ordinal, "group": "", "version": "v1", "kind": "ConfigMap",
+                         "resource": "configmaps", "name": format!("c{ordinal}"), "namespace": "default"},
+        "conditions": [{"type": "Applied", "status": "True", "reason": "AppliedManifestComplete",
+                        "message": message, "lastTransitionTime": "2025-12-13T13:32:30Z"}],
+        "statusFeedback": {"values": feedback},
+    })
+}
+
+#[test]
+fn oversized_feedback_values_are_truncated_with_a_marker_to_fit_the_crd() {
+    let raw = format!("[{}]", vec!["\"x\""; 3000].join(","));
+    let view = reported(vec![manifest_report(
+        0,
+        &"m".repeat(100_000),
+        vec![
+            json!({"name": "raw", "fieldValue": {"type": "JsonRaw", "jsonRaw": raw}}),
+            json!({"name": "text", "fieldValue": {"type": "String", "string": "é".repeat(50_000)}}),
+            json!({"name": "small", "fieldValue": {"type": "JsonRaw", "jsonRaw": "{\"a\":1}"}}),
+        ],
+    )]);
+    let s = compute(None, &input(&view, &Outcome::InSync, at(0)));
+    assert_eq!(status_schema_errors(&s), Vec::<String>::new());
+    let m = &s.manifests[0];
+    let value = |name: &str| {
+        &m.status_feedback
+            .values
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap()
+            .field_value
+    };
+    let raw_kept = value("raw").json_raw.as_deref().unwrap();
+    assert!(raw_kept.len() <= MAX_JSON_RAW, "{}", raw_kept.len());
+    assert!(raw_kept.ends_with(&format!("...[truncated from {} bytes]", raw.len())));
+    assert!(raw_kept.starts_with("[\"x\",\"x\""));
+    let text_kept = value("text").string.as_deref().unwrap();
+    assert!(text_kept.len() <= MAX_FEEDBACK_STRING && text_kept.contains("[truncated from"));
+    assert_eq!(value("small").json_raw.as_deref(), Some("{\"a\":1}"));
+    assert!(m.conditions[0].message.len() <= MAX_MESSAGE);
+    assert_eq!(summary(&s).0, "True", "nothing omitted, nothing said");
+    assert!(
+        !get(&s, CONDITION_READY)
+            .unwrap()
+            .message
+            .contains("omitted")
+    );
+}
+
+#[test]
+fn too_many_manifest_statuses_keep_the_first_and_say_how_many_were_omitted() {
+    let reports: Vec<Value> = (0..1500)
+        .rev()
+        .map(|i| manifest_report(i, "Apply manifest complete", Vec::new()))
+        .collect();
+    let view = reported(reports);
+    let s = compute(None, &input(&view, &Outcome::InSync, at(0)));
+    assert_eq!(status_schema_errors(&s), Vec::<String>::new());
+    assert_eq!(s.manifests.len(), MAX_MANIFEST_STATUSES);
+    assert_eq!(s.manifests[0].resource.ordinal, 0, "the first, in order");
+    assert_eq!(s.manifests[999].resource.ordinal, 999);
+    let ready = get(&s, CONDITION_READY).unwrap();
+    assert_eq!(
+        ready.status, "True",
+        "omitting statuses does not change the verdict"
+    );
+    assert!(
+        ready
+            .message
+            .contains("lists the first 1000 of 1500 manifest statuses, 500 more omitted"),
+        "{}",
+        ready.message
+    );
+}
+
+#[test]
+fn manifest_statuses_too_large_together_are_cut_to_the_byte_budget() {
+    // 100 statuses of 30 KiB messages and 1 KiB of feedback each: 3 MiB,
+    // more than an object may hold.
+    let reports: Vec<Value> = (0..100)
+        .map(|i| {
+            manifest_report(
+                i,
+                &"m".repeat(30 * 1024),
+                vec![json!({"name": "raw", "fieldValue": {"type": "JsonRaw", "jsonRaw": "r".repeat(1024)}})],
+            )
+        })
+        .collect();
+    let view = reported(reports);
+    let s = compute(None, &input(&view, &Outcome::InSync, at(0)));
+    assert_eq!(status_schema_errors(&s), Vec::<String>::new());
+    let bytes = serde_json::to_vec(&s.manifests).unwrap().len();
+    assert!(bytes <= MAX_MANIFEST_STATUS_BYTES, "{bytes}");
+    assert!(s.manifests.len() >= 10 && s.manifests.len() < 100);
+    assert!(serde_json::to_vec(&s).unwrap().len() < 1024 * 1024);
+    let omitted = 100 - s.manifests.len();
+    assert!(
+        get(&s, CONDITION_READY)
+            .unwrap()
+            .message
+            .contains(&format!("{omitted} more omitted")),
+    );
 }
