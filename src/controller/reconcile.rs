@@ -25,14 +25,27 @@ use super::crd::{API_VERSION, KIND, MaestroApply, MaestroApplyStatus, Phase};
 use super::delete::cleanup;
 use super::poller::View;
 use super::publish::sync_work;
+use super::raw::RawMaestroApply;
 use super::status::{self, Input, Outcome};
 use super::target::Target;
 use super::{Context, Error, FINALIZER, MANAGER, Result};
 
-/// Entry point for `Controller::run`.
-pub async fn reconcile(obj: Arc<MaestroApply>, ctx: Arc<Context>) -> Result<Action> {
+/// Entry point for `Controller::run`: decodes the object, then reconciles
+/// it. An object that cannot be decoded is reported on itself and left
+/// alone until it changes; the others are not affected.
+pub async fn reconcile(raw: Arc<RawMaestroApply>, ctx: Arc<Context>) -> Result<Action> {
     let started = ctx.metrics.reconcile_started();
-    let key = ObjectRef::from_obj(&*obj);
+    let key = raw.typed_ref();
+    let obj = match raw.decode() {
+        Ok(obj) => Arc::new(obj),
+        Err(problem) => {
+            undecodable(&raw, &ctx, &problem).await;
+            ctx.metrics
+                .reconcile_finished(started, Some(REASON_INVALID_OBJECT));
+            ctx.metrics.set_phase(&key, Some(Phase::Stalled));
+            return Ok(Action::await_change());
+        }
+    };
     let result = reconcile_object(obj, &ctx).await;
     ctx.metrics
         .reconcile_finished(started, result.as_ref().err().map(Error::reason));
@@ -45,8 +58,8 @@ pub async fn reconcile(obj: Arc<MaestroApply>, ctx: Arc<Context>) -> Result<Acti
 /// Retries a failed object with exponential backoff and jitter, per object
 /// and capped, so a failing object never spins and a flapping Maestro
 /// does not synchronise retries.
-pub fn error_policy(obj: Arc<MaestroApply>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = ObjectRef::from_obj(&*obj);
+pub fn error_policy(obj: Arc<RawMaestroApply>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = obj.typed_ref();
     let failures = ctx.failures.bump(&key);
     let delay = backoff_delay(failures, ctx.settings.min_backoff, ctx.settings.max_backoff);
     warn!(
@@ -184,7 +197,7 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
     if note_raised_intervals(&mut status, prev, &raised) {
         event(
             ctx,
-            &obj,
+            &*obj,
             EventType::Warning,
             REASON_INTERVALS_RAISED,
             "Reconcile",
@@ -219,6 +232,63 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
     match error {
         Some(e) => Err(e),
         None => Ok(Action::requeue(next)),
+    }
+}
+
+const REASON_INVALID_OBJECT: &str = "InvalidObject";
+
+/// Reports an object the operator cannot decode, on the object itself
+/// (a Warning event, and Ready=False/Stalled in its status, merge-patched
+/// without decoding it), so its owner sees what to fix.
+async fn undecodable(raw: &RawMaestroApply, ctx: &Context, problem: &str) {
+    warn!(
+        namespace = raw.namespace().unwrap_or_default(),
+        name = raw.name_any(),
+        problem,
+        "cannot decode a MaestroApply; skipping it until it changes"
+    );
+    let message = format!("{problem}; fix or re-create the object");
+    event(
+        ctx,
+        raw,
+        EventType::Warning,
+        REASON_INVALID_OBJECT,
+        "Reconcile",
+        message.clone(),
+    )
+    .await;
+    let now = Time(now());
+    let condition = |type_: &str| Condition {
+        type_: type_.into(),
+        status: if type_ == super::crd::CONDITION_READY {
+            "False"
+        } else {
+            "True"
+        }
+        .into(),
+        reason: REASON_INVALID_OBJECT.into(),
+        message: message.clone(),
+        observed_generation: raw.meta().generation,
+        last_transition_time: now.clone(),
+    };
+    let patch = json!({"status": {
+        "observedGeneration": raw.meta().generation,
+        "phase": Phase::Stalled.as_str(),
+        "conditions": [condition(super::crd::CONDITION_READY), condition(super::crd::CONDITION_STALLED)],
+    }});
+    let Some(namespace) = raw.namespace() else {
+        return;
+    };
+    let api: Api<RawMaestroApply> = Api::namespaced(ctx.client.clone(), &namespace);
+    if let Err(e) = api
+        .patch_status(
+            &raw.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        warn!(error = %e, name = raw.name_any(), "cannot write the status of an undecodable object");
     }
 }
 
@@ -355,9 +425,9 @@ async fn announce(
     .await;
 }
 
-pub(super) async fn event(
+pub(super) async fn event<K: Resource<DynamicType = ()>>(
     ctx: &Context,
-    obj: &MaestroApply,
+    obj: &K,
     type_: EventType,
     reason: &str,
     action: &str,
