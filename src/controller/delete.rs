@@ -233,11 +233,7 @@ async fn delete(ctx: &Context, target: &Target) -> crate::Result<DeleteOutcome> 
             }
         })
         .await;
-    ctx.metrics.publish_finished(
-        "delete",
-        started.elapsed(),
-        result.as_ref().err().map(crate::Error::reason),
-    );
+    ctx.publish_finished("delete", started, result.as_ref().map(|_| ()));
     let outcome = result?;
     if let DeleteOutcome::Refused(refusal) = &outcome {
         warn!(consumer = %target.consumer, work = %target.work, %refusal,

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod poller;
 mod publish;
 pub mod ratelimit;
+pub mod raw;
 pub mod reconcile;
 pub mod run;
 pub mod server;

@@ -221,15 +221,8 @@ async fn publish(
         outcome,
         Ok(Published::Created | Published::Updated { .. } | Published::Adopted { .. })
     );
-    // A fenced write sent nothing: not a Maestro failure, and this replica
-    // is about to step down anyway.
-    let fenced = matches!(outcome, Err(crate::Error::Fenced(_)));
-    if published || (outcome.is_err() && !fenced) {
-        ctx.metrics.publish_finished(
-            action,
-            started.elapsed(),
-            outcome.as_ref().err().map(crate::Error::reason),
-        );
+    if published || outcome.is_err() {
+        ctx.publish_finished(action, started, outcome.as_ref().map(|_| ()));
     }
     if published {
         info!(consumer = %target.consumer, work = %target.work, action, "published");

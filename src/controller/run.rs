@@ -5,6 +5,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
@@ -15,16 +16,26 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::{debug, error, info, warn};
 
 use super::config::OperatorConfig;
-use super::crd::{MaestroApply, RECONCILE_REQUESTED_AT_ANNOTATION};
+use super::crd::{ADOPT_ANNOTATION, RECONCILE_REQUESTED_AT_ANNOTATION};
 use super::metrics::Metrics;
 use super::poller::{Poller, maestro_fetcher};
 use super::ratelimit::RateLimiter;
+use super::raw::{RawMaestroApply, raw_ref};
 use super::reconcile::{error_policy, reconcile};
 use super::server::{Health, Server};
 use super::shutdown::{self, Shutdown};
 use super::target::managed_selector;
 use super::{Context, Error, Failures, MANAGER, MaestroHandle, Result, leader};
+use crate::maestro::fence::WriteFence;
 use crate::maestro::work_client::WorkClient;
+
+/// How long a replica whose lease ended lets the controller finish before
+/// exiting anyway: its reconciles may hang on an API server it cannot
+/// reach, and nothing they could still do would reach Maestro.
+const STEP_DOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How long the probe server may take to stop.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs until SIGTERM or Ctrl-C (`Ok`), or until leadership is lost
 /// (`Err`, so the process exits non-zero and is restarted as a standby).
@@ -34,7 +45,14 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
         .await
         .map_err(|e| Error::Config(format!("cannot configure the Kubernetes client: {e}")))?;
     check_crd(&client, config.namespace.as_deref()).await?;
-    let maestro = MaestroHandle::new(WorkClient::new(&maestro_config)?);
+    // With leader election, nothing may be written to Maestro before the
+    // lease is held, nor after its deadline (see `leader`).
+    let fence = if config.leader_elect {
+        WriteFence::closed()
+    } else {
+        WriteFence::open()
+    };
+    let maestro = MaestroHandle::new(WorkClient::new(&maestro_config)?.with_fence(fence.clone()));
     let metrics = Arc::new(Metrics::new());
     let health = Health::default();
     health.set_ready(
@@ -71,7 +89,6 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
     );
 
     let mut election = None;
-    let mut lost_leadership = None;
     if config.leader_elect {
         let identity = config.identity();
         let mut e = leader::join(
@@ -80,6 +97,7 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
             &config.lease_name,
             &identity,
             config.lease_duration,
+            fence.clone(),
         )
         .await?;
         // A standby is healthy and ready: it serves probes and takes over.
@@ -89,44 +107,75 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
             return finish(server_task).await;
         }
         metrics.set_leader(true);
-        let mut watcher = e.clone_watch();
-        let trigger = trigger.clone();
-        lost_leadership = Some(tokio::spawn(async move {
-            let _ = watcher.wait_for(|leading| !*leading).await;
-            error!("lost the leader lease; stopping so a standby takes over");
-            trigger.fire();
-        }));
+        tokio::spawn(step_down_when_fenced(
+            fence.clone(),
+            metrics.clone(),
+            health.clone(),
+            trigger.clone(),
+        ));
         election = Some(e);
     }
 
-    run_controller(
+    let controller = run_controller(
         &config,
         client,
         maestro,
         metrics.clone(),
         health.clone(),
         shutdown,
-    )
-    .await;
-
-    let lost = match lost_leadership {
-        Some(task) if task.is_finished() => true,
-        Some(task) => {
-            task.abort();
-            false
-        }
-        None => false,
+    );
+    // Once fenced, the controller gets a short grace to stop; the process
+    // never waits for an API server it may not reach.
+    let fenced_then_grace = async {
+        fence.ended().await;
+        tokio::time::sleep(STEP_DOWN_GRACE).await;
     };
+    tokio::select! {
+        () = controller => {}
+        () = fenced_then_grace => {
+            warn!(grace_ms = STEP_DOWN_GRACE.as_millis() as u64,
+                  "the controller did not stop in time; exiting without it");
+        }
+    }
+
+    let lost = config.leader_elect && fence.has_ended();
     metrics.set_leader(false);
-    if let Some(e) = election {
-        e.release().await;
+    match election {
+        // The lease is gone or about to be another's: nothing to release,
+        // and the API server may be out of reach.
+        Some(e) if lost => e.abandon(),
+        Some(e) => e.release().await,
+        None => {}
     }
     trigger.fire();
-    finish(server_task).await?;
+    let stopped = tokio::time::timeout(SERVER_STOP_TIMEOUT, finish(server_task)).await;
     if lost {
-        return Err(Error::Config("lost the leader lease".into()));
+        return Err(Error::Config(
+            "the leader lease ended (not renewed in time, or taken over); exiting so this replica restarts as a standby".into(),
+        ));
     }
-    Ok(())
+    match stopped {
+        Ok(result) => result,
+        Err(_) => Err(Error::Config("the probe server did not stop".into())),
+    }
+}
+
+/// The moment the fence closes: writes to Maestro already stop there (the
+/// WorkClient checks the fence); this makes the replica say so and go.
+async fn step_down_when_fenced(
+    fence: WriteFence,
+    metrics: Arc<Metrics>,
+    health: Health,
+    trigger: shutdown::Trigger,
+) {
+    fence.ended().await;
+    metrics.set_leader(false);
+    health.set_ready(false, "the leader lease ended");
+    error!(
+        "the leader lease ended (not renewed before its deadline, or taken over); \
+         writes to Maestro are fenced off; stopping so a standby takes over"
+    );
+    trigger.fire();
 }
 
 async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<()> {
@@ -141,7 +190,8 @@ async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<
 /// Fails early, with a hint, when the CRD is missing. Lists only where the
 /// operator watches: with one namespace its Role grants nothing wider.
 async fn check_crd(client: &kube::Client, namespace: Option<&str>) -> Result<()> {
-    let api: Api<MaestroApply> = match namespace {
+    // Raw: one undecodable object must not stop start-up.
+    let api: Api<RawMaestroApply> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -164,7 +214,7 @@ async fn run_controller(
     health: Health,
     shutdown: Shutdown,
 ) {
-    let api: Api<MaestroApply> = match &config.namespace {
+    let api: Api<RawMaestroApply> = match &config.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -177,7 +227,7 @@ async fn run_controller(
         .default_backoff()
         // managedFields can be larger than the rest of the object and are
         // never read here.
-        .modify(|o: &mut MaestroApply| o.managed_fields_mut().clear())
+        .modify(|o: &mut RawMaestroApply| o.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects()
         .predicate_filter(changes_that_matter, PredicateConfig::default());
@@ -185,6 +235,7 @@ async fn run_controller(
     let (poller, triggers) = Poller::new(
         maestro_fetcher(maestro.clone(), managed_selector()),
         config.maestro_page_size,
+        config.min_poll_interval,
         metrics.clone(),
     );
     let ctx = Arc::new(Context {
@@ -202,14 +253,23 @@ async fn run_controller(
         limiter: RateLimiter::new(config.maestro_qps, config.maestro_burst),
         failures: Failures::default(),
         settings: config.settings(),
+        maestro_failing: AtomicBool::new(false),
     });
+    ctx.poller.set_on_recovery(Arc::new({
+        let ctx = Arc::downgrade(&ctx);
+        move || {
+            if let Some(ctx) = ctx.upgrade() {
+                ctx.wake_backed_off("status polls work again");
+            }
+        }
+    }));
 
     // Until the first list is in, the store is empty, not authoritative.
     let listed = Arc::new(AtomicBool::new(false));
     ctx.poller.set_liveness(Arc::new({
         let reader = reader.clone();
         let listed = listed.clone();
-        move |key| !listed.load(Ordering::SeqCst) || reader.get(key).is_some()
+        move |key| !listed.load(Ordering::SeqCst) || reader.get(&raw_ref(key)).is_some()
     }));
     let ready_reader = reader.clone();
     let ready_health = health.clone();
@@ -234,7 +294,7 @@ async fn run_controller(
 
     Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(config.concurrency))
-        .reconcile_on(UnboundedReceiverStream::new(triggers))
+        .reconcile_on(UnboundedReceiverStream::new(triggers).map(|key| raw_ref(&key)))
         .graceful_shutdown_on(shutdown.wait())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -250,16 +310,16 @@ async fn run_controller(
 }
 
 /// What, in a watch event, is worth a reconcile: spec changes
-/// (generation, which deletion also bumps), finalizers and a new
-/// reconcile-requested-at. The operator's own status writes change none of
+/// (generation, which deletion also bumps), finalizers, a new
+/// reconcile-requested-at and the adopt annotation. The operator's own status writes change none of
 /// them, so they never wake it.
-fn changes_that_matter(obj: &MaestroApply) -> Option<u64> {
+fn changes_that_matter(obj: &RawMaestroApply) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     obj.meta().generation.hash(&mut hasher);
     obj.finalizers().hash(&mut hasher);
     obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
-    obj.annotations()
-        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
-        .hash(&mut hasher);
+    for annotation in [RECONCILE_REQUESTED_AT_ANNOTATION, ADOPT_ANNOTATION] {
+        obj.annotations().get(annotation).hash(&mut hasher);
+    }
     Some(hasher.finish())
 }

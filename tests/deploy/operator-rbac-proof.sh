@@ -157,7 +157,7 @@ fi
 say "starting $bin as system:serviceaccount:$namespace:$(KUBECONFIG=$tmp/kubeconfig "$KUBECTL" config view --minify -o jsonpath='{.users[0].name}' | sed 's/.*://')"
 say "  ${args[*]}"
 KUBECONFIG=$tmp/kubeconfig POD_NAMESPACE=$namespace POD_NAME=$id RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 \
-  RUST_LOG=info,maestro_operator=debug,kube_runtime=info,kube_lease_manager=info \
+  RUST_LOG=info,maestro_operator=debug,kube_runtime=info \
   "$bin" "${args[@]}" >"$tmp/operator.log" 2>&1 </dev/null &
 op_pid=$!
 

@@ -60,7 +60,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if .Values.log.filter }}
 {{- .Values.log.filter }}
 {{- else }}
-{{- printf "info,maestro_operator=%s,kube_runtime=warn,kube_lease_manager=warn" .Values.log.level }}
+{{- printf "info,maestro_operator=%s,kube_runtime=warn" .Values.log.level }}
 {{- end }}
 {{- end }}
 
