@@ -16,12 +16,13 @@
 #   kustomize-dry-run   kubectl apply -k config/default --dry-run=server (with the optional parts too)
 #   kustomize-apply     kubectl apply -k config/default for real; the pod passes Pod Security "restricted";
 #                       its ServiceAccount may do what the operator needs and nothing else; then removed
-#   helm-install        helm install into a fresh namespace (TLS Secret as the README says); objects exist
+#   helm-install        helm install into a fresh namespace (TLS Secret as the README says); objects exist,
+#                       the tenancy policy among them, and it refuses a user without a delivery grant
 #   rbac-can-i          kubectl auth can-i as the chart's ServiceAccount: every needed verb, and denials
 #   operator-proof      the operator under the ServiceAccount's token takes a MaestroApply through its life
 #   helm-upgrade        helm upgrade to watchNamespace: a Role in that namespace replaces the ClusterRole
 #   operator-proof-ns   the operator, namespaced, under the same token
-#   helm-uninstall      helm uninstall removes everything but the CRD (kept)
+#   helm-uninstall      helm uninstall removes everything but the CRD (kept), the policy included
 #   lua-health          deploy/argocd/health.lua against the samples (Lua 5.1 and 5.4)
 #   containerfile       the Containerfile's targets, user, pinned bases and build context
 #   release-build       the Containerfile's cargo command on its context; the binaries start and
@@ -58,6 +59,7 @@ watch_ns="deploy-test-$suffix-watched"
 kustomize_ns=maestro-operator-system
 kustomize_sa="system:serviceaccount:$kustomize_ns:maestro-operator-controller-manager"
 crd=maestroapplies.maestro.hyperfleet.io
+policy=maestroapply-delivery.maestro.hyperfleet.io
 
 passed=0 failed=0 skipped=0
 declare -A result=()
@@ -158,8 +160,9 @@ can_i() {
 }
 
 # The operator's needs (cluster-wide mode) and what it must never get.
+# can_i_operator SUBJECT NAMESPACE LEASE
 can_i_operator() {
-  local as=$1 ns=$2 bad=0
+  local as=$1 ns=$2 lease=$3 bad=0
   can_i "$as" yes list maestroapplies.maestro.hyperfleet.io -A || bad=1
   can_i "$as" yes watch maestroapplies.maestro.hyperfleet.io -A || bad=1
   can_i "$as" yes get maestroapplies.maestro.hyperfleet.io -n default || bad=1
@@ -171,9 +174,9 @@ can_i_operator() {
   # may get /metrics.
   can_i "$as" yes create tokenreviews.authentication.k8s.io || bad=1
   can_i "$as" yes create subjectaccessreviews.authorization.k8s.io || bad=1
-  can_i "$as" yes get leases.coordination.k8s.io -n "$ns" || bad=1
+  can_i "$as" yes get "leases.coordination.k8s.io/$lease" -n "$ns" || bad=1
   can_i "$as" yes create leases.coordination.k8s.io -n "$ns" || bad=1
-  can_i "$as" yes patch leases.coordination.k8s.io -n "$ns" || bad=1
+  can_i "$as" yes patch "leases.coordination.k8s.io/$lease" -n "$ns" || bad=1
   # Least privilege: none of these.
   can_i "$as" no list secrets -A || bad=1
   can_i "$as" no get secrets -n "$ns" || bad=1
@@ -187,6 +190,9 @@ can_i_operator() {
   can_i "$as" no patch leases.coordination.k8s.io -n kube-system || bad=1
   can_i "$as" no create leases.coordination.k8s.io -n default || bad=1
   can_i "$as" no delete leases.coordination.k8s.io -n "$ns" || bad=1
+  # Only its own Lease: not another controller's in the same namespace.
+  can_i "$as" no patch leases.coordination.k8s.io/another-controller -n "$ns" || bad=1
+  can_i "$as" no get leases.coordination.k8s.io/another-controller -n "$ns" || bad=1
   can_i "$as" no update customresourcedefinitions.apiextensions.k8s.io || bad=1
   can_i "$as" no create pods -n "$ns" || bad=1
   can_i "$as" no impersonate serviceaccounts -A || bad=1
@@ -386,7 +392,7 @@ t_kustomize_apply() {
   expect "Deployment $kustomize_ns/$deployment exists" "$KUBECTL" -n "$kustomize_ns" get deployment "$deployment"
   expect "CRD $crd is established" "$KUBECTL" wait --for=condition=Established "crd/$crd" --timeout=60s
   pod_security_restricted "$kustomize_ns" "$deployment"
-  can_i_operator "$kustomize_sa" "$kustomize_ns"
+  can_i_operator "$kustomize_sa" "$kustomize_ns" maestro-operator
   kustomize_delete
   expect "config/default's objects are gone, the CRD stays" bash -c \
     "! '$KUBECTL' get clusterrole maestro-operator-manager-role >/dev/null 2>&1 && '$KUBECTL' get crd $crd >/dev/null"
@@ -417,6 +423,10 @@ t_helm_install() {
   expect "the user-facing aggregated ClusterRoles exist" \
     "$KUBECTL" get "clusterrole/$fullname-maestroapply-editor" "clusterrole/$fullname-maestroapply-viewer"
   expect "the metrics-reader ClusterRole for scrapers exists" "$KUBECTL" get "clusterrole/$fullname-metrics-reader"
+  expect "the tenancy policy, its binding and the delivery ClusterRoles exist" \
+    "$KUBECTL" get "validatingadmissionpolicy/$policy" "validatingadmissionpolicybinding/$policy" \
+    clusterrole/maestro-deliver clusterrole/maestro-deliver-cluster-scoped clusterrole/maestro-adopt
+  admission_refuses_an_ungranted_user "$release_ns"
   expect "CRD $crd is established" "$KUBECTL" wait --for=condition=Established "crd/$crd" --timeout=60s
   expect "the CRD carries helm.sh/resource-policy: keep" bash -c \
     "[[ \$('$KUBECTL' get crd $crd -o jsonpath='{.metadata.annotations.helm\.sh/resource-policy}') == keep ]]"
@@ -426,8 +436,27 @@ t_helm_install() {
   "$HELM" status "$release" -n "$release_ns" | sed -n '1,6p'
 }
 
+# The chart's policy at work: a user who may create MaestroApply objects in
+# NS but holds no delivery grant is refused, naming what to ask for.
+admission_refuses_an_ungranted_user() {
+  local ns=$1 user=deploy-test-tenant out
+  "$KUBECTL" -n "$ns" create role mapply-edit --verb=create --resource=maestroapplies.maestro.hyperfleet.io
+  "$KUBECTL" -n "$ns" create rolebinding mapply-edit --role=mapply-edit --user="$user"
+  out=$("$KUBECTL" -n "$ns" --as="$user" create --dry-run=server -f - 2>&1 <<EOF || true
+apiVersion: maestro.hyperfleet.io/v1alpha1
+kind: MaestroApply
+metadata: {name: tenant}
+spec:
+  consumer: cluster-west-1
+  manifestWork: {workload: {manifests: [{apiVersion: v1, kind: ConfigMap, metadata: {name: c, namespace: $ns}}]}}
+EOF
+  )
+  expect "the policy refuses an ungranted user, naming the verb" \
+    grep -q "user $user may not deliver to consumer cluster-west-1 from namespace $ns: this needs verb deliver" <<<"$out"
+}
+
 t_rbac_can_i() {
-  can_i_operator "system:serviceaccount:$release_ns:$release-maestro-operator" "$release_ns"
+  can_i_operator "system:serviceaccount:$release_ns:$release-maestro-operator" "$release_ns" "$release-maestro-operator"
 }
 
 t_operator_proof() { bash tests/deploy/operator-rbac-proof.sh -n "$release_ns" -r "$release"; }
@@ -448,7 +477,7 @@ t_helm_upgrade() {
   can_i "$as" yes create tokenreviews.authentication.k8s.io || bad=1
   can_i "$as" yes create subjectaccessreviews.authorization.k8s.io || bad=1
   can_i "$as" yes create events.events.k8s.io -n "$watch_ns" || bad=1
-  can_i "$as" yes patch leases.coordination.k8s.io -n "$release_ns" || bad=1
+  can_i "$as" yes patch "leases.coordination.k8s.io/$release-maestro-operator" -n "$release_ns" || bad=1
   can_i "$as" no list maestroapplies.maestro.hyperfleet.io -A || bad=1
   can_i "$as" no list maestroapplies.maestro.hyperfleet.io -n default || bad=1
   can_i "$as" no create events.events.k8s.io -n default || bad=1
@@ -467,6 +496,8 @@ t_helm_uninstall() {
   expect "no ClusterRole of the release is left" bash -c \
     "[[ -z \$('$KUBECTL' get clusterrole,clusterrolebinding -l app.kubernetes.io/instance='$release' -o name) ]]" || bad=1
   expect "the CRD is kept (helm.sh/resource-policy: keep)" "$KUBECTL" get crd "$crd" -o name || bad=1
+  expect "the tenancy policy is gone with the release" bash -c \
+    "! '$KUBECTL' get validatingadmissionpolicy '$policy' >/dev/null 2>&1" || bad=1
   "$KUBECTL" delete namespace "$release_ns" "$watch_ns" --wait=false
   return "$bad"
 }
