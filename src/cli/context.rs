@@ -67,6 +67,10 @@ pub struct ConnectionArgs {
     /// File holding a bearer token (re-read per request; never pass a token itself)
     #[arg(long, global = true, env = "MAESTRO_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Send the token over plaintext (http://) endpoints too; only where the
+    /// connection is protected otherwise
+    #[arg(long, global = true, env = "MAESTRO_ALLOW_INSECURE_TOKEN")]
+    pub allow_insecure_token: bool,
 }
 
 impl ConnectionArgs {
@@ -79,6 +83,7 @@ impl ConnectionArgs {
         config.tls.cert_file = self.cert_file.clone();
         config.tls.key_file = self.key_file.clone();
         config.token_file = self.token_file.clone();
+        config.allow_insecure_token = self.allow_insecure_token;
         config.connect_timeout = Duration::from_secs(5);
         config.check().map_err(|e| CliError::Usage(e.to_string()))?;
         Ok(config)

@@ -49,6 +49,11 @@ pub struct OperatorConfig {
     #[arg(long, env = "MAESTRO_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 
+    /// Send the bearer token over plaintext (http://) endpoints too. Only
+    /// for connections protected otherwise (a service mesh, a tunnel).
+    #[arg(long, env = "MAESTRO_ALLOW_INSECURE_TOKEN")]
+    pub allow_insecure_token: bool,
+
     /// How often to check the TLS files for changes; a change rebuilds the
     /// Maestro connections, so rotated certificates need no restart.
     #[arg(long, env = "MAESTRO_TLS_RELOAD_INTERVAL", default_value = "30s", value_parser = duration)]
@@ -83,6 +88,17 @@ pub struct OperatorConfig {
     /// Reconciles running at once.
     #[arg(long, env = "OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+
+    /// The shortest `pollInterval` an object may ask for; shorter ones are
+    /// raised to it (with a Warning event and a status condition). Also the
+    /// shortest gap between two status reads of one consumer forced by
+    /// `reconcile-requested-at`.
+    #[arg(long, env = "OPERATOR_MIN_POLL_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub min_poll_interval: Duration,
+
+    /// The shortest `interval` (resync once Ready) an object may ask for.
+    #[arg(long, env = "OPERATOR_MIN_INTERVAL", default_value = "1m", value_parser = duration)]
+    pub min_interval: Duration,
 
     /// Longest retry delay after repeated failures of one object.
     #[arg(long, env = "OPERATOR_MAX_BACKOFF", default_value = "5m", value_parser = duration)]
@@ -177,6 +193,7 @@ impl OperatorConfig {
             key_file: self.key_file.clone(),
         };
         config.token_file = self.token_file.clone();
+        config.allow_insecure_token = self.allow_insecure_token;
         config.request_timeout = self.maestro_request_timeout;
         config.check()?;
         Ok(config)
@@ -186,6 +203,10 @@ impl OperatorConfig {
         Settings {
             max_backoff: self.max_backoff,
             sync_wait: self.maestro_request_timeout,
+            floors: super::crd::Floors {
+                poll: self.min_poll_interval,
+                resync: self.min_interval,
+            },
             ..Settings::default()
         }
     }
@@ -295,6 +316,9 @@ mod tests {
         assert_eq!(c.lease_duration, Duration::from_secs(15));
         assert_eq!(c.max_backoff, Duration::from_secs(300));
         assert_eq!(c.maestro_page_size, 400);
+        assert_eq!(c.min_poll_interval, Duration::from_secs(5));
+        assert_eq!(c.min_interval, Duration::from_secs(60));
+        assert!(!c.allow_insecure_token);
         let m = c.maestro().unwrap();
         assert_eq!(m.source_id.as_str(), "maestro-operator");
     }

@@ -92,10 +92,13 @@ pub async fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, Strin
 
 static CRD: Once = Once::new();
 
-/// Installs (or updates) the CRD from crds/, once per test process.
+/// Installs (or updates) the CRD from crds/ and the tenancy admission
+/// policy from config/admission, once per test process: every operator
+/// test runs under the policy, as a shared cluster would.
 pub fn install_crd() {
     CRD.call_once(|| {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/maestroapply.yaml");
+        let admission = concat!(env!("CARGO_MANIFEST_DIR"), "/config/admission");
         let run = |args: &[&str]| {
             let out = std::process::Command::new(kubectl_path())
                 .args(args)
@@ -114,6 +117,13 @@ pub fn install_crd() {
             "--for=condition=Established",
             "crd/maestroapplies.maestro.hyperfleet.io",
             "--timeout=60s",
+        ]);
+        run(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+            admission,
         ]);
     });
 }
@@ -416,6 +426,8 @@ pub struct Operator {
     pub address: SocketAddr,
     args: Vec<String>,
     pub name: String,
+    /// The operator's kubeconfig, when not the stack's.
+    kubeconfig: Option<PathBuf>,
 }
 
 impl Operator {
@@ -429,6 +441,29 @@ impl Operator {
         source: &str,
         grpc: &str,
         http: &str,
+        extra: &[&str],
+    ) -> Operator {
+        Operator::start_with(namespace, source, grpc, http, None, extra).await
+    }
+
+    /// Like [`Operator::start`], reaching the API server as `kubeconfig`
+    /// says (e.g. through a [`Proxy`]).
+    pub async fn start_with_kubeconfig(
+        namespace: &str,
+        source: &str,
+        kubeconfig: PathBuf,
+        extra: &[&str],
+    ) -> Operator {
+        let (grpc, http) = (grpc_endpoint(), http_endpoint());
+        Operator::start_with(namespace, source, &grpc, &http, Some(kubeconfig), extra).await
+    }
+
+    async fn start_with(
+        namespace: &str,
+        source: &str,
+        grpc: &str,
+        http: &str,
+        kubeconfig: Option<PathBuf>,
         extra: &[&str],
     ) -> Operator {
         let name = unique("operator");
@@ -466,6 +501,16 @@ impl Operator {
         if !extra.iter().any(|e| e.starts_with("--metrics-secure")) {
             args.push("--metrics-secure=false".to_string());
         }
+        // The tests' specs poll every 2 s and resync in seconds; the floors
+        // themselves are tested in tests/tenancy_e2e.rs. A test may give
+        // these flags itself (`--flag=value`): the operator refuses a flag
+        // given twice, so its own value replaces the default.
+        for default in ["--min-poll-interval=1s", "--min-interval=1s"] {
+            let flag = default.split('=').next().unwrap_or_default();
+            if !extra.iter().any(|e| e.split('=').next() == Some(flag)) {
+                args.push(default.to_string());
+            }
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut op = Operator {
             child: None,
@@ -473,6 +518,7 @@ impl Operator {
             address,
             args,
             name,
+            kubeconfig,
         };
         op.spawn().await;
         op
@@ -487,7 +533,10 @@ impl Operator {
         // tests/deploy/operator-e2e-under-sa.sh runs these tests with the
         // operator under the chart's ServiceAccount token; the tests' own
         // clients keep the admin kubeconfig.
-        let kubeconfig = std::env::var("OPERATOR_KUBECONFIG").unwrap_or_else(|_| env("KUBECONFIG"));
+        let kubeconfig = match &self.kubeconfig {
+            Some(path) => path.display().to_string(),
+            None => std::env::var("OPERATOR_KUBECONFIG").unwrap_or_else(|_| env("KUBECONFIG")),
+        };
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-operator"))
             .args(operator_args(&self.args))
             .env("KUBECONFIG", kubeconfig)
@@ -570,6 +619,13 @@ impl Operator {
     pub async fn restart(&mut self) {
         self.kill().await;
         self.spawn().await;
+    }
+
+    /// The exit status, once the process has exited by itself.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     pub fn is_running(&mut self) -> bool {
