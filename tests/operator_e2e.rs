@@ -629,3 +629,77 @@ async fn an_object_not_ready_within_its_timeout_is_stalled_and_keeps_polling() {
     merge_patch(&ns, "web", json!({"spec": {"deletionPolicy": "Orphan"}})).await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_object_the_operator_cannot_decode_is_reported_and_the_others_are_served() {
+    let ns = TestNs::new("op-poison").await;
+    // A manifest nested 140 levels deep: the API server stores it, serde
+    // cannot decode it (its recursion limit is 128). Made as text, since
+    // serde_json cannot parse it back either.
+    let mut deep = "\"x\"".to_string();
+    for _ in 0..140 {
+        deep = format!("{{\"a\":{deep}}}");
+    }
+    let bad = format!(
+        r#"{{"apiVersion":"maestro.hyperfleet.io/v1alpha1","kind":"MaestroApply",
+            "metadata":{{"name":"poison","namespace":"{ns}"}},
+            "spec":{{"consumer":"{WEST}","manifestWork":{{"workload":{{"manifests":[
+              {{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"deep","namespace":"{ns}"}},"data":{{"k":"v"}},"extra":{deep}}}
+            ]}}}}}}}}"#,
+        ns = ns.name
+    );
+    let (ok, _, err) = kubectl(&["apply", "-f", "-"], Some(&bad)).await;
+    assert!(ok, "the API server accepts it: {err}");
+
+    // Started after it exists, so its first list holds it.
+    let _op = ns.operator(&[]).await;
+    ns.apply("good", west_spec(&ns, "good", "1")).await;
+    ns.wait_ready("good").await;
+
+    let (_, out, _) = kubectl(
+        &[
+            "get",
+            "mapply",
+            "poison",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}|{.status.phase}",
+        ],
+        None,
+    )
+    .await;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut seen = out;
+    while seen.trim() != "InvalidObject|Stalled" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        seen = kubectl(
+            &[
+                "get",
+                "mapply",
+                "poison",
+                "-n",
+                &ns.name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}|{.status.phase}",
+            ],
+            None,
+        )
+        .await
+        .1;
+    }
+    assert_eq!(seen.trim(), "InvalidObject|Stalled");
+    assert!(
+        events(&ns, "poison")
+            .await
+            .contains("Warning   InvalidObject")
+    );
+
+    // Deleting it is not held up: nothing was published for it.
+    kubectl(
+        &["delete", "mapply", "poison", "-n", &ns.name, "--wait=false"],
+        None,
+    )
+    .await;
+    ns.cleanup().await;
+}
