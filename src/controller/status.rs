@@ -252,8 +252,9 @@ fn judge(
                 "False",
                 "WorkClaimed",
                 format!(
-                    "ManifestWork {work} on consumer {consumer} is managed by MaestroApply {owner}; \
-                     nothing is published while it exists (choose another spec.workName)"
+                    "ManifestWork {work} on consumer {consumer} is held by {owner}; nothing is \
+                     published over it (choose another spec.workName, or set the annotation \
+                     maestro.hyperfleet.io/adopt: \"true\" to take it over)"
                 ),
                 Some(Stalled),
                 Phase::Stalled,

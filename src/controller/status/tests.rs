@@ -267,7 +267,7 @@ fn suspended_says_so_and_keeps_reporting() {
 fn a_work_claimed_by_another_object_names_it_and_stalls() {
     let view = bundle(1, None);
     let outcome = Outcome::Claimed {
-        owner: "team-a/first".into(),
+        owner: "MaestroApply team-a/first (uid 1234)".into(),
     };
     let s = compute(None, &input(&view, &outcome, at(0)));
     assert_eq!(
