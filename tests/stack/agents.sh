@@ -26,7 +26,10 @@
 #                           (default maestro-agent, as Maestro's Helm chart)
 #   AGENTS_WAIT_TIMEOUT     seconds `up` waits for all agents to subscribe
 #                           (default $STACK_WAIT_TIMEOUT)
-#   AGENTS_WATCHDOG         1 (default): run the stuck-deletion watchdog (below)
+#   AGENTS_WATCHDOG         1 (default): run the watchdog (below)
+#   AGENTS_WATCHDOG_INTERVAL  seconds between its rounds (default 5)
+#   AGENTS_RESTART_BACKOFF_MAX  most seconds it waits before retrying an agent
+#                           that did not come back (default 60; from 5, doubling)
 #   AGENTS_STUCK_DELETE_AFTER  seconds a deletion may wait for an agent's
 #                           confirmation before the watchdog acts (default 20)
 #
@@ -99,6 +102,23 @@
 # only on deletions Maestro has recorded, so it cannot hide a client that
 # failed to ask for one; a genuinely slow deletion merely costs a resync.
 #
+# The watchdog also supervises the agents: one that is gone (killed, crashed,
+# or exited at start-up) or whose /healthz has failed for three rounds is
+# restarted, and the watchdog waits until it has subscribed again. One that
+# does not come back is retried after 5 s, then 10, 20, ... at most
+# AGENTS_RESTART_BACKOFF_MAX seconds. An agent exits at once when it starts
+# while the API server is down (it reads the extension-apiserver-
+# authentication ConfigMap first), while a running agent rides out an outage;
+# so the watchdog does nothing, neither supervision nor the deletion check,
+# while the stack's API server does not answer /readyz (with the stack's CA
+# and admin token), and resumes when it does. (A delete that reached an agent
+# during the outage is not retried by the agent, seen on this stack: once the
+# API server is back, the deletion check restarts that agent at once, and the
+# resync finishes the deletion.) Every action and every
+# hold-off is a line in agents-watchdog.log. The watchdog and `up`/`down` take
+# turns through a lock ($STACK_RUN_DIR/agents.lock), and `up` restarts a
+# watchdog that runs an older copy of this script.
+#
 # Known log noise: each agent logs "missing content for CA bundle
 # ...requestheader-client-ca-file" now and then. Its HTTPS server delegates
 # authentication to the API server and looks for the front-proxy CA, which
@@ -117,6 +137,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${AGENTS_NAMESPACE:=maestro-agent}"
 : "${AGENTS_WAIT_TIMEOUT:=$STACK_WAIT_TIMEOUT}"
 : "${AGENTS_WATCHDOG:=1}"
+: "${AGENTS_WATCHDOG_INTERVAL:=5}"
+: "${AGENTS_RESTART_BACKOFF_MAX:=60}"
 : "${AGENTS_STUCK_DELETE_AFTER:=20}"
 
 AGENTS_STATE_DIR="$STACK_DIR/agents"
@@ -168,6 +190,19 @@ _agent_healthz() {
 }
 
 _agent_running() { proc_alive "$(_agent_name "$1")" && _agent_healthz "$1"; }
+
+# _agents_lock [TIMEOUT] : take the lock the watchdog and up/down share
+# (descriptor 7; released on exit). With TIMEOUT 0, fail at once when taken.
+_agents_lock() {
+  local timeout=${1:-$((AGENTS_WAIT_TIMEOUT + 60))}
+  ensure_stack_dirs
+  exec 7>"$STACK_RUN_DIR/agents.lock"
+  if ((timeout == 0)); then
+    flock -n 7
+  else
+    flock -w "$timeout" 7 || die agents "timed out after ${timeout}s waiting for $STACK_RUN_DIR/agents.lock"
+  fi
+}
 
 _agents_have_go() {
   if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
@@ -240,7 +275,8 @@ _agent_start() {
   name=$(_agent_name "$consumer")
   logfile=$(proc_logfile "$name")
   AGENT_LOG_OFFSET=-1
-  if proc_alive "$name"; then
+  # Found alive but unhealthy: wait for it (it may be starting), or replace it.
+  if proc_adopt "$name" "$AGENTS_WAIT_TIMEOUT" TERM - _agent_healthz "$consumer"; then
     return 0
   fi
   port=$(_agent_port "$consumer")
@@ -309,36 +345,144 @@ _agents_stuck_deletions() {
   printf '%s' "${BASH_REMATCH[1]}"
 }
 
+# _agents_api_ready : the stack's API server answers /readyz, checked with
+# the CA and admin token of the kubeconfig kube.sh wrote (re-read every time:
+# `kube.sh reset` makes new ones).
+# Sets AGENTS_API_SERVER to the server's URL.
+AGENTS_API_SERVER=""
+_agents_api_ready() {
+  local ca token dir="$AGENTS_STATE_DIR/.watchdog"
+  AGENTS_API_SERVER=$(sed -n 's/^ *server: *//p' "$KUBECONFIG" 2>/dev/null | head -n 1)
+  ca=$(sed -n 's/^ *certificate-authority-data: *//p' "$KUBECONFIG" 2>/dev/null | head -n 1)
+  token=$(sed -n 's/^ *token: *//p' "$KUBECONFIG" 2>/dev/null | head -n 1)
+  [[ -n $AGENTS_API_SERVER && -n $ca && -n $token ]] || return 1
+  # The token goes to curl in a file (-H @file), not on its command line.
+  if [[ $(cat "$dir/ca.b64" 2>/dev/null) != "$ca" || $(cat "$dir/auth.header" 2>/dev/null) != "Authorization: Bearer $token" ]]; then
+    (
+      umask 077
+      mkdir -p "$dir"
+      printf '%s' "$ca" | base64 -d >"$dir/ca.crt" &&
+        printf '%s\n' "$ca" >"$dir/ca.b64" &&
+        printf 'Authorization: Bearer %s\n' "$token" >"$dir/auth.header"
+    ) 2>/dev/null || return 1
+  fi
+  curl -sf --max-time 5 --cacert "$dir/ca.crt" -H "@$dir/auth.header" "$AGENTS_API_SERVER/readyz" >/dev/null 2>&1
+}
+
+# _agents_script_sum : what the watchdog runs (this script and lib.sh, which
+# sources env.sh); `up` restarts a watchdog started from another version.
+_agents_script_sum() {
+  cat "$STACK_SCRIPTS_DIR/agents.sh" "$STACK_SCRIPTS_DIR/lib.sh" "$STACK_SCRIPTS_DIR/env.sh" | sha256sum | cut -d' ' -f1
+}
+
+# _watchdog_restart CONSUMER : (in the watchdog, holding the lock) stop the
+# consumer's agent if it runs, start a fresh one, release the lock, and wait
+# until it has subscribed and answers /healthz. Fails when it does not.
+_watchdog_restart() {
+  local c=$1 name logfile offset=0
+  name=$(_agent_name "$c")
+  logfile=$(proc_logfile "$name")
+  if ! proc_stop "$name" TERM 30; then
+    flock -u 7
+    return 1
+  fi
+  [[ -f $logfile ]] && offset=$(stat -c %s "$logfile")
+  # Subshells: die() in them ends only them, never the watchdog.
+  if ! (_agent_start "$c"); then
+    flock -u 7
+    return 1
+  fi
+  flock -u 7
+  (_agent_wait "$c" "$offset" $((SECONDS + AGENTS_WAIT_TIMEOUT)))
+}
+
 # The watchdog's loop (see the header); runs as the process agents-watchdog.
+# No `set -e` here: one failed check must not end the supervision.
 agents_watchdog() {
-  local c n name offset
-  local -A last_restart=()
+  set +e
+  local c n name reason delay t0 api_down=-1
+  local -A failures=() next_try=() unhealthy=() last_stuck=()
   _agents_resolve_bin
   _agents_kube_env
-  log watchdog "watching deletions on: $STACK_CONSUMERS (act after ${AGENTS_STUCK_DELETE_AFTER}s)"
-  while sleep 5; do
+  _agents_script_sum >"$STACK_RUN_DIR/agents-watchdog.sum"
+  log watchdog "supervising the agents of: $STACK_CONSUMERS every ${AGENTS_WATCHDOG_INTERVAL}s (restart when gone or unhealthy, retries after 5s doubling to ${AGENTS_RESTART_BACKOFF_MAX}s; nothing while the API server is not ready); restarting an agent whose deletions stay unconfirmed over ${AGENTS_STUCK_DELETE_AFTER}s"
+  while sleep "$AGENTS_WATCHDOG_INTERVAL"; do
+    if ! _agents_api_ready; then
+      if ((api_down < 0)); then
+        api_down=$SECONDS
+        log watchdog "the API server is not ready (${AGENTS_API_SERVER:-no server in $KUBECONFIG}/readyz): holding off, no agent is restarted until it is"
+      fi
+      continue
+    fi
+    if ((api_down >= 0)); then
+      log watchdog "the API server is ready again (after $((SECONDS - api_down))s); resuming"
+      api_down=-1
+      # An agent that died meanwhile is restarted now, not after its backoff.
+      next_try=()
+    fi
     for c in $(_agents_consumers); do
-      n=$(_agents_stuck_deletions "$c") || continue
-      ((n > 0)) || continue
-      ((SECONDS - ${last_restart[$c]:--1000} >= 60)) || continue
-      last_restart[$c]=$SECONDS
       name=$(_agent_name "$c")
-      log watchdog "$n bundle(s) on $c deleted over ${AGENTS_STUCK_DELETE_AFTER}s ago, unconfirmed by the agent (the upstream race in agents.sh); restarting $name so that it resyncs"
-      proc_stop "$name" TERM 30
-      _agent_start "$c"
-      offset=$AGENT_LOG_OFFSET
-      if (_agent_wait "$c" "$offset" $((SECONDS + AGENTS_WAIT_TIMEOUT))); then
-        log watchdog "$name subscribed again"
+      reason=""
+      if ! proc_alive "$name"; then
+        reason="not running"
+      elif ! _agent_healthz "$c"; then
+        unhealthy[$c]=$((${unhealthy[$c]:-0} + 1))
+        ((unhealthy[$c] >= 3)) && reason="alive, but /healthz failed ${unhealthy[$c]} rounds in a row"
       else
-        log watchdog "$name did not come back healthy; see its log"
+        unhealthy[$c]=0
+        failures[$c]=0
+        n=$(_agents_stuck_deletions "$c") || n=0
+        if ((n > 0 && SECONDS - ${last_stuck[$c]:--1000} >= 60)); then
+          last_stuck[$c]=$SECONDS
+          reason="$n bundle(s) deleted over ${AGENTS_STUCK_DELETE_AFTER}s ago are unconfirmed by the agent (the upstream race in agents.sh), which resyncs when restarted"
+        fi
+      fi
+      [[ -n $reason ]] || continue
+      ((SECONDS >= ${next_try[$c]:-0})) || continue
+      # agents.sh up or down is at work: leave it to them this round.
+      _agents_lock 0 || continue
+      if ((${failures[$c]:-0} > 0)); then
+        log watchdog "$name: $reason; restarting it (attempt $((failures[$c] + 1)))"
+      else
+        log watchdog "$name: $reason; restarting it"
+      fi
+      t0=$SECONDS
+      if _watchdog_restart "$c"; then
+        log watchdog "$name subscribed again, $((SECONDS - t0))s after the restart"
+        failures[$c]=0
+        unhealthy[$c]=0
+      else
+        failures[$c]=$((${failures[$c]:-0} + 1))
+        delay=$((5 << (failures[$c] - 1)))
+        ((delay <= AGENTS_RESTART_BACKOFF_MAX && failures[$c] < 16)) || delay=$AGENTS_RESTART_BACKOFF_MAX
+        next_try[$c]=$((SECONDS + delay))
+        log watchdog "$name did not come back (see $(proc_logfile "$name")); next attempt in ${delay}s"
       fi
     done
   done
 }
 
+# _agents_watchdog_stop : under the lock, so never while it is starting an
+# agent (which would then run without a pid file).
+_agents_watchdog_stop() {
+  local pid
+  _agents_lock
+  if pid=$(proc_pid agents-watchdog); then
+    # Its whole process group (its own session): the loop and whatever it is
+    # waiting on, so nothing of it lives on to restart an agent. The agents
+    # are in sessions of their own.
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  fi
+  proc_stop agents-watchdog TERM 10
+}
+
 _agents_watchdog_up() {
   ((AGENTS_WATCHDOG)) || return 0
-  proc_alive agents-watchdog && return 0
+  if proc_alive agents-watchdog; then
+    [[ $(cat "$STACK_RUN_DIR/agents-watchdog.sum" 2>/dev/null) == "$(_agents_script_sum)" ]] && return 0
+    log agents "the watchdog runs an older agents.sh; restarting it"
+    _agents_watchdog_stop
+  fi
   proc_start agents-watchdog bash "$STACK_SCRIPTS_DIR/agents.sh" watchdog
 }
 
@@ -354,14 +498,16 @@ agents_up() {
     log agents "already running for: $STACK_CONSUMERS"
     return 0
   fi
-  bash "$STACK_SCRIPTS_DIR/maestro.sh" status >/dev/null ||
-    die agents "Maestro is not running; start it first: tests/stack/maestro.sh up (or tests/stack/stack.sh up)"
-  bash "$STACK_SCRIPTS_DIR/kube.sh" status >/dev/null ||
-    die agents "the API server is not running; start it first: tests/stack/kube.sh up (or tests/stack/stack.sh up)"
+  local st
+  st=$(bash "$STACK_SCRIPTS_DIR/maestro.sh" status) ||
+    die agents "Maestro is not ready ($st); start it first: tests/stack/maestro.sh up (or tests/stack/stack.sh up)"
+  st=$(bash "$STACK_SCRIPTS_DIR/kube.sh" status) ||
+    die agents "the API server is not ready ($st); start it first: tests/stack/kube.sh up (or tests/stack/stack.sh up)"
   _agents_resolve_bin
-  require_cmd agents curl sha256sum
+  require_cmd agents curl sha256sum flock
   _agents_kube_env
-  ensure_stack_dirs
+  # Not while the watchdog restarts an agent.
+  _agents_lock
   local t0=$SECONDS
   _agents_prepare_cluster
   local -A offsets=()
@@ -379,8 +525,8 @@ agents_up() {
 
 agents_down() {
   local pidfile name
-  # First, so it does not restart what is being stopped.
-  proc_stop agents-watchdog TERM 10
+  # First, so it does not restart what is being stopped; keeps the lock.
+  _agents_watchdog_stop
   shopt -s nullglob
   # Every agent this stack started, also those of consumers since removed
   # from STACK_CONSUMERS; in parallel (each takes a second or two to drain).
@@ -412,14 +558,27 @@ agents_status() {
       parts+=("$c=stopped")
     fi
   done
-  if ((total > 0 && up == total)); then
-    echo "agents: running (${parts[*]}) broker=$STACK_HOST:$MAESTRO_BROKER_PORT logs=$STACK_LOG_DIR/agent-*.log"
+  # The watchdog is part of the component: without it nothing restarts a
+  # dead agent.
+  local wd=off wd_ok=1
+  if ((AGENTS_WATCHDOG)); then
+    wd=$(proc_pid agents-watchdog) || {
+      wd=stopped
+      wd_ok=0
+    }
+  fi
+  if ((total > 0 && up == total && wd_ok)); then
+    echo "agents: running (${parts[*]}) watchdog=$wd broker=$STACK_HOST:$MAESTRO_BROKER_PORT logs=$STACK_LOG_DIR/agent-*.log"
     return 0
   elif ((up == 0)) && [[ ${parts[*]} != *'('* ]]; then
-    echo "agents: stopped"
+    if [[ $wd =~ ^[0-9]+$ ]]; then
+      echo "agents: stopped (watchdog=$wd restarts them)"
+    else
+      echo "agents: stopped"
+    fi
     return 3
   fi
-  echo "agents: degraded (${parts[*]})"
+  echo "agents: degraded (${parts[*]} watchdog=$wd)"
   return 1
 }
 

@@ -308,12 +308,32 @@ kube_api() {
     -H "Authorization: Bearer $(<"$KUBE_PKI_DIR/admin.token")" "$KUBE_APISERVER_URL$1"
 }
 
-kube_etcd_healthy() { curl -sf --max-time 5 "$ETCD_URL/health" | grep -q '"health":"true"'; }
+kube_etcd_healthy() {
+  local body
+  body=$(curl -sf --max-time 5 "$ETCD_URL/health") && [[ $body == *'"health":"true"'* ]]
+}
 kube_apiserver_ready() { [[ -f $KUBE_PKI_DIR/admin.token ]] && kube_api /readyz >/dev/null; }
+# kube_apiserver_usable : ready, and the bootstrap RBAC roles tests need are
+# there (/readyz waits for the RBAC bootstrap hook, not for the roles).
+kube_apiserver_usable() {
+  kube_apiserver_ready && kube_api /apis/rbac.authorization.k8s.io/v1/clusterroles/cluster-admin >/dev/null
+}
+# kube_apiserver_shutting_down : it served (its log since its start says so)
+# but its port is closed: a SIGTERMed API server stops listening at once, then
+# drains its watches for up to 60 s before it exits.
+kube_apiserver_shutting_down() {
+  ! port_open "$STACK_HOST" "$KUBE_APISERVER_PORT" &&
+    proc_log_since_start kube-apiserver | grep -F 'Serving securely on' >/dev/null
+}
 kube_kcm_healthy() {
   # Serves on a self-signed certificate it makes in memory; /healthz is one of
   # its always-allowed paths.
   curl -skf --max-time 5 "https://$STACK_HOST:$KUBE_CONTROLLER_MANAGER_PORT/healthz" >/dev/null
+}
+# kube_kcm_ready : healthy, and the serviceaccount controller has run (Pods in
+# `default` need its `default` ServiceAccount).
+kube_kcm_ready() {
+  kube_kcm_healthy && kube_api /api/v1/namespaces/default/serviceaccounts/default >/dev/null
 }
 
 # kube_port_free WHO PORT PIDNAME : fail when PORT is taken by anything but ours.
@@ -326,7 +346,10 @@ kube_port_free() {
 # ----------------------------------------------------------- components
 
 kube_start_etcd() {
-  proc_alive etcd && return 0
+  if proc_adopt etcd "$KUBE_WAIT_TIMEOUT" TERM - kube_etcd_healthy; then
+    log etcd "healthy (pid $(proc_pid etcd))"
+    return 0
+  fi
   kube_port_free etcd "$ETCD_CLIENT_PORT" etcd
   kube_port_free etcd "$ETCD_PEER_PORT" etcd
   mkdir -p "$ETCD_DATA_DIR"
@@ -357,7 +380,11 @@ kube_start_etcd() {
 }
 
 kube_start_apiserver() {
-  proc_alive kube-apiserver && return 0
+  # A second SIGTERM makes a shutting-down API server exit at once.
+  if proc_adopt kube-apiserver "$KUBE_WAIT_TIMEOUT" TERM kube_apiserver_shutting_down kube_apiserver_usable; then
+    log kube-apiserver "ready (pid $(proc_pid kube-apiserver))"
+    return 0
+  fi
   kube_port_free kube-apiserver "$KUBE_APISERVER_PORT" kube-apiserver
   local d=$KUBE_PKI_DIR extra=()
   if [[ $KUBE_CONTROLLER_MANAGER == 0 ]]; then
@@ -404,17 +431,16 @@ kube_start_apiserver() {
     --cert-dir="$d" \
     --profiling=false \
     "${extra[@]}"
-  kube_wait kube-apiserver "$KUBE_WAIT_TIMEOUT" kube-apiserver kube_apiserver_ready
-  # /readyz waits for the RBAC bootstrap hook, but tests need the roles
-  # themselves: wait until they can be read.
-  kube_wait kube-apiserver "$KUBE_WAIT_TIMEOUT" kube-apiserver \
-    kube_api /apis/rbac.authorization.k8s.io/v1/clusterroles/cluster-admin
+  kube_wait kube-apiserver "$KUBE_WAIT_TIMEOUT" kube-apiserver kube_apiserver_usable
   log kube-apiserver "ready"
 }
 
 kube_start_controller_manager() {
   [[ $KUBE_CONTROLLER_MANAGER == 0 ]] && return 0
-  proc_alive kube-controller-manager && return 0
+  if proc_adopt kube-controller-manager "$KUBE_WAIT_TIMEOUT" TERM - kube_kcm_ready; then
+    log kube-controller-manager "ready (pid $(proc_pid kube-controller-manager))"
+    return 0
+  fi
   kube_port_free kube-controller-manager "$KUBE_CONTROLLER_MANAGER_PORT" kube-controller-manager
   local d=$KUBE_PKI_DIR
   log kube-controller-manager "starting"
@@ -450,17 +476,14 @@ kube_start_controller_manager() {
     --cluster-signing-key-file="$d/ca.key" \
     --service-cluster-ip-range="$KUBE_SERVICE_CIDR" \
     --profiling=false
-  kube_wait kube-controller-manager "$KUBE_WAIT_TIMEOUT" kube-controller-manager kube_kcm_healthy
-  # Ready for tests when the serviceaccount controller has run: Pods in
-  # `default` need its `default` ServiceAccount.
-  kube_wait kube-controller-manager "$KUBE_WAIT_TIMEOUT" kube-controller-manager \
-    kube_api /api/v1/namespaces/default/serviceaccounts/default
+  kube_wait kube-controller-manager "$KUBE_WAIT_TIMEOUT" kube-controller-manager kube_kcm_ready
   log kube-controller-manager "ready"
 }
 
-kube_running() {
-  proc_alive etcd && proc_alive kube-apiserver &&
-    { [[ $KUBE_CONTROLLER_MANAGER == 0 ]] || proc_alive kube-controller-manager; }
+# kube_healthy : every component runs and answers its readiness check.
+kube_healthy() {
+  proc_alive etcd && proc_alive kube-apiserver && kube_etcd_healthy && kube_apiserver_usable &&
+    { [[ $KUBE_CONTROLLER_MANAGER == 0 ]] || { proc_alive kube-controller-manager && kube_kcm_healthy; }; }
 }
 
 # ------------------------------------------------------------- commands
@@ -480,7 +503,7 @@ kube_close_inherited_fds() {
 }
 
 kube_up() {
-  if kube_running && kube_apiserver_ready; then
+  if kube_healthy; then
     log kube "already running at $KUBE_APISERVER_URL"
     return 0
   fi
@@ -517,23 +540,30 @@ kube_status() {
   local name up=0 total=0 parts=()
   local names=(etcd kube-apiserver)
   [[ $KUBE_CONTROLLER_MANAGER == 0 ]] || names+=(kube-controller-manager)
+  local -A check=([etcd]=kube_etcd_healthy [kube-apiserver]=kube_apiserver_ready [kube-controller-manager]=kube_kcm_healthy)
+  local alive=0 pid
   for name in "${names[@]}"; do
     total=$((total + 1))
-    if proc_alive "$name"; then
-      up=$((up + 1))
-      parts+=("$name=$(proc_pid "$name")")
+    if pid=$(proc_pid "$name"); then
+      alive=$((alive + 1))
+      if "${check[$name]}"; then
+        up=$((up + 1))
+        parts+=("$name=$pid")
+      else
+        parts+=("$name=$pid(not ready)")
+      fi
     else
       parts+=("$name=stopped")
     fi
   done
-  if ((up == total)) && kube_apiserver_ready; then
+  if ((up == total)); then
     echo "kube: running at $KUBE_APISERVER_URL (${parts[*]})"
     return 0
-  elif ((up == 0)); then
+  elif ((alive == 0)); then
     echo "kube: stopped"
     return 3
   fi
-  echo "kube: degraded (${parts[*]}; apiserver ready: $(kube_apiserver_ready && echo yes || echo no))"
+  echo "kube: degraded (${parts[*]})"
   return 1
 }
 

@@ -19,6 +19,11 @@ STACK_SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 : "${STACK_RUN_DIR:=$STACK_DIR/run}"
 # Default seconds to wait for a component to become ready.
 : "${STACK_WAIT_TIMEOUT:=120}"
+# Seconds `up` gives a process it finds alive but not ready, and past its
+# start-up, to become ready again before it replaces it (see proc_adopt).
+: "${STACK_UNREADY_GRACE:=20}"
+# Seconds `up` waits for a process it replaces to exit before SIGKILL.
+: "${STACK_STOP_TIMEOUT:=30}"
 
 # ---------------------------------------------------------------- logging
 
@@ -126,6 +131,24 @@ _proc_starttime() {
   printf '%s' "${20}"
 }
 
+# _pid_running PID : true when PID exists and is not a zombie (an exited
+# process its parent has not reaped yet). A multi-threaded process whose main
+# thread has exited is a zombie while its other threads still tear down (and
+# hold its sockets): running until every thread is gone.
+_pid_running() {
+  local stat t
+  kill -0 "$1" 2>/dev/null || return 1
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} == [ZX] ]] || return 0
+  for t in "/proc/$1/task/"*/stat; do
+    stat=$(cat "$t" 2>/dev/null) || continue
+    stat=${stat##*) }
+    [[ ${stat%% *} == [ZX] ]] || return 0
+  done
+  return 1
+}
+
 # proc_pid NAME : print the pid when the managed process is alive; else fail.
 proc_pid() {
   local pidfile pid start now
@@ -133,7 +156,7 @@ proc_pid() {
   [[ -f $pidfile ]] || return 1
   read -r pid start <"$pidfile" || return 1
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
+  _pid_running "$pid" || return 1
   if [[ -n ${start:-} && -r /proc/$pid/stat ]]; then
     now=$(_proc_starttime "$pid") || return 1
     [[ $now == "$start" ]] || return 1
@@ -179,7 +202,8 @@ proc_start() {
 
 # proc_stop NAME [SIGNAL] [TIMEOUT] : send SIGNAL (default TERM) to the managed
 # process, wait up to TIMEOUT seconds (default 30), then SIGKILL its process
-# group (its own session, created by proc_start). Removes the pid file.
+# group (its own session, created by proc_start) and wait up to 10 s more.
+# Removes the pid file; fails when the process is still there.
 proc_stop() {
   local name=$1 sig=${2:-TERM} timeout=${3:-30} pid deadline
   if ! pid=$(proc_pid "$name"); then
@@ -188,16 +212,89 @@ proc_stop() {
   fi
   kill "-$sig" "$pid" 2>/dev/null || true
   deadline=$((SECONDS + timeout))
-  while kill -0 "$pid" 2>/dev/null; do
+  while _pid_running "$pid"; do
     if ((SECONDS >= deadline)); then
       log "$name" "did not stop within ${timeout}s after SIG$sig; sending SIGKILL"
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
+      deadline=$((SECONDS + 10))
+      while _pid_running "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
       break
     fi
     sleep 0.2
   done
   rm -f "$(proc_pidfile "$name")"
+  ! _pid_running "$pid"
+}
+
+# proc_age PID : seconds since the process started (0 when unknown).
+proc_age() {
+  local start up ticks age
+  if ! start=$(_proc_starttime "$1") || ! read -r up _ </proc/uptime || ! ticks=$(getconf CLK_TCK); then
+    printf 0
+    return 0
+  fi
+  age=$((${up%.*} - start / ticks))
+  printf '%s' "$((age > 0 ? age : 0))"
+}
+
+# proc_log_since_start NAME : the part of NAME's log written since its last
+# start (proc_start marks each start with a "===== ... start NAME:" line).
+proc_log_since_start() {
+  local logfile line
+  logfile=$(proc_logfile "$1")
+  [[ -f $logfile ]] || return 0
+  line=$(grep -n "^===== .* start $1: " "$logfile" | tail -n 1 | cut -d: -f1)
+  tail -n "+${line:-1}" "$logfile"
+}
+
+# proc_adopt NAME STARTUP SIGNAL SHUTDOWN_CHECK READY_CMD...
+# What `up` does with a managed process it finds. Returns 0 when NAME runs and
+# READY_CMD succeeds, at once or after waiting; 1 when NAME does not run (none
+# did, or the one found exited or was stopped here): the caller starts a fresh
+# one and waits for its readiness.
+# A process found alive but not ready is still starting, or shutting down (a
+# SIGTERMed kube-apiserver closes its port at once but takes about 60 s to
+# exit; PostgreSQL's smart shutdown waits for every client), or wedged. It
+# gets until STARTUP seconds after its own start, and at least
+# STACK_UNREADY_GRACE seconds from now, to become ready; SHUTDOWN_CHECK (a
+# command, or - for none) succeeding says at once that it is shutting down.
+# Either way it is then stopped: SIGNAL, STACK_STOP_TIMEOUT seconds to exit,
+# then SIGKILL of its process group.
+proc_adopt() {
+  local name=$1 startup=$2 sig=$3 sdcheck=$4 pid age wait deadline why
+  shift 4
+  pid=$(proc_pid "$name") || return 1
+  "$@" >/dev/null 2>&1 && return 0
+  age=$(proc_age "$pid")
+  wait=$((startup - age))
+  ((wait >= STACK_UNREADY_GRACE)) || wait=$STACK_UNREADY_GRACE
+  deadline=$((SECONDS + wait))
+  log "$name" "found pid $pid (started ${age}s ago) alive but not ready; waiting up to ${wait}s for it to become ready or exit"
+  while :; do
+    if ! proc_alive "$name"; then
+      log "$name" "pid $pid exited; starting a fresh one"
+      rm -f "$(proc_pidfile "$name")"
+      return 1
+    fi
+    if "$@" >/dev/null 2>&1; then
+      log "$name" "pid $pid is ready"
+      return 0
+    fi
+    if [[ $sdcheck != - ]] && "$sdcheck" >/dev/null 2>&1; then
+      why="it is shutting down"
+      break
+    fi
+    if ((SECONDS >= deadline)); then
+      why="not ready after ${wait}s"
+      break
+    fi
+    sleep 0.5
+  done
+  log "$name" "replacing pid $pid ($why): SIG$sig, SIGKILL after ${STACK_STOP_TIMEOUT}s"
+  proc_stop "$name" "$sig" "$STACK_STOP_TIMEOUT" ||
+    die "$name" "pid $pid is still there after SIGKILL; see $(proc_logfile "$name")"
+  log "$name" "pid $pid exited; starting a fresh one"
+  return 1
 }
 
 # ------------------------------------------------------------ other helpers

@@ -133,7 +133,8 @@ maestro_up() {
     die maestro "PostgreSQL is not running; start it first: tests/stack/postgres.sh up (or tests/stack/stack.sh up)"
   local logfile port
   logfile=$(proc_logfile maestro)
-  if ! proc_alive maestro; then
+  # Found alive but unhealthy: wait for it (it may be starting), or replace it.
+  if ! proc_adopt maestro "$STACK_WAIT_TIMEOUT" TERM - _maestro_healthy; then
     for port in "$MAESTRO_HTTP_PORT" "$MAESTRO_GRPC_PORT" "$MAESTRO_BROKER_PORT" "$MAESTRO_METRICS_PORT" "$MAESTRO_HEALTH_PORT"; do
       port_open "$STACK_HOST" "$port" && die maestro "$STACK_HOST:$port is already taken by a process this stack did not start"
     done

@@ -28,7 +28,7 @@ _pg_bindir() {
   fi
   # Debian keeps the server binaries in /usr/lib/postgresql/<major>/bin.
   local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   if [[ -n $d && -x $d/postgres ]]; then
     printf '%s' "$d"
   elif command -v initdb >/dev/null 2>&1; then
@@ -46,6 +46,17 @@ _pg_as() { (cd "$PG_ROOT" && "${AS_USER[@]}" "$@"); }
 
 _pg_ready() {
   "$PG_BIN_DIR/pg_isready" -q -h "$STACK_HOST" -p "$PG_PORT" -t 2 >/dev/null 2>&1
+}
+
+# _pg_shutting_down : true when the server refuses connections because it is
+# shutting down (e.g. SIGTERM, a "smart" shutdown, which waits for every
+# client to leave: with Maestro connected, for ever). The message comes before
+# authentication, so no password is needed.
+_pg_shutting_down() {
+  local out
+  out=$(PGCONNECT_TIMEOUT=3 "$PG_BIN_DIR/psql" -w -X -h "$STACK_HOST" -p "$PG_PORT" -U "$PG_SUPERUSER" \
+    -d postgres -c '' 2>&1 </dev/null) || true
+  [[ $out == *'shutting down'* ]]
 }
 
 _pg_prepare_dirs() {
@@ -80,21 +91,25 @@ postgres_up() {
     log postgres "already running on $STACK_HOST:$PG_PORT"
     return 0
   fi
-  if ! proc_alive postgres && port_open "$STACK_HOST" "$PG_PORT"; then
+  # Found alive but not accepting connections: wait for it, or replace it
+  # when it is shutting down (SIGINT, PostgreSQL's fast shutdown).
+  if proc_adopt postgres "$STACK_WAIT_TIMEOUT" INT _pg_shutting_down _pg_ready; then
+    log postgres "ready on $STACK_HOST:$PG_PORT"
+    return 0
+  fi
+  if port_open "$STACK_HOST" "$PG_PORT"; then
     die postgres "$STACK_HOST:$PG_PORT is already taken by a process this stack did not start (set PG_PORT)"
   fi
   _pg_prepare_dirs
   _pg_initdb
   local logfile
   logfile=$(proc_logfile postgres)
-  if ! proc_alive postgres; then
-    log postgres "starting on $STACK_HOST:$PG_PORT (log: $logfile)"
-    proc_start postgres "${AS_USER[@]}" "$PG_BIN_DIR/postgres" -D "$PG_DATA" \
-      -c listen_addresses="$STACK_HOST" -c port="$PG_PORT" \
-      -c unix_socket_directories="$PG_SOCKET_DIR" -c unix_socket_permissions=0700 \
-      -c max_connections="$PG_MAX_CONNECTIONS" -c logging_collector=off \
-      -c fsync=off -c synchronous_commit=off -c full_page_writes=off
-  fi
+  log postgres "starting on $STACK_HOST:$PG_PORT (log: $logfile)"
+  proc_start postgres "${AS_USER[@]}" "$PG_BIN_DIR/postgres" -D "$PG_DATA" \
+    -c listen_addresses="$STACK_HOST" -c port="$PG_PORT" \
+    -c unix_socket_directories="$PG_SOCKET_DIR" -c unix_socket_permissions=0700 \
+    -c max_connections="$PG_MAX_CONNECTIONS" -c logging_collector=off \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off
   local deadline=$((SECONDS + STACK_WAIT_TIMEOUT))
   until _pg_ready; do
     if ! proc_alive postgres; then

@@ -288,7 +288,8 @@ secure_up() {
   _secure_rbac
   _secure_credentials
   for name in "${!INSTANCES[@]}"; do
-    _secure_start "$name"
+    # Found alive but unhealthy: wait for it (it may be starting), or replace it.
+    proc_adopt "$name" "$STACK_WAIT_TIMEOUT" TERM - _secure_healthy "$name" || _secure_start "$name"
   done
   for name in "${!INSTANCES[@]}"; do
     _secure_wait "$name"

@@ -26,6 +26,23 @@ components() {
 
 run_component() { bash "$STACK_SCRIPTS_DIR/$1.sh" "${@:2}"; }
 
+# component_logs NAME : the log files of a component (its processes log
+# under their own names).
+component_logs() {
+  local files=()
+  shopt -s nullglob
+  case $1 in
+  agents) files=("$STACK_LOG_DIR"/agent{-*,s-watchdog}.log) ;;
+  kube) files=("$STACK_LOG_DIR"/{etcd,kube-apiserver,kube-controller-manager}.log) ;;
+  maestro) files=("$STACK_LOG_DIR"/maestro{,-migration}.log) ;;
+  secure) files=("$STACK_LOG_DIR"/maestro-{mtls,token}.log) ;;
+  *) files=("$STACK_LOG_DIR/${1}"*.log) ;;
+  esac
+  shopt -u nullglob
+  ((${#files[@]})) && printf '%s\n' "${files[@]}"
+  return 0
+}
+
 # Serialise up/down so two concurrent `make test` runs do not race.
 lock_stack() {
   ensure_stack_dirs
@@ -42,13 +59,11 @@ stack_up() {
   local c t0=$SECONDS started=0 total=0
   for c in $(components); do
     total=$((total + 1))
-    if run_component "$c" status >/dev/null 2>&1; then
-      # Still call up: it is idempotent and repairs details (e.g. consumers).
-      run_component "$c" up
-    else
-      started=$((started + 1))
-      run_component "$c" up || die stack "$c failed to start; logs: $STACK_LOG_DIR/$c.log (stack.sh logs $c)"
-    fi
+    # Still call up when healthy: it is idempotent and repairs details (e.g.
+    # consumers). up returns only once what it found or started is ready.
+    run_component "$c" status >/dev/null 2>&1 || started=$((started + 1))
+    run_component "$c" up ||
+      die stack "$c is not ready; logs: $(component_logs "$c" | paste -sd' ') (stack.sh logs $c)"
   done
   if ((started == 0)); then
     log stack "all $total components were already running; nothing to do"
@@ -100,15 +115,7 @@ stack_logs() {
     *) name=$a ;;
     esac
   done
-  shopt -s nullglob
-  # A component's processes log under their own names.
-  case $name in
-  agents) files=("$STACK_LOG_DIR"/agent{-*,s-watchdog}.log) ;;
-  kube) files=("$STACK_LOG_DIR"/{etcd,kube-apiserver,kube-controller-manager}.log) ;;
-  maestro) files=("$STACK_LOG_DIR"/maestro{,-migration}.log) ;;
-  secure) files=("$STACK_LOG_DIR"/maestro-{mtls,token}.log) ;;
-  *) files=("$STACK_LOG_DIR/${name}"*.log) ;;
-  esac
+  mapfile -t files < <(component_logs "$name")
   ((${#files[@]})) || die stack "no logs${name:+ for $name} in $STACK_LOG_DIR"
   if ((follow)); then
     exec tail -n "${STACK_LOG_LINES:-20}" -F "${files[@]}"
