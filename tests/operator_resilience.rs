@@ -296,3 +296,44 @@ async fn status_reads_cost_requests_per_consumer_and_page_not_per_object() {
     );
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_watch_failing_past_its_limit_fails_liveness() {
+    let ns = TestNs::new("op-watchfail").await;
+    let (kubeconfig, api) = kubeconfig_through_proxy(&ns.name).await;
+    let op = Operator::start_with_kubeconfig(
+        &ns.name,
+        &ns.source,
+        kubeconfig,
+        &["--watch-failure-limit=5s"],
+    )
+    .await;
+    op.wait_ready().await;
+    let healthz = || async {
+        reqwest::get(format!("http://{}/healthz", op.address))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(healthz().await, 200);
+    // The watch cannot reach the API server from now on.
+    api.set_down(true);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while healthz().await != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "/healthz still answers 200 a minute into the watch failing; log:\n{}",
+            op.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let text = reqwest::get(format!("http://{}/healthz", op.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("watch has been failing"), "{text}");
+    api.set_down(false);
+    ns.cleanup().await;
+}

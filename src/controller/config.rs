@@ -100,6 +100,11 @@ pub struct OperatorConfig {
     #[arg(long, env = "OPERATOR_MIN_INTERVAL", default_value = "1m", value_parser = duration)]
     pub min_interval: Duration,
 
+    /// How long the MaestroApply watch may keep failing before /healthz
+    /// fails (so the kubelet restarts the operator).
+    #[arg(long, env = "OPERATOR_WATCH_FAILURE_LIMIT", default_value = "5m", value_parser = duration)]
+    pub watch_failure_limit: Duration,
+
     /// Longest retry delay after repeated failures of one object.
     #[arg(long, env = "OPERATOR_MAX_BACKOFF", default_value = "5m", value_parser = duration)]
     pub max_backoff: Duration,

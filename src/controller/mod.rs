@@ -25,6 +25,7 @@ pub mod shutdown;
 pub mod status;
 pub mod target;
 pub mod tls_reload;
+pub mod watch_health;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

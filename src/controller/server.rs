@@ -54,7 +54,13 @@ impl Health {
         self.set_ready(false, reason);
     }
 
-    fn reason(&self) -> String {
+    /// Whether liveness fails.
+    pub fn is_broken(&self) -> bool {
+        self.inner.broken.load(Ordering::SeqCst)
+    }
+
+    /// What is missing (readiness) or broken (liveness).
+    pub fn reason(&self) -> String {
         self.inner
             .reason
             .lock()

@@ -694,3 +694,26 @@ fn operator_args(args: &[String]) -> Vec<String> {
     }
     out
 }
+
+/// A copy of the operator's kubeconfig whose server is a proxy in front of
+/// the API server, and the proxy.
+pub async fn kubeconfig_through_proxy(tag: &str) -> (PathBuf, Proxy) {
+    let original = std::env::var("OPERATOR_KUBECONFIG")
+        .or_else(|_| std::env::var("KUBECONFIG"))
+        .expect("KUBECONFIG is set: run eval \"$(bash tests/stack/stack.sh env)\"");
+    let text = std::fs::read_to_string(&original).expect("read the kubeconfig");
+    let server = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server:"))
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .expect("a server in the kubeconfig");
+    assert!(
+        server.starts_with("https://127.0.0.1:"),
+        "the test proxies on 127.0.0.1, which the API server's certificate must name; server is {server}"
+    );
+    let proxy = Proxy::start(&server).await;
+    let proxied = format!("https://{}", proxy.address);
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-kubeconfig"));
+    std::fs::write(&path, text.replace(&server, &proxied)).expect("write the kubeconfig copy");
+    (path, proxy)
+}
