@@ -38,7 +38,10 @@ fn cm_value(cm: Option<&k8s_openapi::api::core::v1::ConfigMap>) -> Option<String
 }
 
 fn owner_uid(bundle: &maestro_operator::maestro::rest::ResourceBundle) -> Option<String> {
-    bundle.metadata["labels"][OWNER_UID_LABEL]
+    bundle
+        .metadata
+        .get("labels")?
+        .get(OWNER_UID_LABEL)?
         .as_str()
         .map(str::to_string)
 }
@@ -701,5 +704,160 @@ async fn an_object_the_operator_cannot_decode_is_reported_and_the_others_are_ser
         None,
     )
     .await;
+    ns.cleanup().await;
+}
+
+/// Runs `maestro-cli` under the test's source ID (the operator's), as
+/// another client of that source would; returns (exit code, stdout,
+/// stderr).
+async fn cli_as_operator(ns: &TestNs, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-cli"))
+        .args(args)
+        .args(["--source-id", ns.source.as_str()])
+        .env("MAESTRO_GRPC_ENDPOINT", grpc_endpoint())
+        .env("MAESTRO_HTTP_ENDPOINT", http_endpoint())
+        .output()
+        .await
+        .expect("maestro-cli runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Rewrites work `web` with ConfigMap `cm` holding `value`, no owner
+/// labels, through `maestro-cli apply` (with `extra` flags).
+async fn tamper(ns: &TestNs, value: &str, extra: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cm.json");
+    std::fs::write(
+        &file,
+        configmap(&ns.name, "cm", json!({"value": value})).to_string(),
+    )
+    .unwrap();
+    let mut args = vec![
+        "apply",
+        "-f",
+        file.to_str().unwrap(),
+        "--name",
+        "web",
+        "--consumer",
+        WEST,
+    ];
+    args.extend_from_slice(extra);
+    cli_as_operator(ns, &args).await
+}
+
+#[tokio::test]
+async fn a_work_rewritten_behind_our_back_is_restored_with_an_event_and_a_metric() {
+    let (ns, op) = with_operator("op-drift").await;
+    let mut s = west_spec(&ns, "cm", "declared");
+    s["interval"] = json!("2s");
+    ns.apply("web", s.clone()).await;
+    let obj = ns.wait_ready("web").await;
+    let uid = obj.metadata.uid.clone();
+    ns.wait_configmap("cm", "declared", |cm| {
+        cm_value(cm).as_deref() == Some("declared")
+    })
+    .await;
+    let before = ns.live_bundles().await[0].version;
+
+    // The CLI refuses, naming the owner, and writes nothing.
+    let (code, _, err) = tamper(&ns, "tampered", &[]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "ManifestWork web on consumer {WEST} is managed by MaestroApply {}/web",
+            ns.name
+        )) && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(ns.live_bundles().await[0].version, before, "not written");
+
+    // Forced: other data and no owner labels. The operator recognises its
+    // own bundle and publishes the declared spec and labels over it.
+    let (code, out, err) = tamper(&ns, "tampered", &["--force"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let tampered = before + 1;
+    wait_status(&ns, "web", "restored after the tamper", |s| {
+        s.is_ready() && s.bundle_version.is_some_and(|v| v > tampered)
+    })
+    .await;
+    let live = ns.live_bundles().await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(owner_uid(&live[0]), uid, "owner label back");
+    ns.wait_configmap("cm", "declared again", |cm| {
+        cm_value(cm).as_deref() == Some("declared")
+    })
+    .await;
+    assert!(
+        events(&ns, "web")
+            .await
+            .contains("Warning   DriftCorrected"),
+        "{}",
+        events(&ns, "web").await
+    );
+    let corrections = op.metric("maestro_operator_drift_corrections_total").await;
+    assert!(corrections >= 1.0, "{corrections}");
+
+    // A spec change is an update, not drift.
+    s["manifestWork"]["workload"]["manifests"][0]["data"]["value"] = json!("changed");
+    ns.apply("web", s).await;
+    ns.wait_configmap("cm", "changed", |cm| {
+        cm_value(cm).as_deref() == Some("changed")
+    })
+    .await;
+    ns.wait_ready("web").await;
+    assert_eq!(
+        op.metric("maestro_operator_drift_corrections_total").await,
+        corrections
+    );
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn reported_drift_is_left_in_place_and_deleting_the_object_still_removes_the_work() {
+    let (ns, _op) = with_operator("op-drift-report").await;
+    let mut s = west_spec(&ns, "cm", "declared");
+    s["interval"] = json!("2s");
+    s["driftPolicy"] = json!("Report");
+    ns.apply("web", s).await;
+    ns.wait_ready("web").await;
+
+    let (code, out, err) = tamper(&ns, "tampered", &["--force"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let obj = ns
+        .wait_condition("web", "Drifted", "True", "DriftDetected")
+        .await;
+    let status = obj.status.as_ref().unwrap();
+    let ready = status.condition("Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "DriftDetected")
+    );
+    assert!(
+        ready.message.contains("spec and labels changed"),
+        "{}",
+        ready.message
+    );
+    ns.wait_configmap("cm", "tampered", |cm| {
+        cm_value(cm).as_deref() == Some("tampered")
+    })
+    .await;
+    // Several resyncs later it is still as the other client left it.
+    let version = ns.live_bundles().await[0].version;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let live = ns.live_bundles().await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].version, version, "not restored");
+    assert_eq!(owner_uid(&live[0]), None);
+    assert!(events(&ns, "web").await.contains("Warning   DriftDetected"));
+
+    // The object delivered this work: deleting it deletes the work, labels
+    // or not, and waits for the agent.
+    delete_and_wait_gone(&ns, "web").await;
+    assert!(ns.live_bundles().await.is_empty());
+    ns.wait_configmap("cm", "removed", |cm| cm.is_none()).await;
     ns.cleanup().await;
 }

@@ -25,6 +25,7 @@ use super::remote::{ManifestSelector, Phase, Remote, describe_manifest, find, fi
 use super::results::{ResultsArgs, StatusResult, Target};
 use super::wait::{self, WorkCondition};
 use super::{Ctx, Outcome, explain_unknown_consumer};
+use crate::controller::target::Owner;
 
 /// How often a `--manifest-name` update is retried after losing a race to
 /// another writer.
@@ -56,6 +57,9 @@ pub struct ApplyArgs {
     /// Check and print the work that would be sent, send nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Change the work even when a MaestroApply manages it (it carries the operator's owner labels); the operator restores its declared spec unless that object's spec.driftPolicy is Report
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub results: ResultsArgs,
 }
@@ -99,6 +103,7 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs, target: &mut Target) -> Result<Outc
     let existing = find_retrying(client, &deadline, &args.consumer, &name).await?;
     if let Some(remote) = &existing {
         refuse_foreign(client, &args.consumer, remote)?;
+        refuse_managed(&args.consumer, remote, Touch::Change, args.force)?;
     }
 
     let outcome = retry(
@@ -197,6 +202,58 @@ pub fn refuse_foreign(
     Ok(())
 }
 
+/// What a command is about to do to a work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touch {
+    Change,
+    Delete,
+}
+
+/// Works a MaestroApply manages belong to the operator: a change here is
+/// drift it undoes (or, with `driftPolicy: Report`, a silent divergence
+/// from the object), and a deletion is undone at its next resync. So the
+/// CLI leaves them alone unless `--force`, and says whose they are.
+pub fn refuse_managed(
+    consumer: &ConsumerName,
+    remote: &Remote,
+    touch: Touch,
+    force: bool,
+) -> Result<(), CliError> {
+    let Some(owner) = remote.managed_by() else {
+        return Ok(());
+    };
+    let owner = owner_name(&owner);
+    let name = remote.name();
+    if force {
+        tracing::warn!(%consumer, work = name, owner, "--force: touching a work a MaestroApply manages");
+        return Ok(());
+    }
+    let (verb, then) = match touch {
+        Touch::Change => (
+            "change",
+            "the operator restores the declared spec at its next resync unless the object's \
+             spec.driftPolicy is Report; change the MaestroApply instead",
+        ),
+        Touch::Delete => (
+            "delete",
+            "the operator publishes it again at its next resync; delete the MaestroApply instead",
+        ),
+    };
+    Err(CliError::Failed(format!(
+        "ManifestWork {name} on consumer {consumer} is managed by {owner}; pass --force to \
+         {verb} it anyway ({then})"
+    )))
+}
+
+/// "MaestroApply ns/name", or by uid when the bundle does not say the name.
+pub fn owner_name(owner: &Owner) -> String {
+    if owner.name.is_empty() {
+        format!("a MaestroApply (uid {})", owner.uid)
+    } else {
+        format!("MaestroApply {owner}")
+    }
+}
+
 async fn apply_one_manifest(
     ctx: &Ctx,
     args: &ApplyArgs,
@@ -250,6 +307,7 @@ async fn apply_one_manifest(
             }
             Some(remote) => {
                 refuse_foreign(client, &args.consumer, &remote)?;
+                refuse_managed(&args.consumer, &remote, Touch::Change, args.force)?;
                 if remote.bundle.is_deleting() {
                     return Err(CliError::Failed(format!(
                         "manifestwork {name} on consumer {} is being deleted; apply again once it is gone",
@@ -326,4 +384,127 @@ async fn apply_one_manifest(
     Err(CliError::Failed(format!(
         "manifestwork {name}: other writers kept changing it; gave up after {MERGE_ATTEMPTS} attempts"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use crate::controller::target::{
+        MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_ANNOTATION, OWNER_UID_LABEL,
+    };
+    use clap::Parser;
+    use serde_json::{Value, json};
+
+    fn remote(metadata: Value) -> Remote {
+        Remote::from_bundle(
+            serde_json::from_value(json!({
+                "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "c1", "version": 2,
+                "metadata": metadata,
+                "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}],
+            }))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn managed() -> Remote {
+        remote(json!({
+            "name": "web",
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, OWNER_UID_LABEL: "0b7c1d1e"},
+            "annotations": {OWNER_ANNOTATION: "team-a/hello"},
+        }))
+    }
+
+    fn consumer() -> ConsumerName {
+        ConsumerName::new("cluster-west-1").unwrap()
+    }
+
+    #[test]
+    fn a_work_a_maestroapply_manages_is_refused_naming_the_owner_and_the_way_out() {
+        for (touch, verb) in [(Touch::Change, "change"), (Touch::Delete, "delete")] {
+            let e = refuse_managed(&consumer(), &managed(), touch, false).unwrap_err();
+            let message = e.to_string();
+            assert!(
+                message.contains(
+                    "ManifestWork web on consumer cluster-west-1 is managed by MaestroApply team-a/hello"
+                ) && message.contains(&format!("pass --force to {verb} it anyway")),
+                "{message}"
+            );
+            assert!(
+                matches!(e, CliError::Failed(_)),
+                "exit code 1, as other refusals"
+            );
+        }
+    }
+
+    #[test]
+    fn force_lets_a_managed_work_be_touched() {
+        assert!(refuse_managed(&consumer(), &managed(), Touch::Change, true).is_ok());
+        assert!(refuse_managed(&consumer(), &managed(), Touch::Delete, true).is_ok());
+    }
+
+    #[test]
+    fn works_without_owner_labels_are_not_refused() {
+        let plain = remote(json!({"name": "web", "labels": {"app": "web"}}));
+        assert!(refuse_managed(&consumer(), &plain, Touch::Change, false).is_ok());
+    }
+
+    #[test]
+    fn an_owner_without_a_recorded_name_is_named_by_uid() {
+        let bare = remote(json!({"name": "web", "labels": {OWNER_UID_LABEL: "0b7c1d1e"}}));
+        let message = refuse_managed(&consumer(), &bare, Touch::Change, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("a MaestroApply (uid 0b7c1d1e)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn apply_delete_and_build_take_force() {
+        for args in [
+            &[
+                "maestro-cli",
+                "apply",
+                "-f",
+                "w.yaml",
+                "--consumer",
+                "c",
+                "--force",
+            ][..],
+            &[
+                "maestro-cli",
+                "delete",
+                "--name",
+                "w",
+                "--consumer",
+                "c",
+                "--force",
+            ],
+            &[
+                "maestro-cli",
+                "delete",
+                "--all",
+                "--consumer",
+                "c",
+                "--force",
+            ],
+            &[
+                "maestro-cli",
+                "build",
+                "--name",
+                "w",
+                "--consumer",
+                "c",
+                "--source-file",
+                "s",
+                "--apply",
+                "--force",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+    }
 }

@@ -23,7 +23,7 @@ use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::{Manifest, ManifestWork, validate_work};
 use crate::names::{ConsumerName, WorkName};
 
-use super::apply::refuse_foreign;
+use super::apply::{Touch, refuse_foreign, refuse_managed};
 use super::context::{Deadline, Progress, parse_timeout, retry};
 use super::errors::CliError;
 use super::input::{self, clean_server_fields};
@@ -78,7 +78,7 @@ pub struct BuildArgs {
     /// Build and validate, print what would change, write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Allow --strategy replace to remove manifests
+    /// Allow --strategy replace to remove manifests, and --apply to change a work a MaestroApply manages (it carries the operator's owner labels)
     #[arg(long)]
     pub force: bool,
     /// Give up after this long (retries and --watch included)
@@ -276,6 +276,7 @@ pub async fn run(ctx: &Ctx, args: BuildArgs, target: &mut Target) -> Result<Outc
         let written = match &built.remote {
             Some(remote) => {
                 refuse_foreign(client, &args.consumer, remote)?;
+                refuse_managed(&args.consumer, remote, Touch::Change, args.force)?;
                 if remote.bundle.is_deleting() {
                     return Err(CliError::Failed(format!(
                         "manifestwork {} on consumer {} is being deleted; build again once it is gone",

@@ -15,7 +15,7 @@ use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::validate_work;
 use crate::names::{ConsumerName, ResourceId, WorkName};
 
-use super::apply::refuse_foreign;
+use super::apply::{Touch, owner_name, refuse_foreign, refuse_managed};
 use super::context::{
     Deadline, Follower, Progress, format_duration, parse_timeout, poll_until, retry,
 };
@@ -62,6 +62,9 @@ pub struct DeleteArgs {
     /// Succeed when the work does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// Delete or change works even when a MaestroApply manages them (they carry the operator's owner labels); the operator publishes them again unless the MaestroApply is deleted
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub results: ResultsArgs,
 }
@@ -138,6 +141,7 @@ async fn delete_work(
         return Err(work_not_found(consumer, name));
     };
     if !remote.bundle.is_deleting() {
+        refuse_managed(consumer, &remote, Touch::Delete, args.force)?;
         request_delete(client, consumer, &remote, deadline).await?;
     }
     if !args.watch {
@@ -184,6 +188,7 @@ async fn delete_manifest(
             .await?
             .ok_or_else(|| work_not_found(consumer, name))?;
         refuse_foreign(client, consumer, &remote)?;
+        refuse_managed(consumer, &remote, Touch::Change, args.force)?;
         let mut work = remote.work.clone();
         clean_server_fields(&mut work);
         let manifests = &mut work.spec.workload.manifests;
@@ -287,6 +292,9 @@ async fn delete_all(
             "the consumer had no works",
         )));
     }
+    if !args.force {
+        refuse_managed_among(consumer, &works)?;
+    }
     let names: Vec<String> = works.iter().map(|w| w.name().to_string()).collect();
     if !args.yes && std::io::stdin().is_terminal() && !confirm(consumer, &names)? {
         return Err(CliError::Failed("deletion cancelled".into()));
@@ -378,6 +386,29 @@ async fn delete_all(
     )))
 }
 
+/// `--all` touches nothing when any of the works is a MaestroApply's:
+/// deleting the others and not those would be a surprise either way.
+fn refuse_managed_among(consumer: &ConsumerName, works: &[Remote]) -> Result<(), CliError> {
+    let managed: Vec<String> = works
+        .iter()
+        .filter(|w| !w.bundle.is_deleting())
+        .filter_map(|w| {
+            let owner = w.managed_by()?;
+            Some(format!("{} (managed by {})", w.name(), owner_name(&owner)))
+        })
+        .collect();
+    if managed.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Failed(format!(
+        "{} of the works on consumer {consumer} are managed by MaestroApply objects: {}; \
+         nothing was deleted; delete the MaestroApply objects instead, or pass --force to \
+         delete these too (the operator publishes them again while their objects exist)",
+        managed.len(),
+        managed.join(", ")
+    )))
+}
+
 /// Asks on the terminal; only "y" or "yes" confirms.
 fn confirm(consumer: &ConsumerName, names: &[String]) -> Result<bool, CliError> {
     let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
@@ -421,6 +452,41 @@ mod tests {
         ] {
             assert_eq!(is_yes(answer), yes, "{answer:?}");
         }
+    }
+
+    #[test]
+    fn delete_all_refuses_when_any_work_is_a_maestroapplys_naming_them() {
+        use crate::controller::target::{OWNER_ANNOTATION, OWNER_UID_LABEL};
+        use serde_json::json;
+        let work = |name: &str, metadata: serde_json::Value| {
+            let mut metadata = metadata;
+            metadata["name"] = json!(name);
+            Remote::from_bundle(
+                serde_json::from_value(json!({
+                    "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 1,
+                    "metadata": metadata,
+                    "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}],
+                }))
+                .unwrap(),
+            )
+            .unwrap()
+        };
+        let consumer = ConsumerName::new("c1").unwrap();
+        let plain = work("plain", json!({}));
+        let managed = work(
+            "web",
+            json!({"labels": {OWNER_UID_LABEL: "u1"}, "annotations": {OWNER_ANNOTATION: "team-a/hello"}}),
+        );
+        assert!(refuse_managed_among(&consumer, std::slice::from_ref(&plain)).is_ok());
+        let message = refuse_managed_among(&consumer, &[plain, managed])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("web (managed by MaestroApply team-a/hello)")
+                && message.contains("nothing was deleted")
+                && message.contains("--force"),
+            "{message}"
+        );
     }
 
     #[test]

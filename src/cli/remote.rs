@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::controller::target::{Owner, bundle_owner};
 use crate::error::{Error, Result};
 use crate::maestro::rest::ResourceBundle;
 use crate::maestro::work_client::WorkClient;
@@ -93,6 +94,12 @@ impl Remote {
             return true;
         };
         self.bundle.id != client.resource_id(consumer, &name).to_string()
+    }
+
+    /// The MaestroApply whose operator publishes this work, from the owner
+    /// labels and annotation the operator sets; `None` without them.
+    pub fn managed_by(&self) -> Option<Owner> {
+        bundle_owner(&self.bundle)
     }
 
     /// The status of the manifest at `ordinal`.

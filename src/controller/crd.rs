@@ -137,6 +137,12 @@ pub struct MaestroApplySpec {
     /// What deleting this object does to the ManifestWork.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// What the operator does when the ManifestWork it published was
+    /// changed behind its back (its spec or labels rewritten by another
+    /// client of the operator's source ID).
+    #[serde(default)]
+    pub drift_policy: DriftPolicy,
 }
 
 fn default_poll_interval() -> String {
@@ -193,6 +199,17 @@ pub enum DeletionPolicy {
     Orphan,
 }
 
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DriftPolicy {
+    // Publish the declared spec and labels again, with a DriftCorrected
+    // event.
+    #[default]
+    Correct,
+    // Publish nothing: report the drift (condition Drifted, Ready=False)
+    // and leave the ManifestWork as it is.
+    Report,
+}
+
 /// What the operator and the agent last reported.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -247,6 +264,13 @@ pub struct MaestroApplyStatus {
     /// The last `maestro.hyperfleet.io/reconcile-requested-at` value handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+
+    /// The digest of the ManifestWork this object last published (or found
+    /// in place) under `resourceBundleID`: how the operator recognises its
+    /// own bundle when another client stripped the owner labels, and tells
+    /// drift from a spec change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_spec_hash: Option<String>,
 }
 
 impl MaestroApplyStatus {
@@ -342,6 +366,17 @@ impl MaestroApply {
         self.annotations()
             .get(ADOPT_ANNOTATION)
             .is_some_and(|v| v == "true")
+    }
+
+    /// The digest this object last published under `resource_id`, as its
+    /// status records it; `None` when it published nothing there (or
+    /// lost the bundle to another owner since).
+    pub fn published_hash_at(&self, resource_id: &crate::names::ResourceId) -> Option<&str> {
+        let status = self.status.as_ref()?;
+        if status.resource_bundle_id.as_deref() != Some(resource_id.to_string().as_str()) {
+            return None;
+        }
+        status.published_spec_hash.as_deref()
     }
 
     /// The `reconcile-requested-at` annotation, when set.

@@ -26,8 +26,9 @@ use crate::maestro::work_client::{DeleteOutcome, Refusal};
 enum DeleteStep {
     /// A direct read found no bundle: the finalizer may go.
     Gone,
-    /// The bundle carries another owner's uid (or none): it is not ours to
-    /// delete, so the finalizer goes and the bundle stays.
+    /// The bundle carries another owner's uid (or none, and this object
+    /// never published there): it is not ours to delete, so the finalizer
+    /// goes and the bundle stays.
     NotOurs,
     /// The poller's cache has no bundle, which is not proof: it is built
     /// from an offset-paged list, where rows deleted between two pages
@@ -43,8 +44,14 @@ enum DeleteStep {
 
 /// The next step. `direct` is a direct read of the bundle when one was
 /// made (`Some(None)`: Maestro answered that it has none); it outranks the
-/// poller's `view`.
-fn decide_delete(view: &View, direct: Option<Option<&ResourceBundle>>, uid: &str) -> DeleteStep {
+/// poller's `view`. `published`: the object's status records a publish
+/// under this resource ID (see [`owned_by`]).
+fn decide_delete(
+    view: &View,
+    direct: Option<Option<&ResourceBundle>>,
+    uid: &str,
+    published: bool,
+) -> DeleteStep {
     let bundle = match direct {
         Some(read) => read,
         None => view.bundle.as_deref(),
@@ -53,14 +60,20 @@ fn decide_delete(view: &View, direct: Option<Option<&ResourceBundle>>, uid: &str
         None if direct.is_some() => DeleteStep::Gone,
         None if view.synced && view.error.is_none() => DeleteStep::Confirm,
         None => DeleteStep::Unreadable,
-        Some(b) if !owned_by(b, uid) => DeleteStep::NotOurs,
+        Some(b) if !owned_by(b, uid, published) => DeleteStep::NotOurs,
         Some(b) if b.is_deleting() => DeleteStep::AwaitAgent,
         Some(_) => DeleteStep::Request,
     }
 }
 
-fn owned_by(bundle: &ResourceBundle, uid: &str) -> bool {
-    bundle_owner(bundle).is_some_and(|o| o.uid == uid)
+/// Labelled with our uid, or unlabelled where we published: another
+/// client of the source ID rewrote our work without its labels, and a
+/// deletion must not leave behind a work the object delivered.
+fn owned_by(bundle: &ResourceBundle, uid: &str, published: bool) -> bool {
+    match bundle_owner(bundle) {
+        Some(owner) => owner.uid == uid,
+        None => published,
+    }
 }
 
 /// Deletion. `None` when the finalizer may go, else when to look again.
@@ -105,7 +118,8 @@ pub(super) async fn cleanup(
         .await;
     let view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
     let uid = target.owner.uid.as_str();
-    let mut step = decide_delete(&view, None, uid);
+    let published = obj.published_hash_at(&target.resource_id).is_some();
+    let mut step = decide_delete(&view, None, uid, published);
     let mut confirm_error = None;
     if step == DeleteStep::Confirm {
         match client.get_bundle(&target.consumer, &target.work).await {
@@ -116,7 +130,7 @@ pub(super) async fn cleanup(
                     ctx.poller
                         .record(&target.consumer, target.resource_id, Some(bundle.clone()));
                 }
-                step = decide_delete(&view, Some(read.as_ref()), uid);
+                step = decide_delete(&view, Some(read.as_ref()), uid, published);
             }
             Err(e) => confirm_error = Some(e),
         }
@@ -151,7 +165,7 @@ pub(super) async fn cleanup(
             ),
             None,
         ),
-        DeleteStep::Request => match delete(ctx, &target).await {
+        DeleteStep::Request => match delete(ctx, &target, published).await {
             Ok(DeleteOutcome::Deleting) => {
                 event(
                     ctx,
@@ -216,19 +230,20 @@ pub(super) async fn cleanup(
 }
 
 /// Asks Maestro to delete the bundle if, read right before the write, it
-/// still carries our uid: the poll that showed it ours may be minutes old.
-async fn delete(ctx: &Context, target: &Target) -> crate::Result<DeleteOutcome> {
+/// is still ours: the poll that showed it ours may be minutes old.
+async fn delete(ctx: &Context, target: &Target, published: bool) -> crate::Result<DeleteOutcome> {
     ctx.limiter.acquire().await;
     let client = ctx.maestro.get();
     let started = Instant::now();
     let uid = target.owner.uid.as_str();
     let result = client
         .delete_if(&target.consumer, &target.work, |bundle| {
-            if owned_by(bundle, uid) {
+            if owned_by(bundle, uid, published) {
                 Ok(())
             } else {
                 Err(Refusal(format!(
-                    "the bundle's owner label is not this object's uid {uid}"
+                    "the bundle is not this object's (uid {uid}): another owner's label, or \
+                     no owner label where this object never published"
                 )))
             }
         })
@@ -317,9 +332,12 @@ mod tests {
 
     #[test]
     fn a_bundle_missing_from_the_cache_is_read_directly_before_letting_go() {
-        assert_eq!(decide_delete(&cached(None), None, UID), DeleteStep::Confirm);
         assert_eq!(
-            decide_delete(&cached(None), Some(None), UID),
+            decide_delete(&cached(None), None, UID, false),
+            DeleteStep::Confirm
+        );
+        assert_eq!(
+            decide_delete(&cached(None), Some(None), UID, false),
             DeleteStep::Gone
         );
     }
@@ -328,13 +346,13 @@ mod tests {
     fn a_direct_read_that_still_finds_our_bundle_keeps_the_finalizer() {
         let ours = bundle(UID, false);
         assert_eq!(
-            decide_delete(&cached(None), Some(Some(&ours)), UID),
+            decide_delete(&cached(None), Some(Some(&ours)), UID, false),
             DeleteStep::Request,
             "the poller missed it: delete it again"
         );
         let deleting = bundle(UID, true);
         assert_eq!(
-            decide_delete(&cached(None), Some(Some(&deleting)), UID),
+            decide_delete(&cached(None), Some(Some(&deleting)), UID, false),
             DeleteStep::AwaitAgent
         );
     }
@@ -343,11 +361,39 @@ mod tests {
     fn a_bundle_of_another_owner_is_let_go_untouched() {
         let theirs = bundle("another-uid", false);
         assert_eq!(
-            decide_delete(&cached(Some(theirs.clone())), None, UID),
+            decide_delete(&cached(Some(theirs.clone())), None, UID, false),
             DeleteStep::NotOurs
         );
         assert_eq!(
-            decide_delete(&cached(None), Some(Some(&theirs)), UID),
+            decide_delete(&cached(None), Some(Some(&theirs)), UID, false),
+            DeleteStep::NotOurs
+        );
+    }
+
+    #[test]
+    fn an_unlabelled_bundle_this_object_published_is_deleted_not_left_behind() {
+        let unlabelled: ResourceBundle = serde_json::from_value(json!({
+            "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 3,
+            "metadata": {"name": "web"},
+        }))
+        .unwrap();
+        assert_eq!(
+            decide_delete(&cached(Some(unlabelled.clone())), None, UID, true),
+            DeleteStep::Request,
+            "rewritten without our labels by another client: still ours"
+        );
+        assert_eq!(
+            decide_delete(&cached(None), Some(Some(&unlabelled)), UID, true),
+            DeleteStep::Request
+        );
+        assert_eq!(
+            decide_delete(&cached(Some(unlabelled)), None, UID, false),
+            DeleteStep::NotOurs,
+            "never published there: another client's"
+        );
+        // Another object's label outranks our record.
+        assert_eq!(
+            decide_delete(&cached(Some(bundle("another-uid", false))), None, UID, true),
             DeleteStep::NotOurs
         );
     }
@@ -356,24 +402,30 @@ mod tests {
     fn an_unsynced_or_failing_cache_waits() {
         let mut view = cached(None);
         view.synced = false;
-        assert_eq!(decide_delete(&view, None, UID), DeleteStep::Unreadable);
+        assert_eq!(
+            decide_delete(&view, None, UID, false),
+            DeleteStep::Unreadable
+        );
         let mut view = cached(None);
         view.error = Some(PollError {
             reason: "MaestroUnavailable",
             message: "connection refused".into(),
             since: Utc::now(),
         });
-        assert_eq!(decide_delete(&view, None, UID), DeleteStep::Unreadable);
+        assert_eq!(
+            decide_delete(&view, None, UID, false),
+            DeleteStep::Unreadable
+        );
     }
 
     #[test]
     fn our_bundle_in_the_cache_is_deleted_or_awaited() {
         assert_eq!(
-            decide_delete(&cached(Some(bundle(UID, false))), None, UID),
+            decide_delete(&cached(Some(bundle(UID, false))), None, UID, false),
             DeleteStep::Request
         );
         assert_eq!(
-            decide_delete(&cached(Some(bundle(UID, true))), None, UID),
+            decide_delete(&cached(Some(bundle(UID, true))), None, UID, false),
             DeleteStep::AwaitAgent
         );
     }

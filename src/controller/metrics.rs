@@ -56,6 +56,7 @@ pub struct Metrics {
     poll_duration: Histogram,
     objects: Family<PhaseLabels, Gauge>,
     status_writes: Counter,
+    drift_corrections: Counter,
     leader: Gauge,
     phases: Mutex<HashMap<ObjectRef<MaestroApply>, Phase>>,
 }
@@ -82,6 +83,7 @@ impl Metrics {
             poll_duration: latency_histogram(),
             objects: Family::default(),
             status_writes: Counter::default(),
+            drift_corrections: Counter::default(),
             leader: Gauge::default(),
             phases: Mutex::new(HashMap::new()),
             registry: Registry::default(),
@@ -144,6 +146,11 @@ impl Metrics {
             "status_writes",
             "Status patches written to the API server",
             m.status_writes.clone(),
+        );
+        registry.register(
+            "drift_corrections",
+            "Works restored to their declared spec after another client changed them",
+            m.drift_corrections.clone(),
         );
         registry.register(
             "leader",
@@ -233,6 +240,11 @@ impl Metrics {
         self.status_writes.get()
     }
 
+    /// A drifted work was published again as declared.
+    pub fn drift_corrected(&self) {
+        self.drift_corrections.inc();
+    }
+
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
     }
@@ -304,6 +316,22 @@ mod tests {
             text.contains(
                 "maestro_operator_maestro_publish_errors_total{action=\"create\",reason=\"UnknownConsumer\"} 1"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn drift_corrections_are_counted() {
+        let m = Metrics::new();
+        assert!(
+            m.encode()
+                .contains("maestro_operator_drift_corrections_total 0"),
+            "exported before the first one"
+        );
+        m.drift_corrected();
+        let text = m.encode();
+        assert!(
+            text.contains("maestro_operator_drift_corrections_total 1"),
             "{text}"
         );
     }

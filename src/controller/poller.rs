@@ -3,7 +3,7 @@
 //! Reading each object's bundle on its own would cost one REST request per
 //! object per interval: 1,000 objects polled every 10 s is 100 requests a
 //! second for mostly unchanged answers. Instead one task per consumer lists
-//! that consumer's bundles (ours only, all pages) once per interval, the
+//! that consumer's bundles (this source's, all pages) once per interval, the
 //! shortest interval any object of the consumer currently wants, and keeps
 //! them in a cache that reconciles read. When a poll finds an object's
 //! bundle changed, it wakes that object's reconcile; unchanged objects cost
@@ -49,17 +49,17 @@ pub type PageFetcher = Arc<
     dyn Fn(PageRequest) -> BoxFuture<'static, crate::Result<Page<ResourceBundle>>> + Send + Sync,
 >;
 
-/// The fetcher that lists this source's bundles of one consumer carrying
-/// `selector` (the operator's managed-by label), ordered by id so paging
-/// is stable.
-pub fn maestro_fetcher(maestro: MaestroHandle, selector: String) -> PageFetcher {
+/// The fetcher that lists this source's bundles of one consumer, ordered
+/// by id so paging is stable. Not filtered by the operator's labels: a
+/// bundle another client of the source ID rewrote without them is still
+/// under an object's resource ID, and the object must see it to judge it
+/// (its own work drifted, or another client's).
+pub fn maestro_fetcher(maestro: MaestroHandle) -> PageFetcher {
     Arc::new(move |req: PageRequest| {
         let client = maestro.get();
-        let selector = selector.clone();
         Box::pin(async move {
             let search = Search::source(client.source())
                 .consumer(&req.consumer)
-                .labels(&selector)?
                 .build();
             let options = ListOptions {
                 search: Some(search),

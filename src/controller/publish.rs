@@ -6,13 +6,13 @@ use std::time::Instant;
 use kube::runtime::events::EventType;
 use tracing::{debug, info};
 
-use super::crd::ADOPT_ANNOTATION;
-use super::crd::MaestroApply;
+use super::crd::{ADOPT_ANNOTATION, DriftPolicy, MaestroApply};
 use super::poller::View;
 use super::reconcile::event;
 use super::status::Outcome;
-use super::target::{Holder, Target, bundle_spec_hash};
+use super::target::{Drift, Standing, Target, standing};
 use super::{Context, Error};
+use crate::maestro::rest::ResourceBundle;
 use crate::maestro::work_client::spec_hash_of_work;
 use crate::manifestwork::{ManifestWork, validate_work};
 
@@ -38,11 +38,17 @@ pub(super) async fn sync_work(
             None,
         );
     }
-    let desired_hash = spec_hash_of_work(desired);
-    let adopt = obj.adopt_requested();
+    let plan = Plan {
+        hash: spec_hash_of_work(desired),
+        adopt: obj.adopt_requested(),
+        published: obj.published_hash_at(&target.resource_id),
+        policy: obj.spec.drift_policy,
+    };
     if let Some(bundle) = &view.bundle {
-        let holder = Holder::of(bundle, &target.owner);
-        if holder != Holder::Us && !adopt {
+        let standing = plan.standing(bundle, desired, target);
+        if let Standing::Claimed(holder) = &standing
+            && !plan.adopt
+        {
             return (
                 Outcome::Claimed {
                     owner: holder.to_string(),
@@ -53,11 +59,15 @@ pub(super) async fn sync_work(
         if bundle.is_deleting() {
             return (Outcome::WaitingForOldBundle, None);
         }
-        if holder == Holder::Us && bundle_spec_hash(bundle) == Some(desired_hash.as_str()) {
-            return (Outcome::InSync, None);
+        match standing {
+            Standing::InSync => return (Outcome::InSync, None),
+            Standing::Drifted(drift) if plan.policy == DriftPolicy::Report => {
+                return (drift_reported(target, drift, bundle.version), None);
+            }
+            _ => {}
         }
     }
-    match publish(ctx, target, desired, &desired_hash, adopt).await {
+    match publish(ctx, target, desired, &plan).await {
         Ok(Published::Created) => {
             event(
                 ctx,
@@ -88,6 +98,31 @@ pub(super) async fn sync_work(
             .await;
             (Outcome::Published, None)
         }
+        Ok(Published::Corrected {
+            drift,
+            from_version,
+        }) => {
+            ctx.metrics.drift_corrected();
+            info!(consumer = %target.consumer, work = %target.work, %drift, from_version,
+                  "restored a work changed behind our back");
+            event(
+                ctx,
+                obj,
+                EventType::Warning,
+                REASON_DRIFT_CORRECTED,
+                "Publish",
+                format!(
+                    "restored ManifestWork {} on consumer {}: its {drift} had been changed by \
+                     another client of source ID {} (bundle version {from_version}); published \
+                     the declared spec and labels over it",
+                    target.work,
+                    target.consumer,
+                    ctx.maestro.get().source()
+                ),
+            )
+            .await;
+            (Outcome::Published, None)
+        }
         Ok(Published::Adopted { from, from_version }) => {
             event(
                 ctx,
@@ -106,7 +141,47 @@ pub(super) async fn sync_work(
         Ok(Published::Unchanged) => (Outcome::InSync, None),
         Ok(Published::Deleting) => (Outcome::WaitingForOldBundle, None),
         Ok(Published::Claimed(owner)) => (Outcome::Claimed { owner }, None),
+        Ok(Published::DriftReported { drift, version }) => {
+            (drift_reported(target, drift, version), None)
+        }
         Err(e) => failed(Error::Maestro(e)),
+    }
+}
+
+/// The reason of the event recorded when drift is corrected.
+pub const REASON_DRIFT_CORRECTED: &str = "DriftCorrected";
+
+/// Drift left in place (`driftPolicy: Report`).
+fn drift_reported(target: &Target, drift: Drift, version: i64) -> Outcome {
+    // The status and one Warning event carry the news; this repeats on
+    // every reconcile while the drift lasts.
+    debug!(consumer = %target.consumer, work = %target.work, %drift, version,
+           "the work was changed behind our back; driftPolicy Report: not restoring it");
+    Outcome::Drifted {
+        what: format!(
+            "its {drift} changed since this object published it (now bundle version {version})"
+        ),
+    }
+}
+
+/// What a publish decides with.
+struct Plan<'a> {
+    /// The digest of the declared work.
+    hash: String,
+    adopt: bool,
+    /// The digest this object last published under its resource ID.
+    published: Option<&'a str>,
+    policy: DriftPolicy,
+}
+
+impl Plan<'_> {
+    fn standing(
+        &self,
+        bundle: &ResourceBundle,
+        desired: &ManifestWork,
+        target: &Target,
+    ) -> Standing {
+        standing(bundle, desired, &self.hash, &target.owner, self.published)
     }
 }
 
@@ -139,6 +214,11 @@ enum Published {
     Updated {
         from_version: i64,
     },
+    /// Published over a drifted bundle of ours, at its version.
+    Corrected {
+        drift: Drift,
+        from_version: i64,
+    },
     /// Relabelled from another holder, at its version.
     Adopted {
         from: String,
@@ -147,21 +227,26 @@ enum Published {
     Unchanged,
     Deleting,
     Claimed(String),
+    /// Drifted, and the policy is to report it: nothing was written.
+    DriftReported {
+        drift: Drift,
+        version: i64,
+    },
 }
 
-/// Publishes `desired` after a fresh read: create when Maestro has
-/// nothing, update at the version read when it differs, nothing when it
-/// matches; never over a bundle another holder has, unless `adopt`, when
-/// the update relabels it to this object at the version read (so a
-/// concurrent change by the holder makes it fail, not vanish). One
-/// conflict (a concurrent create, a stale version) is retried with a new
-/// read.
+/// Publishes the declared work after a fresh read: create when Maestro has
+/// nothing, update at the version read when it differs (an ordinary
+/// update, or a correction when it drifted), nothing when it matches or
+/// when drift is only to be reported; never over a bundle another holder
+/// has, unless `adopt`, when the update relabels it to this object at the
+/// version read (so a concurrent change by the holder makes it fail, not
+/// vanish). One conflict (a concurrent create, a stale version) is retried
+/// with a new read.
 async fn publish(
     ctx: &Context,
     target: &Target,
     desired: &ManifestWork,
-    desired_hash: &str,
-    adopt: bool,
+    plan: &Plan<'_>,
 ) -> crate::Result<Published> {
     ctx.limiter.acquire().await;
     let client = ctx.maestro.get();
@@ -184,26 +269,47 @@ async fn publish(
             }
             Some(bundle) if bundle.is_deleting() => Ok(Published::Deleting),
             Some(bundle) => {
-                let holder = Holder::of(&bundle, &target.owner);
-                if holder != Holder::Us && !adopt {
-                    outcome = Ok(Published::Claimed(holder.to_string()));
-                    break;
-                }
-                if holder == Holder::Us && bundle_spec_hash(&bundle) == Some(desired_hash) {
-                    ctx.poller
-                        .record(&target.consumer, target.resource_id, Some(bundle));
-                    outcome = Ok(Published::Unchanged);
-                    break;
-                }
                 let from_version = bundle.version;
-                let written = client.update(desired, from_version).await;
-                if holder == Holder::Us {
-                    action = "update";
-                    written.map(|()| Published::Updated { from_version })
-                } else {
-                    action = "adopt";
-                    let from = holder.to_string();
-                    written.map(|()| Published::Adopted { from, from_version })
+                let standing = plan.standing(&bundle, desired, target);
+                match standing {
+                    Standing::Claimed(holder) if !plan.adopt => {
+                        outcome = Ok(Published::Claimed(holder.to_string()));
+                        break;
+                    }
+                    Standing::InSync => {
+                        ctx.poller
+                            .record(&target.consumer, target.resource_id, Some(bundle));
+                        outcome = Ok(Published::Unchanged);
+                        break;
+                    }
+                    Standing::Drifted(drift) if plan.policy == DriftPolicy::Report => {
+                        ctx.poller
+                            .record(&target.consumer, target.resource_id, Some(bundle));
+                        outcome = Ok(Published::DriftReported {
+                            drift,
+                            version: from_version,
+                        });
+                        break;
+                    }
+                    Standing::Outdated => {
+                        action = "update";
+                        let written = client.update(desired, from_version).await;
+                        written.map(|()| Published::Updated { from_version })
+                    }
+                    Standing::Drifted(drift) => {
+                        action = "update";
+                        let written = client.update(desired, from_version).await;
+                        written.map(|()| Published::Corrected {
+                            drift,
+                            from_version,
+                        })
+                    }
+                    Standing::Claimed(holder) => {
+                        action = "adopt";
+                        let from = holder.to_string();
+                        let written = client.update(desired, from_version).await;
+                        written.map(|()| Published::Adopted { from, from_version })
+                    }
                 }
             }
         };
@@ -219,7 +325,10 @@ async fn publish(
     }
     let published = matches!(
         outcome,
-        Ok(Published::Created | Published::Updated { .. } | Published::Adopted { .. })
+        Ok(Published::Created
+            | Published::Updated { .. }
+            | Published::Corrected { .. }
+            | Published::Adopted { .. })
     );
     if published || outcome.is_err() {
         ctx.publish_finished(action, started, outcome.as_ref().map(|_| ()));

@@ -29,6 +29,7 @@ use super::raw::RawMaestroApply;
 use super::status::{self, Input, Outcome};
 use super::target::Target;
 use super::{Context, Error, FINALIZER, MANAGER, Result};
+use crate::maestro::work_client::spec_hash_of_work;
 
 /// Entry point for `Controller::run`: decodes the object, then reconciles
 /// it. An object that cannot be decoded is reported on itself and left
@@ -174,7 +175,10 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
 
     let desired = target.build_work(&obj);
     let (outcome, error) = sync_work(&obj, &target, &desired, &view, ctx).await;
-    if matches!(outcome, Outcome::Published | Outcome::InSync) {
+    if matches!(
+        outcome,
+        Outcome::Published | Outcome::InSync | Outcome::Drifted { .. }
+    ) {
         view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
     }
 
@@ -194,6 +198,8 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
         },
     );
     let mut status = status;
+    record_publish(&mut status, &outcome, || spec_hash_of_work(&desired));
+    note_drift(&mut status, prev, &outcome);
     if note_raised_intervals(&mut status, prev, &raised) {
         event(
             ctx,
@@ -290,6 +296,50 @@ async fn undecodable(raw: &RawMaestroApply, ctx: &Context, problem: &str) {
     {
         warn!(error = %e, name = raw.name_any(), "cannot write the status of an undecodable object");
     }
+}
+
+/// Records in the status what this object now holds under its resource
+/// ID: the digest it published or found in place, or nothing once the
+/// bundle is another's. The status keeps it otherwise.
+fn record_publish(
+    status: &mut MaestroApplyStatus,
+    outcome: &Outcome,
+    desired_hash: impl FnOnce() -> String,
+) {
+    match outcome {
+        Outcome::Published | Outcome::InSync => {
+            status.published_spec_hash = Some(desired_hash());
+        }
+        Outcome::Claimed { .. } => status.published_spec_hash = None,
+        _ => {}
+    }
+}
+
+/// The condition that says the work drifted and was left so
+/// (`spec.driftPolicy: Report`). Present only while that is true; the
+/// Warning event comes with the Ready transition (see [`announce`]).
+pub const CONDITION_DRIFTED: &str = "Drifted";
+
+fn note_drift(
+    status: &mut MaestroApplyStatus,
+    prev: Option<&MaestroApplyStatus>,
+    outcome: &Outcome,
+) {
+    status.conditions.retain(|c| c.type_ != CONDITION_DRIFTED);
+    let Outcome::Drifted { what } = outcome else {
+        return;
+    };
+    let before = prev.and_then(|p| p.condition(CONDITION_DRIFTED));
+    status.conditions.push(Condition {
+        type_: CONDITION_DRIFTED.into(),
+        status: "True".into(),
+        reason: status::REASON_DRIFT_DETECTED.into(),
+        message: what.clone(),
+        observed_generation: status.observed_generation,
+        last_transition_time: before
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| Time(now())),
+    });
 }
 
 /// The condition that says the operator raised the spec's intervals.
@@ -506,6 +556,65 @@ mod tests {
         let mut fixed = again.clone();
         assert!(!note_raised_intervals(&mut fixed, Some(&again), &[]));
         assert!(fixed.condition(CONDITION_INTERVALS_RAISED).is_none());
+    }
+
+    #[test]
+    fn a_publish_records_its_digest_and_a_claim_forgets_it() {
+        let mut s = MaestroApplyStatus {
+            published_spec_hash: Some("h1".into()),
+            ..Default::default()
+        };
+        record_publish(&mut s, &Outcome::Published, || "h2".into());
+        assert_eq!(s.published_spec_hash.as_deref(), Some("h2"));
+        record_publish(&mut s, &Outcome::InSync, || "h3".into());
+        assert_eq!(s.published_spec_hash.as_deref(), Some("h3"));
+        // A failed publish or reported drift publishes nothing: what was
+        // published stays the measure of drift.
+        let failed = Outcome::Failed {
+            reason: "MaestroUnavailable".into(),
+            message: "down".into(),
+            terminal: false,
+        };
+        for outcome in [
+            failed,
+            Outcome::Drifted {
+                what: "spec".into(),
+            },
+            Outcome::Suspended,
+        ] {
+            record_publish(&mut s, &outcome, || "other".into());
+            assert_eq!(s.published_spec_hash.as_deref(), Some("h3"), "{outcome:?}");
+        }
+        record_publish(
+            &mut s,
+            &Outcome::Claimed {
+                owner: "MaestroApply a/b (uid u)".into(),
+            },
+            || "h4".into(),
+        );
+        assert_eq!(s.published_spec_hash, None, "another holder's now");
+    }
+
+    #[test]
+    fn reported_drift_is_a_condition_kept_while_it_lasts_and_removed_after() {
+        let drifted = Outcome::Drifted {
+            what: "its spec changed".into(),
+        };
+        let mut first = MaestroApplyStatus::default();
+        note_drift(&mut first, None, &drifted);
+        let c = first.condition(CONDITION_DRIFTED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            ("True", "DriftDetected", "its spec changed")
+        );
+
+        let mut again = MaestroApplyStatus::default();
+        note_drift(&mut again, Some(&first), &drifted);
+        assert_eq!(again, first, "unchanged: nothing to write");
+
+        let mut fixed = again.clone();
+        note_drift(&mut fixed, Some(&again), &Outcome::InSync);
+        assert!(fixed.condition(CONDITION_DRIFTED).is_none());
     }
 
     #[test]

@@ -24,7 +24,6 @@ use super::raw::{RawMaestroApply, raw_ref};
 use super::reconcile::{error_policy, reconcile};
 use super::server::{Health, Server};
 use super::shutdown::{self, Shutdown};
-use super::target::managed_selector;
 use super::{Context, Error, Failures, MANAGER, MaestroHandle, Result, leader};
 use crate::maestro::fence::WriteFence;
 use crate::maestro::work_client::WorkClient;
@@ -233,7 +232,7 @@ async fn run_controller(
         .predicate_filter(changes_that_matter, PredicateConfig::default());
 
     let (poller, triggers) = Poller::new(
-        maestro_fetcher(maestro.clone(), managed_selector()),
+        maestro_fetcher(maestro.clone()),
         config.maestro_page_size,
         config.min_poll_interval,
         metrics.clone(),

@@ -54,6 +54,9 @@ const MAX_MANIFEST_STATUSES: usize = 1000;
 /// for its size.
 const MAX_MANIFEST_STATUS_BYTES: usize = 512 * 1024;
 
+/// The reason of drift that is reported, not corrected.
+pub const REASON_DRIFT_DETECTED: &str = "DriftDetected";
+
 /// What the reconcile did or found, besides the bundle itself.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -65,6 +68,9 @@ pub enum Outcome {
     Suspended,
     /// Another object owns the work; nothing was published.
     Claimed { owner: String },
+    /// Our work was changed behind our back and `spec.driftPolicy` is
+    /// Report: nothing was published. `what` says what changed.
+    Drifted { what: String },
     /// Maestro still holds an earlier bundle being deleted; the new one is
     /// published once it is gone.
     WaitingForOldBundle,
@@ -181,6 +187,11 @@ pub fn compute(prev: Option<&MaestroApplyStatus>, input: &Input<'_>) -> MaestroA
             .requested_at
             .map(str::to_string)
             .or_else(|| prev.and_then(|p| p.last_handled_reconcile_at.clone())),
+        // Kept while the resource ID is the same; the reconcile sets it on
+        // a publish and clears it when the bundle is another's.
+        published_spec_hash: prev
+            .filter(|p| p.resource_bundle_id.as_deref() == Some(input.resource_id))
+            .and_then(|p| p.published_spec_hash.clone()),
     }
 }
 
@@ -255,6 +266,22 @@ fn judge(
                     "ManifestWork {work} on consumer {consumer} is held by {owner}; nothing is \
                      published over it (choose another spec.workName, or set the annotation \
                      maestro.hyperfleet.io/adopt: \"true\" to take it over)"
+                ),
+                Some(Stalled),
+                Phase::Stalled,
+            );
+        }
+        Outcome::Drifted { what } => {
+            // Not Ready: what the agent applied is not what this object
+            // declares, and only a person (or driftPolicy: Correct) can
+            // change that.
+            return verdict(
+                "False",
+                REASON_DRIFT_DETECTED,
+                format!(
+                    "ManifestWork {work} on consumer {consumer} was changed behind the \
+                     operator's back: {what}; spec.driftPolicy is Report, so it is not \
+                     restored (restore it, or set spec.driftPolicy: Correct)"
                 ),
                 Some(Stalled),
                 Phase::Stalled,

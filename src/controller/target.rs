@@ -12,7 +12,7 @@ use crate::maestro::rest::ResourceBundle;
 use crate::manifestwork::ManifestWork;
 use crate::names::{ConsumerName, ResourceId, SourceId, WorkName};
 
-/// On every work the operator publishes; the poller lists by it.
+/// On every work the operator publishes.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "maestro-operator";
 pub const OWNER_UID_LABEL: &str = "maestro.hyperfleet.io/owner-uid";
@@ -22,11 +22,6 @@ pub const OWNER_NAMESPACE_LABEL: &str = "maestro.hyperfleet.io/owner-namespace";
 pub const OWNER_NAME_LABEL: &str = "maestro.hyperfleet.io/owner-name";
 /// `<namespace>/<name>` of the owning object.
 pub const OWNER_ANNOTATION: &str = "maestro.hyperfleet.io/owner";
-
-/// The selector the poller lists with.
-pub fn managed_selector() -> String {
-    format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")
-}
 
 /// The object that owns a work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +120,121 @@ impl Holder {
             None => Holder::Unlabelled,
         }
     }
+
+    /// Whether the bundle is ours to write and delete. `published`: our
+    /// status records a publish under this resource ID. The ID is
+    /// deterministic, so an unlabelled bundle there that we published is
+    /// ours with its labels stripped by another client of the source ID,
+    /// not that client's. Another object's uid is never ours.
+    pub fn is_ours(&self, published: bool) -> bool {
+        match self {
+            Holder::Us => true,
+            Holder::Unlabelled => published,
+            Holder::Object(_) => false,
+        }
+    }
+}
+
+/// What of a bundle changed behind the operator's back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drift {
+    /// The spec digest is not the one this object published.
+    pub spec: bool,
+    /// Owner labels or annotation (or, while the declaration is the one
+    /// published, any declared label) differ from what it declares.
+    pub labels: bool,
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match (self.spec, self.labels) {
+            (true, true) => "spec and labels",
+            (true, false) => "spec",
+            (false, _) => "labels",
+        })
+    }
+}
+
+/// How the bundle under an object's resource ID stands towards the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Ours, and what the object declares.
+    InSync,
+    /// Ours and as this object last published it (or of unknown history);
+    /// the declaration changed since: an ordinary update.
+    Outdated,
+    /// Ours, and changed by someone else since this object published it.
+    Drifted(Drift),
+    /// Another holder's: never written without adoption.
+    Claimed(Holder),
+}
+
+/// Where `bundle` stands for the object that declares `desired` (digest
+/// `desired_hash`), is `owner` and, per its status, last published
+/// `published` under this resource ID.
+///
+/// Drift is measured against what was published, not against the
+/// declaration: a bundle still as published while the spec changed is an
+/// update, not drift, so a new generation is never reported as drift. A
+/// bundle that matches the declaration is in sync whatever happened.
+pub fn standing(
+    bundle: &ResourceBundle,
+    desired: &ManifestWork,
+    desired_hash: &str,
+    owner: &Owner,
+    published: Option<&str>,
+) -> Standing {
+    let holder = Holder::of(bundle, owner);
+    if !holder.is_ours(published.is_some()) {
+        return Standing::Claimed(holder);
+    }
+    let hash = bundle_spec_hash(bundle);
+    let owner_marks = owner_marks_match(bundle, desired);
+    let declared_labels = declared_labels_match(bundle, desired);
+    if hash == Some(desired_hash) && owner_marks && declared_labels {
+        return Standing::InSync;
+    }
+    let drift = Drift {
+        spec: published.is_some_and(|p| hash != Some(p)),
+        // Owner marks never change for an object; other declared labels
+        // only count while the declaration is the one published.
+        labels: !owner_marks || (published == Some(desired_hash) && !declared_labels),
+    };
+    if drift.spec || drift.labels {
+        Standing::Drifted(drift)
+    } else {
+        Standing::Outdated
+    }
+}
+
+/// The labels and annotation that say who owns a work.
+const OWNER_LABELS: [&str; 4] = [
+    MANAGED_BY_LABEL,
+    OWNER_UID_LABEL,
+    OWNER_NAMESPACE_LABEL,
+    OWNER_NAME_LABEL,
+];
+
+fn owner_marks_match(bundle: &ResourceBundle, desired: &ManifestWork) -> bool {
+    let labels = string_map(bundle, "labels");
+    let annotations = string_map(bundle, "annotations");
+    let declared_labels = desired.metadata.labels.as_ref();
+    let declared_annotations = desired.metadata.annotations.as_ref();
+    OWNER_LABELS
+        .iter()
+        .all(|k| labels.get(*k) == declared_labels.and_then(|l| l.get(*k)))
+        && annotations.get(OWNER_ANNOTATION)
+            == declared_annotations.and_then(|a| a.get(OWNER_ANNOTATION))
+}
+
+fn declared_labels_match(bundle: &ResourceBundle, desired: &ManifestWork) -> bool {
+    let labels = string_map(bundle, "labels");
+    desired
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v))
 }
 
 impl std::fmt::Display for Holder {
@@ -277,5 +387,156 @@ mod tests {
             serde_json::from_value(json!({"id": "x", "version": 1, "metadata": {"name": "w"}}))
                 .unwrap();
         assert_eq!(bundle_owner(&foreign), None);
+    }
+
+    /// The bundle Maestro would hold after `work` was published, its
+    /// digest annotation saying `hash`.
+    fn stored(work: &ManifestWork, hash: &str) -> ResourceBundle {
+        let mut metadata = serde_json::to_value(&work.metadata).unwrap();
+        metadata["annotations"][crate::maestro::work_client::SPEC_HASH_ANNOTATION] = json!(hash);
+        serde_json::from_value(json!({"id": "x", "version": 3, "metadata": metadata})).unwrap()
+    }
+
+    /// What `maestro-cli apply` of other data under our source ID leaves:
+    /// no owner labels, its own digest.
+    fn rewritten_without_labels(work: &ManifestWork) -> ResourceBundle {
+        let mut other = work.clone();
+        other.metadata.labels = None;
+        other.metadata.annotations = None;
+        stored(&other, "cli-digest")
+    }
+
+    fn declared() -> (Target, ManifestWork) {
+        let obj = object("web", None);
+        let t = Target::of(&obj, &source()).unwrap();
+        let work = t.build_work(&obj);
+        (t, work)
+    }
+
+    #[test]
+    fn a_bundle_as_declared_is_in_sync_whatever_the_status_recorded() {
+        let (t, work) = declared();
+        let b = stored(&work, "h1");
+        for published in [None, Some("h1"), Some("h0")] {
+            assert_eq!(
+                standing(&b, &work, "h1", &t.owner, published),
+                Standing::InSync,
+                "published {published:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bundle_still_as_published_after_a_spec_change_is_an_update_not_drift() {
+        let (t, work) = declared();
+        let b = stored(&work, "h1");
+        assert_eq!(
+            standing(&b, &work, "h2", &t.owner, Some("h1")),
+            Standing::Outdated
+        );
+        // Nothing recorded (published before the operator recorded
+        // digests): an update, as before.
+        assert_eq!(
+            standing(&b, &work, "h2", &t.owner, None),
+            Standing::Outdated
+        );
+    }
+
+    #[test]
+    fn a_bundle_we_published_rewritten_without_owner_labels_is_drift_not_claimed() {
+        let (t, work) = declared();
+        let b = rewritten_without_labels(&work);
+        assert_eq!(
+            standing(&b, &work, "h1", &t.owner, Some("h1")),
+            Standing::Drifted(Drift {
+                spec: true,
+                labels: true
+            })
+        );
+        // Drift also when the spec changed meanwhile: what was published
+        // is what the bundle is measured against.
+        assert_eq!(
+            standing(&b, &work, "h2", &t.owner, Some("h1")),
+            Standing::Drifted(Drift {
+                spec: true,
+                labels: true
+            })
+        );
+    }
+
+    #[test]
+    fn an_unlabelled_bundle_this_object_never_published_stays_claimed() {
+        let (t, work) = declared();
+        let b = rewritten_without_labels(&work);
+        assert_eq!(
+            standing(&b, &work, "h1", &t.owner, None),
+            Standing::Claimed(Holder::Unlabelled)
+        );
+    }
+
+    #[test]
+    fn a_bundle_labelled_with_another_uid_is_never_ours_even_where_we_published() {
+        let (t, work) = declared();
+        let mut other = object("other", Some("web"));
+        other.metadata.uid = Some("another-uid".into());
+        let ot = Target::of(&other, &source()).unwrap();
+        let b = stored(&ot.build_work(&other), "h9");
+        assert!(matches!(
+            standing(&b, &work, "h1", &t.owner, Some("h1")),
+            Standing::Claimed(Holder::Object(o)) if o.uid == "another-uid"
+        ));
+    }
+
+    #[test]
+    fn stripped_labels_with_the_spec_kept_are_label_drift() {
+        let (t, work) = declared();
+        let mut stripped = work.clone();
+        stripped
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .remove(OWNER_UID_LABEL);
+        let b = stored(&stripped, "h1");
+        assert_eq!(
+            standing(&b, &work, "h1", &t.owner, Some("h1")),
+            Standing::Drifted(Drift {
+                spec: false,
+                labels: true
+            })
+        );
+    }
+
+    #[test]
+    fn a_rewritten_spec_under_our_labels_is_spec_drift() {
+        let (t, work) = declared();
+        let b = stored(&work, "someone-elses");
+        assert_eq!(
+            standing(&b, &work, "h1", &t.owner, Some("h1")),
+            Standing::Drifted(Drift {
+                spec: true,
+                labels: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_declared_label_removed_behind_our_back_is_label_drift_but_a_new_one_is_an_update() {
+        let (t, work) = declared();
+        let mut edited = work.clone();
+        edited.metadata.labels.as_mut().unwrap().remove("team");
+        let b = stored(&edited, "h1");
+        assert_eq!(
+            standing(&b, &work, "h1", &t.owner, Some("h1")),
+            Standing::Drifted(Drift {
+                spec: false,
+                labels: true
+            })
+        );
+        // The declaration changed (a new label, so a new digest): update.
+        assert_eq!(
+            standing(&b, &work, "h2", &t.owner, Some("h1")),
+            Standing::Outdated
+        );
     }
 }

@@ -91,6 +91,8 @@ fn spec_defaults_are_in_the_schema_and_in_serde() {
     assert_eq!(props["suspend"]["default"], false);
     assert_eq!(props["deletionPolicy"]["default"], "Delete");
     assert_eq!(props["deletionPolicy"]["enum"], json!(["Delete", "Orphan"]));
+    assert_eq!(props["driftPolicy"]["default"], "Correct");
+    assert_eq!(props["driftPolicy"]["enum"], json!(["Correct", "Report"]));
 
     let parsed: MaestroApplySpec = serde_json::from_value(json!({
         "consumer": "c",
@@ -99,6 +101,7 @@ fn spec_defaults_are_in_the_schema_and_in_serde() {
     .unwrap();
     assert_eq!(parsed.wait_for, WaitFor::Available);
     assert_eq!(parsed.deletion_policy, DeletionPolicy::Delete);
+    assert_eq!(parsed.drift_policy, DriftPolicy::Correct);
     assert_eq!(
         parsed.intervals().unwrap(),
         Intervals {

@@ -283,6 +283,64 @@ fn a_work_claimed_by_another_object_names_it_and_stalls() {
 }
 
 #[test]
+fn reported_drift_is_not_ready_and_stalls_naming_what_changed() {
+    // The agent reports the tampered bundle available: Ready must still
+    // not claim the declared spec is delivered.
+    let view = bundle(
+        4,
+        Some((
+            4,
+            vec![cond("Applied", "True", 4), cond("Available", "True", 4)],
+        )),
+    );
+    let outcome = Outcome::Drifted {
+        what: "spec and labels changed since this object published it".into(),
+    };
+    let s = compute(None, &input(&view, &outcome, at(0)));
+    assert_eq!(
+        summary(&s),
+        (
+            "False".into(),
+            REASON_DRIFT_DETECTED.into(),
+            Some(Phase::Stalled)
+        )
+    );
+    let ready = get(&s, CONDITION_READY).unwrap();
+    assert!(
+        ready.message.contains("spec and labels changed") && ready.message.contains("driftPolicy"),
+        "{}",
+        ready.message
+    );
+    assert!(get(&s, CONDITION_STALLED).is_some());
+    assert_eq!(
+        get(&s, "Available").unwrap().status,
+        "True",
+        "mirrored as is"
+    );
+}
+
+#[test]
+fn the_published_digest_is_kept_for_the_same_bundle_only() {
+    let view = bundle(1, None);
+    let prev = MaestroApplyStatus {
+        resource_bundle_id: Some("55c61e54-a3f6-563d-9fec-b1fe297bdfdb".into()),
+        published_spec_hash: Some("h1".into()),
+        ..Default::default()
+    };
+    let s = compute(Some(&prev), &input(&view, &Outcome::InSync, at(0)));
+    assert_eq!(s.published_spec_hash.as_deref(), Some("h1"));
+
+    // Another resource ID (the source ID changed): nothing was published
+    // there.
+    let moved = MaestroApplyStatus {
+        resource_bundle_id: Some("0d9b6f2e-1c1a-5b8e-9d3f-0c1d2e3f4a5b".into()),
+        ..prev
+    };
+    let s = compute(Some(&moved), &input(&view, &Outcome::InSync, at(0)));
+    assert_eq!(s.published_spec_hash, None);
+}
+
+#[test]
 fn failures_are_stalled_when_terminal_and_reconciling_otherwise() {
     let view = View::default();
     let terminal = Outcome::Failed {
