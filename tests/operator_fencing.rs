@@ -15,7 +15,6 @@
 
 mod operator_support;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

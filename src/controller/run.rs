@@ -24,6 +24,7 @@ use super::raw::{RawMaestroApply, raw_ref};
 use super::reconcile::{error_policy, reconcile};
 use super::server::{Health, Server};
 use super::shutdown::{self, Shutdown};
+use super::watch_health::WatchHealth;
 use super::{Context, Error, Failures, MANAGER, MaestroHandle, Result, leader};
 use crate::maestro::fence::WriteFence;
 use crate::maestro::work_client::WorkClient;
@@ -222,8 +223,15 @@ async fn run_controller(
         watch_config = watch_config.labels(selector);
     }
     let (reader, writer) = reflector::store();
+    let watch_health = WatchHealth::default();
+    tokio::spawn(watch_health.clone().enforce(
+        config.watch_failure_limit,
+        health.clone(),
+        shutdown.clone(),
+    ));
     let stream = watcher(api, watch_config)
         .default_backoff()
+        .inspect(move |item| watch_health.observe(item))
         // managedFields can be larger than the rest of the object and are
         // never read here.
         .modify(|o: &mut RawMaestroApply| o.managed_fields_mut().clear())
