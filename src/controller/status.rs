@@ -113,7 +113,14 @@ pub fn compute(prev: Option<&MaestroApplyStatus>, input: &Input<'_>) -> MaestroA
         .map(|s| s.observed_version)
         .filter(|v| *v > 0);
 
-    let last_publish_time = if *input.outcome == Outcome::Published {
+    // A bundle version the stored status never recorded is a publish whose
+    // status write was lost (a failed patch, a SIGTERM, a restart): its
+    // time counts from now, so the timeout never fires early for it. The
+    // bundle's version is the state that survives; `now` may be late, never
+    // early, so a restart can delay a timeout but never invent one.
+    let unrecorded_publish =
+        bundle.is_some_and(|b| prev.is_none_or(|p| p.bundle_version != Some(b.version)));
+    let last_publish_time = if *input.outcome == Outcome::Published || unrecorded_publish {
         Some(now.clone())
     } else {
         prev.and_then(|p| p.last_publish_time.clone())

@@ -185,6 +185,25 @@ fn past_the_timeout_it_is_stalled_and_still_reports_progress() {
 }
 
 #[test]
+fn a_publish_whose_status_write_was_lost_does_not_time_out_at_once() {
+    // Version 1 was published long ago and recorded.
+    let old = bundle(1, Some((1, vec![cond("Available", "True", 1)])));
+    let recorded = compute(None, &input(&old, &Outcome::Published, at(0)));
+    // Version 2 was published an hour later, but that status write was
+    // lost; a restarted operator finds the bundle already at version 2.
+    let fresh = bundle(2, Some((1, vec![cond("Available", "True", 1)])));
+    let after_restart = compute(Some(&recorded), &input(&fresh, &Outcome::InSync, at(3600)));
+    assert_eq!(after_restart.last_publish_time, Some(Time(at(3600))));
+    assert_eq!(summary(&after_restart).1, "Progressing", "not TimedOut");
+    // And it times out, once, a timeout after the version was seen.
+    let later = compute(
+        Some(&after_restart),
+        &input(&fresh, &Outcome::InSync, at(3600 + 601)),
+    );
+    assert_eq!(summary(&later).1, "TimedOut");
+}
+
+#[test]
 fn an_unchanged_report_gives_an_identical_status_later() {
     let view = bundle(3, Some((3, vec![cond("Available", "True", 3)])));
     let first = compute(None, &input(&view, &Outcome::Published, at(0)));
