@@ -100,6 +100,12 @@ pub struct OperatorConfig {
     #[arg(long, env = "OPERATOR_MIN_INTERVAL", default_value = "1m", value_parser = duration)]
     pub min_interval: Duration,
 
+    /// After SIGTERM, how long in-flight reconciles may run before the
+    /// process exits without them; keep it below the pod's
+    /// terminationGracePeriodSeconds (the chart derives it).
+    #[arg(long, env = "OPERATOR_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
+
     /// How long the MaestroApply watch may keep failing before /healthz
     /// fails (so the kubelet restarts the operator).
     #[arg(long, env = "OPERATOR_WATCH_FAILURE_LIMIT", default_value = "5m", value_parser = duration)]

@@ -116,6 +116,7 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
         election = Some(e);
     }
 
+    let stop_requested = shutdown.clone();
     let controller = run_controller(
         &config,
         client,
@@ -124,6 +125,13 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
         health.clone(),
         shutdown,
     );
+    // After SIGTERM in-flight reconciles may finish, for a bounded time
+    // that fits the pod's termination grace period (the kubelet's SIGKILL
+    // would otherwise cut them at a worse moment).
+    let stopping_then_grace = async {
+        stop_requested.wait().await;
+        tokio::time::sleep(config.shutdown_timeout).await;
+    };
     // Once fenced, the controller gets a short grace to stop; the process
     // never waits for an API server it may not reach.
     let fenced_then_grace = async {
@@ -135,6 +143,10 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
         () = fenced_then_grace => {
             warn!(grace_ms = STEP_DOWN_GRACE.as_millis() as u64,
                   "the controller did not stop in time; exiting without it");
+        }
+        () = stopping_then_grace => {
+            warn!(grace_ms = config.shutdown_timeout.as_millis() as u64,
+                  "in-flight reconciles did not finish within --shutdown-timeout; exiting without them");
         }
     }
 
