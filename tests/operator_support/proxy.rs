@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 const UP: u8 = 0;
 const DOWN: u8 = 1;
 const HANGING: u8 = 2;
+const UNAVAILABLE: u8 = 3;
 
 /// A TCP proxy in front of a port. Taking it down refuses new connections
 /// and cuts open ones: to the client, exactly a server that stopped (while
@@ -51,6 +52,25 @@ impl Proxy {
                             drop(inbound);
                             continue;
                         }
+                        // An HTTP server that is up but failing: every
+                        // request read gets a 503, as a load balancer with
+                        // no healthy backend answers.
+                        UNAVAILABLE => tokio::spawn(async move {
+                            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                            let mut buf = [0u8; 8192];
+                            let mut seen = Vec::new();
+                            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                                match inbound.read(&mut buf).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                                }
+                            }
+                            let _ = inbound
+                                .write_all(
+                                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 54\r\nconnection: close\r\n\r\n{\"kind\":\"Error\",\"reason\":\"maintenance (fault test)\"}  ",
+                                )
+                                .await;
+                        }),
                         // Accepted, never answered.
                         HANGING => tokio::spawn(async move {
                             let _held = inbound;
@@ -107,6 +127,12 @@ impl Proxy {
                 task.abort();
             }
         }
+    }
+
+    /// Cuts open connections and answers every new HTTP request with 503.
+    pub fn set_unavailable(&self) {
+        self.set_down(true);
+        self.mode.store(UNAVAILABLE, Ordering::SeqCst);
     }
 
     /// Freezes every open and new connection without closing any.

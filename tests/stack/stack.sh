@@ -102,6 +102,9 @@ stack_status() {
 
 stack_env() {
   local c
+  # Where the processes keep their pid files (run/) and logs: the fault
+  # tests stop and kill components by them.
+  printf 'export STACK_DIR=%q\n' "$STACK_DIR"
   for c in $(components); do
     run_component "$c" env
   done
