@@ -85,9 +85,9 @@ impl GrpcSourceClient {
         let tls = config.grpc_endpoint.scheme() == "https" || config.tls.ca_file.is_some();
         config.check_token_transport("gRPC", &config.grpc_endpoint, tls)?;
         if tls {
-            endpoint = endpoint
-                .tls_config(tls_config(config)?)
-                .map_err(|e| Error::Config(format!("gRPC TLS for {url}: {e}")))?;
+            endpoint = endpoint.tls_config(tls_config(config)?).map_err(|e| {
+                Error::Config(format!("gRPC TLS for {url}: {}", crate::error::causes(&e)))
+            })?;
         }
 
         let config = Arc::new(config.clone());
@@ -423,16 +423,7 @@ pub fn classify_status(status: &Status, endpoint: &str) -> Error {
     // Connection and TLS failures arrive as `Unknown: transport error` with
     // the cause only in the source chain; without it the text says nothing.
     if let Some(cause) = std::error::Error::source(status) {
-        let mut detail = cause.to_string();
-        let mut next = cause.source();
-        while let Some(e) = next {
-            // Wrappers often repeat their cause's text.
-            let text = e.to_string();
-            if !detail.contains(&text) {
-                detail = format!("{detail}: {text}");
-            }
-            next = e.source();
-        }
+        let detail = crate::error::causes(cause);
         if let Some(why) = tls_probe::explain_reported_alert(&detail) {
             return Error::Unauthenticated(format!("{endpoint}: {why}"));
         }

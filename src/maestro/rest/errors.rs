@@ -202,19 +202,7 @@ fn certificate_problem<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&
 
 /// The error and its sources, since reqwest's own message is only
 /// "error sending request".
-pub(super) fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
+pub(super) use crate::error::causes;
 
 #[cfg(test)]
 mod tests {
