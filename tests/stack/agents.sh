@@ -102,6 +102,20 @@
 # only on deletions Maestro has recorded, so it cannot hide a client that
 # failed to ask for one; a genuinely slow deletion merely costs a resync.
 #
+# The same blind spot loses specs: Maestro tells its dispatcher about a new
+# bundle version with PostgreSQL NOTIFY, and a notification sent while its
+# LISTEN connection is down (a database restart: the pinned Maestro's
+# pq.Listener reconnects after 10 s to a minute, pkg/db/db_session/default.go)
+# is gone for good; nothing re-sends the spec until the agent reconnects.
+# Seen in the fault suite: after a 60 s PostgreSQL outage, works published
+# right after it never reached the cluster-west-1 agent (bundle at version 2,
+# the agent's report still on version 1, for minutes). So the watchdog also
+# restarts an agent when one of its consumer's live bundles has had a version
+# the agent has not reported on for AGENTS_UNDELIVERED_AFTER seconds (30 by
+# default), at most once a minute. The operator shows such objects as
+# Progressing ("the agent ... last reported on bundle version 1; waiting for
+# version 2"), which is the truth it can see.
+#
 # The watchdog also supervises the agents: one that is gone (killed, crashed,
 # or exited at start-up) or whose /healthz has failed for three rounds is
 # restarted, and the watchdog waits until it has subscribed again. One that
@@ -140,6 +154,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${AGENTS_WATCHDOG_INTERVAL:=5}"
 : "${AGENTS_RESTART_BACKOFF_MAX:=60}"
 : "${AGENTS_STUCK_DELETE_AFTER:=20}"
+: "${AGENTS_UNDELIVERED_AFTER:=30}"
 
 AGENTS_STATE_DIR="$STACK_DIR/agents"
 MAESTRO_TOOLS_MODULE_DIR="$STACK_REPO_ROOT/tests/tools/maestro"
@@ -345,6 +360,28 @@ _agents_stuck_deletions() {
   printf '%s' "${BASH_REMATCH[1]}"
 }
 
+# _agents_undelivered CONSUMER : how many of the consumer's live bundles
+# (first 400) have carried a version the agent has not reported on for over
+# AGENTS_UNDELIVERED_AFTER seconds.
+_agents_undelivered() {
+  curl -sS --fail --max-time 10 -G "http://$STACK_HOST:$MAESTRO_HTTP_PORT/api/maestro/v1/resource-bundles" \
+    --data-urlencode "search=consumer_name='$1'" --data-urlencode size=400 |
+    python3 -c '
+import datetime, json, sys
+after = datetime.timedelta(seconds=int(sys.argv[1]))
+now = datetime.datetime.now(datetime.timezone.utc)
+n = 0
+for b in json.load(sys.stdin).get("items", []):
+    if b.get("deleted_at"):
+        continue
+    seen = (b.get("status") or {}).get("ObservedVersion", 0)
+    updated = datetime.datetime.fromisoformat(b["updated_at"].replace("Z", "+00:00"))
+    if seen < b["version"] and now - updated > after:
+        n += 1
+print(n)
+' "$AGENTS_UNDELIVERED_AFTER"
+}
+
 # _agents_api_ready : the stack's API server answers /readyz, checked with
 # the CA and admin token of the kubeconfig kube.sh wrote (re-read every time:
 # `kube.sh reset` makes new ones).
@@ -405,7 +442,7 @@ agents_watchdog() {
   _agents_resolve_bin
   _agents_kube_env
   _agents_script_sum >"$STACK_RUN_DIR/agents-watchdog.sum"
-  log watchdog "supervising the agents of: $STACK_CONSUMERS every ${AGENTS_WATCHDOG_INTERVAL}s (restart when gone or unhealthy, retries after 5s doubling to ${AGENTS_RESTART_BACKOFF_MAX}s; nothing while the API server is not ready); restarting an agent whose deletions stay unconfirmed over ${AGENTS_STUCK_DELETE_AFTER}s"
+  log watchdog "supervising the agents of: $STACK_CONSUMERS every ${AGENTS_WATCHDOG_INTERVAL}s (restart when gone or unhealthy, retries after 5s doubling to ${AGENTS_RESTART_BACKOFF_MAX}s; nothing while the API server is not ready); restarting an agent whose deletions stay unconfirmed over ${AGENTS_STUCK_DELETE_AFTER}s or bundle versions unacknowledged over ${AGENTS_UNDELIVERED_AFTER}s"
   while sleep "$AGENTS_WATCHDOG_INTERVAL"; do
     if ! _agents_api_ready; then
       if ((api_down < 0)); then
@@ -435,6 +472,12 @@ agents_watchdog() {
         if ((n > 0 && SECONDS - ${last_stuck[$c]:--1000} >= 60)); then
           last_stuck[$c]=$SECONDS
           reason="$n bundle(s) deleted over ${AGENTS_STUCK_DELETE_AFTER}s ago are unconfirmed by the agent (the upstream race in agents.sh), which resyncs when restarted"
+        elif ((SECONDS - ${last_stuck[$c]:--1000} >= 60)); then
+          n=$(_agents_undelivered "$c") || n=0
+          if ((n > 0)); then
+            last_stuck[$c]=$SECONDS
+            reason="$n bundle version(s) unacknowledged by the agent for over ${AGENTS_UNDELIVERED_AFTER}s (a spec notification Maestro lost, see agents.sh), which resyncs when restarted"
+          fi
         fi
       fi
       [[ -n $reason ]] || continue
