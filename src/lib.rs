@@ -8,11 +8,13 @@
 //!   client (writes and the status stream), the REST client (reads) and a
 //!   ManifestWork-level facade over both;
 //! - [`names`]: validated names and resource IDs;
+//! - [`durations`]: durations as people write them;
 //! - [`telemetry`]: logging set-up;
 //! - [`cli`]: the `maestro-cli` commands.
 
 pub mod cli;
 pub mod controller;
+pub mod durations;
 pub mod error;
 pub mod maestro;
 pub mod manifestwork;

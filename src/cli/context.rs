@@ -481,25 +481,7 @@ pub async fn poll_until<T>(
     }
 }
 
-/// Formats a duration the way the flags take it: `90s`, `5m`, `1h30m`.
-pub fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs == 0 {
-        return format!("{}ms", d.as_millis());
-    }
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
-}
+pub use crate::durations::format as format_duration;
 
 #[cfg(test)]
 mod tests {
@@ -561,13 +543,6 @@ mod tests {
         assert!(e.contains("too small") && e.contains("1s"), "{e}");
         assert!(parse_timeout("0").is_err());
         assert_eq!(parse_timeout("1s").unwrap(), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn durations_format_as_flags_take_them() {
-        assert_eq!(format_duration(Duration::from_secs(300)), "5m");
-        assert_eq!(format_duration(Duration::from_secs(5430)), "1h30m30s");
-        assert_eq!(format_duration(Duration::from_millis(400)), "400ms");
     }
 
     #[tokio::test(start_paused = true)]
