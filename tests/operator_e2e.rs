@@ -861,3 +861,42 @@ async fn reported_drift_is_left_in_place_and_deleting_the_object_still_removes_t
     ns.wait_configmap("cm", "removed", |cm| cm.is_none()).await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_deletion_no_agent_confirms_stalls_after_its_timeout_and_orphans_when_asked() {
+    let (ns, _op) = with_operator("op-deltimeout").await;
+    // A consumer no agent serves: like a cluster that is gone.
+    let consumer = fresh_consumer().await;
+    let mut s = spec(
+        &consumer,
+        vec![configmap(&ns.name, "cm", json!({"value": "x"}))],
+    );
+    s["deletionTimeout"] = json!("5s");
+    ns.apply("web", s.clone()).await;
+    ns.wait_condition("web", "Ready", "False", "Progressing")
+        .await;
+
+    ns.delete("web").await;
+    let obj = ns
+        .wait_condition("web", "Stalled", "True", "DeletionNotConfirmed")
+        .await;
+    let status = obj.status.unwrap();
+    let message = &status.condition("Ready").unwrap().message;
+    assert!(
+        message.contains(&format!("consumer {consumer}"))
+            && message.contains("deletionPolicy: Orphan"),
+        "{message}"
+    );
+    assert_eq!(status.phase, Some(Phase::Deleting));
+
+    // Asked to let go after the timeout: the finalizer goes, with a Warning.
+    s["deletionTimeoutAction"] = json!("Orphan");
+    ns.apply("web", s).await;
+    ns.wait_gone("web").await;
+    assert!(
+        events(&ns, "web")
+            .await
+            .contains("Warning   DeletionTimedOut")
+    );
+    ns.cleanup().await;
+}

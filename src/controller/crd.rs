@@ -138,6 +138,20 @@ pub struct MaestroApplySpec {
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 
+    /// With `deletionPolicy: Delete`, how long to wait for the agent to
+    /// confirm the deletion before reporting it (Stalled,
+    /// DeletionNotConfirmed); unset waits without end (and says so after
+    /// five minutes). A cluster that is gone never confirms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_schema")]
+    pub deletion_timeout: Option<String>,
+
+    /// What to do once `deletionTimeout` has passed: `Wait` (keep the
+    /// object, report it) or `Orphan` (remove the finalizer, leave the
+    /// ManifestWork marked for deletion in Maestro).
+    #[serde(default)]
+    pub deletion_timeout_action: DeletionTimeoutAction,
+
     /// What the operator does when the ManifestWork it published was
     /// changed behind its back (its spec or labels rewritten by another
     /// client of the operator's source ID).
@@ -187,6 +201,15 @@ impl WaitFor {
             WaitFor::Available => crate::manifestwork::CONDITION_AVAILABLE,
         }
     }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionTimeoutAction {
+    // Keep the object and report the unconfirmed deletion.
+    #[default]
+    Wait,
+    // Remove the finalizer and leave the ManifestWork to Maestro.
+    Orphan,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -446,8 +469,8 @@ impl Intervals {
             if *value < floor {
                 raised.push(format!(
                     "spec.{field} {} is below the operator's minimum ({flag}); using {}",
-                    kube::core::Duration::from(*value),
-                    kube::core::Duration::from(floor),
+                    crate::durations::format(*value),
+                    crate::durations::format(floor),
                 ));
                 *value = floor;
             }
@@ -457,6 +480,14 @@ impl Intervals {
 }
 
 impl MaestroApplySpec {
+    /// `deletionTimeout`, parsed (`None` when unset).
+    pub fn deletion_timeout(&self) -> Result<Option<Duration>, String> {
+        self.deletion_timeout
+            .as_deref()
+            .map(|v| parse_duration("deletionTimeout", v))
+            .transpose()
+    }
+
     /// Parses the durations. The API server has checked their syntax; a
     /// failure here means an object stored before the schema was.
     pub fn intervals(&self) -> Result<Intervals, String> {

@@ -12,7 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use tracing::{info, warn};
 
-use super::crd::{DeletionPolicy, MaestroApply, Phase};
+use super::crd::{DeletionPolicy, DeletionTimeoutAction, MaestroApply, Phase};
 use super::poller::View;
 use super::reconcile::{event, now, write_status};
 use super::status::{self, Input, Outcome};
@@ -63,6 +63,65 @@ fn decide_delete(
         Some(b) if !owned_by(b, uid, published) => DeleteStep::NotOurs,
         Some(b) if b.is_deleting() => DeleteStep::AwaitAgent,
         Some(_) => DeleteStep::Request,
+    }
+}
+
+/// Without `deletionTimeout`, an unconfirmed deletion is reported (not
+/// stalled) after this long.
+const NOTICE_AFTER: Duration = Duration::from_secs(300);
+
+/// What a deletion the agent has not confirmed for `waited` calls for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Overdue {
+    /// Nothing yet: keep waiting quietly.
+    No,
+    /// Say so in the status (Stalled once past `deletionTimeout`).
+    Report { message: String, stalled: bool },
+    /// `deletionTimeoutAction: Orphan`: let the object go.
+    Orphan { message: String },
+}
+
+fn overdue(
+    waited: Duration,
+    timeout: Option<Duration>,
+    action: DeletionTimeoutAction,
+    target: &Target,
+) -> Overdue {
+    let (consumer, work) = (&target.consumer, &target.work);
+    let waited_for = crate::durations::format(Duration::from_secs(waited.as_secs()));
+    match timeout {
+        Some(t) if waited >= t => {
+            let what = format!(
+                "the agent on consumer {consumer} has not confirmed the deletion of ManifestWork \
+                 {work} within spec.deletionTimeout ({})",
+                crate::durations::format(t)
+            );
+            match action {
+                DeletionTimeoutAction::Orphan => Overdue::Orphan {
+                    message: format!(
+                        "{what}; removing the finalizer (deletionTimeoutAction: Orphan): the \
+                         ManifestWork stays marked for deletion in Maestro and its resources may \
+                         remain on the cluster"
+                    ),
+                },
+                DeletionTimeoutAction::Wait => Overdue::Report {
+                    message: format!(
+                        "{what}; still waiting. If the cluster is gone, set deletionPolicy: Orphan \
+                         (or deletionTimeoutAction: Orphan) to let the object go"
+                    ),
+                    stalled: true,
+                },
+            }
+        }
+        None if waited >= NOTICE_AFTER => Overdue::Report {
+            message: format!(
+                "the agent on consumer {consumer} has not confirmed the deletion of ManifestWork \
+                 {work} for {waited_for}; with no spec.deletionTimeout the operator keeps waiting. \
+                 If the cluster is gone, set deletionPolicy: Orphan"
+            ),
+            stalled: false,
+        },
+        _ => Overdue::No,
     }
 }
 
@@ -135,6 +194,8 @@ pub(super) async fn cleanup(
             Err(e) => confirm_error = Some(e),
         }
     }
+    // Some(stalled) once the unconfirmed deletion is reported.
+    let mut not_confirmed = None;
     let (message, error) = match step {
         DeleteStep::Gone => {
             return finished(ctx, obj, &key, &target, Finish::Gone)
@@ -158,13 +219,42 @@ pub(super) async fn cleanup(
             "cannot confirm the deletion while Maestro cannot be read".to_string(),
             None,
         ),
-        DeleteStep::AwaitAgent => (
-            format!(
-                "waiting for the agent on consumer {} to confirm the deletion of ManifestWork {}",
-                target.consumer, target.work
-            ),
-            None,
-        ),
+        DeleteStep::AwaitAgent => {
+            let waited = obj
+                .meta()
+                .deletion_timestamp
+                .as_ref()
+                .and_then(|t| std::time::Duration::try_from(t.0.duration_until(now())).ok())
+                .unwrap_or_default();
+            let timeout = obj.spec.deletion_timeout().ok().flatten();
+            match overdue(waited, timeout, obj.spec.deletion_timeout_action, &target) {
+                Overdue::Orphan { message } => {
+                    event(
+                        ctx,
+                        obj,
+                        EventType::Warning,
+                        "DeletionTimedOut",
+                        "Delete",
+                        message,
+                    )
+                    .await;
+                    return finished(ctx, obj, &key, &target, Finish::TimedOut)
+                        .await
+                        .map(|()| None);
+                }
+                Overdue::Report { message, stalled } => {
+                    not_confirmed = Some(stalled);
+                    (message, None)
+                }
+                Overdue::No => (
+                    format!(
+                        "waiting for the agent on consumer {} to confirm the deletion of ManifestWork {}",
+                        target.consumer, target.work
+                    ),
+                    None,
+                ),
+            }
+        }
         DeleteStep::Request => match delete(ctx, &target, published).await {
             Ok(DeleteOutcome::Deleting) => {
                 event(
@@ -216,7 +306,10 @@ pub(super) async fn cleanup(
             wait_for: obj.spec.wait_for,
             timeout: Duration::ZERO,
             view: &view,
-            outcome: &Outcome::Deleting { message },
+            outcome: &match not_confirmed {
+                Some(stalled) => Outcome::DeletionNotConfirmed { message, stalled },
+                None => Outcome::Deleting { message },
+            },
             requested_at: None,
             now: now(),
         },
@@ -225,7 +318,9 @@ pub(super) async fn cleanup(
     ctx.metrics.set_phase(&key, Some(Phase::Deleting));
     match error {
         Some(e) => Err(e),
-        None => Ok(Some(Action::requeue(poll))),
+        // Come back in time for the timeout, the first notice, or the
+        // next poll, whichever is first.
+        None => Ok(Some(Action::requeue(poll.min(Duration::from_secs(60))))),
     }
 }
 
@@ -266,6 +361,8 @@ async fn delete(ctx: &Context, target: &Target, published: bool) -> crate::Resul
 enum Finish {
     Gone,
     NotOurs,
+    /// `deletionTimeoutAction: Orphan` (its own Warning event went out).
+    TimedOut,
 }
 
 async fn finished(
@@ -277,6 +374,9 @@ async fn finished(
 ) -> Result<()> {
     ctx.poller.unregister(key, &target.consumer);
     ctx.metrics.set_phase(key, None);
+    if why == Finish::TimedOut {
+        return Ok(());
+    }
     event(
         ctx,
         obj,
@@ -292,6 +392,7 @@ async fn finished(
                 "ManifestWork {} on consumer {} belongs to another owner; left in place",
                 target.work, target.consumer
             ),
+            Finish::TimedOut => String::new(),
         },
     )
     .await;
@@ -428,5 +529,66 @@ mod tests {
             decide_delete(&cached(Some(bundle(UID, true))), None, UID, false),
             DeleteStep::AwaitAgent
         );
+    }
+
+    fn target() -> Target {
+        let spec: crate::controller::crd::MaestroApplySpec = serde_json::from_value(json!({
+            "consumer": "cluster-gone",
+            "manifestWork": {"workload": {"manifests": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"}}
+            ]}},
+        }))
+        .unwrap();
+        let mut obj = MaestroApply::new("web", spec);
+        obj.metadata.namespace = Some("team-a".into());
+        obj.metadata.uid = Some(UID.into());
+        Target::of(&obj, &crate::names::SourceId::new("s").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_unconfirmed_deletion_is_reported_after_five_minutes_without_a_timeout() {
+        let t = target();
+        let min = |m: u64| Duration::from_secs(60 * m);
+        assert_eq!(
+            overdue(min(4), None, DeletionTimeoutAction::Wait, &t),
+            Overdue::No
+        );
+        let Overdue::Report { message, stalled } =
+            overdue(min(6), None, DeletionTimeoutAction::Wait, &t)
+        else {
+            panic!("reported after five minutes")
+        };
+        assert!(!stalled, "no timeout: still progressing");
+        assert!(message.contains("consumer cluster-gone"), "{message}");
+        assert!(message.contains("deletionPolicy: Orphan"), "{message}");
+    }
+
+    #[test]
+    fn past_the_deletion_timeout_it_stalls_or_orphans_as_the_spec_says() {
+        let t = target();
+        let (ten, eleven) = (Duration::from_secs(600), Duration::from_secs(660));
+        assert_eq!(
+            overdue(
+                Duration::from_secs(599),
+                Some(ten),
+                DeletionTimeoutAction::Orphan,
+                &t
+            ),
+            Overdue::No
+        );
+        let Overdue::Report { message, stalled } =
+            overdue(eleven, Some(ten), DeletionTimeoutAction::Wait, &t)
+        else {
+            panic!("reported past the timeout")
+        };
+        assert!(stalled);
+        assert!(
+            message.contains("cluster-gone") && message.contains("deletionTimeout (10m)"),
+            "{message}"
+        );
+        assert!(matches!(
+            overdue(eleven, Some(ten), DeletionTimeoutAction::Orphan, &t),
+            Overdue::Orphan { message } if message.contains("removing the finalizer")
+        ));
     }
 }

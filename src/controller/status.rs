@@ -76,6 +76,9 @@ pub enum Outcome {
     WaitingForOldBundle,
     /// The object itself is being deleted.
     Deleting { message: String },
+    /// The agent has not confirmed the deletion for long: past
+    /// `deletionTimeout` (`stalled`), or for minutes without one.
+    DeletionNotConfirmed { message: String, stalled: bool },
     /// Publishing failed. `terminal` errors need a change (spec, consumer
     /// registration, credentials) rather than time.
     Failed {
@@ -253,6 +256,15 @@ fn judge(
                 Phase::Deleting,
             );
         }
+        Outcome::DeletionNotConfirmed { message, stalled } => {
+            return verdict(
+                "False",
+                "DeletionNotConfirmed",
+                message.clone(),
+                Some(if *stalled { Stalled } else { Reconciling }),
+                Phase::Deleting,
+            );
+        }
         Outcome::Failed {
             reason,
             message,
@@ -426,7 +438,7 @@ fn agent_verdict(input: &Input<'_>, bundle: &ResourceBundle, published: Option<&
             "TimedOut",
             format!(
                 "not {wanted} within {} of the last publish: {waiting}",
-                format_duration(input.timeout)
+                crate::durations::format(input.timeout)
             ),
             Some(Progress::Stalled),
             Phase::Stalled,
@@ -460,17 +472,6 @@ fn timed_out(input: &Input<'_>, published: Option<&Time>) -> bool {
 pub fn deadline(published: Option<&Time>, timeout: Duration) -> Option<Timestamp> {
     let timeout = SignedDuration::try_from(timeout).ok()?;
     published?.0.checked_add(timeout).ok()
-}
-
-fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    match (secs / 3600, secs % 3600 / 60, secs % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
 }
 
 fn condition(

@@ -214,7 +214,7 @@ fn intervals_below_the_operator_floors_are_raised_and_named() {
         raised[0]
     );
     assert!(
-        raised[1].contains("spec.interval 10s") && raised[1].contains("using 60s"),
+        raised[1].contains("spec.interval 10s") && raised[1].contains("using 1m"),
         "{}",
         raised[1]
     );
