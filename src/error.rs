@@ -200,6 +200,23 @@ impl std::fmt::Display for MaestroCode {
     }
 }
 
+/// An error with its causes, each once: transport errors (reqwest's
+/// "error sending request", tonic's "transport error") keep the reason in
+/// their sources.
+pub fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,21 +312,4 @@ mod tests {
         );
         assert_eq!(MaestroCode::find_in("nothing here").0, None);
     }
-}
-
-/// An error with its causes, each once: transport errors (reqwest's
-/// "error sending request", tonic's "transport error") keep the reason in
-/// their sources.
-pub fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
