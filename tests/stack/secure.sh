@@ -280,8 +280,14 @@ secure_up() {
   fi
   [[ -x $MAESTRO_BIN && -s $DB_SECRETS/db.password ]] ||
     die secure "Maestro is not set up; start it first: tests/stack/maestro.sh up (or tests/stack/stack.sh up)"
-  "$STACK_SCRIPTS_DIR/maestro.sh" status >/dev/null ||
-    die secure "Maestro is not running (its migration owns the database); start it first: tests/stack/maestro.sh up"
+  # Right after a database restart Maestro is running but not yet healthy
+  # again (its health check pings the database): give it time.
+  local deadline=$((SECONDS + 60))
+  until "$STACK_SCRIPTS_DIR/maestro.sh" status >/dev/null; do
+    ((SECONDS < deadline)) ||
+      die secure "Maestro is not running (its migration owns the database); start it first: tests/stack/maestro.sh up"
+    sleep 1
+  done
   _secure_kube_env
   ensure_stack_dirs
   _secure_pki
