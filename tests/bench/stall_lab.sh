@@ -163,9 +163,10 @@ down() {
   stop agent
   stop server
   "${K[@]}" get appliedmanifestworks -o name 2>/dev/null | while read -r a; do
-    [[ $("${K[@]}" get "$a" -o jsonpath='{.spec.agentID}' 2>/dev/null) == "$AGENT_ID" ]] &&
-      "${K[@]}" patch "$a" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 &&
-      "${K[@]}" delete "$a" --wait=false >/dev/null 2>&1
+    if [[ $("${K[@]}" get "$a" -o jsonpath='{.spec.agentID}' 2>/dev/null) == "$AGENT_ID" ]]; then
+      "${K[@]}" patch "$a" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+      "${K[@]}" delete "$a" --wait=false >/dev/null 2>&1 || true
+    fi
   done
   "${K[@]}" delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   bash "$ROOT/tests/stack/postgres.sh" psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "DROP ROLE IF EXISTS $DB" >/dev/null
