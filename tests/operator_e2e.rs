@@ -423,13 +423,7 @@ async fn a_second_object_claiming_the_same_work_is_refused_and_overwrites_nothin
     let obj = ns
         .wait_condition("second", "Ready", "False", "WorkClaimed")
         .await;
-    let message = &obj
-        .status
-        .as_ref()
-        .unwrap()
-        .condition("Ready")
-        .unwrap()
-        .message;
+    let message = &ready_message(&obj);
     assert!(message.contains(&format!("{}/first", ns.name)), "{message}");
 
     let live = ns.live_bundles().await;
@@ -467,13 +461,7 @@ async fn an_orphaned_work_is_adopted_only_when_the_new_object_asks_for_it() {
     let obj = ns
         .wait_condition("new", "Ready", "False", "WorkClaimed")
         .await;
-    let message = &obj
-        .status
-        .as_ref()
-        .unwrap()
-        .condition("Ready")
-        .unwrap()
-        .message;
+    let message = &ready_message(&obj);
     assert!(message.contains(&format!("{}/old", ns.name)), "{message}");
     assert!(message.contains("maestro.hyperfleet.io/adopt"), "{message}");
     let live = ns.live_bundles().await;

@@ -10,7 +10,6 @@ mod operator_support;
 
 use std::time::Instant;
 
-use maestro_operator::controller::crd::MaestroApply;
 use maestro_operator::controller::target::OWNER_UID_LABEL;
 use operator_support::*;
 use serde_json::{Value, json};
@@ -557,14 +556,6 @@ async fn may_deliver(user: &str, consumer: &str, namespace: &str) -> bool {
     .await;
     assert!(ok, "SubjectAccessReview: {err}");
     out.trim() == "true"
-}
-
-fn ready_message(obj: &MaestroApply) -> String {
-    obj.status
-        .as_ref()
-        .and_then(|s| s.condition("Ready"))
-        .map(|c| c.message.clone())
-        .unwrap_or_default()
 }
 
 fn owner(bundle: &maestro_operator::maestro::rest::ResourceBundle) -> Option<String> {

@@ -155,6 +155,15 @@ pub async fn bundles(source: &str) -> Vec<ResourceBundle> {
         .expect("list bundles")
 }
 
+/// The Ready condition's message ("" when there is none).
+pub fn ready_message(obj: &MaestroApply) -> String {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.condition("Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
 /// Registers a consumer no agent serves.
 pub async fn fresh_consumer() -> String {
     let name = unique("lonely");
