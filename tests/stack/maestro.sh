@@ -6,6 +6,17 @@
 #   maestro.sh up      create DB + user, migrate, start the server, register consumers
 #   maestro.sh down | status | env
 #
+# Two instances on the one database: `maestro` (the one everything uses; the
+# agents connect to its broker) and `maestro-peer`, a second plain instance
+# with ports of its own (MAESTRO_PEER_* in env.sh) that no agent connects to.
+# That is Maestro's multi-instance layout as its chart runs replicas: each
+# instance has its own --client-id (its row in server_instances, its
+# heartbeat), a work published to either is sent to the agent by the
+# instance whose broker holds that consumer (the other learns of it through
+# PostgreSQL LISTEN/NOTIFY and skips it), and status reaches the Subscribe
+# streams of both. The fault suite's maestro-instance-killed SIGKILLs the peer
+# under an operator that reaches both through round-robin proxies.
+#
 # Every listener binds --server-hostname, which we set to $STACK_HOST
 # (127.0.0.1): REST API, gRPC source server, gRPC agent broker, metrics, health.
 set -euo pipefail
@@ -24,6 +35,8 @@ SECRETS_DIR="$MAESTRO_STATE_DIR/secrets"
 HTTP_URL="http://$STACK_HOST:$MAESTRO_HTTP_PORT"
 HEALTH_URL="http://$STACK_HOST:$MAESTRO_HEALTH_PORT/healthcheck"
 API="$HTTP_URL/api/maestro/v1"
+PEER_HTTP_URL="http://$STACK_HOST:$MAESTRO_PEER_HTTP_PORT"
+PEER_HEALTH_URL="http://$STACK_HOST:$MAESTRO_PEER_HEALTH_PORT/healthcheck"
 
 # ------------------------------------------------------------------- build
 
@@ -121,11 +134,62 @@ _maestro_ensure_consumers() {
   done
 }
 
+# Flags the peer shares with the main instance (which spells them out below).
+_maestro_server_flags() {
+  local db_flags
+  mapfile -t db_flags < <(_maestro_db_flags)
+  printf '%s\n' --server-hostname="$STACK_HOST" --enable-grpc-server=true --message-broker-type=grpc \
+    "${db_flags[@]}" --v="$MAESTRO_LOG_VERBOSITY"
+}
+
+# ------------------------------------------------------------------- peer
+
+_maestro_peer_healthy() {
+  [[ $(http_code "$PEER_HEALTH_URL") == 200 ]] &&
+    [[ $(http_code "$PEER_HTTP_URL/api/maestro/v1/consumers") == 200 ]] &&
+    port_open "$STACK_HOST" "$MAESTRO_PEER_GRPC_PORT"
+}
+
+# Starts the peer unless it is alive (found unready: waited for, or
+# replaced); needs the database migrated.
+_maestro_peer_start() {
+  proc_adopt maestro-peer "$STACK_WAIT_TIMEOUT" TERM - _maestro_peer_healthy && return 0
+  local port flags
+  for port in "$MAESTRO_PEER_HTTP_PORT" "$MAESTRO_PEER_GRPC_PORT" "$MAESTRO_PEER_BROKER_PORT" \
+    "$MAESTRO_PEER_METRICS_PORT" "$MAESTRO_PEER_HEALTH_PORT"; do
+    port_open "$STACK_HOST" "$port" && die maestro "$STACK_HOST:$port (maestro-peer) is already taken by a process this stack did not start"
+  done
+  mapfile -t flags < <(_maestro_server_flags)
+  log maestro "starting maestro-peer (log: $(proc_logfile maestro-peer))"
+  # Its own instance ID, as the chart's replicas have (--client-id=maestro-$(POD_NAME)).
+  MAESTRO_ENV=development proc_start maestro-peer "$MAESTRO_BIN" server \
+    --client-id=maestro-peer \
+    --http-server-bindport="$MAESTRO_PEER_HTTP_PORT" \
+    --grpc-server-bindport="$MAESTRO_PEER_GRPC_PORT" \
+    --grpc-broker-bindport="$MAESTRO_PEER_BROKER_PORT" \
+    --metrics-server-bindport="$MAESTRO_PEER_METRICS_PORT" \
+    --health-check-server-bindport="$MAESTRO_PEER_HEALTH_PORT" \
+    "${flags[@]}"
+}
+
+_maestro_peer_wait() {
+  local t0=$SECONDS logfile
+  logfile=$(proc_logfile maestro-peer)
+  wait_for_port maestro "$STACK_HOST" "$MAESTRO_PEER_GRPC_PORT" "$STACK_WAIT_TIMEOUT" "$logfile" maestro-peer
+  # A new instance ID turns healthy once an instance's liveness check marks
+  # its heartbeat row ready (every 5 s).
+  wait_for_http maestro "$PEER_HEALTH_URL" "$STACK_WAIT_TIMEOUT" "$logfile" maestro-peer
+  wait_for_http maestro "$PEER_HTTP_URL/api/maestro/v1/consumers" "$STACK_WAIT_TIMEOUT" "$logfile" maestro-peer
+  ((SECONDS - t0 < 1)) || log maestro "maestro-peer ready after $((SECONDS - t0))s on $PEER_HTTP_URL"
+}
+
 # -------------------------------------------------------------- lifecycle
 
 maestro_up() {
   if proc_alive maestro && _maestro_healthy; then
     _maestro_ensure_consumers
+    _maestro_peer_start
+    _maestro_peer_wait
     log maestro "already running on $HTTP_URL"
     return 0
   fi
@@ -168,6 +232,8 @@ maestro_up() {
       "${db_flags[@]}" \
       --v="$MAESTRO_LOG_VERBOSITY"
   fi
+  # The peer starts beside the main instance (the database is migrated).
+  _maestro_peer_start
   local t0=$SECONDS
   for port in "$MAESTRO_HTTP_PORT" "$MAESTRO_GRPC_PORT" "$MAESTRO_BROKER_PORT" "$MAESTRO_HEALTH_PORT"; do
     wait_for_port maestro "$STACK_HOST" "$port" "$STACK_WAIT_TIMEOUT" "$logfile" maestro
@@ -178,9 +244,14 @@ maestro_up() {
   wait_for_http maestro "$API/consumers" "$STACK_WAIT_TIMEOUT" "$logfile" maestro
   log maestro "ready after $((SECONDS - t0))s on $HTTP_URL"
   _maestro_ensure_consumers
+  _maestro_peer_wait
 }
 
 maestro_down() {
+  if proc_alive maestro-peer; then
+    log maestro "stopping maestro-peer"
+    proc_stop maestro-peer TERM 30
+  fi
   if proc_alive maestro; then
     log maestro "stopping"
     proc_stop maestro TERM 30
@@ -189,7 +260,7 @@ maestro_down() {
 }
 
 maestro_status() {
-  local pid
+  local pid rc=0
   if pid=$(proc_pid maestro); then
     if _maestro_healthy; then
       echo "maestro: running (pid $pid) rest=$HTTP_URL grpc=$STACK_HOST:$MAESTRO_GRPC_PORT broker=$STACK_HOST:$MAESTRO_BROKER_PORT health=$HEALTH_URL metrics=http://$STACK_HOST:$MAESTRO_METRICS_PORT/metrics"
@@ -201,6 +272,18 @@ maestro_status() {
     echo "maestro: stopped"
     return 3
   fi
+  if pid=$(proc_pid maestro-peer); then
+    if _maestro_peer_healthy; then
+      echo "maestro-peer: running (pid $pid) rest=$PEER_HTTP_URL grpc=$STACK_HOST:$MAESTRO_PEER_GRPC_PORT health=$PEER_HEALTH_URL"
+    else
+      echo "maestro-peer: starting or unhealthy (pid $pid): $PEER_HEALTH_URL returns $(http_code "$PEER_HEALTH_URL")"
+      rc=1
+    fi
+  else
+    echo "maestro-peer: stopped"
+    rc=1
+  fi
+  return "$rc"
 }
 
 maestro_env() {
@@ -210,6 +293,7 @@ maestro_env() {
   echo "export MAESTRO_HTTP_ENDPOINT=$HTTP_URL MAESTRO_GRPC_ENDPOINT=http://$STACK_HOST:$MAESTRO_GRPC_PORT MAESTRO_BROKER_ENDPOINT=http://$STACK_HOST:$MAESTRO_BROKER_PORT"
   echo "export MAESTRO_BIN=$MAESTRO_BIN MAESTRO_GO_CLIENT=$MAESTRO_GO_CLIENT_BIN"
   echo "export MAESTRO_HEALTH_ENDPOINT=http://$STACK_HOST:$MAESTRO_HEALTH_PORT MAESTRO_METRICS_ENDPOINT=http://$STACK_HOST:$MAESTRO_METRICS_PORT MAESTRO_CONSUMERS=$consumers"
+  echo "export MAESTRO_PEER_HTTP_ENDPOINT=$PEER_HTTP_URL MAESTRO_PEER_GRPC_ENDPOINT=http://$STACK_HOST:$MAESTRO_PEER_GRPC_PORT"
 }
 
 component_main maestro "$@"

@@ -34,7 +34,7 @@ component_logs() {
   case $1 in
   agents) files=("$STACK_LOG_DIR"/agent{-*,s-watchdog}.log) ;;
   kube) files=("$STACK_LOG_DIR"/{etcd,kube-apiserver,kube-controller-manager}.log) ;;
-  maestro) files=("$STACK_LOG_DIR"/maestro{,-migration}.log) ;;
+  maestro) files=("$STACK_LOG_DIR"/maestro{,-migration,-peer}.log) ;;
   secure) files=("$STACK_LOG_DIR"/maestro-{mtls,token}.log) ;;
   *) files=("$STACK_LOG_DIR/${1}"*.log) ;;
   esac
