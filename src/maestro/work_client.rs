@@ -407,14 +407,63 @@ impl WorkClient {
                   ?action, version, error = %e, "not published: writes are fenced off");
             return Err(e);
         }
-        let result = self.grpc.publish(event).await;
+        let name = work.metadata.name.as_deref().unwrap_or("");
+        let result = match self.grpc.publish(event).await {
+            Err(e) if may_have_landed(&e) && self.landed(action, work, version, consumer).await => {
+                info!(%consumer, work = name, ?action, version, error = %e,
+                      "publish reported a failure, but Maestro holds what it sent: it had landed");
+                Ok(())
+            }
+            other => other,
+        };
         match &result {
-            Ok(()) => info!(%consumer, work = work.metadata.name.as_deref().unwrap_or(""),
-                            ?action, version, "published"),
-            Err(e) => warn!(%consumer, work = work.metadata.name.as_deref().unwrap_or(""),
-                            ?action, version, error = %e, "publish failed"),
+            Ok(()) => info!(%consumer, work = name, ?action, version, "published"),
+            Err(e) => warn!(%consumer, work = name, ?action, version, error = %e, "publish failed"),
         }
         result.map_err(|e| e.with_consumer(consumer.as_str()))
+    }
+
+    /// Whether Maestro now holds what this publish asked for, read back
+    /// after an ambiguous failure. A reply lost to a timeout or a cut
+    /// connection may follow a commit, and a retry of such a publish
+    /// meets its own earlier write as a conflict or a stale version;
+    /// either way the declared state is in place, and saying "failed"
+    /// would send the caller into needless retries or a false Conflict.
+    /// The spec hash covers labels and annotations too, so another
+    /// writer's different work never passes for ours. A failed read
+    /// answers "no": the caller keeps the original error.
+    async fn landed(
+        &self,
+        action: SpecAction,
+        work: &ManifestWork,
+        version: i64,
+        consumer: &ConsumerName,
+    ) -> bool {
+        let Some(name) = work
+            .metadata
+            .name
+            .as_deref()
+            .and_then(|n| WorkName::new(n).ok())
+        else {
+            return false;
+        };
+        let current = match self.get_bundle(consumer, &name).await {
+            Ok(current) => current,
+            Err(e) => {
+                debug!(%consumer, work = %name, error = %e, "cannot read back after a failed publish");
+                return false;
+            }
+        };
+        match (action, current) {
+            (SpecAction::Delete, None) => true,
+            (SpecAction::Delete, Some(bundle)) => bundle.is_deleting(),
+            (_, None) => false,
+            (SpecAction::Create | SpecAction::Update, Some(bundle)) => {
+                !bundle.is_deleting()
+                    && bundle.version > version
+                    && spec_hash_of_bundle(&bundle) == Some(spec_hash_of_work(work))
+            }
+        }
     }
 }
 
@@ -453,6 +502,19 @@ fn resync(
 
 /// Digest of everything a publish carries that a user controls: the
 /// bundle, labels and annotations (without our own annotation).
+/// Failures after which the publish may nevertheless have been committed:
+/// the reply was lost (timeout, cut connection), or a retry met its own
+/// earlier write (conflict, stale version).
+fn may_have_landed(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Timeout { .. }
+            | Error::Unavailable(_)
+            | Error::Conflict(_)
+            | Error::StaleVersion { .. }
+    )
+}
+
 pub fn spec_hash_of_work(work: &ManifestWork) -> String {
     let bundle = ManifestBundle::from_spec(&work.spec);
     let mut annotations = work.metadata.annotations.clone().unwrap_or_default();

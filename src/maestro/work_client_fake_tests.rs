@@ -199,3 +199,176 @@ async fn plain_delete_accepts_any_owner_and_a_missing_bundle_is_not_found() {
     );
     assert!(publishes.kinds().is_empty());
 }
+
+// A publish whose reply is lost after Maestro committed it, and a retry
+// that meets its own earlier write: the server here commits a given bundle
+// (what the REST fake then serves) before it answers, or never answers.
+
+/// How the committing fake answers a publish.
+#[derive(Clone)]
+enum Answer {
+    /// Commits, then never replies (the client times out).
+    CommitThenHang,
+    /// Commits nothing and never replies.
+    Hang,
+    /// Commits nothing and fails with this status.
+    Fail(Status),
+}
+
+#[derive(Clone)]
+struct Committing {
+    held: Arc<Mutex<Option<String>>>,
+    commit: String,
+    answer: Answer,
+    publishes: Publishes,
+}
+
+#[tonic::async_trait]
+impl CloudEventService for Committing {
+    async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<()>, Status> {
+        self.publishes.publish(request).await?;
+        match &self.answer {
+            Answer::CommitThenHang => {
+                *self.held.lock().unwrap() = Some(self.commit.clone());
+                futures::future::pending().await
+            }
+            Answer::Hang => futures::future::pending().await,
+            Answer::Fail(status) => Err(status.clone()),
+        }
+    }
+
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(
+        &self,
+        _: Request<SubscriptionRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        Ok(Response::new(Box::pin(futures::stream::pending())))
+    }
+}
+
+/// The work `w` on `cluster-west-1` this client publishes.
+fn declared(data: &str) -> ManifestWork {
+    serde_json::from_value(json!({
+        "apiVersion": "work.open-cluster-management.io/v1",
+        "kind": "ManifestWork",
+        "metadata": {"name": "w", "namespace": "cluster-west-1",
+                     "labels": {OWNER_UID_LABEL: "uid-mine"}},
+        "spec": {"workload": {"manifests": [{
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "default"},
+            "data": {"k": data}}]}}
+    }))
+    .unwrap()
+}
+
+/// Maestro's bundle holding `work` at `version`, as `prepare` sends it.
+fn bundle_of(work: &ManifestWork, version: i64) -> String {
+    json!({
+        "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb",
+        "version": version,
+        "consumer_name": "cluster-west-1",
+        "metadata": {"name": "w", "namespace": "cluster-west-1",
+                     "labels": {OWNER_UID_LABEL: "uid-mine"},
+                     "annotations": {SPEC_HASH_ANNOTATION: spec_hash_of_work(work)}},
+        "manifests": work.spec.workload.manifests,
+    })
+    .to_string()
+}
+
+/// A client against the committing fake; REST serves what it holds.
+async fn committing_client(
+    held: Option<String>,
+    commit: String,
+    answer: Answer,
+) -> (WorkClient, Publishes, FakeServer) {
+    let held = Arc::new(Mutex::new(held));
+    let served = held.clone();
+    let rest = FakeServer::start(move |_: &Recorded| match served.lock().unwrap().clone() {
+        Some(b) => Reply::json(200, b),
+        None => Reply::json(
+            404,
+            r#"{"code":"maestro-7","href":"/api/maestro/v1/errors/7","id":"7","kind":"Error","operation_id":"o","reason":"Resource not found"}"#,
+        ),
+    })
+    .await;
+    let publishes = Publishes::default();
+    let fake = Committing {
+        held,
+        commit,
+        answer,
+        publishes: publishes.clone(),
+    };
+    crate::maestro::config::ensure_crypto_provider();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(
+        Server::builder()
+            .add_service(CloudEventServiceServer::new(fake))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let mut config =
+        MaestroConfig::new(&grpc, &rest.url(), SourceId::new("fake-test").unwrap()).unwrap();
+    config.request_timeout = Duration::from_millis(500);
+    config.connect_timeout = Duration::from_secs(2);
+    (WorkClient::new(&config).unwrap(), publishes, rest)
+}
+
+const STALE: &str = "failed to update resource: maestro-6: the resource version is not the latest, the latest version: 4";
+
+#[tokio::test]
+async fn a_create_whose_reply_is_lost_after_the_commit_is_reported_as_done() {
+    let work = declared("v1");
+    let (client, publishes, _rest) =
+        committing_client(None, bundle_of(&work, 1), Answer::CommitThenHang).await;
+    client.create(&work).await.unwrap();
+    assert_eq!(publishes.kinds().len(), 1, "one publish, no retry");
+}
+
+#[tokio::test]
+async fn a_create_whose_reply_is_lost_without_a_commit_still_times_out() {
+    let work = declared("v1");
+    let (client, _, _rest) = committing_client(None, String::new(), Answer::Hang).await;
+    let e = client.create(&work).await.unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_retried_update_that_meets_its_own_earlier_write_succeeds_not_stale() {
+    // The earlier attempt at version 3 committed version 4 and lost its
+    // reply; the retry at version 3 is refused as stale.
+    let work = declared("v2");
+    let (client, _, _rest) = committing_client(
+        Some(bundle_of(&work, 4)),
+        String::new(),
+        Answer::Fail(Status::unknown(STALE)),
+    )
+    .await;
+    client.update(&work, 3).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_version_against_another_writers_spec_stays_an_error() {
+    let (client, _, _rest) = committing_client(
+        Some(bundle_of(&declared("theirs"), 4)),
+        String::new(),
+        Answer::Fail(Status::unknown(STALE)),
+    )
+    .await;
+    let e = client.update(&declared("v2"), 3).await.unwrap_err();
+    assert!(matches!(e, Error::StaleVersion { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_retried_create_that_meets_its_own_earlier_create_succeeds_not_conflict() {
+    let work = declared("v1");
+    let (client, _, _rest) = committing_client(
+        Some(bundle_of(&work, 1)),
+        String::new(),
+        Answer::Fail(Status::already_exists(
+            "failed to create resource: maestro-6: resource already exists",
+        )),
+    )
+    .await;
+    client.create(&work).await.unwrap();
+}
