@@ -27,6 +27,9 @@ use serde_json::{Value, json};
 mod proxy;
 #[allow(unused_imports)] // Only the resilience tests use it.
 pub use proxy::Proxy;
+mod round_robin;
+#[allow(unused_imports)] // Only the fault suite uses it.
+pub use round_robin::RoundRobin;
 
 pub const WEST: &str = "cluster-west-1";
 pub const EAST: &str = "cluster-east-2";
