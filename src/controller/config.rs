@@ -111,6 +111,13 @@ pub struct OperatorConfig {
     #[arg(long, env = "OPERATOR_WATCH_FAILURE_LIMIT", default_value = "5m", value_parser = duration)]
     pub watch_failure_limit: Duration,
 
+    /// At most this many deletions per consumer may await the agent's
+    /// confirmation; more wait their turn (reason DeletionQueued). An agent
+    /// confirms at its own pace, and the pinned Maestro never re-sends a
+    /// delete, so a flood only ages deletions. 0: no limit.
+    #[arg(long, env = "OPERATOR_MAX_UNCONFIRMED_DELETIONS", default_value_t = 50)]
+    pub max_unconfirmed_deletions: usize,
+
     /// Longest retry delay after repeated failures of one object.
     #[arg(long, env = "OPERATOR_MAX_BACKOFF", default_value = "5m", value_parser = duration)]
     pub max_backoff: Duration,

@@ -13,6 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 
 use super::crd::{DeletionPolicy, DeletionTimeoutAction, MaestroApply, Phase};
+use super::deletions::Admission;
 use super::poller::View;
 use super::reconcile::{event, now, write_status};
 use super::status::{self, Input, Outcome};
@@ -150,6 +151,8 @@ pub(super) async fn cleanup(
     };
     if obj.spec.deletion_policy == DeletionPolicy::Orphan {
         ctx.poller.unregister(&key, &target.consumer);
+        // It may have been waiting in line before the policy changed.
+        release(ctx, &target);
         ctx.metrics.set_phase(&key, None);
         event(
             ctx,
@@ -196,6 +199,14 @@ pub(super) async fn cleanup(
     }
     // Some(stalled) once the unconfirmed deletion is reported.
     let mut not_confirmed = None;
+    let mut queued = false;
+    let waited = obj
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .and_then(|t| Duration::try_from(t.0.duration_until(now())).ok())
+        .unwrap_or_default();
+    let timeout = obj.spec.deletion_timeout().ok().flatten();
     let (message, error) = match step {
         DeleteStep::Gone => {
             return finished(ctx, obj, &key, &target, Finish::Gone)
@@ -220,13 +231,7 @@ pub(super) async fn cleanup(
             None,
         ),
         DeleteStep::AwaitAgent => {
-            let waited = obj
-                .meta()
-                .deletion_timestamp
-                .as_ref()
-                .and_then(|t| std::time::Duration::try_from(t.0.duration_until(now())).ok())
-                .unwrap_or_default();
-            let timeout = obj.spec.deletion_timeout().ok().flatten();
+            ctx.deletions.awaiting(&target.consumer, target.resource_id);
             match overdue(waited, timeout, obj.spec.deletion_timeout_action, &target) {
                 Overdue::Orphan { message } => {
                     event(
@@ -254,6 +259,46 @@ pub(super) async fn cleanup(
                     None,
                 ),
             }
+        }
+        DeleteStep::Request
+            if let Admission::Queued {
+                position,
+                unconfirmed,
+                limit,
+            } = ctx.deletions.admit(
+                &target.consumer,
+                target.resource_id,
+                &key,
+                &ctx.poller.deleting(&target.consumer),
+            ) =>
+        {
+            // A queued deletion honours deletionTimeoutAction: Orphan too.
+            if let Overdue::Orphan { message } =
+                overdue(waited, timeout, obj.spec.deletion_timeout_action, &target)
+            {
+                event(
+                    ctx,
+                    obj,
+                    EventType::Warning,
+                    "DeletionTimedOut",
+                    "Delete",
+                    message,
+                )
+                .await;
+                return finished(ctx, obj, &key, &target, Finish::TimedOut)
+                    .await
+                    .map(|()| None);
+            }
+            queued = true;
+            (
+                format!(
+                    "deletion of ManifestWork {} queued ({position} in line): {unconfirmed} \
+                     deletions on consumer {} await its agent's confirmation, at most {limit} \
+                     at a time (--max-unconfirmed-deletions)",
+                    target.work, target.consumer
+                ),
+                None,
+            )
         }
         DeleteStep::Request => match delete(ctx, &target, published).await {
             Ok(DeleteOutcome::Deleting) => {
@@ -308,6 +353,7 @@ pub(super) async fn cleanup(
             view: &view,
             outcome: &match not_confirmed {
                 Some(stalled) => Outcome::DeletionNotConfirmed { message, stalled },
+                None if queued => Outcome::DeletionQueued { message },
                 None => Outcome::Deleting { message },
             },
             requested_at: None,
@@ -321,6 +367,13 @@ pub(super) async fn cleanup(
         // Come back in time for the timeout, the first notice, or the
         // next poll, whichever is first.
         None => Ok(Some(Action::requeue(poll.min(Duration::from_secs(60))))),
+    }
+}
+
+/// This object's deletion no longer takes a place: wake the next in line.
+fn release(ctx: &Context, target: &Target) {
+    for next in ctx.deletions.release(&target.consumer, target.resource_id) {
+        ctx.poller.wake(next);
     }
 }
 
@@ -374,6 +427,7 @@ async fn finished(
 ) -> Result<()> {
     ctx.poller.unregister(key, &target.consumer);
     ctx.metrics.set_phase(key, None);
+    release(ctx, target);
     if why == Finish::TimedOut {
         return Ok(());
     }

@@ -31,6 +31,11 @@ pub struct ActionReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabels {
+    pub consumer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
     pub phase: String,
 }
@@ -58,6 +63,8 @@ pub struct Metrics {
     status_writes: Counter,
     drift_corrections: Counter,
     leader: Gauge,
+    unconfirmed_deletions: Family<ConsumerLabels, Gauge>,
+    queued_deletions: Family<ConsumerLabels, Gauge>,
     phases: Mutex<HashMap<ObjectRef<MaestroApply>, Phase>>,
 }
 
@@ -85,6 +92,8 @@ impl Metrics {
             status_writes: Counter::default(),
             drift_corrections: Counter::default(),
             leader: Gauge::default(),
+            unconfirmed_deletions: Family::default(),
+            queued_deletions: Family::default(),
             phases: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -156,6 +165,16 @@ impl Metrics {
             "leader",
             "1 while this replica holds the leader lease",
             m.leader.clone(),
+        );
+        registry.register(
+            "unconfirmed_deletions",
+            "Deletions requested from Maestro that the consumer's agent has not confirmed, by consumer",
+            m.unconfirmed_deletions.clone(),
+        );
+        registry.register(
+            "queued_deletions",
+            "Deletions waiting for room under --max-unconfirmed-deletions, by consumer",
+            m.queued_deletions.clone(),
         );
         for phase in Phase::ALL {
             m.objects.get_or_create(&phase_labels(phase)).set(0);
@@ -243,6 +262,19 @@ impl Metrics {
     /// A drifted work was published again as declared.
     pub fn drift_corrected(&self) {
         self.drift_corrections.inc();
+    }
+
+    pub fn set_deletions(&self, consumer: &str, unconfirmed: usize, queued: usize) {
+        let labels = ConsumerLabels {
+            consumer: consumer.to_string(),
+        };
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.unconfirmed_deletions
+            .get_or_create(&labels)
+            .set(gauge(unconfirmed));
+        self.queued_deletions
+            .get_or_create(&labels)
+            .set(gauge(queued));
     }
 
     pub fn set_leader(&self, leader: bool) {

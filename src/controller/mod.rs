@@ -12,6 +12,7 @@
 pub mod config;
 pub mod crd;
 mod delete;
+pub mod deletions;
 pub mod leader;
 pub mod metrics;
 pub mod poller;
@@ -209,6 +210,7 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     pub limiter: ratelimit::RateLimiter,
     pub failures: Failures,
+    pub deletions: deletions::Deletions,
     pub settings: Settings,
 }
 

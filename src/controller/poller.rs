@@ -332,6 +332,20 @@ impl Poller {
         view
     }
 
+    /// Bundles of `consumer` the cache shows being deleted.
+    pub fn deleting(&self, consumer: &ConsumerName) -> Vec<ResourceId> {
+        let Some(c) = self.consumer(consumer) else {
+            return Vec::new();
+        };
+        let state = c.state();
+        state
+            .bundles
+            .iter()
+            .filter(|(_, b)| b.is_deleting())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Records a bundle read right after our own publish (or `None` when
     /// it is known gone), so reconciles see it before the next poll.
     pub fn record(&self, consumer: &ConsumerName, id: ResourceId, bundle: Option<ResourceBundle>) {

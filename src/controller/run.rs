@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use super::config::OperatorConfig;
 use super::crd::{ADOPT_ANNOTATION, RECONCILE_REQUESTED_AT_ANNOTATION};
+use super::deletions::Deletions;
 use super::metrics::Metrics;
 use super::poller::{Poller, maestro_fetcher};
 use super::ratelimit::RateLimiter;
@@ -257,6 +258,7 @@ async fn run_controller(
         config.min_poll_interval,
         metrics.clone(),
     );
+    let deletions = Deletions::new(config.max_unconfirmed_deletions, metrics.clone());
     let ctx = Arc::new(Context {
         recorder: Recorder::new(
             client.clone(),
@@ -271,6 +273,7 @@ async fn run_controller(
         metrics,
         limiter: RateLimiter::new(config.maestro_qps, config.maestro_burst),
         failures: Failures::default(),
+        deletions,
         settings: config.settings(),
         maestro_failing: AtomicBool::new(false),
     });

@@ -76,6 +76,9 @@ pub enum Outcome {
     WaitingForOldBundle,
     /// The object itself is being deleted.
     Deleting { message: String },
+    /// The object is being deleted, and its deletion waits for room under
+    /// the operator's bound on unconfirmed deletions per consumer.
+    DeletionQueued { message: String },
     /// The agent has not confirmed the deletion for long: past
     /// `deletionTimeout` (`stalled`), or for minutes without one.
     DeletionNotConfirmed { message: String, stalled: bool },
@@ -251,6 +254,15 @@ fn judge(
             return verdict(
                 "False",
                 "Deleting",
+                message.clone(),
+                Some(Reconciling),
+                Phase::Deleting,
+            );
+        }
+        Outcome::DeletionQueued { message } => {
+            return verdict(
+                "False",
+                "DeletionQueued",
                 message.clone(),
                 Some(Reconciling),
                 Phase::Deleting,
