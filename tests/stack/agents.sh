@@ -30,8 +30,20 @@
 #   AGENTS_WATCHDOG_INTERVAL  seconds between its rounds (default 5)
 #   AGENTS_RESTART_BACKOFF_MAX  most seconds it waits before retrying an agent
 #                           that did not come back (default 60; from 5, doubling)
-#   AGENTS_STUCK_DELETE_AFTER  seconds a deletion may wait for an agent's
-#                           confirmation before the watchdog acts (default 20)
+#   AGENTS_STUCK_DELETE_AFTER  seconds the number of a consumer's deleting
+#                           bundles may stay without going down before the
+#                           watchdog calls its deletions stuck (default 60)
+#   AGENTS_UNDELIVERED_AFTER  seconds a bundle version may stay unacknowledged
+#                           by the agent before the watchdog acts (default 30)
+#   AGENTS_RESYNC_SAFE      most bundles (deleting ones included, all sources)
+#                           a consumer may hold for the watchdog to restart its
+#                           agent (default 100; see "Resync wedge" below)
+#   AGENTS_WEDGE_AFTER      seconds an agent may wait for the first event after
+#                           its resync request before it counts as wedged
+#                           (default 30)
+#   AGENT_KUBE_API_QPS, AGENT_KUBE_API_BURST  the agents' API-server client
+#                           limits (default 200 and 400; the agent's own 50 and
+#                           100 make a deletion of hundreds of works crawl)
 #
 # Agent flags (maestro agent --help; confirmed in the sources pinned by
 # tests/tools/maestro/go.mod: maestro cmd/maestro/agent/cmd.go, ocm
@@ -49,6 +61,9 @@
 #                                   it the agent binds 0.0.0.0:8443
 #   --namespace                     where it records Kubernetes Events
 #   --status-sync-interval, -v
+#   --kube-api-qps, --kube-api-burst  the limiter every API-server call of the
+#                                   agent shares (maestro cmd/maestro/agent/
+#                                   cmd.go addFlags; ocm's default 50 / 100)
 #
 # Two agents on one API server. Each agent names the AppliedManifestWork of a
 # work `<hub hash>-<work name>`, where the hub hash is sha256(broker URL) and
@@ -96,11 +111,18 @@
 # lose its delete too (seen once in ~300 deletions). The agent recovers only
 # when it reconnects: it then resyncs and receives the pending delete again.
 # So `up` also starts a watchdog (process agents-watchdog, its own log) that
-# every 5 s asks Maestro for bundles of the agents' consumers whose deletion
-# has waited longer than AGENTS_STUCK_DELETE_AFTER seconds, and restarts that
-# consumer's agent (at most once a minute), saying so in its log. It acts
-# only on deletions Maestro has recorded, so it cannot hide a client that
-# failed to ask for one; a genuinely slow deletion merely costs a resync.
+# every 5 s counts the bundles Maestro holds marked deleting for each agent's
+# consumer, and restarts that consumer's agent (at most once a minute, and
+# only under the resync limit below) when that number has not gone down for
+# AGENTS_STUCK_DELETE_AFTER seconds (60): no deletion confirmed in a minute.
+# It judges progress, not the age of the oldest deletion, because a deletion
+# of hundreds of works takes minutes on the pinned agent (one 2 s loop
+# publishes the confirmations, docs/deletion-stall.md finding 2), and a
+# restart in the middle of one is what wedges an agent. It acts only on
+# deletions Maestro has recorded, so it cannot hide a client that failed to
+# ask for one. A delete that reached an agent while the API server was down
+# is not retried by the agent (seen on this stack), so when the API server
+# returns, an agent whose consumer has deletions pending is restarted at once.
 #
 # The same blind spot loses specs: Maestro tells its dispatcher about a new
 # bundle version with PostgreSQL NOTIFY, and a notification sent while its
@@ -133,6 +155,40 @@
 # turns through a lock ($STACK_RUN_DIR/agents.lock), and `up` restarts a
 # watchdog that runs an older copy of this script.
 #
+# Resync wedge (docs/deletion-stall.md, finding 3). A restarted agent starts
+# with an empty store and sends a resync request; the pinned Maestro answers
+# with every bundle of the consumer (deleting ones included) inside that RPC,
+# through a 100-slot channel, while the agent's transport holds the mutex its
+# reader needs. Beyond about 100 bundles (the exact point depends on their
+# size) the two wait on each other for good, and the stuck broker blocks
+# Maestro's single spec worker for every consumer. Hence:
+#   * the watchdog restarts an agent (stuck deletions, unacknowledged
+#     versions, failing /healthz, a wedge) only while its consumer holds at
+#     most AGENTS_RESYNC_SAFE bundles (default 100: GET resource-bundles with
+#     search=consumer_name='X', size=1, `total`; every source, deleting rows
+#     included). Above that it logs once per episode "NOT restarting it:
+#     would wedge: N bundles, see docs/deletion-stall.md", writes
+#     $STACK_RUN_DIR/agent-CONSUMER.would-wedge, and `status` says degraded.
+#     An agent that is gone is still started (nothing else would serve the
+#     consumer), with a line saying its resync may wedge; so does `up`;
+#   * wedge check: every round the watchdog reads what each agent logged
+#     (-v=2: the "Sending event" line of its spec.resync_request, and
+#     "Received event" lines). A resync request followed by no received event
+#     for AGENTS_WEDGE_AFTER seconds (30), while Maestro holds bundles it must
+#     send back (any bundle after the first resync of a process; a deleting
+#     one after a reconnection, where the agent keeps its store), means
+#     wedged: it says so, and stops that agent, which frees Maestro for the
+#     other consumers. It keeps it stopped ($STACK_RUN_DIR/agent-CONSUMER.held;
+#     `up` leaves it stopped too, `status` says degraded) until the consumer
+#     holds at most AGENTS_RESYNC_SAFE bundles, then starts it. Under the limit
+#     a wedge (not seen) just gets a restart. Nothing automatic can bring the
+#     count down: only that agent confirms a deletion. The recovery by hand
+#     is in docs/deletion-stall.md ("Cost of getting out").
+# The agents also get --kube-api-qps=200 --kube-api-burst=400: the status
+# controller alone GETs every applied manifest once per sync interval, about
+# 100/s for 1,000 works, and the agent's default limiter (50/s, burst 100) is
+# shared by every call, deletions included.
+#
 # Known log noise: each agent logs "missing content for CA bundle
 # ...requestheader-client-ca-file" now and then. Its HTTPS server delegates
 # authentication to the API server and looks for the front-proxy CA, which
@@ -153,8 +209,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${AGENTS_WATCHDOG:=1}"
 : "${AGENTS_WATCHDOG_INTERVAL:=5}"
 : "${AGENTS_RESTART_BACKOFF_MAX:=60}"
-: "${AGENTS_STUCK_DELETE_AFTER:=20}"
+: "${AGENTS_STUCK_DELETE_AFTER:=60}"
 : "${AGENTS_UNDELIVERED_AFTER:=30}"
+: "${AGENTS_RESYNC_SAFE:=100}"
+: "${AGENTS_WEDGE_AFTER:=30}"
+: "${AGENT_KUBE_API_QPS:=200}"
+: "${AGENT_KUBE_API_BURST:=400}"
 
 AGENTS_STATE_DIR="$STACK_DIR/agents"
 MAESTRO_TOOLS_MODULE_DIR="$STACK_REPO_ROOT/tests/tools/maestro"
@@ -164,6 +224,11 @@ APPLIED_CRD_PATH=work/v1/0000_01_work.open-cluster-management.io_appliedmanifest
 # What an agent logs once its subscription to the broker is open
 # (sdk-go pkg/cloudevents/generic/options/v2/grpc/transport.go).
 SUBSCRIBED_LINE='subscribed to grpc server'
+# What it logs (-v=2) when it sends its resync request, which it does after
+# every (re)connection, and for every spec event it receives (sdk-go
+# pkg/cloudevents/generic/clients/baseclient.go publish and subscribe).
+AGENT_RESYNC_LINE='spec.resync_request'
+AGENT_RECEIVED_LINE='"Received event"'
 
 # ---------------------------------------------------------------- helpers
 
@@ -317,6 +382,8 @@ _agent_start() {
     --listen="$STACK_HOST:$port" \
     --namespace="$AGENTS_NAMESPACE" \
     --status-sync-interval="$AGENT_STATUS_SYNC_INTERVAL" \
+    --kube-api-qps="$AGENT_KUBE_API_QPS" \
+    --kube-api-burst="$AGENT_KUBE_API_BURST" \
     -v="$AGENT_LOG_VERBOSITY"
 }
 
@@ -349,15 +416,77 @@ _agents_resolve_bin() {
   [[ -x $MAESTRO_BIN ]] || die agents "no maestro binary at '$MAESTRO_BIN' (tests/stack/maestro.sh build)"
 }
 
-# _agents_stuck_deletions CONSUMER : how many of the consumer's bundles have
-# been marked deleted for longer than AGENTS_STUCK_DELETE_AFTER seconds.
-_agents_stuck_deletions() {
-  local before body
-  before=$(date -u -d "-$AGENTS_STUCK_DELETE_AFTER sec" +%Y-%m-%dT%H:%M:%SZ)
+# _agents_bundles CONSUMER [deleting] : how many bundles Maestro holds for the
+# consumer, over every source, deleting ones included (what a fresh agent's
+# resync brings back, see "Resync wedge"); with `deleting`, only those marked
+# deleted, which wait for the agent's confirmation.
+_agents_bundles() {
+  local search="consumer_name='$1'" body
+  [[ ${2:-} == deleting ]] && search+=" and deleted_at is not null"
   body=$(curl -sS --fail --max-time 10 -G "http://$STACK_HOST:$MAESTRO_HTTP_PORT/api/maestro/v1/resource-bundles" \
-    --data-urlencode "search=consumer_name='$1' and deleted_at < '$before'" --data-urlencode size=1) || return 1
+    --data-urlencode "search=$search" --data-urlencode size=1 2>/dev/null) || return 1
   [[ $body =~ \"total\":([0-9]+) ]] || return 1
   printf '%s' "${BASH_REMATCH[1]}"
+}
+
+# _agent_flag_file CONSUMER KIND : the file that records a watchdog verdict
+# `agents.sh status` reports: KIND held (the watchdog stopped the wedged agent
+# and keeps it stopped) or would-wedge (a restart is due but not safe).
+_agent_flag_file() { printf '%s/agent-%s.%s' "$STACK_RUN_DIR" "$1" "$2"; }
+
+# _agent_log_scan LOGFILE OFFSET : the agent's resync requests and received
+# events in its log from byte OFFSET on (-1: from its last start, the
+# "===== ... start agent-..." line proc_start writes), whole lines only. Prints
+# the offset to continue from, then one line per event in the log's order:
+# `resync EPOCH` or `received EPOCH` (from klog's "Lmmdd hh:mm:ss" header,
+# local time, which has no year).
+_agent_log_scan() {
+  python3 - "$1" "$2" "$AGENT_RESYNC_LINE" "$AGENT_RECEIVED_LINE" <<'PY'
+import datetime, os, re, sys
+path, off = sys.argv[1], int(sys.argv[2])
+resync, received = sys.argv[3].encode(), sys.argv[4].encode()
+try:
+    f = open(path, "rb")
+except OSError:
+    print(0)
+    sys.exit(0)
+with f:
+    size = os.fstat(f.fileno()).st_size
+    if off > size:  # a new file
+        off = 0
+    if off < 0:
+        # Back from the end, a MiB at a time, to the last start marker.
+        off, pos, tail = 0, size, b""
+        while pos > 0:
+            pos = max(0, pos - (1 << 20))
+            f.seek(pos)
+            tail = f.read(size - pos)
+            i = tail.rfind(b"\n===== ")
+            if i >= 0:
+                off = pos + i + 1
+                break
+    f.seek(off)
+    data = f.read(size - off)
+end = data.rfind(b"\n") + 1
+print(off + end)
+now = datetime.datetime.now()
+head = re.compile(rb"^[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d)")
+for line in data[:end].split(b"\n"):
+    if resync in line:
+        kind = "resync"
+    elif received in line:
+        kind = "received"
+    else:
+        continue
+    m = head.match(line)
+    if not m:
+        continue
+    mo, d, h, mi, s = (int(x) for x in m.groups())
+    t = datetime.datetime(now.year, mo, d, h, mi, s)
+    if t - now > datetime.timedelta(days=1):  # written last year
+        t = t.replace(year=now.year - 1)
+    print(kind, int(t.timestamp()))
+PY
 }
 
 # _agents_undelivered CONSUMER : how many of the consumer's live bundles
@@ -433,16 +562,62 @@ _watchdog_restart() {
   (_agent_wait "$c" "$offset" $((SECONDS + AGENTS_WAIT_TIMEOUT)))
 }
 
+# _watchdog_wedge_check CONSUMER PID TOTAL : (in the watchdog) read what the
+# agent logged since the last round; true when it is wedged on its resync: its
+# last resync request is AGENTS_WEDGE_AFTER seconds old and no event has come
+# since, while Maestro holds something it must send back. For the first resync
+# of a process (an empty store) that is any bundle (TOTAL); for a later one (a
+# reconnection, the agent keeps its store and Maestro sends only what is newer)
+# a deleting bundle, which Maestro always resends. Sets WEDGE_WHY.
+WEDGE_WHY=""
+_watchdog_wedge_check() {
+  local c=$1 pid=$2 total=$3 off kind ts need age
+  ((AGENT_LOG_VERBOSITY >= 2)) || return 1
+  if [[ ${scan_pid[$c]:-} != "$pid" ]]; then
+    scan_pid[$c]=$pid scan_off[$c]=-1 resyncs[$c]=0 resync_at[$c]=0
+  fi
+  {
+    read -r off
+    while read -r kind ts; do
+      if [[ $kind == resync ]]; then
+        resyncs[$c]=$((resyncs[$c] + 1))
+        resync_at[$c]=$ts
+      else
+        resync_at[$c]=0
+      fi
+    done
+  } < <(_agent_log_scan "$(proc_logfile "$(_agent_name "$c")")" "${scan_off[$c]}")
+  [[ $off =~ ^[0-9]+$ ]] && scan_off[$c]=$off
+  ((resync_at[$c] > 0)) || return 1
+  age=$((EPOCHSECONDS - resync_at[$c]))
+  ((age >= AGENTS_WEDGE_AFTER)) || return 1
+  if ((resyncs[$c] == 1)); then
+    need=${total:-0}
+    WEDGE_WHY="its first resync request since it started, ${age}s ago, has brought no event, while Maestro holds $need bundle(s) for $c"
+  else
+    need=$(_agents_bundles "$c" deleting) || need=0
+    WEDGE_WHY="its resync request after a reconnection, ${age}s ago, has brought no event, while Maestro holds $need deleting bundle(s) for $c, which it always resends"
+  fi
+  ((need > 0))
+}
+
 # The watchdog's loop (see the header); runs as the process agents-watchdog.
 # No `set -e` here: one failed check must not end the supervision.
 agents_watchdog() {
   set +e
-  local c n name reason delay t0 api_down=-1
-  local -A failures=() next_try=() unhealthy=() last_stuck=()
+  local c n name pid reason gone delay t0 total deleting api_down=-1
+  local -A failures=() next_try=() unhealthy=() last_restart=() after_outage=()
+  local -A del_last=() del_since=() would_wedge=() wedge_seen=()
+  # _watchdog_wedge_check's, per consumer: which process, how far its log is
+  # read, its resync requests, and the time of the last one no event followed.
+  local -A scan_pid=() scan_off=() resyncs=() resync_at=()
   _agents_resolve_bin
   _agents_kube_env
   _agents_script_sum >"$STACK_RUN_DIR/agents-watchdog.sum"
-  log watchdog "supervising the agents of: $STACK_CONSUMERS every ${AGENTS_WATCHDOG_INTERVAL}s (restart when gone or unhealthy, retries after 5s doubling to ${AGENTS_RESTART_BACKOFF_MAX}s; nothing while the API server is not ready); restarting an agent whose deletions stay unconfirmed over ${AGENTS_STUCK_DELETE_AFTER}s or bundle versions unacknowledged over ${AGENTS_UNDELIVERED_AFTER}s"
+  rm -f "$STACK_RUN_DIR"/agent-*.would-wedge
+  log watchdog "supervising the agents of: $STACK_CONSUMERS every ${AGENTS_WATCHDOG_INTERVAL}s (start when gone, restart when unhealthy; retries after 5s doubling to ${AGENTS_RESTART_BACKOFF_MAX}s; nothing while the API server is not ready); restarting an agent whose deleting bundles have not gone down for ${AGENTS_STUCK_DELETE_AFTER}s or whose bundle versions stay unacknowledged over ${AGENTS_UNDELIVERED_AFTER}s; but restarting (not starting) one only while its consumer holds at most AGENTS_RESYNC_SAFE=${AGENTS_RESYNC_SAFE} bundles, and stopping one whose resync brings no event within ${AGENTS_WEDGE_AFTER}s (wedged; docs/deletion-stall.md)"
+  ((AGENT_LOG_VERBOSITY >= 2)) ||
+    log watchdog "AGENT_LOG_VERBOSITY=$AGENT_LOG_VERBOSITY: the agents do not log their resync requests and events, so no wedge is detected"
   while sleep "$AGENTS_WATCHDOG_INTERVAL"; do
     if ! _agents_api_ready; then
       if ((api_down < 0)); then
@@ -456,44 +631,126 @@ agents_watchdog() {
       api_down=-1
       # An agent that died meanwhile is restarted now, not after its backoff.
       next_try=()
+      for c in $(_agents_consumers); do
+        after_outage[$c]=1
+      done
     fi
     for c in $(_agents_consumers); do
       name=$(_agent_name "$c")
-      reason=""
-      if ! proc_alive "$name"; then
-        reason="not running"
-      elif ! _agent_healthz "$c"; then
-        unhealthy[$c]=$((${unhealthy[$c]:-0} + 1))
-        ((unhealthy[$c] >= 3)) && reason="alive, but /healthz failed ${unhealthy[$c]} rounds in a row"
-      else
-        unhealthy[$c]=0
-        failures[$c]=0
-        n=$(_agents_stuck_deletions "$c") || n=0
-        if ((n > 0 && SECONDS - ${last_stuck[$c]:--1000} >= 60)); then
-          last_stuck[$c]=$SECONDS
-          reason="$n bundle(s) deleted over ${AGENTS_STUCK_DELETE_AFTER}s ago are unconfirmed by the agent (the upstream race in agents.sh), which resyncs when restarted"
-        elif ((SECONDS - ${last_stuck[$c]:--1000} >= 60)); then
-          n=$(_agents_undelivered "$c") || n=0
-          if ((n > 0)); then
-            last_stuck[$c]=$SECONDS
-            reason="$n bundle version(s) unacknowledged by the agent for over ${AGENTS_UNDELIVERED_AFTER}s (a spec notification Maestro lost, see agents.sh), which resyncs when restarted"
+      reason="" gone=0
+      total=$(_agents_bundles "$c") || total=""
+      if ! pid=$(proc_pid "$name"); then
+        gone=1
+        after_outage[$c]=0
+        unset "del_since[$c]"
+        if [[ -f $(_agent_flag_file "$c" held) ]]; then
+          # Stopped here because it wedged: back once that is safe.
+          if [[ -z $total ]] || ((total > AGENTS_RESYNC_SAFE)); then
+            continue
+          fi
+          reason="stopped since it wedged, and $c now holds $total bundle(s), at most AGENTS_RESYNC_SAFE=$AGENTS_RESYNC_SAFE"
+        else
+          reason="not running"
+          if [[ -z $total ]]; then
+            reason+=" (its bundles cannot be counted: Maestro's REST API does not answer)"
+          elif ((total > AGENTS_RESYNC_SAFE)); then
+            reason+="; $c holds $total bundles, over AGENTS_RESYNC_SAFE=$AGENTS_RESYNC_SAFE, so its resync may wedge (docs/deletion-stall.md), which the wedge check then catches"
           fi
         fi
+      else
+        # Started by hand (or `up`) after a wedge: judge it afresh.
+        rm -f "$(_agent_flag_file "$c" held)"
+        if _watchdog_wedge_check "$c" "$pid" "$total"; then
+          if [[ ${wedge_seen[$c]:-} != "$pid" ]]; then
+            wedge_seen[$c]=$pid
+            log watchdog "$name (pid $pid) is WEDGED on its resync: $WEDGE_WHY. While it is, Maestro's spec delivery stops for every consumer (docs/deletion-stall.md, finding 3)"
+          fi
+          if [[ -n $total ]] && ((total <= AGENTS_RESYNC_SAFE)); then
+            reason="wedged on its resync with $total bundle(s), at most AGENTS_RESYNC_SAFE=$AGENTS_RESYNC_SAFE"
+          else
+            # Stop it, which frees Maestro for the other consumers.
+            _agents_lock 0 || continue
+            proc_stop "$name" TERM 10
+            flock -u 7
+            printf 'wedged on its resync at %s with %s bundle(s) on %s (over AGENTS_RESYNC_SAFE=%s); stopped by the watchdog\n' \
+              "$(date -Is)" "${total:-?}" "$c" "$AGENTS_RESYNC_SAFE" >"$(_agent_flag_file "$c" held)"
+            log watchdog "stopped $name (pid $pid) so that Maestro serves the other consumers again; it stays stopped until $c holds at most $AGENTS_RESYNC_SAFE bundles (now ${total:-unknown}). Recovery by hand: docs/deletion-stall.md, \"Cost of getting out\" (delete the deleting rows of the source in Maestro's database, then its AppliedManifestWorks)"
+            rm -f "$(_agent_flag_file "$c" would-wedge)"
+            would_wedge[$c]=0
+            continue
+          fi
+        elif ! _agent_healthz "$c"; then
+          unhealthy[$c]=$((${unhealthy[$c]:-0} + 1))
+          ((unhealthy[$c] >= 3)) && reason="alive, but /healthz failed ${unhealthy[$c]} rounds in a row"
+        else
+          unhealthy[$c]=0
+          failures[$c]=0
+          # Progress of its deletions: when their number last went down.
+          deleting=$(_agents_bundles "$c" deleting) || deleting=""
+          if [[ -z $deleting ]]; then
+            :
+          elif ((deleting == 0)); then
+            unset "del_since[$c]" "del_last[$c]"
+          elif [[ -z ${del_since[$c]:-} ]] || ((deleting < ${del_last[$c]:-0})); then
+            del_since[$c]=$SECONDS del_last[$c]=$deleting
+          else
+            # More deletions do not restart the clock: none was confirmed.
+            del_last[$c]=$deleting
+          fi
+          if ((${after_outage[$c]:-0} && ${deleting:-0} > 0)); then
+            reason="$deleting deletion(s) pending across the API-server outage (an agent does not retry a delete that failed meanwhile), which it resyncs when restarted"
+          elif ((${deleting:-0} > 0 && SECONDS - ${del_since[$c]:-$SECONDS} >= AGENTS_STUCK_DELETE_AFTER &&
+            SECONDS - ${last_restart[$c]:--1000} >= 60)); then
+            reason="$deleting deleting bundle(s), a number that has not gone down for $((SECONDS - del_since[$c]))s (the upstream race in agents.sh), which it resyncs when restarted"
+          elif ((SECONDS - ${last_restart[$c]:--1000} >= 60)); then
+            n=$(_agents_undelivered "$c") || n=0
+            if ((n > 0)); then
+              reason="$n bundle version(s) unacknowledged by the agent for over ${AGENTS_UNDELIVERED_AFTER}s (a spec notification Maestro lost, see agents.sh), which it resyncs when restarted"
+            fi
+          fi
+          after_outage[$c]=0
+        fi
       fi
-      [[ -n $reason ]] || continue
+      if [[ -z $reason ]]; then
+        if ((${would_wedge[$c]:-0})); then
+          log watchdog "$name: no restart is due any more"
+          rm -f "$(_agent_flag_file "$c" would-wedge)"
+          would_wedge[$c]=0
+        fi
+        continue
+      fi
+      # Anything but starting a gone agent: only when its resync is safe.
+      if ((!gone)) && { [[ -z $total ]] || ((total > AGENTS_RESYNC_SAFE)); }; then
+        if ((!${would_wedge[$c]:-0})); then
+          would_wedge[$c]=1
+          if [[ -z $total ]]; then
+            log watchdog "$name: $reason; NOT restarting it while its bundles cannot be counted (Maestro's REST API does not answer)"
+          else
+            log watchdog "$name: $reason; NOT restarting it: would wedge: $total bundles, see docs/deletion-stall.md (a restarted agent resyncs safely only while its consumer holds at most AGENTS_RESYNC_SAFE=$AGENTS_RESYNC_SAFE)"
+          fi
+          printf '%s: %s; not restarted, would wedge: %s bundles (AGENTS_RESYNC_SAFE=%s), see docs/deletion-stall.md\n' \
+            "$(date -Is)" "$reason" "${total:-?}" "$AGENTS_RESYNC_SAFE" >"$(_agent_flag_file "$c" would-wedge)"
+        fi
+        continue
+      fi
       ((SECONDS >= ${next_try[$c]:-0})) || continue
       # agents.sh up or down is at work: leave it to them this round.
       _agents_lock 0 || continue
+      last_restart[$c]=$SECONDS
       if ((${failures[$c]:-0} > 0)); then
         log watchdog "$name: $reason; restarting it (attempt $((failures[$c] + 1)))"
       else
         log watchdog "$name: $reason; restarting it"
       fi
       t0=$SECONDS
+      rm -f "$(_agent_flag_file "$c" held)" "$(_agent_flag_file "$c" would-wedge)"
+      would_wedge[$c]=0
       if _watchdog_restart "$c"; then
         log watchdog "$name subscribed again, $((SECONDS - t0))s after the restart"
         failures[$c]=0
         unhealthy[$c]=0
+        after_outage[$c]=0
+        unset "del_since[$c]"
       else
         failures[$c]=$((${failures[$c]:-0} + 1))
         delay=$((5 << (failures[$c] - 1)))
@@ -531,10 +788,33 @@ _agents_watchdog_up() {
 
 # -------------------------------------------------------------- lifecycle
 
+# _agent_held CONSUMER : true when the watchdog stopped the consumer's agent
+# because it wedged and the consumer still holds more than AGENTS_RESYNC_SAFE
+# bundles (or they cannot be counted): `up` leaves it stopped, as the watchdog
+# does. Once the count is down, the mark goes and `up` starts it.
+_agent_held() {
+  local flag total
+  flag=$(_agent_flag_file "$1" held)
+  [[ -f $flag ]] || return 1
+  proc_alive "$(_agent_name "$1")" && return 1
+  if total=$(_agents_bundles "$1") && ((total <= AGENTS_RESYNC_SAFE)); then
+    rm -f "$flag"
+    return 1
+  fi
+  return 0
+}
+
 agents_up() {
-  local c all=1
+  local c all=1 held=()
   for c in $(_agents_consumers); do
+    if _agent_held "$c"; then
+      held+=("$c")
+      continue
+    fi
     _agent_running "$c" || all=0
+  done
+  for c in "${held[@]}"; do
+    log agents "WARNING: leaving the $c agent stopped: it wedged on its resync and $c still holds more than $AGENTS_RESYNC_SAFE bundles ($(cat "$(_agent_flag_file "$c" held)")); see docs/deletion-stall.md for the recovery by hand"
   done
   if ((all)); then
     _agents_watchdog_up
@@ -554,15 +834,21 @@ agents_up() {
   local t0=$SECONDS
   _agents_prepare_cluster
   local -A offsets=()
+  local total started=()
   for c in $(_agents_consumers); do
+    [[ " ${held[*]} " == *" $c "* ]] && continue
+    if ! proc_alive "$(_agent_name "$c")" && total=$(_agents_bundles "$c") && ((total > AGENTS_RESYNC_SAFE)); then
+      log agents "WARNING: $c holds $total bundles, over AGENTS_RESYNC_SAFE=$AGENTS_RESYNC_SAFE: the fresh agent's resync may wedge (docs/deletion-stall.md); the watchdog stops it if it does"
+    fi
     _agent_start "$c"
     offsets[$c]=$AGENT_LOG_OFFSET
+    started+=("$c")
   done
   local deadline=$((SECONDS + AGENTS_WAIT_TIMEOUT))
-  for c in $(_agents_consumers); do
+  for c in "${started[@]}"; do
     _agent_wait "$c" "${offsets[$c]}" "$deadline"
   done
-  log agents "subscribed and healthy after $((SECONDS - t0))s: $STACK_CONSUMERS"
+  log agents "subscribed and healthy after $((SECONDS - t0))s: ${started[*]}${held[*]:+ (left stopped: ${held[*]})}"
   _agents_watchdog_up
 }
 
@@ -581,35 +867,43 @@ agents_down() {
     proc_stop "$name" TERM 30 &
   done
   wait
-  # Their self-signed serving certificates (see _agent_start).
+  # Their self-signed serving certificates (see _agent_start), and the
+  # watchdog's would-wedge verdicts (held marks stay: see "Resync wedge").
   rm -rf "$AGENTS_STATE_DIR"/*/tmp/serving-cert-*
+  rm -f "$STACK_RUN_DIR"/agent-*.would-wedge
   log agents "stopped"
 }
 
 agents_status() {
   local c pid up=0 total=0 parts=()
-  for c in $(_agents_consumers); do
-    total=$((total + 1))
-    if pid=$(proc_pid "$(_agent_name "$c")"); then
-      if _agent_healthz "$c"; then
-        up=$((up + 1))
-        parts+=("$c=$pid")
-      else
-        parts+=("$c=$pid(unhealthy)")
-      fi
-    else
-      parts+=("$c=stopped")
-    fi
-  done
   # The watchdog is part of the component: without it nothing restarts a
   # dead agent.
-  local wd=off wd_ok=1
+  local wd=off wd_ok=1 flag
   if ((AGENTS_WATCHDOG)); then
     wd=$(proc_pid agents-watchdog) || {
       wd=stopped
       wd_ok=0
     }
   fi
+  for c in $(_agents_consumers); do
+    total=$((total + 1))
+    if pid=$(proc_pid "$(_agent_name "$c")"); then
+      flag=$(_agent_flag_file "$c" would-wedge)
+      if ! _agent_healthz "$c"; then
+        parts+=("$c=$pid(unhealthy)")
+      elif ((wd_ok)) && [[ $wd != off && -f $flag ]]; then
+        # A restart is due but would wedge it (the watchdog's verdict).
+        parts+=("$c=$pid(restart due but would wedge: $(cut -d' ' -f2- "$flag" | tr -d '\n'))")
+      else
+        up=$((up + 1))
+        parts+=("$c=$pid")
+      fi
+    elif [[ -f $(_agent_flag_file "$c" held) ]]; then
+      parts+=("$c=stopped(held: $(tr -d '\n' <"$(_agent_flag_file "$c" held)"); see docs/deletion-stall.md)")
+    else
+      parts+=("$c=stopped")
+    fi
+  done
   if ((total > 0 && up == total && wd_ok)); then
     echo "agents: running (${parts[*]}) watchdog=$wd broker=$STACK_HOST:$MAESTRO_BROKER_PORT logs=$STACK_LOG_DIR/agent-*.log"
     return 0
