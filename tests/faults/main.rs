@@ -23,7 +23,7 @@ use std::time::Duration;
 use world::{Row, World};
 
 /// Faults by name, in the order they run.
-const FAULTS: [&str; 9] = [
+const FAULTS: [&str; 10] = [
     "maestro-sigkill",
     "postgres-60s",
     "kube-apiserver-60s",
@@ -33,6 +33,7 @@ const FAULTS: [&str; 9] = [
     "operator-sigkill",
     "leader-partition",
     "cert-rotation",
+    "maestro-instance-killed",
 ];
 
 #[tokio::test]
@@ -53,6 +54,7 @@ async fn every_fault_recovers_with_nothing_lost_duplicated_or_stuck() {
             "operator-sigkill" => faults::operator_sigkill().await,
             "leader-partition" => faults::leader_partition().await,
             "cert-rotation" => faults::cert_rotation().await,
+            "maestro-instance-killed" => faults::maestro_instance_killed().await,
             other => panic!("unknown fault {other}"),
         };
         eprintln!("{}", row.line());
@@ -71,7 +73,7 @@ async fn every_fault_recovers_with_nothing_lost_duplicated_or_stuck() {
 mod faults {
     use super::*;
     use crate::operator_support::*;
-    use world::{Stack, objects_said};
+    use world::{Stack, objects_said, reasons_during};
 
     /// How long a fault lasts where the issue does not say.
     const SHORT: Duration = Duration::from_secs(15);
@@ -217,6 +219,59 @@ mod faults {
         if reloads == 0 {
             row.problems
                 .push("the rotated certificate was never loaded".into());
+        }
+        row
+    }
+    /// Two Maestro instances on one database, the operator reaching both
+    /// through round-robin proxies (gRPC and REST), and the one carrying
+    /// its gRPC channel SIGKILLed in a burst of changes for a minute. The
+    /// killed one is the stack's `maestro-peer`: the agents stay connected
+    /// to the main instance's broker (killing that one is maestro-sigkill).
+    pub async fn maestro_instance_killed() -> Row {
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+        let (peer_grpc, peer_http) = (
+            var("MAESTRO_PEER_GRPC_ENDPOINT"),
+            var("MAESTRO_PEER_HTTP_ENDPOINT"),
+        );
+        // The peer first: the operator's first connection through each
+        // proxy, its gRPC channel among them, goes to the instance that dies.
+        let grpc = RoundRobin::start(&[&peer_grpc, &grpc_endpoint()]).await;
+        let http = RoundRobin::start(&[&peer_http, &http_endpoint()]).await;
+        let w = World::seeded_via("f-inst", Some(&grpc.url()), Some(&http.url()), &[]).await;
+        w.change_part_one().await;
+        let on_peer = grpc.open(0);
+        eprintln!(
+            "    before the kill: gRPC {}; REST {}",
+            grpc.summary(),
+            http.summary()
+        );
+        Stack::kill("maestro-peer", "KILL");
+        let started = std::time::Instant::now();
+        w.change_part_two().await;
+        let reasons = reasons_during(&w.ns, MINUTE.saturating_sub(started.elapsed())).await;
+        eprintln!(
+            "    while it was down: gRPC {}; REST {}",
+            grpc.summary(),
+            http.summary()
+        );
+        Stack::script("maestro", "up").await;
+        let mut row = w.converge("maestro-instance-killed", String::new()).await;
+        let failovers = grpc.failovers() + http.failovers();
+        // What the changes say anyway (logged above) is not the fault's.
+        let progress = ["Pending", "Progressing", "AwaitingAgent", "Deleting"];
+        let said: Vec<&str> = reasons
+            .iter()
+            .map(String::as_str)
+            .filter(|r| !progress.contains(r))
+            .collect();
+        row.said = if said.is_empty() {
+            format!("nothing amiss ({failovers} proxy failover(s))")
+        } else {
+            format!("{} ({failovers} proxy failover(s))", said.join(", "))
+        };
+        if on_peer == 0 {
+            row.problems
+                .push("the operator had no gRPC connection to the killed instance".into());
         }
         row
     }

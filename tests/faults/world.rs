@@ -468,3 +468,41 @@ impl Pki {
         std::fs::rename(&cert, &self.cert).unwrap();
     }
 }
+
+/// Watches the objects of `ns` for `during` and returns every reason their
+/// Ready condition gave while not True (sorted, once each); each new
+/// reason and message is logged as it appears. Empty: Ready throughout.
+pub async fn reasons_during(ns: &TestNs, during: Duration) -> Vec<String> {
+    let started = Instant::now();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    while started.elapsed() < during {
+        if let Ok(list) = ns.mapply().list(&Default::default()).await {
+            for o in list.items {
+                let Some(c) = o.status.as_ref().and_then(|s| s.condition("Ready")) else {
+                    continue;
+                };
+                // A fresh object is not Ready yet for no fault's sake.
+                if c.status == "True" || c.reason.is_empty() {
+                    continue;
+                }
+                let pair = (c.reason.clone(), c.message.clone());
+                if !seen.contains(&pair) {
+                    eprintln!(
+                        "    {:>5.1}s {}: Ready={} {}: {}",
+                        started.elapsed().as_secs_f64(),
+                        o.metadata.name.as_deref().unwrap_or_default(),
+                        c.status,
+                        c.reason,
+                        c.message
+                    );
+                    seen.push(pair);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut reasons: Vec<String> = seen.into_iter().map(|(r, _)| r).collect();
+    reasons.sort();
+    reasons.dedup();
+    reasons
+}
