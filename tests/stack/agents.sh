@@ -30,9 +30,9 @@
 #   AGENTS_WATCHDOG_INTERVAL  seconds between its rounds (default 5)
 #   AGENTS_RESTART_BACKOFF_MAX  most seconds it waits before retrying an agent
 #                           that did not come back (default 60; from 5, doubling)
-#   AGENTS_STUCK_DELETE_AFTER  seconds the number of a consumer's deleting
-#                           bundles may stay without going down before the
-#                           watchdog calls its deletions stuck (default 60)
+#   AGENTS_STUCK_DELETE_AFTER  seconds in which the agent must confirm at least
+#                           one of its deletions pending over half that long,
+#                           or the watchdog calls them stuck (default 60)
 #   AGENTS_UNDELIVERED_AFTER  seconds a bundle version may stay unacknowledged
 #                           by the agent before the watchdog acts (default 30)
 #   AGENTS_RESYNC_SAFE      most bundles (deleting ones included, all sources)
@@ -111,14 +111,17 @@
 # lose its delete too (seen once in ~300 deletions). The agent recovers only
 # when it reconnects: it then resyncs and receives the pending delete again.
 # So `up` also starts a watchdog (process agents-watchdog, its own log) that
-# every 5 s counts the bundles Maestro holds marked deleting for each agent's
-# consumer, and restarts that consumer's agent (at most once a minute, and
-# only under the resync limit below) when that number has not gone down for
-# AGENTS_STUCK_DELETE_AFTER seconds (60): no deletion confirmed in a minute.
-# It judges progress, not the age of the oldest deletion, because a deletion
-# of hundreds of works takes minutes on the pinned agent (one 2 s loop
-# publishes the confirmations, docs/deletion-stall.md finding 2), and a
-# restart in the middle of one is what wedges an agent. It acts only on
+# every 5 s lists the bundles Maestro has held marked deleting for each
+# agent's consumer for over half of AGENTS_STUCK_DELETE_AFTER (30 s), and
+# restarts that consumer's agent (at most once a minute, and only under the
+# resync limit below) when none of them has been confirmed (left that list)
+# for AGENTS_STUCK_DELETE_AFTER seconds (60). Younger deletions do not count,
+# so other clients' deletions, confirmed in seconds, do not pass for progress
+# on a lost one (a single lost delete gets its restart about 90 s after it
+# was recorded). It judges progress, not the age of the oldest deletion,
+# because a deletion of hundreds of works takes minutes on the pinned agent
+# (one 2 s loop publishes the confirmations, docs/deletion-stall.md finding
+# 2), and a restart in the middle of one is what wedges an agent. It acts only on
 # deletions Maestro has recorded, so it cannot hide a client that failed to
 # ask for one. A delete that reached an agent while the API server was down
 # is not retried by the agent (seen on this stack), so when the API server
@@ -429,6 +432,20 @@ _agents_bundles() {
   printf '%s' "${BASH_REMATCH[1]}"
 }
 
+# _agents_old_deletions CONSUMER : the IDs (one a line, oldest first, at most
+# 500) of the consumer's bundles marked deleting for over half of
+# AGENTS_STUCK_DELETE_AFTER seconds: those the agent should be working on.
+# Younger ones are left out, so that other clients' deletions, confirmed in
+# seconds, do not pass for progress on these.
+_agents_old_deletions() {
+  local before
+  before=$(date -u -d "-$((AGENTS_STUCK_DELETE_AFTER / 2)) sec" +%Y-%m-%dT%H:%M:%SZ)
+  curl -sS --fail --max-time 10 -G "http://$STACK_HOST:$MAESTRO_HTTP_PORT/api/maestro/v1/resource-bundles" \
+    --data-urlencode "search=consumer_name='$1' and deleted_at < '$before'" \
+    --data-urlencode "orderBy=deleted_at asc" --data-urlencode size=500 2>/dev/null |
+    python3 -c 'import json, sys; [print(b["id"]) for b in json.load(sys.stdin).get("items", [])]'
+}
+
 # _agent_flag_file CONSUMER KIND : the file that records a watchdog verdict
 # `agents.sh status` reports: KIND held (the watchdog stopped the wedged agent
 # and keeps it stopped) or would-wedge (a restart is due but not safe).
@@ -607,7 +624,8 @@ agents_watchdog() {
   set +e
   local c n name pid reason gone delay t0 total deleting api_down=-1
   local -A failures=() next_try=() unhealthy=() last_restart=() after_outage=()
-  local -A del_last=() del_since=() would_wedge=() wedge_seen=()
+  local ids
+  local -A del_ids=() del_since=() would_wedge=() wedge_seen=()
   # _watchdog_wedge_check's, per consumer: which process, how far its log is
   # read, its resync requests, and the time of the last one no event followed.
   local -A scan_pid=() scan_off=() resyncs=() resync_at=()
@@ -615,7 +633,7 @@ agents_watchdog() {
   _agents_kube_env
   _agents_script_sum >"$STACK_RUN_DIR/agents-watchdog.sum"
   rm -f "$STACK_RUN_DIR"/agent-*.would-wedge
-  log watchdog "supervising the agents of: $STACK_CONSUMERS every ${AGENTS_WATCHDOG_INTERVAL}s (start when gone, restart when unhealthy; retries after 5s doubling to ${AGENTS_RESTART_BACKOFF_MAX}s; nothing while the API server is not ready); restarting an agent whose deleting bundles have not gone down for ${AGENTS_STUCK_DELETE_AFTER}s or whose bundle versions stay unacknowledged over ${AGENTS_UNDELIVERED_AFTER}s; but restarting (not starting) one only while its consumer holds at most AGENTS_RESYNC_SAFE=${AGENTS_RESYNC_SAFE} bundles, and stopping one whose resync brings no event within ${AGENTS_WEDGE_AFTER}s (wedged; docs/deletion-stall.md)"
+  log watchdog "supervising the agents of: $STACK_CONSUMERS every ${AGENTS_WATCHDOG_INTERVAL}s (start when gone, restart when unhealthy; retries after 5s doubling to ${AGENTS_RESTART_BACKOFF_MAX}s; nothing while the API server is not ready); restarting an agent that has confirmed none of its deletions pending over $((AGENTS_STUCK_DELETE_AFTER / 2))s for ${AGENTS_STUCK_DELETE_AFTER}s or whose bundle versions stay unacknowledged over ${AGENTS_UNDELIVERED_AFTER}s; but restarting (not starting) one only while its consumer holds at most AGENTS_RESYNC_SAFE=${AGENTS_RESYNC_SAFE} bundles, and stopping one whose resync brings no event within ${AGENTS_WEDGE_AFTER}s (wedged; docs/deletion-stall.md)"
   ((AGENT_LOG_VERBOSITY >= 2)) ||
     log watchdog "AGENT_LOG_VERBOSITY=$AGENT_LOG_VERBOSITY: the agents do not log their resync requests and events, so no wedge is detected"
   while sleep "$AGENTS_WATCHDOG_INTERVAL"; do
@@ -685,23 +703,25 @@ agents_watchdog() {
         else
           unhealthy[$c]=0
           failures[$c]=0
-          # Progress of its deletions: when their number last went down.
-          deleting=$(_agents_bundles "$c" deleting) || deleting=""
-          if [[ -z $deleting ]]; then
-            :
-          elif ((deleting == 0)); then
-            unset "del_since[$c]" "del_last[$c]"
-          elif [[ -z ${del_since[$c]:-} ]] || ((deleting < ${del_last[$c]:-0})); then
-            del_since[$c]=$SECONDS del_last[$c]=$deleting
-          else
-            # More deletions do not restart the clock: none was confirmed.
-            del_last[$c]=$deleting
+          # Progress of its deletions: when one of those pending for a while
+          # (_agents_old_deletions) was last confirmed, i.e. left that set.
+          deleting=0
+          if ((${after_outage[$c]:-0})); then
+            deleting=$(_agents_bundles "$c" deleting) || deleting=0
           fi
-          if ((${after_outage[$c]:-0} && ${deleting:-0} > 0)); then
+          if ids=$(_agents_old_deletions "$c"); then
+            if [[ -z $ids ]]; then
+              unset "del_since[$c]" "del_ids[$c]"
+            elif [[ -z ${del_since[$c]:-} ]] || grep -qvxF -f <(printf '%s\n' "$ids") <<<"${del_ids[$c]:-}"; then
+              del_since[$c]=$SECONDS
+            fi
+            [[ -n $ids ]] && del_ids[$c]=$ids
+          fi
+          if ((deleting > 0)); then
             reason="$deleting deletion(s) pending across the API-server outage (an agent does not retry a delete that failed meanwhile), which it resyncs when restarted"
-          elif ((${deleting:-0} > 0 && SECONDS - ${del_since[$c]:-$SECONDS} >= AGENTS_STUCK_DELETE_AFTER &&
+          elif [[ -n ${del_since[$c]:-} ]] && ((SECONDS - del_since[$c] >= AGENTS_STUCK_DELETE_AFTER &&
             SECONDS - ${last_restart[$c]:--1000} >= 60)); then
-            reason="$deleting deleting bundle(s), a number that has not gone down for $((SECONDS - del_since[$c]))s (the upstream race in agents.sh), which it resyncs when restarted"
+            reason="$(grep -c . <<<"${del_ids[$c]}") deletion(s) pending for over $((AGENTS_STUCK_DELETE_AFTER / 2))s and none of them confirmed for $((SECONDS - del_since[$c]))s (the upstream race in agents.sh), which it resyncs when restarted"
           elif ((SECONDS - ${last_restart[$c]:--1000} >= 60)); then
             n=$(_agents_undelivered "$c") || n=0
             if ((n > 0)); then
