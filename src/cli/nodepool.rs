@@ -103,6 +103,9 @@ pub fn is_nodepool_config(doc: &Value) -> bool {
 }
 
 /// Parses a configuration text, with file, line and column in errors.
+/// Only for a text [`super::input::documents`] has accepted, which bounds
+/// how far YAML aliases may expand; this second, typed pass keeps the
+/// line and column of type errors.
 pub fn parse(origin: &str, text: &str) -> Result<NodepoolConfig, CliError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {

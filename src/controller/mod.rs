@@ -7,6 +7,7 @@
 //! - [`poller`]: one shared status reader per consumer, so reads cost REST
 //!   requests per consumer and page, not per object;
 //! - [`status`]: bundle → status mapping (pure);
+//! - [`deletions`]: the bound on deletions an agent has not confirmed;
 //! - [`config`], [`metrics`], [`server`], [`leader`], [`run`]: the process.
 
 pub mod config;
