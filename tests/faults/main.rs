@@ -254,6 +254,20 @@ mod faults {
             grpc.summary(),
             http.summary()
         );
+        let unready: Vec<String> =
+            w.ns.mapply()
+                .list(&Default::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|o| {
+                    let c = o.status.as_ref()?.condition("Ready")?;
+                    (c.status != "True")
+                        .then(|| format!("{} {}", o.metadata.name.unwrap_or_default(), c.reason))
+                })
+                .collect();
+        eprintln!("    not Ready as it comes back: {unready:?}");
         Stack::script("maestro", "up").await;
         let mut row = w.converge("maestro-instance-killed", String::new()).await;
         let failovers = grpc.failovers() + http.failovers();
