@@ -20,12 +20,7 @@ use crate::maestro::proto::cloud_event_service_server::{
 };
 use crate::maestro::proto::{CloudEvent, PublishRequest, SubscriptionRequest};
 
-// The REST fake, compiled a second time here: it is private to `rest`.
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "rest/fake.rs"]
-mod rest_fake;
-
-use rest_fake::{FakeServer, Recorded, Reply};
+use crate::maestro::rest::fake::{FakeServer, Recorded, Reply};
 
 const OWNER_UID_LABEL: &str = "maestro.hyperfleet.io/owner-uid";
 

@@ -11,8 +11,9 @@ mod errors;
 mod search;
 mod types;
 
+/// Also serves the work client's fake tests.
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tls_tests;
 
