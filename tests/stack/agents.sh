@@ -443,7 +443,7 @@ _agents_old_deletions() {
   curl -sS --fail --max-time 10 -G "http://$STACK_HOST:$MAESTRO_HTTP_PORT/api/maestro/v1/resource-bundles" \
     --data-urlencode "search=consumer_name='$1' and deleted_at < '$before'" \
     --data-urlencode "orderBy=deleted_at asc" --data-urlencode size=500 2>/dev/null |
-    python3 -c 'import json, sys; [print(b["id"]) for b in json.load(sys.stdin).get("items", [])]'
+    python3 -c 'import json, sys; [print(b["id"]) for b in json.loads(sys.stdin.read() or "{}").get("items", [])]'
 }
 
 # _agent_flag_file CONSUMER KIND : the file that records a watchdog verdict
@@ -517,7 +517,7 @@ import datetime, json, sys
 after = datetime.timedelta(seconds=int(sys.argv[1]))
 now = datetime.datetime.now(datetime.timezone.utc)
 n = 0
-for b in json.load(sys.stdin).get("items", []):
+for b in json.loads(sys.stdin.read() or "{}").get("items", []):
     if b.get("deleted_at"):
         continue
     seen = (b.get("status") or {}).get("ObservedVersion", 0)
