@@ -1,14 +1,17 @@
-//! maestro-cli: parse the command line, run it, exit with its code.
+//! maestro-cli (also the kubectl plugin `kubectl maestro` when run as
+//! `kubectl-maestro`): parse the command line, run it, exit with its code.
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use maestro_operator::cli::results::{self, StatusResult, Target};
-use maestro_operator::cli::{self, Cli, ExitStatus};
+use maestro_operator::cli::{self, ExitStatus, Invocation};
 use maestro_operator::telemetry;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Run as `kubectl-maestro` (kubectl's plugin), it presents itself as
+    // `kubectl maestro`.
+    let invocation = Invocation::from_argv0(std::env::args_os().next().as_deref());
+    let cli = match invocation.parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };

@@ -77,6 +77,82 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+
+    /// The name the binary was run under (set by [`Invocation::parse`]).
+    #[arg(skip)]
+    pub invoked_as: Invocation,
+}
+
+/// How the binary was run: as `maestro-cli`, or as the kubectl plugin
+/// `kubectl maestro` (kubectl runs `kubectl-maestro` from PATH, a link to or
+/// copy of maestro-cli). The plugin presents itself as `kubectl maestro` in
+/// help, usage and errors, and completes as `kubectl-maestro`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Invocation {
+    #[default]
+    MaestroCli,
+    KubectlPlugin,
+}
+
+/// The executable name kubectl looks for on PATH for `kubectl maestro`.
+pub const KUBECTL_PLUGIN_BINARY: &str = "kubectl-maestro";
+
+impl Invocation {
+    /// From the program's path (argv[0]): `kubectl-maestro` (with any
+    /// extension, e.g. `.exe`) is the plugin, anything else maestro-cli.
+    pub fn from_argv0(argv0: Option<&std::ffi::OsStr>) -> Invocation {
+        let stem = argv0
+            .map(std::path::Path::new)
+            .and_then(|p| p.file_stem())
+            .and_then(|s| s.to_str());
+        if stem == Some(KUBECTL_PLUGIN_BINARY) {
+            Invocation::KubectlPlugin
+        } else {
+            Invocation::MaestroCli
+        }
+    }
+
+    /// The executable's name (what completion scripts complete).
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            Invocation::MaestroCli => "maestro-cli",
+            Invocation::KubectlPlugin => KUBECTL_PLUGIN_BINARY,
+        }
+    }
+
+    /// How help and usage name the program.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Invocation::MaestroCli => "maestro-cli",
+            Invocation::KubectlPlugin => "kubectl maestro",
+        }
+    }
+
+    /// The command-line definition, named for this invocation.
+    pub fn command(self) -> clap::Command {
+        let command = <Cli as clap::CommandFactory>::command();
+        match self {
+            Invocation::MaestroCli => command,
+            Invocation::KubectlPlugin => command
+                .name(KUBECTL_PLUGIN_BINARY)
+                .bin_name(self.display_name())
+                .display_name(self.display_name()),
+        }
+    }
+
+    /// Parses a command line (argv[0] first) as this invocation.
+    pub fn parse<I, T>(self, args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = self.command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+            .map_err(|e| e.format(&mut command))?;
+        cli.invoked_as = self;
+        Ok(cli)
+    }
 }
 
 impl Cli {
@@ -116,7 +192,7 @@ pub enum Command {
     /// Manage consumers (clusters)
     #[command(subcommand)]
     Consumers(consumers::ConsumersCommand),
-    /// Print a shell completion script (bash or zsh)
+    /// Print a shell completion script (bash, zsh or fish)
     Completion {
         #[arg(value_parser = completion_shell)]
         shell: Shell,
@@ -127,7 +203,10 @@ fn completion_shell(text: &str) -> Result<Shell, String> {
     match text {
         "bash" => Ok(Shell::Bash),
         "zsh" => Ok(Shell::Zsh),
-        other => Err(format!("{other:?}: supported shells are bash and zsh")),
+        "fish" => Ok(Shell::Fish),
+        other => Err(format!(
+            "{other:?}: supported shells are bash, zsh and fish"
+        )),
     }
 }
 
@@ -181,6 +260,7 @@ pub async fn run(cli: Cli) -> RunResult {
     let Cli {
         connection,
         command,
+        invoked_as,
         ..
     } = cli;
     let ctx = Ctx::new(connection);
@@ -190,7 +270,7 @@ pub async fn run(cli: Cli) -> RunResult {
     let mut target = Target::default();
 
     let outcome = tokio::select! {
-        outcome = dispatch(&ctx, command, &mut target) => outcome,
+        outcome = dispatch(&ctx, command, invoked_as, &mut target) => outcome,
         signal = context::shutdown_signal() => {
             if is_watch {
                 // Stopping a watch is its normal end.
@@ -237,7 +317,12 @@ pub async fn run(cli: Cli) -> RunResult {
     RunResult { status, error }
 }
 
-async fn dispatch(ctx: &Ctx, command: Command, target: &mut Target) -> Result<Outcome, CliError> {
+async fn dispatch(
+    ctx: &Ctx,
+    command: Command,
+    invoked_as: Invocation,
+    target: &mut Target,
+) -> Result<Outcome, CliError> {
     match command {
         Command::Apply(args) => apply::run(ctx, args, target).await,
         Command::Get(args) => get::run(ctx, args, target).await,
@@ -251,9 +336,9 @@ async fn dispatch(ctx: &Ctx, command: Command, target: &mut Target) -> Result<Ou
         Command::Build(args) => build::run(ctx, args, target).await,
         Command::Consumers(command) => consumers::run(ctx, command).await,
         Command::Completion { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut command = invoked_as.command();
             let mut out = Vec::new();
-            clap_complete::generate(shell, &mut command, "maestro-cli", &mut out);
+            clap_complete::generate(shell, &mut command, invoked_as.binary_name(), &mut out);
             output::emit(&String::from_utf8_lossy(&out))?;
             Ok(Outcome::success())
         }
@@ -299,11 +384,68 @@ mod tests {
     }
 
     #[test]
-    fn completion_is_offered_for_bash_and_zsh_only() {
-        assert!(Cli::try_parse_from(["maestro-cli", "completion", "bash"]).is_ok());
-        assert!(Cli::try_parse_from(["maestro-cli", "completion", "zsh"]).is_ok());
-        let e = Cli::try_parse_from(["maestro-cli", "completion", "fish"]).unwrap_err();
-        assert!(e.to_string().contains("bash and zsh"), "{e}");
+    fn completion_is_offered_for_bash_zsh_and_fish() {
+        for shell in ["bash", "zsh", "fish"] {
+            assert!(Cli::try_parse_from(["maestro-cli", "completion", shell]).is_ok());
+        }
+        let e = Cli::try_parse_from(["maestro-cli", "completion", "powershell"]).unwrap_err();
+        assert!(e.to_string().contains("bash, zsh and fish"), "{e}");
+    }
+
+    #[test]
+    fn the_kubectl_plugin_is_recognised_by_its_program_name() {
+        use std::ffi::OsStr;
+        for (argv0, expected) in [
+            ("/usr/local/bin/kubectl-maestro", Invocation::KubectlPlugin),
+            ("kubectl-maestro", Invocation::KubectlPlugin),
+            ("C:\\bin\\kubectl-maestro.exe", Invocation::KubectlPlugin),
+            ("/usr/bin/maestro-cli", Invocation::MaestroCli),
+            ("kubectl-maestro-old", Invocation::MaestroCli),
+        ] {
+            // Backslashes are path separators only on Windows.
+            if argv0.contains('\\') && !cfg!(windows) {
+                continue;
+            }
+            assert_eq!(
+                Invocation::from_argv0(Some(OsStr::new(argv0))),
+                expected,
+                "{argv0}"
+            );
+        }
+        assert_eq!(Invocation::from_argv0(None), Invocation::MaestroCli);
+    }
+
+    #[test]
+    fn as_a_kubectl_plugin_help_and_errors_say_kubectl_maestro() {
+        let plugin = Invocation::KubectlPlugin;
+        let help = plugin.command().render_help().to_string();
+        assert!(
+            help.contains("Usage: kubectl maestro [OPTIONS] <COMMAND>"),
+            "{help}"
+        );
+        let e = plugin
+            .parse(["kubectl-maestro", "list", "--bogus"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Usage: kubectl maestro list"), "{e}");
+        let v = plugin
+            .parse(["kubectl-maestro", "--version"])
+            .unwrap_err()
+            .to_string();
+        assert!(v.starts_with("kubectl maestro "), "{v}");
+        let cli = plugin
+            .parse(["kubectl-maestro", "completion", "fish"])
+            .unwrap();
+        assert_eq!(cli.invoked_as, Invocation::KubectlPlugin);
+        let cli = Invocation::MaestroCli
+            .parse(["maestro-cli", "completion", "bash"])
+            .unwrap();
+        assert_eq!(cli.invoked_as, Invocation::MaestroCli);
+        let help = Invocation::MaestroCli.command().render_help().to_string();
+        assert!(
+            help.contains("Usage: maestro-cli [OPTIONS] <COMMAND>"),
+            "{help}"
+        );
     }
 
     #[test]
