@@ -12,7 +12,7 @@
 //! ConfigMap, no AppliedManifestWork and no namespace is left.
 //!
 //!   eval "$(bash tests/stack/stack.sh env)" && cargo test --test mass_deletion -- --nocapture
-//!   MASS_DELETION_OBJECTS=300 ...   (fewer objects; default 1,000)
+//!   MASS_DELETION_OBJECTS=1000 ...   (the full proof; default 400, for CI's time)
 
 mod operator_support;
 
@@ -33,7 +33,7 @@ fn objects() -> usize {
     std::env::var("MASS_DELETION_OBJECTS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(1000)
+        .unwrap_or(400)
 }
 
 /// The unconfirmed-deletion gauge of every consumer, the largest one.
