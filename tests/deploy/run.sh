@@ -318,8 +318,9 @@ t_kustomize_render() {
     return 1
   fi
   grep -q '^kind: ServiceMonitor' "$work/r-kustomize-full.yaml" &&
+    grep -q '^kind: PrometheusRule' "$work/r-kustomize-full.yaml" &&
     grep -q '^kind: NetworkPolicy' "$work/r-kustomize-full.yaml" &&
-    echo "ok: with ../prometheus and ../network-policy switched on, the ServiceMonitor and NetworkPolicy render"
+    echo "ok: with ../prometheus and ../network-policy switched on, the ServiceMonitor, PrometheusRule and NetworkPolicy render"
 }
 
 t_hardening() {
@@ -375,11 +376,12 @@ t_kustomize_dry_run() {
   touch "$work/kustomize-applied"
   "$KUBECTL" apply -k config/default --dry-run=server
   # The optional parts: the NetworkPolicy is checked by the server too; the
-  # ServiceMonitor needs the Prometheus Operator's CRD, which the stack lacks.
+  # ServiceMonitor and the PrometheusRule need the Prometheus Operator's
+  # CRDs, which the stack lacks.
   "$PY" - "$work/r-kustomize-full.yaml" >"$work/full-no-monitor.yaml" <<'PY'
 import sys
 import yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] != "ServiceMonitor"]
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] not in ("ServiceMonitor", "PrometheusRule")]
 yaml.safe_dump_all(docs, sys.stdout)
 PY
   "$KUBECTL" apply -f "$work/full-no-monitor.yaml" --dry-run=server | grep networkpolicy

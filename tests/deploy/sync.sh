@@ -6,6 +6,9 @@
 #   config/admission/{policy,roles}.yaml
 #                            -> charts/maestro-operator/files/admission/
 #   deploy/argocd/health.lua -> deploy/argocd/argocd-cm.yaml
+#   config/prometheus/maestro-operator.rules.yaml
+#                            -> config/prometheus/alerts.yaml (a PrometheusRule)
+#                            -> charts/maestro-operator/files/prometheus/
 #
 # Copies, not symlinks: kustomize refuses files outside its root, a packaged
 # chart cannot reach outside its directory, and Argo CD rejects repositories
@@ -41,7 +44,27 @@ trap 'rm -rf "$out"' EXIT
 
 # ---- what the copies must be
 mkdir -p "$out/config/crd/bases" "$out/charts/maestro-operator/files/crds" "$out/deploy/argocd" \
-  "$out/charts/maestro-operator/files/admission"
+  "$out/charts/maestro-operator/files/admission" "$out/charts/maestro-operator/files/prometheus" \
+  "$out/config/prometheus"
+cp "$root/config/prometheus/maestro-operator.rules.yaml" "$out/charts/maestro-operator/files/prometheus/"
+{
+  cat <<'HEAD'
+# The operator's alerts as a PrometheusRule (needs the Prometheus Operator;
+# its ruleSelector may need a label added here). Generated from
+# maestro-operator.rules.yaml by tests/deploy/sync.sh; edit that file, not
+# this one. Runbooks: the README's "Alerts".
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: controller-manager-alerts
+  namespace: system
+  labels:
+    app.kubernetes.io/component: controller-manager
+    app.kubernetes.io/name: maestro-operator
+spec:
+HEAD
+  sed -e '/^#/d' -e 's/^/  /' -e 's/^ *$//' "$root/config/prometheus/maestro-operator.rules.yaml"
+} >"$out/config/prometheus/alerts.yaml"
 cp "$root/config/admission/policy.yaml" "$root/config/admission/roles.yaml" \
   "$out/charts/maestro-operator/files/admission/"
 {
@@ -78,7 +101,8 @@ HEAD
 
 # ---- compare or write
 targets=(config/crd/kustomization.yaml config/crd/bases charts/maestro-operator/files/crds
-  charts/maestro-operator/files/admission deploy/argocd/argocd-cm.yaml)
+  charts/maestro-operator/files/admission deploy/argocd/argocd-cm.yaml
+  charts/maestro-operator/files/prometheus config/prometheus/alerts.yaml)
 if [[ $mode == check ]]; then
   stale=0
   for t in "${targets[@]}"; do
@@ -92,7 +116,7 @@ if [[ $mode == check ]]; then
     echo "sync: run tests/deploy/sync.sh and commit the result" >&2
     exit 1
   fi
-  echo "sync: the CRD and admission copies and argocd-cm.yaml match their sources"
+  echo "sync: the CRD, admission and alert-rule copies and argocd-cm.yaml match their sources"
   exit 0
 fi
 
