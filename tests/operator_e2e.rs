@@ -515,7 +515,10 @@ async fn a_bundle_deleted_behind_our_back_is_recreated_at_the_next_resync() {
 
 #[tokio::test]
 async fn the_requested_at_annotation_forces_a_refresh_and_is_acknowledged() {
-    let (ns, op) = with_operator("op-requested").await;
+    // Polls only: the status stream would report the agent's deletion at
+    // once, and the point here is the forced read.
+    let ns = TestNs::new("op-requested").await;
+    let op = ns.operator(&["--status-source=poll"]).await;
     // Default interval (30m): once Ready, nothing is read for half an hour.
     let mut s = west_spec(&ns, "cm", "x");
     s["pollInterval"] = json!("10s");

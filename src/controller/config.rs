@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::crd::parse_duration;
+use super::stream::StatusSource;
 use super::{Error, Result, Settings};
 use crate::maestro::config::{MaestroConfig, TlsFiles};
 use crate::names::SourceId;
@@ -71,6 +72,30 @@ pub struct OperatorConfig {
     /// Publishes allowed at once above the average.
     #[arg(long, env = "MAESTRO_BURST", default_value_t = 40)]
     pub maestro_burst: u32,
+
+    /// Where agents' reports come from: `stream` follows Maestro's gRPC
+    /// status stream (REST polls only as a safety net, every `interval`,
+    /// and every `pollInterval` while the stream is down); `poll` reads
+    /// over REST every `pollInterval` only (for Maestro deployments that
+    /// forbid Subscribe).
+    #[arg(long, env = "OPERATOR_STATUS_SOURCE", value_enum, default_value_t = StatusSource::Stream)]
+    pub status_source: StatusSource,
+
+    /// The shortest gap between two status-driven reconciles of one
+    /// object: a burst of reports within it costs one more reconcile (and
+    /// status patch) at its end. The first report is never delayed.
+    #[arg(long, env = "OPERATOR_STATUS_WINDOW", default_value = "250ms", value_parser = short_duration)]
+    pub status_window: Duration,
+
+    /// Average requests per second to the Kubernetes API server (watches,
+    /// status patches, events). 0 disables the limit.
+    #[arg(long, env = "KUBE_QPS", default_value_t = 50.0)]
+    pub kube_qps: f64,
+
+    /// Requests to the Kubernetes API server allowed at once above the
+    /// average.
+    #[arg(long, env = "KUBE_BURST", default_value_t = 100)]
+    pub kube_burst: u32,
 
     /// Bundles per REST page when polling a consumer's status.
     #[arg(long, env = "MAESTRO_PAGE_SIZE", default_value_t = super::poller::DEFAULT_PAGE_SIZE)]
@@ -192,6 +217,17 @@ pub struct OperatorConfig {
 fn duration(value: &str) -> std::result::Result<Duration, String> {
     // Zero is meaningful for none of these; reuse the CRD's rules.
     parse_duration("flag", value).map_err(|e| e.replace("spec.flag ", ""))
+}
+
+/// A duration that may be zero or below a second (`0`, `250ms`).
+fn short_duration(value: &str) -> std::result::Result<Duration, String> {
+    let parsed: kube::core::Duration = value
+        .parse()
+        .map_err(|e| format!("{value:?} is not a duration: {e}"))?;
+    if parsed.is_negative() {
+        return Err(format!("{value:?} must not be negative"));
+    }
+    Ok(Duration::from(parsed))
 }
 
 impl OperatorConfig {
@@ -336,9 +372,21 @@ mod tests {
         assert_eq!(c.maestro_page_size, 400);
         assert_eq!(c.min_poll_interval, Duration::from_secs(5));
         assert_eq!(c.min_interval, Duration::from_secs(60));
+        assert_eq!(c.status_source, StatusSource::Stream);
+        assert_eq!(c.status_window, Duration::from_millis(250));
+        assert_eq!((c.kube_qps, c.kube_burst), (50.0, 100));
         assert!(!c.allow_insecure_token);
         let m = c.maestro().unwrap();
         assert_eq!(m.source_id.as_str(), "maestro-operator");
+    }
+
+    #[test]
+    fn status_source_and_window_parse() {
+        let c = parse(&["--status-source=poll", "--status-window=0"]).unwrap();
+        assert_eq!(c.status_source, StatusSource::Poll);
+        assert_eq!(c.status_window, Duration::ZERO);
+        assert!(parse(&["--status-source=push"]).is_err());
+        assert!(parse(&["--status-window=-1s"]).is_err());
     }
 
     #[test]

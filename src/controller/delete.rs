@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::crd::{DeletionPolicy, DeletionTimeoutAction, MaestroApply, Phase};
 use super::deletions::Admission;
-use super::poller::View;
+use super::poller::{Pace, View};
 use super::reconcile::{event, now, write_status};
 use super::status::{self, Input, Outcome};
 use super::target::{Target, bundle_owner};
@@ -168,13 +168,14 @@ pub(super) async fn cleanup(
         .await;
         return Ok(None);
     }
-    let poll = obj
+    // Waiting for the agent's confirmation is like waiting to be Ready.
+    let pace = obj
         .spec
         .intervals()
-        .map(|i| i.poll)
-        .unwrap_or(Duration::from_secs(10));
+        .map(|i| super::reconcile::pace(&i, false))
+        .unwrap_or(Pace::every(Duration::from_secs(10)));
     ctx.poller
-        .register(&key, &target.consumer, target.resource_id, poll);
+        .register(&key, &target.consumer, target.resource_id, pace);
     ctx.poller
         .wait_polled(&target.consumer, ctx.settings.sync_wait)
         .await;
@@ -366,7 +367,9 @@ pub(super) async fn cleanup(
         Some(e) => Err(e),
         // Come back in time for the timeout, the first notice, or the
         // next poll, whichever is first.
-        None => Ok(Some(Action::requeue(poll.min(Duration::from_secs(60))))),
+        None => Ok(Some(Action::requeue(
+            pace.stream_down.min(Duration::from_secs(60)),
+        ))),
     }
 }
 

@@ -36,6 +36,16 @@ pub struct ConsumerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
     pub phase: String,
 }
@@ -61,6 +71,10 @@ pub struct Metrics {
     poll_duration: Histogram,
     objects: Family<PhaseLabels, Gauge>,
     status_writes: Counter,
+    status_updates: Family<SourceLabels, Counter>,
+    status_events: Family<OutcomeLabels, Counter>,
+    status_stream_up: Gauge,
+    status_stream_subscriptions: Counter,
     drift_corrections: Counter,
     leader: Gauge,
     unconfirmed_deletions: Family<ConsumerLabels, Gauge>,
@@ -90,6 +104,10 @@ impl Metrics {
             poll_duration: latency_histogram(),
             objects: Family::default(),
             status_writes: Counter::default(),
+            status_updates: Family::default(),
+            status_events: Family::default(),
+            status_stream_up: Gauge::default(),
+            status_stream_subscriptions: Counter::default(),
             drift_corrections: Counter::default(),
             leader: Gauge::default(),
             unconfirmed_deletions: Family::default(),
@@ -155,6 +173,27 @@ impl Metrics {
             "status_writes",
             "Status patches written to the API server",
             m.status_writes.clone(),
+        );
+        registry.register(
+            "status_updates",
+            "Bundle changes that woke an object, by the path that delivered them (stream or poll)",
+            m.status_updates.clone(),
+        );
+        registry.register(
+            "status_stream_events",
+            "Status events received on the stream, by what became of them \
+             (applied, stale: older or repeated, early: bundle not cached yet, ignored)",
+            m.status_events.clone(),
+        );
+        registry.register(
+            "status_stream_up",
+            "1 while the status stream is subscribed",
+            m.status_stream_up.clone(),
+        );
+        registry.register(
+            "status_stream_subscriptions",
+            "Times the status stream was (re)subscribed, each followed by a REST resync",
+            m.status_stream_subscriptions.clone(),
         );
         registry.register(
             "drift_corrections",
@@ -257,6 +296,39 @@ impl Metrics {
 
     pub fn status_writes(&self) -> u64 {
         self.status_writes.get()
+    }
+
+    /// A bundle change reached the cache through `source` and woke an
+    /// object.
+    pub fn status_updated(&self, source: &str) {
+        self.status_updates
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn status_updates(&self, source: &str) -> u64 {
+        self.status_updates
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+            })
+            .get()
+    }
+
+    pub fn status_event(&self, outcome: &str) {
+        self.status_events
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn set_stream_up(&self, up: bool) {
+        if up {
+            self.status_stream_subscriptions.inc();
+        }
+        self.status_stream_up.set(i64::from(up));
     }
 
     /// A drifted work was published again as declared.

@@ -4,8 +4,10 @@
 //!
 //! - [`crd`]: the custom resource;
 //! - [`reconcile`]: finalizer, publish and delete;
-//! - [`poller`]: one shared status reader per consumer, so reads cost REST
-//!   requests per consumer and page, not per object;
+//! - [`poller`]: one shared status cache per consumer, read over REST per
+//!   consumer and page, not per object;
+//! - [`stream`]: Maestro's status stream feeding that cache, so reports
+//!   arrive in milliseconds and polls are only a safety net;
 //! - [`status`]: bundle → status mapping (pure);
 //! - [`deletions`]: the bound on deletions an agent has not confirmed;
 //! - [`config`], [`metrics`], [`server`], [`leader`], [`run`]: the process.
@@ -14,6 +16,7 @@ pub mod config;
 pub mod crd;
 mod delete;
 pub mod deletions;
+pub mod kube_client;
 pub mod leader;
 pub mod metrics;
 pub mod poller;
@@ -25,6 +28,7 @@ pub mod run;
 pub mod server;
 pub mod shutdown;
 pub mod status;
+pub mod stream;
 pub mod target;
 pub mod tls_reload;
 pub mod watch_health;

@@ -9,8 +9,17 @@
 //! bundle changed, it wakes that object's reconcile; unchanged objects cost
 //! nothing. Requests per cycle therefore grow with consumers and pages,
 //! never with objects.
+//!
+//! Maestro also pushes each agent report over the gRPC status stream
+//! (see [`super::stream`]); [`Poller::apply_event`] folds those reports
+//! into the same cache and wakes only the object concerned. While the
+//! stream is healthy the polls are only a safety net (each object's
+//! `interval`); while it is down they fall back to `pollInterval` at once,
+//! for Ready objects too, whose changes the stream was reporting.
 
+use std::cmp::Ordering as CmpOrdering;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -24,7 +33,8 @@ use tracing::{debug, info, warn};
 use super::MaestroHandle;
 use super::crd::MaestroApply;
 use super::metrics::Metrics;
-use crate::maestro::rest::{ListOptions, Page, ResourceBundle, Search};
+use crate::maestro::codec::StatusEvent;
+use crate::maestro::rest::{BundleStatus, ListOptions, Page, ResourceBundle, Search};
 use crate::names::{ConsumerName, ResourceId};
 
 /// The page size of status lists, as the Go client uses.
@@ -112,11 +122,116 @@ impl Fingerprint {
     }
 }
 
+/// How often an object wants its bundle read, by the state of the status
+/// stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// Without the stream (`--status-source=poll`): `pollInterval` until
+    /// Ready, `interval` after.
+    pub polled: Duration,
+    /// While the stream is down: `pollInterval`, Ready or not, since the
+    /// stream was what reported a Ready object's changes.
+    pub stream_down: Duration,
+    /// While the stream is healthy: `interval`, the safety net against a
+    /// report the stream lost.
+    pub stream_up: Duration,
+}
+
+impl Pace {
+    /// The same interval whatever the stream does.
+    pub fn every(interval: Duration) -> Pace {
+        Pace {
+            polled: interval,
+            stream_down: interval,
+            stream_up: interval,
+        }
+    }
+
+    fn at_least(self, floor: Duration) -> Pace {
+        Pace {
+            polled: self.polled.max(floor),
+            stream_down: self.stream_down.max(floor),
+            stream_up: self.stream_up.max(floor),
+        }
+    }
+
+    fn get(self, stream: StreamState) -> Duration {
+        match stream {
+            StreamState::Off => self.polled,
+            StreamState::Down => self.stream_down,
+            StreamState::Up => self.stream_up,
+        }
+    }
+}
+
+/// The status stream as the pollers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamState {
+    /// Not followed (`--status-source=poll`).
+    Off = 0,
+    Down = 1,
+    Up = 2,
+}
+
+impl StreamState {
+    fn load(cell: &AtomicU8) -> StreamState {
+        match cell.load(Ordering::SeqCst) {
+            1 => StreamState::Down,
+            2 => StreamState::Up,
+            _ => StreamState::Off,
+        }
+    }
+}
+
 struct Interest {
     resource_id: ResourceId,
-    interval: Duration,
+    pace: Pace,
     /// What the object last saw (or was woken for).
     seen: Option<Fingerprint>,
+    /// When the object was last woken, and whether a wake is held back
+    /// until the wake window has passed (see [`Poller::set_wake_window`]).
+    woken_at: Option<Instant>,
+    held: bool,
+}
+
+/// Which path told the cache about a change, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateSource {
+    Stream,
+    Poll,
+}
+
+impl UpdateSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateSource::Stream => "stream",
+            UpdateSource::Poll => "poll",
+        }
+    }
+}
+
+/// What [`Poller::apply_event`] did with a status event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// The report is newer than the cached one and replaced it.
+    Applied,
+    /// The cache already holds this report or a newer one.
+    Stale,
+    /// The bundle is not cached yet; the report is kept until it is.
+    Early,
+    /// No object of this operator wants the bundle.
+    Ignored,
+}
+
+impl EventOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Applied => "applied",
+            EventOutcome::Stale => "stale",
+            EventOutcome::Early => "early",
+            EventOutcome::Ignored => "ignored",
+        }
+    }
 }
 
 #[derive(Default)]
@@ -128,6 +243,10 @@ struct State {
     /// have read before the write and must not overwrite it. Sequence
     /// numbers rather than instants, which can be equal.
     local_writes: HashMap<ResourceId, (u64, Option<Arc<ResourceBundle>>)>,
+    /// Stream reports of bundles not cached yet (the agent answered a
+    /// create before our own read-back was recorded), with the number of
+    /// polls started when they came, merged once the bundle is.
+    early: HashMap<ResourceId, (u64, BundleStatus)>,
     /// When the last poll started, for scheduling.
     last_started: Option<Instant>,
     /// Polls started and completed; they run one at a time, in order.
@@ -168,6 +287,10 @@ struct Inner {
     consumers: Mutex<HashMap<ConsumerName, Arc<Consumer>>>,
     liveness: Mutex<Option<Liveness>>,
     on_recovery: Mutex<Option<Recovery>>,
+    /// The status stream's [`StreamState`].
+    stream: AtomicU8,
+    /// The shortest gap between two wakes of one object.
+    wake_window: Mutex<Duration>,
 }
 
 /// Called when a consumer's polls work again after failing.
@@ -199,6 +322,8 @@ impl Poller {
                 consumers: Mutex::new(HashMap::new()),
                 liveness: Mutex::new(None),
                 on_recovery: Mutex::new(None),
+                stream: AtomicU8::new(StreamState::Off as u8),
+                wake_window: Mutex::new(Duration::ZERO),
             }),
         };
         (poller, rx)
@@ -216,16 +341,17 @@ impl Poller {
     }
 
     /// Declares (or renews) that `key` wants `resource_id` of `consumer`
-    /// read at least every `interval`. Starts the consumer's poller if it
-    /// is not running.
+    /// read at the `pace` the status stream's state asks for. Starts the
+    /// consumer's poller if it is not running.
     pub fn register(
         &self,
         key: &ObjectRef<MaestroApply>,
         consumer: &ConsumerName,
         resource_id: ResourceId,
-        interval: Duration,
+        pace: Pace,
     ) {
-        let interval = interval.max(self.inner.min_interval);
+        let pace = pace.at_least(self.inner.min_interval);
+        let stream = self.stream_state();
         let mut consumers = self.consumers();
         let entry = consumers.entry(consumer.clone()).or_insert_with(|| {
             let c = Arc::new(Consumer {
@@ -239,20 +365,23 @@ impl Poller {
             c
         });
         let mut state = entry.state();
-        let shortest_before = shortest_interval(&state);
+        let shortest_before = shortest_interval(&state, stream);
         state
             .interests
             .entry(key.clone())
             .and_modify(|i| {
                 i.resource_id = resource_id;
-                i.interval = interval;
+                i.pace = pace;
             })
             .or_insert(Interest {
                 resource_id,
-                interval,
+                pace,
                 seen: None,
+                woken_at: None,
+                held: false,
             });
-        if shortest_before.is_none_or(|s| interval < s) {
+        let wanted = pace.get(stream);
+        if shortest_before.is_none_or(|s| wanted < s) {
             // The poller may be sleeping on a longer interval.
             entry.wake.notify_one();
         }
@@ -290,12 +419,7 @@ impl Poller {
         let Some(c) = self.consumer(consumer) else {
             return;
         };
-        let wanted = {
-            let mut state = c.state();
-            let next = state.started + 1;
-            state.refresh_wanted = Some(state.refresh_wanted.map_or(next, |w| w.max(next)));
-            next
-        };
+        let wanted = request_refresh(&mut c.state());
         c.wake.notify_one();
         let mut rx = c.done.subscribe();
         let _ = tokio::time::timeout(timeout, async {
@@ -352,8 +476,13 @@ impl Poller {
         let Some(c) = self.consumer(consumer) else {
             return;
         };
-        let bundle = bundle.map(|b| Arc::new(status_only(b)));
         let mut state = c.state();
+        let bundle = bundle.map(|b| {
+            let known = state.bundles.get(&id).and_then(|k| k.status.clone());
+            let early = state.early.remove(&id).map(|(_, s)| s);
+            let merged = keep_newer_status(status_only(b), known, false);
+            Arc::new(keep_newer_status(merged, early, true))
+        });
         match &bundle {
             Some(b) => state.bundles.insert(id, b.clone()),
             None => state.bundles.remove(&id),
@@ -391,6 +520,229 @@ impl Poller {
     pub fn consumer_count(&self) -> usize {
         self.consumers().len()
     }
+
+    /// Holds back a second wake of one object until `window` has passed
+    /// since its last, so a burst of reports costs one reconcile (and at
+    /// most one status patch) per object per window. The first report of
+    /// a burst still wakes the object at once.
+    pub fn set_wake_window(&self, window: Duration) {
+        *self
+            .inner
+            .wake_window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = window;
+    }
+
+    /// Whether the status stream is subscribed.
+    pub fn stream_healthy(&self) -> bool {
+        self.stream_state() == StreamState::Up
+    }
+
+    fn stream_state(&self) -> StreamState {
+        StreamState::load(&self.inner.stream)
+    }
+
+    /// The status stream is (again) subscribed. It has no replay, so every
+    /// consumer is read once more over REST (as soon as the minimum
+    /// interval allows); after that, polls are only the safety net.
+    pub fn stream_up(&self) {
+        self.inner
+            .stream
+            .store(StreamState::Up as u8, Ordering::SeqCst);
+        for c in self.consumers().values() {
+            request_refresh(&mut c.state());
+            c.wake.notify_one();
+        }
+    }
+
+    /// The status stream is not (or no longer) subscribed: every consumer
+    /// goes to its objects' `pollInterval` at once (a consumer whose last
+    /// poll is older than that is polled now). Objects' conditions do not
+    /// change: the cache is as true as it was. Also how the stream is
+    /// turned on, before its first subscription.
+    pub fn stream_down(&self) {
+        let before = self
+            .inner
+            .stream
+            .swap(StreamState::Down as u8, Ordering::SeqCst);
+        if before != StreamState::Down as u8 {
+            for c in self.consumers().values() {
+                c.wake.notify_one();
+            }
+        }
+    }
+
+    /// Folds one status event of the stream into the cache: a newer report
+    /// replaces the cached one and wakes the objects of that bundle only;
+    /// an older or repeated one changes nothing.
+    pub fn apply_event(&self, event: &StatusEvent) -> EventOutcome {
+        let Some(c) = event_consumer(event).and_then(|name| self.consumer(&name)) else {
+            return EventOutcome::Ignored;
+        };
+        let id = event.resource_id;
+        let mut state = c.state();
+        if !state.interests.values().any(|i| i.resource_id == id) {
+            return EventOutcome::Ignored;
+        }
+        let report = report_of(event);
+        let started = state.started;
+        let outcome = match state.bundles.get(&id).cloned() {
+            None if event.deleted => EventOutcome::Stale,
+            None => {
+                // A poll or our own read-back will bring the bundle; until
+                // then keep the newest report for it.
+                let newer = state.early.get(&id).is_none_or(|(_, old)| {
+                    compare_reports(&report, old) != Some(CmpOrdering::Less)
+                });
+                if newer {
+                    state.early.insert(id, (started, report));
+                }
+                EventOutcome::Early
+            }
+            Some(cached) => {
+                let order = cached
+                    .status
+                    .as_ref()
+                    .map_or(Some(CmpOrdering::Greater), |known| {
+                        compare_reports(&report, known)
+                    });
+                match order {
+                    Some(CmpOrdering::Less | CmpOrdering::Equal) => EventOutcome::Stale,
+                    // Newer, or not comparable (no sequence IDs): the
+                    // stream delivers in order, so take it.
+                    Some(CmpOrdering::Greater) | None => {
+                        if report.observed_version > cached.version {
+                            // Another client of the source updated the work
+                            // (drift): read its spec, not only the report.
+                            request_refresh(&mut state);
+                            c.wake.notify_one();
+                        }
+                        let updated = if event.deleted {
+                            state.bundles.remove(&id);
+                            None
+                        } else {
+                            let b = Arc::new(with_report(&cached, report));
+                            state.bundles.insert(id, b.clone());
+                            Some(b)
+                        };
+                        // A poll already running may have read before this
+                        // report; it must not put the older one back.
+                        state.local_writes.insert(id, (started, updated));
+                        EventOutcome::Applied
+                    }
+                }
+            }
+        };
+        if outcome == EventOutcome::Applied {
+            let window = self.wake_window();
+            notify_changed(
+                &self.inner,
+                &c,
+                &mut state,
+                Some(id),
+                UpdateSource::Stream,
+                window,
+            );
+        }
+        outcome
+    }
+
+    fn wake_window(&self) -> Duration {
+        *self
+            .inner
+            .wake_window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Asks for a poll that starts after now (shared with any other refresh
+/// asked for meanwhile); returns its number. The caller wakes the poller.
+fn request_refresh(state: &mut State) -> u64 {
+    let next = state.started + 1;
+    state.refresh_wanted = Some(state.refresh_wanted.map_or(next, |w| w.max(next)));
+    next
+}
+
+/// The consumer a status event is about: its cluster name, or the work's
+/// namespace when Maestro left the attribute out.
+fn event_consumer(event: &StatusEvent) -> Option<ConsumerName> {
+    let name = event
+        .cluster_name
+        .as_deref()
+        .or(event.work.metadata.namespace.as_deref())?;
+    ConsumerName::new(name).ok()
+}
+
+/// The agent's report in an event, as the REST API shows it.
+fn report_of(event: &StatusEvent) -> BundleStatus {
+    let status = event.work.status.as_ref();
+    BundleStatus {
+        observed_version: event.resource_version,
+        sequence_id: event.sequence_id.clone().unwrap_or_default(),
+        conditions: status.map(|s| s.conditions.clone()).unwrap_or_default(),
+        resource_status: status
+            .and_then(|s| s.resource_status.as_ref())
+            .map(|r| {
+                r.manifests
+                    .iter()
+                    .filter_map(|m| serde_json::to_value(m).ok())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        manifest_bundle: None,
+    }
+}
+
+/// `cached` with the agent's newer `report`. A report of a version the
+/// cache has not seen yet (another client updated the work) raises the
+/// cached version to it: the bundle is at least that new.
+fn with_report(cached: &ResourceBundle, report: BundleStatus) -> ResourceBundle {
+    let mut bundle = cached.clone();
+    bundle.version = bundle.version.max(report.observed_version);
+    bundle.status = Some(report);
+    bundle
+}
+
+/// Orders two agent reports of one bundle: by the bundle version the agent
+/// had applied, then by its sequence ID (a snowflake ID, larger is newer).
+/// `None` when they cannot be told apart (same version, a sequence ID
+/// missing or not a number).
+pub fn compare_reports(a: &BundleStatus, b: &BundleStatus) -> Option<CmpOrdering> {
+    match a.observed_version.cmp(&b.observed_version) {
+        CmpOrdering::Equal => {}
+        other => return Some(other),
+    }
+    let seq = |s: &BundleStatus| s.sequence_id.trim().parse::<u128>().ok();
+    Some(seq(a)?.cmp(&seq(b)?))
+}
+
+/// `fresh` (a poll's or our read-back's copy), keeping `known`'s report
+/// instead of its own when that one is newer: a read that started before
+/// the stream delivered a report must not undo it. A `known` report of a
+/// version `fresh` does not have belongs to a work since deleted and
+/// created again, and is dropped. When `fresh` has no report at all,
+/// `known` fills in only if `early` (a stream report that came before the
+/// bundle was cached); a cached one would be a deleted work's.
+fn keep_newer_status(
+    mut fresh: ResourceBundle,
+    known: Option<BundleStatus>,
+    early: bool,
+) -> ResourceBundle {
+    let Some(known) = known else {
+        return fresh;
+    };
+    if known.observed_version > fresh.version {
+        return fresh;
+    }
+    let newer = match &fresh.status {
+        None => early,
+        Some(own) => compare_reports(&known, own) == Some(CmpOrdering::Greater),
+    };
+    if newer {
+        fresh.status = Some(known);
+    }
+    fresh
 }
 
 /// What the cache keeps of a bundle: everything status and publishing
@@ -407,8 +759,76 @@ fn status_only(mut bundle: ResourceBundle) -> ResourceBundle {
     bundle
 }
 
-fn shortest_interval(state: &State) -> Option<Duration> {
-    state.interests.values().map(|i| i.interval).min()
+/// How often the consumer must be read: the shortest interval any of its
+/// objects wants in the stream's state.
+fn shortest_interval(state: &State, stream: StreamState) -> Option<Duration> {
+    state.interests.values().map(|i| i.pace.get(stream)).min()
+}
+
+/// Wakes the objects (of `only` that bundle, or all) whose view changed
+/// since they last looked, at most once per `window` each.
+fn notify_changed(
+    inner: &Inner,
+    consumer: &Arc<Consumer>,
+    state: &mut State,
+    only: Option<ResourceId>,
+    source: UpdateSource,
+    window: Duration,
+) {
+    let error = state.error.clone();
+    let State {
+        interests, bundles, ..
+    } = state;
+    for (key, interest) in interests.iter_mut() {
+        if only.is_some_and(|id| id != interest.resource_id) {
+            continue;
+        }
+        let now = Fingerprint::of(bundles.get(&interest.resource_id), error.as_ref());
+        // An object that has not looked yet is about to; waking it would
+        // only repeat that reconcile.
+        if interest.seen.as_ref().is_some_and(|seen| *seen != now) {
+            interest.seen = Some(now);
+            inner.metrics.status_updated(source.as_str());
+            wake_within(inner, consumer, key, interest, window);
+        }
+    }
+}
+
+/// Wakes `key` now, or, when it was woken less than `window` ago, once
+/// the window has passed (one held wake covers any number of reports).
+fn wake_within(
+    inner: &Inner,
+    consumer: &Arc<Consumer>,
+    key: &ObjectRef<MaestroApply>,
+    interest: &mut Interest,
+    window: Duration,
+) {
+    if interest.held {
+        return;
+    }
+    let now = Instant::now();
+    let due = interest
+        .woken_at
+        .map(|at| at + window)
+        .filter(|due| *due > now);
+    let Some(due) = due else {
+        interest.woken_at = Some(now);
+        let _ = inner.triggers.send(key.clone());
+        return;
+    };
+    interest.held = true;
+    let consumer = consumer.clone();
+    let triggers = inner.triggers.clone();
+    let key = key.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(due).await;
+        let mut state = consumer.state();
+        if let Some(interest) = state.interests.get_mut(&key) {
+            interest.held = false;
+            interest.woken_at = Some(Instant::now());
+            let _ = triggers.send(key);
+        }
+    });
 }
 
 /// The loop of one consumer's poller: sleep until the shortest wanted
@@ -435,7 +855,8 @@ async fn run_consumer(inner: Weak<Inner>, consumer: Arc<Consumer>) {
             if let Some(alive) = liveness {
                 state.interests.retain(|key, _| alive(key));
             }
-            let Some(interval) = shortest_interval(&state) else {
+            let stream = StreamState::load(&strong.stream);
+            let Some(interval) = shortest_interval(&state, stream) else {
                 consumers.remove(&consumer.name);
                 debug!(consumer = %consumer.name, "no object wants this consumer; poller stops");
                 return;
@@ -459,7 +880,7 @@ async fn run_consumer(inner: Weak<Inner>, consumer: Arc<Consumer>) {
     }
 }
 
-async fn poll_once(inner: &Inner, consumer: &Consumer) {
+async fn poll_once(inner: &Inner, consumer: &Arc<Consumer>) {
     let started = Instant::now();
     let number = {
         let mut state = consumer.state();
@@ -477,9 +898,23 @@ async fn poll_once(inner: &Inner, consumer: &Consumer) {
     let mut recovered = false;
     match result {
         Ok(bundles) => {
+            let early = std::mem::take(&mut state.early);
             let mut fresh: HashMap<ResourceId, Arc<ResourceBundle>> = bundles
                 .into_iter()
-                .filter_map(|b| b.resource_id().map(|id| (id, Arc::new(status_only(b)))))
+                .filter_map(|b| {
+                    let id = b.resource_id()?;
+                    let known = state.bundles.get(&id).and_then(|k| k.status.clone());
+                    let early = early.get(&id).map(|(_, s)| s.clone());
+                    let merged = keep_newer_status(status_only(b), known, false);
+                    let merged = keep_newer_status(merged, early, true);
+                    Some((id, Arc::new(merged)))
+                })
+                .collect();
+            // Reports of bundles still not listed wait for the next poll,
+            // if they came after this one started reading.
+            state.early = early
+                .into_iter()
+                .filter(|(id, (at, _))| *at >= number && !fresh.contains_key(id))
                 .collect();
             for (id, (written, bundle)) in &state.local_writes {
                 if *written >= number {
@@ -516,19 +951,15 @@ async fn poll_once(inner: &Inner, consumer: &Consumer) {
     if state.refresh_wanted.is_some_and(|w| w <= number) {
         state.refresh_wanted = None;
     }
-    let error = state.error.clone();
-    let State {
-        interests, bundles, ..
-    } = &mut *state;
-    for (key, interest) in interests.iter_mut() {
-        let now = Fingerprint::of(bundles.get(&interest.resource_id), error.as_ref());
-        // An object that has not looked yet is about to; waking it would
-        // only repeat that reconcile.
-        if interest.seen.as_ref().is_some_and(|seen| *seen != now) {
-            interest.seen = Some(now);
-            let _ = inner.triggers.send(key.clone());
-        }
-    }
+    let window = *inner.wake_window.lock().unwrap_or_else(|p| p.into_inner());
+    notify_changed(
+        inner,
+        consumer,
+        &mut state,
+        None,
+        UpdateSource::Poll,
+        window,
+    );
     let completed = state.completed;
     drop(state);
     consumer.done.send_replace(completed);

@@ -46,14 +46,7 @@ impl RateLimiter {
         }
         let wait_until = {
             let mut next_free = self.next_free.lock().await;
-            let now = Instant::now();
-            let start = (*next_free).max(now);
-            // The schedule cannot outrun the clock by more than the burst
-            // window plus a period, so this only fails with a window of
-            // centuries; then the schedule stays where it is (no wait).
-            *next_free = start.checked_add(self.period).unwrap_or(start);
-            // Within the burst window the token is available now.
-            (*next_free).checked_sub(self.window).filter(|t| *t > now)
+            reserve(&mut next_free, Instant::now(), self.period, self.window)
         };
         if let Some(at) = wait_until {
             tokio::time::sleep_until(at).await;
@@ -61,8 +54,26 @@ impl RateLimiter {
     }
 }
 
+/// Takes the next token of a schedule (GCRA) that hands one out every
+/// `period`, up to `window` ahead of the clock, and returns when it may be
+/// used (`None`: now).
+pub(super) fn reserve(
+    next_free: &mut Instant,
+    now: Instant,
+    period: Duration,
+    window: Duration,
+) -> Option<Instant> {
+    let start = (*next_free).max(now);
+    // The schedule cannot outrun the clock by more than the burst
+    // window plus a period, so this only fails with a window of
+    // centuries; then the schedule stays where it is (no wait).
+    *next_free = start.checked_add(period).unwrap_or(start);
+    // Within the burst window the token is available now.
+    (*next_free).checked_sub(window).filter(|t| *t > now)
+}
+
 /// The time between two tokens for `qps`, saturated to `0..=MAX_PERIOD`.
-fn period_of(qps: f64) -> Duration {
+pub(super) fn period_of(qps: f64) -> Duration {
     if qps.is_nan() || qps <= 0.0 {
         return Duration::ZERO;
     }

@@ -21,9 +21,9 @@ use rand::Rng;
 use serde_json::json;
 use tracing::{debug, warn};
 
-use super::crd::{API_VERSION, KIND, MaestroApply, MaestroApplyStatus, Phase};
+use super::crd::{API_VERSION, Intervals, KIND, MaestroApply, MaestroApplyStatus, Phase};
 use super::delete::cleanup;
-use super::poller::View;
+use super::poller::{Pace, View};
 use super::publish::sync_work;
 use super::raw::RawMaestroApply;
 use super::status::{self, Input, Outcome};
@@ -148,13 +148,12 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
     let raised = intervals.raise_to(ctx.settings.floors);
 
     let ready_before = prev.is_some_and(MaestroApplyStatus::is_ready);
-    let wanted = if ready_before {
-        intervals.resync
-    } else {
-        intervals.poll
-    };
-    ctx.poller
-        .register(&key, &target.consumer, target.resource_id, wanted);
+    ctx.poller.register(
+        &key,
+        &target.consumer,
+        target.resource_id,
+        pace(&intervals, ready_before),
+    );
 
     // A new reconcile-requested-at value asks for fresh data: a shared
     // poll of the consumer, not a read of this one bundle, so a pulse over
@@ -217,13 +216,12 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
 
     let ready = status.is_ready();
     if ready != ready_before {
-        let wanted = if ready {
-            intervals.resync
-        } else {
-            intervals.poll
-        };
-        ctx.poller
-            .register(&key, &target.consumer, target.resource_id, wanted);
+        ctx.poller.register(
+            &key,
+            &target.consumer,
+            target.resource_id,
+            pace(&intervals, ready),
+        );
     }
     // The poller wakes the object when its bundle changes, so waiting on
     // pollInterval here would only re-read the cache. Come back for the
@@ -238,6 +236,21 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
     match error {
         Some(e) => Err(e),
         None => Ok(Action::requeue(next)),
+    }
+}
+
+/// How often the object's bundle is read: without the stream, every
+/// `pollInterval` until Ready and every `interval` after; with it, every
+/// `interval` (a safety net), and every `pollInterval` while it is down.
+pub(super) fn pace(intervals: &Intervals, ready: bool) -> Pace {
+    Pace {
+        polled: if ready {
+            intervals.resync
+        } else {
+            intervals.poll
+        },
+        stream_down: intervals.poll,
+        stream_up: intervals.resync,
     }
 }
 

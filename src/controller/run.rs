@@ -25,9 +25,11 @@ use super::raw::{RawMaestroApply, raw_ref};
 use super::reconcile::{error_policy, reconcile};
 use super::server::{Health, Server};
 use super::shutdown::{self, Shutdown};
+use super::stream::StatusSource;
 use super::watch_health::WatchHealth;
 use super::{Context, Error, Failures, MANAGER, MaestroHandle, Result, leader};
 use crate::maestro::fence::WriteFence;
+use crate::maestro::grpc::SubscribeOptions;
 use crate::maestro::work_client::WorkClient;
 
 /// How long a replica whose lease ended lets the controller finish before
@@ -42,9 +44,7 @@ const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// (`Err`, so the process exits non-zero and is restarted as a standby).
 pub async fn run(config: OperatorConfig) -> Result<()> {
     let maestro_config = config.maestro()?;
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| Error::Config(format!("cannot configure the Kubernetes client: {e}")))?;
+    let client = super::kube_client::client(config.kube_qps, config.kube_burst).await?;
     check_crd(&client, config.namespace.as_deref()).await?;
     // With leader election, nothing may be written to Maestro before the
     // lease is held, nor after its deadline (see `leader`).
@@ -92,8 +92,13 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
     let mut election = None;
     if config.leader_elect {
         let identity = config.identity();
+        // The lease gets a client of its own, outside the rate limit: a
+        // renewal queued behind a burst of status patches would let the
+        // lease expire (client-go's leader election has its own client
+        // for the same reason). Renewals are a few requests a minute.
+        let lease_client = super::kube_client::client(0.0, 1).await?;
         let mut e = leader::join(
-            client.clone(),
+            lease_client,
             &config.lease_namespace(),
             &config.lease_name,
             &identity,
@@ -259,6 +264,21 @@ async fn run_controller(
         metrics.clone(),
     );
     let deletions = Deletions::new(config.max_unconfirmed_deletions, metrics.clone());
+    poller.set_wake_window(config.status_window);
+    match config.status_source {
+        StatusSource::Stream => {
+            // Until the first subscription, polls keep pollInterval.
+            poller.stream_down();
+            tokio::spawn(super::stream::follow(
+                poller.clone(),
+                maestro.clone(),
+                metrics.clone(),
+                SubscribeOptions::default(),
+                shutdown.clone(),
+            ));
+        }
+        StatusSource::Poll => info!("status from REST polls only (--status-source=poll)"),
+    }
     let ctx = Arc::new(Context {
         recorder: Recorder::new(
             client.clone(),

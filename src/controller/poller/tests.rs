@@ -4,6 +4,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::*;
+use crate::maestro::codec::StatusEvent;
 use crate::names::SourceId;
 
 /// An in-memory Maestro listing: bundles per consumer, every request
@@ -117,8 +118,8 @@ async fn requests_per_cycle_grow_with_consumers_and_pages_not_with_objects() {
     let (p, _rx, metrics) = poller(&fake, 10);
 
     // A few objects first: 3 pages for west (10+10+5), 1 for east.
-    p.register(&key(0), &consumer("west"), west[0], TEN_S);
-    p.register(&key(1), &consumer("east"), east[0], TEN_S);
+    p.register(&key(0), &consumer("west"), west[0], Pace::every(TEN_S));
+    p.register(&key(1), &consumer("east"), east[0], Pace::every(TEN_S));
     p.wait_polled(&consumer("west"), TEN_S).await;
     p.wait_polled(&consumer("east"), TEN_S).await;
     assert_eq!(fake.requests(), 4);
@@ -130,7 +131,7 @@ async fn requests_per_cycle_grow_with_consumers_and_pages_not_with_objects() {
         } else {
             ("east", east[i % 5])
         };
-        p.register(&key(i), &consumer(c), id, TEN_S);
+        p.register(&key(i), &consumer(c), id, Pace::every(TEN_S));
     }
     let before = fake.requests();
     tokio::time::sleep(TEN_S + Duration::from_millis(1)).await;
@@ -140,7 +141,7 @@ async fn requests_per_cycle_grow_with_consumers_and_pages_not_with_objects() {
 
     // Another consumer adds its pages.
     let north = fake.put("north", "n0", 1);
-    p.register(&key(5000), &consumer("north"), north, TEN_S);
+    p.register(&key(5000), &consumer("north"), north, Pace::every(TEN_S));
     p.wait_polled(&consumer("north"), TEN_S).await;
     let before = fake.requests();
     tokio::time::sleep(TEN_S + Duration::from_millis(1)).await;
@@ -152,7 +153,12 @@ async fn the_shortest_interval_any_object_wants_sets_the_pace() {
     let fake = Arc::new(Fake::default());
     let id = fake.put("west", "a", 1);
     let (p, _rx, _) = poller(&fake, 10);
-    p.register(&key(0), &consumer("west"), id, Duration::from_secs(1800));
+    p.register(
+        &key(0),
+        &consumer("west"),
+        id,
+        Pace::every(Duration::from_secs(1800)),
+    );
     p.wait_polled(&consumer("west"), TEN_S).await;
     assert_eq!(fake.requests(), 1);
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -162,7 +168,7 @@ async fn the_shortest_interval_any_object_wants_sets_the_pace() {
         "a Ready object alone polls every 30 min"
     );
     // An object that is not Ready yet wants 10 s; the poller wakes for it.
-    p.register(&key(1), &consumer("west"), id, TEN_S);
+    p.register(&key(1), &consumer("west"), id, Pace::every(TEN_S));
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(fake.requests(), 2, "the poll was already overdue for 10 s");
     tokio::time::sleep(Duration::from_secs(25)).await;
@@ -180,8 +186,8 @@ async fn a_changed_bundle_wakes_only_the_objects_that_read_it() {
     let b = fake.put("west", "b", 1);
     let (p, mut rx, _) = poller(&fake, 10);
     let west = consumer("west");
-    p.register(&key(0), &west, a, TEN_S);
-    p.register(&key(1), &west, b, TEN_S);
+    p.register(&key(0), &west, a, Pace::every(TEN_S));
+    p.register(&key(1), &west, b, Pace::every(TEN_S));
     p.wait_polled(&west, TEN_S).await;
     assert_eq!(p.view(&key(0), &west, &a).bundle.unwrap().version, 1);
     assert_eq!(p.view(&key(1), &west, &b).bundle.unwrap().version, 1);
@@ -208,7 +214,7 @@ async fn a_failed_poll_keeps_the_last_bundles_reports_the_error_and_wakes_object
     let a = fake.put("west", "a", 1);
     let (p, mut rx, metrics) = poller(&fake, 10);
     let west = consumer("west");
-    p.register(&key(0), &west, a, TEN_S);
+    p.register(&key(0), &west, a, Pace::every(TEN_S));
     p.wait_polled(&west, TEN_S).await;
     let _ = p.view(&key(0), &west, &a);
 
@@ -243,7 +249,7 @@ async fn concurrent_refreshes_share_one_poll() {
     let (p, _rx, _) = poller(&fake, 10);
     let west = consumer("west");
     for i in 0..50 {
-        p.register(&key(i), &west, a, Duration::from_secs(1800));
+        p.register(&key(i), &west, a, Pace::every(Duration::from_secs(1800)));
     }
     p.wait_polled(&west, TEN_S).await;
     assert_eq!(fake.requests(), 1);
@@ -261,7 +267,7 @@ async fn a_stream_of_forced_refreshes_costs_one_poll_per_minimum_interval() {
     let metrics = Arc::new(Metrics::new());
     let (p, _rx) = Poller::new(fetcher(fake.clone()), 10, Duration::from_secs(5), metrics);
     let west = consumer("west");
-    p.register(&key(0), &west, a, Duration::from_secs(1800));
+    p.register(&key(0), &west, a, Pace::every(Duration::from_secs(1800)));
     p.wait_polled(&west, TEN_S).await;
     assert_eq!(fake.requests(), 1);
     // A refresh asked for every 100 ms for 20 s (a tenant pulsing
@@ -292,7 +298,7 @@ async fn our_own_write_is_not_undone_by_a_poll_that_read_before_it() {
     let id = ResourceId::for_work(&SourceId::new("test").unwrap(), "west", "a");
     let gate = Arc::new(Semaphore::new(0));
     *fake.gate.lock().unwrap() = Some(gate.clone());
-    p.register(&key(0), &west, id, TEN_S);
+    p.register(&key(0), &west, id, Pace::every(TEN_S));
     tokio::time::sleep(Duration::from_millis(10)).await;
     // The first poll is in flight and will answer "no bundle"; meanwhile
     // we publish and record what we created.
@@ -311,7 +317,7 @@ async fn the_poller_stops_with_its_last_object() {
     let a = fake.put("west", "a", 1);
     let (p, _rx, _) = poller(&fake, 10);
     let west = consumer("west");
-    p.register(&key(0), &west, a, TEN_S);
+    p.register(&key(0), &west, a, Pace::every(TEN_S));
     p.wait_polled(&west, TEN_S).await;
     p.unregister(&key(0), &west);
     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -326,8 +332,8 @@ async fn an_object_that_no_longer_exists_is_forgotten() {
     let a = fake.put("west", "a", 1);
     let (p, _rx, _) = poller(&fake, 10);
     let west = consumer("west");
-    p.register(&key(0), &west, a, TEN_S);
-    p.register(&key(1), &west, a, Duration::from_secs(1));
+    p.register(&key(0), &west, a, Pace::every(TEN_S));
+    p.register(&key(1), &west, a, Pace::every(Duration::from_secs(1)));
     p.wait_polled(&west, TEN_S).await;
     // key(1) was deleted without a final reconcile (its finalizer removed
     // by hand): only the cache knows.
@@ -347,7 +353,7 @@ async fn the_cache_keeps_the_report_and_the_manifest_count_not_the_manifests() {
     let a = fake.put("west", "a", 1);
     let (p, _rx, _) = poller(&fake, 10);
     let west = consumer("west");
-    p.register(&key(0), &west, a, TEN_S);
+    p.register(&key(0), &west, a, Pace::every(TEN_S));
     p.wait_polled(&west, TEN_S).await;
     let mut big = p.view(&key(0), &west, &a).bundle.unwrap().as_ref().clone();
     big.manifests = vec![serde_json::json!({"data": "x".repeat(100_000)}); 3];
@@ -370,7 +376,7 @@ async fn polls_working_again_call_the_recovery_hook_once() {
     }));
     let west = consumer("west");
     fake.fail.store(true, Ordering::SeqCst);
-    p.register(&key(0), &west, a, TEN_S);
+    p.register(&key(0), &west, a, Pace::every(TEN_S));
     p.wait_polled(&west, TEN_S).await;
     tokio::time::sleep(TEN_S * 3).await;
     assert_eq!(calls.load(Ordering::SeqCst), 0, "still failing");
@@ -381,4 +387,225 @@ async fn polls_working_again_call_the_recovery_hook_once() {
         1,
         "once, on the first good poll"
     );
+}
+
+/// A status event of the stream: the agent's report of `id` at bundle
+/// version `version` with sequence ID `seq`.
+fn event(consumer: &str, id: ResourceId, version: i64, seq: u64, deleted: bool) -> StatusEvent {
+    let condition = if deleted { "Deleted" } else { "Applied" };
+    let work: crate::manifestwork::ManifestWork = serde_json::from_value(json!({
+        "apiVersion": "work.open-cluster-management.io/v1",
+        "kind": "ManifestWork",
+        "metadata": {"namespace": consumer},
+        "spec": {},
+        "status": {"conditions": [{
+            "type": condition, "status": "True", "reason": "Test", "message": format!("report {seq}"),
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }]},
+    }))
+    .unwrap();
+    StatusEvent {
+        resource_id: id,
+        resource_version: version,
+        sequence_id: Some(seq.to_string()),
+        status_hash: None,
+        cluster_name: Some(consumer.to_string()),
+        deleted,
+        work,
+        time: None,
+    }
+}
+
+fn sequence(p: &Poller, key: &ObjectRef<MaestroApply>, id: ResourceId) -> Option<String> {
+    let view = p.view(key, &consumer("west"), &id);
+    view.bundle?.status.as_ref().map(|s| s.sequence_id.clone())
+}
+
+fn woken(
+    rx: &mut mpsc::UnboundedReceiver<ObjectRef<MaestroApply>>,
+) -> Vec<ObjectRef<MaestroApply>> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_report_wakes_only_its_object_and_older_or_repeated_ones_change_nothing() {
+    let fake = Arc::new(Fake::default());
+    let a = fake.put("west", "a", 2);
+    let b = fake.put("west", "b", 1);
+    let (p, mut rx, metrics) = poller(&fake, 10);
+    let west = consumer("west");
+    p.register(&key(0), &west, a, Pace::every(TEN_S));
+    p.register(&key(1), &west, b, Pace::every(TEN_S));
+    p.wait_polled(&west, TEN_S).await;
+    let _ = (sequence(&p, &key(0), a), sequence(&p, &key(1), b));
+
+    // Reordered and duplicated: 120 arrives before 110, and twice; a report
+    // of the older version 1 arrives last with the largest sequence ID.
+    let outcomes: Vec<_> = [(2, 100), (2, 120), (2, 110), (2, 120), (2, 100), (1, 900)]
+        .into_iter()
+        .map(|(version, seq)| p.apply_event(&event("west", a, version, seq, false)))
+        .collect();
+    use EventOutcome::*;
+    assert_eq!(outcomes, [Applied, Applied, Stale, Stale, Stale, Stale]);
+    assert_eq!(sequence(&p, &key(0), a).as_deref(), Some("120"));
+    assert_eq!(
+        woken(&mut rx),
+        [key(0), key(0)],
+        "only a's object, once per newer report"
+    );
+    assert_eq!(metrics.status_updates("stream"), 2);
+
+    // Another consumer's report, and one of a bundle nobody wants.
+    assert_eq!(p.apply_event(&event("east", a, 2, 200, false)), Ignored);
+    let stranger = ResourceId::for_work(&SourceId::new("test").unwrap(), "west", "zz");
+    assert_eq!(
+        p.apply_event(&event("west", stranger, 1, 200, false)),
+        Ignored
+    );
+    assert!(woken(&mut rx).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poll_that_read_before_a_stream_report_does_not_undo_it() {
+    let fake = Arc::new(Fake::default());
+    let a = fake.put("west", "a", 1);
+    let (p, _rx, _) = poller(&fake, 10);
+    let west = consumer("west");
+    p.register(&key(0), &west, a, Pace::every(TEN_S));
+    p.wait_polled(&west, TEN_S).await;
+    assert_eq!(
+        p.apply_event(&event("west", a, 1, 100, false)),
+        EventOutcome::Applied
+    );
+
+    // A poll reads (the agent's report is not in the listing) and is held;
+    // a newer report arrives meanwhile.
+    let gate = Arc::new(Semaphore::new(0));
+    *fake.gate.lock().unwrap() = Some(gate.clone());
+    let refresh = tokio::spawn({
+        let p = p.clone();
+        let west = west.clone();
+        async move { p.refresh(&west, TEN_S).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        p.apply_event(&event("west", a, 1, 110, false)),
+        EventOutcome::Applied
+    );
+    gate.add_permits(10);
+    refresh.await.unwrap();
+    assert_eq!(sequence(&p, &key(0), a).as_deref(), Some("110"));
+
+    // A later poll that lists an older report keeps the newer one too.
+    *fake.gate.lock().unwrap() = None;
+    fake.bundles.lock().unwrap().get_mut("west").unwrap()[0].status =
+        Some(serde_json::from_value(json!({"ObservedVersion": 1, "SequenceID": "105"})).unwrap());
+    p.refresh(&west, TEN_S).await;
+    assert_eq!(sequence(&p, &key(0), a).as_deref(), Some("110"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_that_beats_our_read_back_is_kept_until_the_bundle_is_recorded() {
+    let fake = Arc::new(Fake::default());
+    let (p, _rx, _) = poller(&fake, 10);
+    let west = consumer("west");
+    let id = ResourceId::for_work(&SourceId::new("test").unwrap(), "west", "a");
+    p.register(&key(0), &west, id, Pace::every(TEN_S));
+    p.wait_polled(&west, TEN_S).await;
+    // We create the work; the agent's report comes before our read-back.
+    fake.put("west", "a", 1);
+    assert_eq!(
+        p.apply_event(&event("west", id, 1, 100, false)),
+        EventOutcome::Early
+    );
+    let read_back = fake.bundles.lock().unwrap()["west"][0].clone();
+    p.record(&west, id, Some(read_back));
+    assert_eq!(sequence(&p, &key(0), id).as_deref(), Some("100"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_agents_deleted_report_removes_the_bundle_once() {
+    let fake = Arc::new(Fake::default());
+    let a = fake.put("west", "a", 1);
+    let (p, mut rx, _) = poller(&fake, 10);
+    let west = consumer("west");
+    p.register(&key(0), &west, a, Pace::every(TEN_S));
+    p.wait_polled(&west, TEN_S).await;
+    let _ = p.view(&key(0), &west, &a);
+    assert_eq!(
+        p.apply_event(&event("west", a, 1, 100, true)),
+        EventOutcome::Applied
+    );
+    assert_eq!(woken(&mut rx), [key(0)]);
+    let view = p.view(&key(0), &west, &a);
+    assert!(view.bundle.is_none() && view.synced);
+    assert_eq!(
+        p.apply_event(&event("west", a, 1, 100, true)),
+        EventOutcome::Stale
+    );
+    assert!(woken(&mut rx).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_reports_wakes_an_object_once_per_window() {
+    let fake = Arc::new(Fake::default());
+    let a = fake.put("west", "a", 1);
+    let (p, mut rx, _) = poller(&fake, 10);
+    p.set_wake_window(Duration::from_millis(250));
+    let west = consumer("west");
+    p.register(&key(0), &west, a, Pace::every(TEN_S));
+    p.wait_polled(&west, TEN_S).await;
+    let _ = p.view(&key(0), &west, &a);
+    for seq in 101..=120 {
+        p.apply_event(&event("west", a, 1, seq, false));
+        // The object reconciles at once when woken, as the controller does.
+        if rx.try_recv().is_ok() {
+            let _ = p.view(&key(0), &west, &a);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The first report woke it at once; the nineteen after it, all within
+    // its 250 ms window, cost one more wake when the window ends.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = woken(&mut rx).len();
+    assert_eq!(later, 1, "one held wake covers the rest of the burst");
+    assert_eq!(sequence(&p, &key(0), a).as_deref(), Some("120"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn while_the_stream_is_healthy_polls_are_a_safety_net_and_its_loss_brings_them_back() {
+    let fake = Arc::new(Fake::default());
+    let a = fake.put("west", "a", 1);
+    let (p, _rx, _) = poller(&fake, 10);
+    let west = consumer("west");
+    let pace = Pace {
+        polled: TEN_S,
+        stream_down: TEN_S,
+        stream_up: Duration::from_secs(1800),
+    };
+    p.register(&key(0), &west, a, pace);
+    p.stream_down();
+    p.wait_polled(&west, TEN_S).await;
+    assert_eq!(fake.requests(), 1);
+
+    // Subscribed: one resync now, then nothing for the 30 min interval.
+    p.stream_up();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fake.requests(), 2, "the resync after subscribing");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(fake.requests(), 2, "no pollInterval polls while healthy");
+
+    // Lost: the pollInterval pace at once (the last poll is long past).
+    p.stream_down();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(fake.requests(), 3);
+    tokio::time::sleep(TEN_S * 3).await;
+    assert_eq!(fake.requests(), 6);
+
+    // Back: resync, then quiet again.
+    p.stream_up();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fake.requests(), 7);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(fake.requests(), 7);
 }
