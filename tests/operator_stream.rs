@@ -72,17 +72,7 @@ async fn wait_metric(op: &Operator, sample: &str, what: &str, check: impl Fn(f64
 
 /// A sample's value, 0 while the operator has not recorded it yet.
 async fn metric_or_zero(op: &Operator, sample: &str) -> f64 {
-    op.metrics()
-        .await
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(sample)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    op.metric_opt(sample).await.unwrap_or(0.0)
 }
 
 const STREAM_UP: &str = "maestro_operator_status_stream_up";

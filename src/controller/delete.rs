@@ -235,18 +235,7 @@ pub(super) async fn cleanup(
             ctx.deletions.awaiting(&target.consumer, target.resource_id);
             match overdue(waited, timeout, obj.spec.deletion_timeout_action, &target) {
                 Overdue::Orphan { message } => {
-                    event(
-                        ctx,
-                        obj,
-                        EventType::Warning,
-                        "DeletionTimedOut",
-                        "Delete",
-                        message,
-                    )
-                    .await;
-                    return finished(ctx, obj, &key, &target, Finish::TimedOut)
-                        .await
-                        .map(|()| None);
+                    return timed_out(ctx, obj, &key, &target, message).await;
                 }
                 Overdue::Report { message, stalled } => {
                     not_confirmed = Some(stalled);
@@ -277,18 +266,7 @@ pub(super) async fn cleanup(
             if let Overdue::Orphan { message } =
                 overdue(waited, timeout, obj.spec.deletion_timeout_action, &target)
             {
-                event(
-                    ctx,
-                    obj,
-                    EventType::Warning,
-                    "DeletionTimedOut",
-                    "Delete",
-                    message,
-                )
-                .await;
-                return finished(ctx, obj, &key, &target, Finish::TimedOut)
-                    .await
-                    .map(|()| None);
+                return timed_out(ctx, obj, &key, &target, message).await;
             }
             queued = true;
             (
@@ -371,6 +349,29 @@ pub(super) async fn cleanup(
             pace.stream_down.min(Duration::from_secs(60)),
         ))),
     }
+}
+
+/// `deletionTimeoutAction: Orphan` after `deletionTimeout`: say so in a
+/// Warning event and let the object go.
+async fn timed_out(
+    ctx: &Context,
+    obj: &MaestroApply,
+    key: &ObjectRef<MaestroApply>,
+    target: &Target,
+    message: String,
+) -> Result<Option<Action>> {
+    event(
+        ctx,
+        obj,
+        EventType::Warning,
+        "DeletionTimedOut",
+        "Delete",
+        message,
+    )
+    .await;
+    finished(ctx, obj, key, target, Finish::TimedOut)
+        .await
+        .map(|()| None)
 }
 
 /// This object's deletion no longer takes a place: wake the next in line.

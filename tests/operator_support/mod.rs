@@ -658,20 +658,28 @@ impl Operator {
     /// One sample's value, e.g. `maestro_operator_leader`.
     pub async fn metric(&self, sample: &str) -> f64 {
         let text = self.metrics().await;
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(sample)?
-                    .strip_prefix(' ')?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no sample {sample} in:\n{text}"))
+        sample_value(&text, sample).unwrap_or_else(|| panic!("no sample {sample} in:\n{text}"))
+    }
+
+    /// One sample's value, if the operator has recorded it yet.
+    pub async fn metric_opt(&self, sample: &str) -> Option<f64> {
+        sample_value(&self.metrics().await, sample)
     }
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// The value of `sample` (name and labels) in a metrics text.
+fn sample_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 impl Drop for Operator {
