@@ -4,13 +4,14 @@
 #
 #   make test         start the stack (kept running), run every test against it
 #   make stack-down   stop the stack;  make clean-stack  also deletes its state
+#   make image        the operator and CLI container images (podman, release)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 STACK := tests/stack/stack.sh
 
-.PHONY: build test unit lint maestro demo stack-up stack-down stack-status stack-logs clean-stack install uninstall
+.PHONY: build test unit lint maestro demo stack-up stack-down stack-status stack-logs clean-stack install uninstall image
 
 # make install: maestro-cli, maestro-operator, the kubectl plugin link
 # kubectl-maestro (`kubectl maestro ...`) and completion scripts for bash, zsh
@@ -48,6 +49,13 @@ stack-status:
 
 stack-logs:
 	bash $(STACK) logs
+
+# localhost/maestro-operator:$(IMAGE_TAG) and localhost/maestro-cli:$(IMAGE_TAG),
+# FROM scratch around the release binaries built here (Containerfile.scratch;
+# nothing is pulled). Elsewhere, build the Containerfile instead.
+IMAGE_TAG ?= dev
+image:
+	bash tests/stack/image.sh build --release --tag $(IMAGE_TAG)
 
 # Bring up the stack, run the operator, apply a sample, show its status.
 demo:
