@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Two watches for tests/bench/status_latency.sh, timed by one clock.
+
+    latency_watch.py watch KUBECTL MAPPLY_NAMESPACE TARGET_NAMESPACE OUT
+    latency_watch.py stats OUT EXPECTED
+
+Follows the ConfigMaps in TARGET_NAMESPACE (what the agents deliver) and
+the MaestroApply objects in MAPPLY_NAMESPACE with `kubectl get --watch`,
+and appends to OUT, with the wall-clock time each event reached this
+process:
+
+    cm NAME TIME            the first event for a ConfigMap name
+    ready NAME GEN TIME     the first event showing Ready=True with
+                            status.observedGeneration == metadata.generation
+                            (GEN), once per object and generation
+
+Both watches are read by this one process, so the difference between two
+times does not depend on the servers' clocks or on creationTimestamp's
+one-second resolution. A watch that ends (the API server closes watches
+after a while) is started again; names already seen are not repeated.
+
+`stats` reads EXPECTED, lines of "OBJECT CONFIGMAP GENERATION", and prints
+the latency of each object's Ready (at GENERATION) after its ConfigMap
+appeared: "n=N p50=S p90=S p99=S max=S missing=M" (seconds, nearest-rank
+percentiles; missing: objects without both times).
+"""
+
+import subprocess
+import sys
+import threading
+import time
+
+READY = '{.status.conditions[?(@.type=="Ready")].status}'
+MAPPLY_FORMAT = (
+    "jsonpath={.metadata.name} {.metadata.generation} {.status.observedGeneration} "
+    + READY
+    + "{\"\\n\"}"
+)
+CM_FORMAT = "jsonpath={.metadata.name}{\"\\n\"}"
+
+
+def follow(kubectl, args, handle):
+    while True:
+        proc = subprocess.Popen(
+            [kubectl, "get", "--watch", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        for line in proc.stdout:
+            handle(time.time(), line.split())
+        proc.wait()
+        time.sleep(0.2)
+
+
+def percentile(sorted_values, p):
+    rank = max(1, -(-len(sorted_values) * p // 100))
+    return sorted_values[int(rank) - 1]
+
+
+def stats(out_path, expected_path):
+    cm, ready = {}, {}
+    with open(out_path) as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] == "cm":
+                cm[fields[1]] = float(fields[2])
+            elif fields[0] == "ready":
+                ready[(fields[1], fields[2])] = float(fields[3])
+    latencies, missing = [], 0
+    with open(expected_path) as f:
+        for line in f:
+            name, configmap, generation = line.split()
+            if configmap in cm and (name, generation) in ready:
+                latencies.append(ready[(name, generation)] - cm[configmap])
+            else:
+                missing += 1
+    latencies.sort()
+    if not latencies:
+        print(f"n=0 missing={missing}")
+        return
+    figures = " ".join(
+        f"p{p}={percentile(latencies, p):.2f}s" for p in (50, 90, 99)
+    )
+    print(f"n={len(latencies)} {figures} max={latencies[-1]:.2f}s min={latencies[0]:.2f}s missing={missing}")
+
+
+def main():
+    if sys.argv[1] == "stats":
+        stats(sys.argv[2], sys.argv[3])
+        return
+    kubectl, mapply_ns, target_ns, out_path = sys.argv[2:6]
+    out = open(out_path, "a", buffering=1)
+    lock = threading.Lock()
+    seen_cm = set()
+    seen_ready = set()
+
+    def on_cm(now, fields):
+        if not fields:
+            return
+        with lock:
+            if fields[0] not in seen_cm:
+                seen_cm.add(fields[0])
+                out.write(f"cm {fields[0]} {now:.6f}\n")
+
+    def on_mapply(now, fields):
+        if len(fields) < 4:
+            return
+        name, generation, observed, ready = fields[:4]
+        key = (name, generation)
+        if ready != "True" or observed != generation:
+            return
+        with lock:
+            if key not in seen_ready:
+                seen_ready.add(key)
+                out.write(f"ready {name} {generation} {now:.6f}\n")
+
+    threads = [
+        threading.Thread(
+            target=follow,
+            args=(kubectl, ["-n", target_ns, "configmaps", "-o", CM_FORMAT], on_cm),
+            daemon=True,
+        ),
+        threading.Thread(
+            target=follow,
+            args=(kubectl, ["-n", mapply_ns, "maestroapplies", "-o", MAPPLY_FORMAT], on_mapply),
+            daemon=True,
+        ),
+    ]
+    for t in threads:
+        t.start()
+    out.write(f"started {time.time():.6f}\n")
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
