@@ -3,6 +3,7 @@
 
     latency_watch.py watch KUBECTL MAPPLY_NAMESPACE TARGET_NAMESPACE OUT
     latency_watch.py stats OUT EXPECTED
+    latency_watch.py split OUT EXPECTED AGENT_LOG...
 
 Follows the ConfigMaps in TARGET_NAMESPACE (what the agents deliver) and
 the MaestroApply objects in MAPPLY_NAMESPACE with `kubectl get --watch`,
@@ -23,35 +24,61 @@ after a while) is started again; names already seen are not repeated.
 the latency of each object's Ready (at GENERATION) after its ConfigMap
 appeared: "n=N p50=S p90=S p99=S max=S missing=M" (seconds, nearest-rank
 percentiles; missing: objects without both times).
+
+`split` divides that latency at the agent's last status report for the
+object's bundle version (GENERATION, the same number while each change
+is one publish) sent before Ready, from the agents' logs ("Sending event"
+of a status update_request, the work labelled with the owner's name; klog
+local time on the same clock): "agent: ..." (ConfigMap seen -> agent
+sends its report) and "to-ready: ..." (report sent -> Ready seen: Maestro,
+the stream, the operator, its status patch and the watch).
 """
 
+import calendar
+import re
 import subprocess
 import sys
 import threading
 import time
 
-READY = '{.status.conditions[?(@.type=="Ready")].status}'
-MAPPLY_FORMAT = (
-    "jsonpath={.metadata.name} {.metadata.generation} {.status.observedGeneration} "
-    + READY
-    + "{\"\\n\"}"
+# `kubectl get --watch` prints its initial list as List objects, which a
+# jsonpath template for single objects cannot read; so the watch runs with
+# --watch-only and, once it is up, a plain list (with a range template)
+# reads what already exists. Each name is recorded once, at whichever
+# arrives first.
+MAPPLY_FIELDS = (
+    '{.metadata.name} {.metadata.generation} {.status.observedGeneration} '
+    '{.status.conditions[?(@.type=="Ready")].status}{"\\n"}'
 )
-CM_FORMAT = "jsonpath={.metadata.name}{\"\\n\"}"
+CM_FIELDS = '{.metadata.name}{"\\n"}'
 
 
-def follow(kubectl, args, handle):
+def follow(kubectl, args, fields, handle):
     while True:
         proc = subprocess.Popen(
-            [kubectl, "get", "--watch", *args],
+            [kubectl, "get", "--watch-only", *args, "-o", "jsonpath=" + fields],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             bufsize=1,
         )
+        threading.Thread(target=list_once, args=(kubectl, args, fields, handle), daemon=True).start()
         for line in proc.stdout:
             handle(time.time(), line.split())
         proc.wait()
         time.sleep(0.2)
+
+
+def list_once(kubectl, args, fields, handle):
+    time.sleep(1)
+    listed = subprocess.run(
+        [kubectl, "get", *args, "-o", "jsonpath={range .items[*]}" + fields + "{end}"],
+        capture_output=True,
+        text=True,
+    )
+    now = time.time()
+    for line in listed.stdout.splitlines():
+        handle(now, line.split())
 
 
 def percentile(sorted_values, p):
@@ -59,7 +86,7 @@ def percentile(sorted_values, p):
     return sorted_values[int(rank) - 1]
 
 
-def stats(out_path, expected_path):
+def read_events(out_path):
     cm, ready = {}, {}
     with open(out_path) as f:
         for line in f:
@@ -68,6 +95,11 @@ def stats(out_path, expected_path):
                 cm[fields[1]] = float(fields[2])
             elif fields[0] == "ready":
                 ready[(fields[1], fields[2])] = float(fields[3])
+    return cm, ready
+
+
+def stats(out_path, expected_path):
+    cm, ready = read_events(out_path)
     latencies, missing = [], 0
     with open(expected_path) as f:
         for line in f:
@@ -86,7 +118,59 @@ def stats(out_path, expected_path):
     print(f"n={len(latencies)} {figures} max={latencies[-1]:.2f}s min={latencies[0]:.2f}s missing={missing}")
 
 
+AGENT_SEND = re.compile(
+    r'^I(\d{4}) (\d\d:\d\d:\d\d\.\d+) .*"Sending event" '
+    r'eventType="[^"]*status\.update_request".*owner-name\\":\\"([^\\"]+)\\".*"resourceversion":(\d+)'
+)
+
+
+def agent_sends(paths):
+    year = time.gmtime().tm_year
+    sends = {}
+    for path in paths:
+        with open(path, errors="replace") as f:
+            for line in f:
+                if "Sending event" not in line:
+                    continue
+                m = AGENT_SEND.match(line)
+                if not m:
+                    continue
+                day, clock, owner, version = m.groups()
+                stamp = calendar.timegm(time.strptime(f"{year}{day} {clock.split('.')[0]}", "%Y%m%d %H:%M:%S"))
+                stamp += float("0." + clock.split(".")[1])
+                sends.setdefault((owner, version), []).append(stamp)
+    return sends
+
+
+def describe(values):
+    values.sort()
+    if not values:
+        return "n=0"
+    figures = " ".join(f"p{p}={percentile(values, p):.2f}s" for p in (50, 90, 99))
+    return f"n={len(values)} {figures} max={values[-1]:.2f}s"
+
+
+def split(out_path, expected_path, logs):
+    cm, ready = read_events(out_path)
+    sends = agent_sends(logs)
+    agent, to_ready = [], []
+    with open(expected_path) as f:
+        for line in f:
+            name, configmap, generation = line.split()
+            r = ready.get((name, generation))
+            c = cm.get(configmap)
+            before = [t for t in sends.get((name, generation), []) if r is not None and t <= r]
+            if r is None or c is None or not before:
+                continue
+            agent.append(max(before) - c)
+            to_ready.append(r - max(before))
+    print(f"agent: {describe(agent)}; to-ready: {describe(to_ready)}")
+
+
 def main():
+    if sys.argv[1] == "split":
+        split(sys.argv[2], sys.argv[3], sys.argv[4:])
+        return
     if sys.argv[1] == "stats":
         stats(sys.argv[2], sys.argv[3])
         return
@@ -119,12 +203,12 @@ def main():
     threads = [
         threading.Thread(
             target=follow,
-            args=(kubectl, ["-n", target_ns, "configmaps", "-o", CM_FORMAT], on_cm),
+            args=(kubectl, ["-n", target_ns, "configmaps"], CM_FIELDS, on_cm),
             daemon=True,
         ),
         threading.Thread(
             target=follow,
-            args=(kubectl, ["-n", mapply_ns, "maestroapplies", "-o", MAPPLY_FORMAT], on_mapply),
+            args=(kubectl, ["-n", mapply_ns, "maestroapplies"], MAPPLY_FIELDS, on_mapply),
             daemon=True,
         ),
     ]

@@ -10,7 +10,11 @@
 # mapply-latency-objects, and the MaestroApply objects in mapply-latency.
 # Latency = the arrival of Ready=True (at the object's current generation)
 # - the arrival of its ConfigMap's first event, both on that process's
-# clock (creationTimestamp has one-second resolution). All objects go to
+# clock (creationTimestamp has one-second resolution). Under each round a
+# second line splits that latency at the agent's last status report before
+# Ready (from the agents' logs, same clock): the agent's part and the rest
+# (Maestro, the stream, the operator, its status patch, the watch). All
+# objects go to
 # the stack's two agent-served consumers, alternately. Rounds, each printed
 # as one line of figures (nearest-rank percentiles, seconds):
 #
@@ -151,6 +155,7 @@ round() {
     sleep 2
   done
   echo "status_latency source=$mode load=$label $figures loadavg=$load0-$(bench_loadavg)"
+  echo "  split at the agent's report: $(python3 tests/bench/latency_watch.py split "$EVENTS" "$expected" "${STACK_LOG_DIR:-$STACK_DIR/logs}"/agent-*.log)"
 }
 
 # paced MODE [POLL_INTERVAL] : PACED new objects, one every PACE seconds.
