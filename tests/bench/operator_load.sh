@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Operator load benchmark: N MaestroApply objects spread over 10 consumers
-# (the stack's two agent-served consumers plus 8 registered without an
-# agent), one release-built operator. Prints the operator's memory before
+# Operator load benchmark: N MaestroApply objects spread over CONSUMERS
+# consumers (default 10: the stack's two agent-served consumers plus the
+# others registered without an agent), one release-built operator. Prints the operator's memory before
 # any object, once all objects are published and after a steady period, and
 # the REST requests one status poll cycle costs (from the operator's own
 # metrics).
@@ -19,12 +19,26 @@
 #              lines (memory in KiB), for tests/bench/operator_memory.sh.
 # OPERATOR_BIN the operator binary to run (default: build the release
 #              binary from the work tree and run target/release's).
+# CONSUMERS    consumers (default 10); object i goes to consumer i % CONSUMERS,
+#              the first two being the agent-served ones.
+# CREATE_BATCH objects per kubectl apply (default 1000), with a progress
+#              line after each: a 10,000-object apply in one go keeps the
+#              API server and etcd busy past kubectl's patience.
+# PUBLISH_WAIT seconds to wait for all objects to be published (default
+#              900); a progress line every 30 s in the meantime.
+# RESTART=1    after the steady period, restarts the operator with every
+#              object in place and prints the time until each object is
+#              reconciled again (the sum of maestro_operator_objects over
+#              phases reaches N), the publishes it made meanwhile (none
+#              expected: nothing changed) and the REST requests of that
+#              resync (one full status cycle over all consumers).
+# STATUS_SOURCE the operator's --status-source (default stream).
 # CLEANUP_WAIT seconds the clean-up waits for the agents to confirm the
 #              deletions (default 1800; the agents confirm about one
 #              deletion in 3 s, so 200 objects take some 10 minutes).
 #
 # Needs the full local stack (make stack-up). Objects on the agent-served
-# consumers (N/10 each; keep that at 100 or less, see
+# consumers (N/CONSUMERS each; keep that at 100 or less, see
 # docs/deletion-stall.md) use deletionPolicy Delete, and the clean-up
 # deletes them 20 at a time while the operator still runs, so the agents
 # remove their ConfigMaps and Maestro its bundles; the others use Orphan
@@ -43,9 +57,12 @@ suspend=false
 [[ $SUSPEND == 1 ]] && suspend=true
 RESULTS=${RESULTS:-}
 CLEANUP_WAIT=${CLEANUP_WAIT:-1800}
-eval "$(bash tests/stack/stack.sh env 2>/dev/null)"
-K=${KUBECTL:-kubectl}
-API=$MAESTRO_HTTP_ENDPOINT/api/maestro/v1
+CONSUMERS=${CONSUMERS:-10}
+CREATE_BATCH=${CREATE_BATCH:-1000}
+PUBLISH_WAIT=${PUBLISH_WAIT:-900}
+RESTART=${RESTART:-0}
+STATUS_SOURCE=${STATUS_SOURCE:-stream}
+source tests/bench/lib.sh
 NS=mapply-load
 TARGET_NS=mapply-load-objects
 ADDRESS=127.0.0.1:18190
@@ -57,42 +74,28 @@ fi
 SOURCE="operator-load-$(date +%s)"
 LOG=$(mktemp -t operator-load.XXXXXX.log)
 objects=$(mktemp -t operator-load.XXXXXX.yaml)
-say() { echo "$(date +%T) $*" >&2; }
 
 consumers=(cluster-west-1 cluster-east-2)
-for i in $(seq 1 8); do
+for i in $(seq 1 $((CONSUMERS - 2))); do
   consumers+=("load-consumer-$i")
-  curl -sf -o /dev/null -X POST -H 'content-type: application/json' \
-    -d "{\"name\":\"load-consumer-$i\"}" "$API/consumers" || true
+  bench_register_consumer "load-consumer-$i"
 done
 
-if [[ -z $OPERATOR_BIN ]]; then
-  say "building the operator (release)"
-  cargo build --quiet --release --bin maestro-operator
-  OPERATOR_BIN=target/release/maestro-operator
-fi
-"$K" apply --server-side --force-conflicts -f crds/maestroapply.yaml >/dev/null
-"$K" wait --for=condition=Established crd/maestroapplies.maestro.hyperfleet.io --timeout=60s >/dev/null
-for ns in "$NS" "$TARGET_NS"; do
-  "$K" create namespace "$ns" --dry-run=client -o yaml | "$K" apply -f - >/dev/null
-done
-
-"$OPERATOR_BIN" --namespace "$NS" --source-id "$SOURCE" \
-  --metrics-address "$ADDRESS" --health-address "$ADDRESS" --metrics-secure=false >"$LOG" 2>&1 &
-operator=$!
+bench_operator_bin
+bench_setup "$NS" "$TARGET_NS"
+operator_args=(--namespace "$NS" --source-id "$SOURCE" --status-source "$STATUS_SOURCE")
+bench_start_operator "$ADDRESS" "$LOG" "${operator_args[@]}" || true
+operator=$OPERATOR_PID
 
 # bundles of this run's source still in Maestro (soft-deleted ones included)
-bundles() {
-  curl -sfG "$API/resource-bundles" --data-urlencode "search=source='$SOURCE'" \
-    --data-urlencode size=1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'
-}
+bundles() { bench_bundles "source='$SOURCE'"; }
 cleanup() {
   set +e
   local i names=() deadline=$((SECONDS + CLEANUP_WAIT)) left
   # The agent-served objects first, 20 at a time, so each agent confirms a
   # small batch well within the stack watchdog's 20 s.
   for ((i = 0; i < N; i++)); do
-    ((i % 10 < 2)) && names+=("load-$i")
+    ((i % CONSUMERS < 2)) && names+=("load-$i")
   done
   say "clean-up: deleting the ${#names[@]} objects on the agent-served consumers"
   for ((i = 0; i < ${#names[@]}; i += 20)); do
@@ -113,11 +116,14 @@ cleanup() {
     return
   fi
   "$K" delete namespace "$NS" --wait=false >/dev/null 2>&1
-  sleep 5
+  # The operator removes the Orphan objects' finalizers as the namespace
+  # deletion reaches them (thousands take minutes).
+  while "$K" get namespace "$NS" >/dev/null 2>&1 && ((SECONDS < deadline)) && kill -0 "$operator" 2>/dev/null; do
+    sleep 5
+  done
   kill "$operator" 2>/dev/null
   wait "$operator" 2>/dev/null
-  bash tests/stack/postgres.sh psql -d "${MAESTRO_DB_NAME:-maestro}" -q -c \
-    "DELETE FROM resources WHERE source = '$SOURCE' AND consumer_name LIKE 'load-consumer-%'" >/dev/null
+  bench_drop_agentless_rows "$SOURCE" 'load-consumer-%'
   left=$(bundles)
   if [[ $left == 0 ]]; then
     "$K" delete namespace "$TARGET_NS" --wait=false >/dev/null 2>&1
@@ -128,16 +134,9 @@ cleanup() {
   rm -f "$objects"
 }
 trap cleanup EXIT
-for _ in $(seq 1 60); do
-  curl -sf "http://$ADDRESS/readyz" >/dev/null && break
-  sleep 1
-done
 
-status() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$operator/status"; }
-mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
-metric() {
-  curl -sf "http://$ADDRESS/metrics" | awk -v m="$1" '$1 ~ "^"m"(_total)?$" {print $2}'
-}
+status() { bench_proc "$operator" "$1"; }
+metric() { bench_metric "$ADDRESS" "$1"; }
 result() { [[ -z $RESULTS ]] || echo "$1 $2" >>"$RESULTS"; }
 idle=$(status VmRSS)
 echo "operator RSS before any object: $(mib "$idle")"
@@ -150,14 +149,14 @@ for k in $(seq -f '%04g' 1 "$OBJECT_KIB"); do
 done
 for i in $(seq 0 $((N - 1))); do
   policy=Orphan
-  ((i % 10 < 2)) && policy=Delete
+  ((i % CONSUMERS < 2)) && policy=Delete
   cat <<EOF
 ---
 apiVersion: maestro.hyperfleet.io/v1alpha1
 kind: MaestroApply
 metadata: {name: load-$i, namespace: $NS}
 spec:
-  consumer: ${consumers[$((i % 10))]}
+  consumer: ${consumers[$((i % CONSUMERS))]}
   deletionPolicy: $policy
   suspend: $suspend
   manifestWork:
@@ -169,11 +168,6 @@ spec:
           data: {index: "$i", payload: "configuration value for object number $i"$extra}
 EOF
 done >"$objects"
-start=$SECONDS
-"$K" apply --server-side -f "$objects" >/dev/null
-size=$("$K" -n "$NS" get mapply load-0 -o json | wc -c)
-echo "one object as the API server returns it: $((size / 1024)) KiB"
-
 # Published: Maestro holds all N bundles (none when suspended) and the
 # operator has written a status to each object (counting only; listing the
 # objects themselves would move N times their size on every check).
@@ -183,11 +177,30 @@ published() {
   w=$(metric maestro_operator_status_writes)
   echo $((${b:-0} < N ? ${b:-0} : ${w:-0} < N ? ${w:-0} : N))
 }
+start=$SECONDS
+# In batches of CREATE_BATCH objects (every document has the same number of
+# lines).
+split -l "$(($(wc -l <"$objects") / N * CREATE_BATCH))" -d -a 4 "$objects" "$objects.part."
+created=0
+for part in "$objects".part.*; do
+  "$K" apply --server-side -f "$part" >/dev/null
+  rm -f "$part"
+  created=$((created + CREATE_BATCH < N ? created + CREATE_BATCH : N))
+  say "created $created of $N objects ($((SECONDS - start))s; published $(published))"
+done
+size=$("$K" -n "$NS" get mapply load-0 -o json | wc -c)
+echo "one object as the API server returns it: $((size / 1024)) KiB"
+
+last_progress=$SECONDS
 while (($(published) < N)); do
-  ((SECONDS - start < 900)) || {
-    echo "only $(published) of $N objects published after 15 minutes" >&2
+  ((SECONDS - start < PUBLISH_WAIT)) || {
+    echo "only $(published) of $N objects published after ${PUBLISH_WAIT}s" >&2
     exit 1
   }
+  if ((SECONDS - last_progress >= 30)); then
+    say "published $(published) of $N ($((SECONDS - start))s; operator RSS $(mib "$(status VmRSS)"); load average $(bench_loadavg))"
+    last_progress=$SECONDS
+  fi
   sleep 5
 done
 publish_seconds=$((SECONDS - start))
@@ -196,14 +209,18 @@ published_rss=$(status VmRSS)
 published_hwm=$(status VmHWM)
 echo "operator RSS with $N objects, all published: $(mib "$published_rss") (peak so far $(mib "$published_hwm"))"
 requests0=$(metric maestro_operator_maestro_poll_requests)
+subscriptions0=$(metric maestro_operator_status_stream_subscriptions)
 sleep "$STEADY"
 requests1=$(metric maestro_operator_maestro_poll_requests)
+subscriptions1=$(metric maestro_operator_status_stream_subscriptions)
+stream_up=$(metric maestro_operator_status_stream_up)
 steady_rss=$(status VmRSS)
 steady_hwm=$(status VmHWM)
 echo "operator RSS after ${STEADY}s more: $(mib "$steady_rss") (peak $(mib "$steady_hwm"))"
-# Objects not yet Ready are polled every pollInterval (10s by default).
+# With --status-source=poll, objects not yet Ready are polled every
+# pollInterval (10s by default); with a healthy stream, every interval.
 cycle=$(awk -v a="$requests0" -v b="$requests1" -v s="$STEADY" 'BEGIN {printf "%.1f", (b - a) * 10 / s}')
-echo "REST requests per 10s poll cycle: $cycle (over 10 consumers)"
+echo "REST requests per 10s poll cycle: $cycle (over $CONSUMERS consumers; $((requests1 - requests0)) in ${STEADY}s; status source $STATUS_SOURCE, stream up ${stream_up:-0}, $((${subscriptions1:-0} - ${subscriptions0:-0})) resubscriptions)"
 list=$(curl -sfG "$API/resource-bundles" --data-urlencode "search=source='$SOURCE' and consumer_name='load-consumer-1'" \
   --data-urlencode size=400 | wc -c)
 echo "one consumer's status list (what one poll reads): $((list / 1024)) KiB"
@@ -218,3 +235,36 @@ result steady_rss_kib "$steady_rss"
 result steady_hwm_kib "$steady_hwm"
 result requests_per_cycle "$cycle"
 result list_bytes "$list"
+
+[[ $RESTART == 1 ]] || exit 0
+say "restarting the operator with all $N objects in place"
+kill "$operator"
+wait "$operator" 2>/dev/null || true
+start=$EPOCHREALTIME
+bench_start_operator "$ADDRESS" "$LOG" "${operator_args[@]}" || true
+operator=$OPERATOR_PID
+reconciled() { metric maestro_operator_objects; }
+deadline=$((SECONDS + PUBLISH_WAIT)) last_progress=$SECONDS
+while (($(printf '%.0f' "$(reconciled)") < N)); do
+  ((SECONDS < deadline)) || {
+    echo "only $(reconciled) of $N objects reconciled ${PUBLISH_WAIT}s after the restart" >&2
+    exit 1
+  }
+  if ((SECONDS - last_progress >= 30)); then
+    say "after the restart: $(reconciled) of $N reconciled"
+    last_progress=$SECONDS
+  fi
+  sleep 1
+done
+restart_seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+sleep 10
+publishes=$(metric maestro_operator_maestro_publishes)
+resync=$(metric maestro_operator_maestro_poll_requests)
+restart_rss=$(status VmRSS)
+restart_hwm=$(status VmHWM)
+echo "after a restart: all $N objects reconciled in ${restart_seconds}s; publishes ${publishes:-0}; REST requests of the resync ${resync:-0} (over $CONSUMERS consumers); RSS $(mib "$restart_rss") (peak $(mib "$restart_hwm"))"
+result restart_seconds "$restart_seconds"
+result restart_publishes "${publishes:-0}"
+result restart_requests "${resync:-0}"
+result restart_rss_kib "$restart_rss"
+result restart_hwm_kib "$restart_hwm"
