@@ -627,21 +627,13 @@ async fn an_object_not_ready_within_its_timeout_is_stalled_and_keeps_polling() {
 #[tokio::test]
 async fn an_object_the_operator_cannot_decode_is_reported_and_the_others_are_served() {
     let ns = TestNs::new("op-poison").await;
-    // A manifest nested 140 levels deep: the API server stores it, serde
-    // cannot decode it (its recursion limit is 128). Made as text, since
-    // serde_json cannot parse it back either.
-    let mut deep = "\"x\"".to_string();
-    for _ in 0..140 {
-        deep = format!("{{\"a\":{deep}}}");
-    }
-    let bad = format!(
-        r#"{{"apiVersion":"maestro.hyperfleet.io/v1alpha1","kind":"MaestroApply",
-            "metadata":{{"name":"poison","namespace":"{ns}"}},
-            "spec":{{"consumer":"{WEST}","manifestWork":{{"workload":{{"manifests":[
-              {{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"deep","namespace":"{ns}"}},"data":{{"k":"v"}},"extra":{deep}}}
-            ]}}}}}}}}"#,
-        ns = ns.name
-    );
+    // A manifest nested 140 levels deep: serde cannot decode it (its
+    // recursion limit is 128). The admission policy refuses such an object
+    // unless it is too big for CEL to walk, when the policy fails open:
+    // 60,000 empty lists beside it get it in, as an object stored before
+    // the policy would be. Made as text, since serde_json cannot parse it
+    // back either.
+    let bad = deep_object(&ns, "poison", 141, 60_000);
     let (ok, _, err) = kubectl(&["apply", "-f", "-"], Some(&bad)).await;
     assert!(ok, "the API server accepts it: {err}");
 
@@ -696,6 +688,54 @@ async fn an_object_the_operator_cannot_decode_is_reported_and_the_others_are_ser
     )
     .await;
     ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_manifest_nested_deeper_than_the_bound_is_refused_at_admission() {
+    let ns = TestNs::new("op-deep").await;
+    // The manifest is level 1, its fields' values level 2, and so on.
+    let (ok, _, err) = kubectl(
+        &["create", "--dry-run=server", "-f", "-"],
+        Some(&deep_object(&ns, "deepest-allowed", 100, 0)),
+    )
+    .await;
+    assert!(ok, "100 levels are allowed: {err}");
+    // The API server enforces a policy some moments after it is applied
+    // (this process may just have installed it).
+    let too_deep = deep_object(&ns, "too-deep", 101, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (mut ok, mut err) = (true, String::new());
+    while ok && std::time::Instant::now() < deadline {
+        (ok, _, err) = kubectl(&["create", "--dry-run=server", "-f", "-"], Some(&too_deep)).await;
+        if ok {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    assert!(!ok, "101 levels are refused");
+    assert!(
+        err.contains("spec.manifestWork.workload.manifests: a manifest nests objects or lists more than 100 levels deep"),
+        "{err}"
+    );
+    ns.cleanup().await;
+}
+
+/// A MaestroApply (as JSON text) delivering a ConfigMap whose deepest
+/// object is at `levels` (the manifest is level 1), with `padding` empty
+/// lists beside it.
+fn deep_object(ns: &TestNs, name: &str, levels: usize, padding: usize) -> String {
+    let mut deep = "\"x\"".to_string();
+    for _ in 1..levels {
+        deep = format!("{{\"a\":{deep}}}");
+    }
+    let pad = vec!["[]"; padding].join(",");
+    format!(
+        r#"{{"apiVersion":"maestro.hyperfleet.io/v1alpha1","kind":"MaestroApply",
+            "metadata":{{"name":"{name}","namespace":"{ns}"}},
+            "spec":{{"consumer":"{WEST}","manifestWork":{{"workload":{{"manifests":[
+              {{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"deep","namespace":"{ns}"}},"data":{{"k":"v"}},"extra":{deep},"pad":[{pad}]}}
+            ]}}}}}}}}"#,
+        ns = ns.name
+    )
 }
 
 /// Runs `maestro-cli` under the test's source ID (the operator's), as

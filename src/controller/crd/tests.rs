@@ -223,3 +223,25 @@ fn intervals_below_the_operator_floors_are_raised_and_named() {
         "at the floor: nothing to say"
     );
 }
+
+#[test]
+fn limits_policy_is_up_to_date() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/admission/limits.yaml");
+    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        on_disk == limits_policy_yaml().unwrap(),
+        "config/admission/limits.yaml is out of date; run `cargo run --bin crdgen -- limits > config/admission/limits.yaml`"
+    );
+}
+
+#[test]
+fn limits_policy_walks_one_level_past_the_bound() {
+    let text = limits_policy_yaml().unwrap();
+    let last = format!("level{}", MAX_MANIFEST_DEPTH + 1);
+    assert!(text.contains(&format!("name: {last}")), "{text}");
+    assert!(
+        text.contains(&format!("size(variables.{last}.filter(")),
+        "{text}"
+    );
+    assert!(text.contains("failurePolicy: Ignore"), "{text}");
+}
