@@ -7,9 +7,9 @@
 //! tests/stack/kstatus.sh, `$KSTATUS` in the stack's env). Our status means:
 //! Ready=True with the spec observed is done (kstatus: Current); publishing or
 //! waiting for the agent is work under way (InProgress); Stalled=True needs a
-//! person (Failed). One place where kstatus does not see what we mean is
-//! pinned below: an object the operator has not written a status to yet is
-//! Current to kstatus (README, "Flux").
+//! person (Failed). An object without any status would be Current to
+//! kstatus, so the CRD defaults status to `{observedGeneration: 0}`: an
+//! object no operator has reconciled yet is InProgress (README, "Flux").
 
 mod operator_support;
 
@@ -126,10 +126,13 @@ const SAMPLE_VERDICTS: &[(&str, &str)] = &[
     ("suspended.yaml", "InProgress"),
     // metadata.deletionTimestamp.
     ("deleting.yaml", "Terminating"),
-    // No status at all (before the operator's first reconcile): kstatus
+    // No status at all, as served before the CRD defaulted status: kstatus
     // finds no observedGeneration and no condition and calls it Current.
-    // Not what we mean (Argo CD: Progressing); README, "Flux".
+    // Not what we mean (Argo CD: Progressing), hence the default below.
     ("new.yaml", "Current"),
+    // Before the operator's first reconcile, as served now: the CRD's
+    // status default, observedGeneration 0, is behind generation 1.
+    ("new-defaulted.yaml", "InProgress"),
 ];
 
 #[test]
@@ -260,8 +263,8 @@ fn assert_kstatus(label: &str, obj: &Value, expected: &str) -> Verdict {
 async fn live_objects_under_kstatus() {
     let ns = TestNs::new("kstatus").await;
 
-    // Before any operator runs: no status at all. kstatus: Current (what
-    // we mean: not reconciled yet).
+    // Before any operator runs: the CRD's status default only. kstatus:
+    // InProgress (not reconciled yet).
     ns.apply(
         "ready",
         spec(
@@ -271,8 +274,8 @@ async fn live_objects_under_kstatus() {
     )
     .await;
     let fresh = capture(&ns, "ready").await;
-    assert!(fresh.get("status").is_none(), "{fresh}");
-    assert_kstatus("never reconciled", &fresh, "Current");
+    assert_eq!(fresh["status"], json!({"observedGeneration": 0}), "{fresh}");
+    assert_kstatus("never reconciled", &fresh, "InProgress");
 
     let mut op = ns.operator(&[]).await;
     ns.apply(

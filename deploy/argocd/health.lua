@@ -76,7 +76,9 @@ local function check(o)
     end
     return "Suspended", message
   end
-  if status == nil then
+  -- The CRD defaults status to {observedGeneration: 0} (so that kstatus
+  -- sees an object no operator has reconciled as not yet observed).
+  if status == nil or (status.observedGeneration == 0 and status.conditions == nil) then
     return "Progressing", "Waiting for the operator to reconcile"
   end
   local observed = status.observedGeneration
