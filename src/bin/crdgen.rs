@@ -1,6 +1,19 @@
-//! Prints the MaestroApply CRD as YAML: `cargo run --bin crdgen > crds/maestroapply.yaml`.
+//! Prints a CRD as YAML:
+//!   `cargo run --bin crdgen > crds/maestroapply.yaml`
+//!   `cargo run --bin crdgen maestroapplyset > crds/maestroapplyset.yaml`
+
+use anyhow::bail;
+use maestro_operator::controller::{applyset, crd};
 
 fn main() -> anyhow::Result<()> {
-    print!("{}", maestro_operator::controller::crd::crd_yaml()?);
+    let kind = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "maestroapply".into());
+    let yaml = match kind.as_str() {
+        "maestroapply" => crd::crd_yaml()?,
+        "maestroapplyset" => applyset::crd::crd_yaml()?,
+        other => bail!("unknown CRD {other:?}: expected maestroapply or maestroapplyset"),
+    };
+    print!("{yaml}");
     Ok(())
 }
