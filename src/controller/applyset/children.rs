@@ -26,6 +26,12 @@ pub const REVISION_LABEL: &str = "maestro.hyperfleet.io/revision";
 /// On each child: when the set last moved it to another revision, the
 /// start of its progressDeadline.
 pub const UPDATED_AT_ANNOTATION: &str = "maestro.hyperfleet.io/revision-updated-at";
+/// On a child moved to a revision that changes its ManifestWork: the
+/// bundle version Maestro held before. Until the agent reports on a later
+/// version, the child's Ready speaks of the old ManifestWork (its status
+/// may be recomputed for the new generation before Maestro has even
+/// taken the update).
+pub const BASE_VERSION_ANNOTATION: &str = "maestro.hyperfleet.io/revision-base-bundle-version";
 
 /// Hex digits of a revision hash: short enough for names, and a
 /// collision among one set's few revisions would need 2^20 of them.
@@ -119,6 +125,7 @@ pub fn build_child(
     revision: &str,
     template: &ApplyTemplate,
     now: Timestamp,
+    previous: Option<&MaestroApply>,
 ) -> Result<MaestroApply, String> {
     let set_name = set.name_any();
     let mut spec = template.spec.clone();
@@ -131,12 +138,30 @@ pub fn build_child(
     labels.insert(REVISION_LABEL.into(), revision.into());
     let mut annotations = template.metadata.annotations.clone();
     annotations.insert(UPDATED_AT_ANNOTATION.into(), now.to_string());
+    if let Some(base) = previous.and_then(|p| base_version(p, &spec)) {
+        annotations.insert(BASE_VERSION_ANNOTATION.into(), base.to_string());
+    }
     let mut child = MaestroApply::new(&child_name(&set_name, consumer), spec);
     child.metadata.namespace = set.namespace();
     child.metadata.labels = Some(labels);
     child.metadata.annotations = Some(annotations);
     child.metadata.owner_references = owner_reference(set).map(|o| vec![o]);
     Ok(child)
+}
+
+/// The bundle version a move away from `previous` must see exceeded:
+/// `None` when the ManifestWork does not change (nothing is published).
+fn base_version(previous: &MaestroApply, next: &MaestroApplySpec) -> Option<i64> {
+    let changes_work = previous.spec.manifest_work != next.manifest_work
+        || previous.spec.work_metadata != next.work_metadata;
+    if !changes_work {
+        return None;
+    }
+    previous
+        .status
+        .as_ref()
+        .and_then(|s| s.bundle_version)
+        .or(Some(0))
 }
 
 /// The revision a child is on, from its label.
@@ -176,6 +201,17 @@ pub fn health(child: &MaestroApply) -> Health {
         return Health::Failed {
             reason: format!("{}: {}", stalled.reason, stalled.message),
         };
+    }
+    // A report on a bundle version from before the move is about the old
+    // ManifestWork.
+    let base: i64 = child
+        .annotations()
+        .get(BASE_VERSION_ANNOTATION)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let applied = status.applied_version.unwrap_or(0);
+    if applied <= base || status.bundle_version != Some(applied) {
+        return Health::Progressing { since };
     }
     let ready = status.condition(CONDITION_READY);
     if status.phase == Some(Phase::Degraded) {

@@ -140,7 +140,7 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
 
     if !spec.suspend {
         fenced(ctx)?;
-        apply_moves(set, &children_api, &decision, &revisions, now).await?;
+        apply_moves(set, &children_api, &children, &decision, &revisions, now).await?;
         let keep: BTreeSet<&str> = selected.keys().map(String::as_str).collect();
         delete_leavers(ctx, &children_api, &children, &keep).await?;
     }
@@ -305,6 +305,7 @@ async fn owned_children(
 async fn apply_moves(
     set: &MaestroApplySet,
     api: &Api<MaestroApply>,
+    children: &HashMap<String, MaestroApply>,
     decision: &Decision,
     revisions: &HashMap<String, Stored>,
     now: Timestamp,
@@ -320,8 +321,15 @@ async fn apply_moves(
             );
             continue;
         };
-        let child = build_child(set, &mv.consumer, &mv.revision, &stored.template, now)
-            .map_err(Error::InvalidSpec)?;
+        let child = build_child(
+            set,
+            &mv.consumer,
+            &mv.revision,
+            &stored.template,
+            now,
+            children.get(&mv.consumer),
+        )
+        .map_err(Error::InvalidSpec)?;
         let name = child.name_any();
         api.patch(&name, &params, &Patch::Apply(&child)).await?;
         info!(

@@ -61,11 +61,14 @@ fn child_with(
         "r1",
         &template(spec()),
         Timestamp::from_second(1000).unwrap(),
+        None,
     )
     .unwrap();
     child.metadata.generation = Some(generation);
     child.status = Some(MaestroApplyStatus {
         observed_generation: Some(observed),
+        bundle_version: Some(1),
+        applied_version: Some(1),
         phase: Some(phase),
         conditions,
         ..MaestroApplyStatus::default()
@@ -106,7 +109,7 @@ fn a_child_carries_the_consumer_labels_revision_and_controller_owner() {
     let now = Timestamp::from_second(1000).unwrap();
     let mut t = template(spec());
     t.metadata.labels = labels(&[("team", "a")]);
-    let child = build_child(&set("web"), "c1", "r1", &t, now).unwrap();
+    let child = build_child(&set("web"), "c1", "r1", &t, now, None).unwrap();
     assert_eq!(child.spec.consumer, "c1");
     assert_eq!(child.spec.timeout, "1m");
     assert_eq!(child.metadata.namespace.as_deref(), Some("team"));
@@ -137,6 +140,7 @@ fn a_template_that_is_no_maestroapply_spec_is_refused_by_field() {
         "r1",
         &template(json!({"timeout": 5})),
         Timestamp::UNIX_EPOCH,
+        None,
     )
     .unwrap_err();
     assert!(err.contains("spec.template.spec (revision r1)"), "{err}");
@@ -211,4 +215,67 @@ fn selectors_match_with_kubernetes_semantics() {
         selector_string(Some(&selector), &["extra".into()], false),
         "env=prod,region in (eu,us),!retired + extra"
     );
+}
+
+#[test]
+fn after_a_move_that_changes_the_work_ready_counts_only_for_a_later_bundle_version() {
+    let before = child_with(
+        2,
+        2,
+        Phase::Available,
+        vec![condition("Ready", "True", 2000)],
+    );
+    let mut changed = spec();
+    changed["manifestWork"]["workload"]["manifests"][0]["data"]["k"] = json!("v2");
+    let mut moved = build_child(
+        &set("web"),
+        "c1",
+        "r2",
+        &template(changed),
+        Timestamp::from_second(3000).unwrap(),
+        Some(&before),
+    )
+    .unwrap();
+    assert_eq!(
+        moved
+            .annotations()
+            .get(BASE_VERSION_ANNOTATION)
+            .map(String::as_str),
+        Some("1")
+    );
+    moved.metadata.generation = Some(3);
+    // The child's status recomputed for generation 3 from the old bundle.
+    moved.status = before.status.clone();
+    moved.status.as_mut().unwrap().observed_generation = Some(3);
+    assert!(matches!(health(&moved), Health::Progressing { .. }));
+    let status = moved.status.as_mut().unwrap();
+    status.bundle_version = Some(2);
+    assert!(
+        matches!(health(&moved), Health::Progressing { .. }),
+        "the agent has not reported on version 2 yet"
+    );
+    moved.status.as_mut().unwrap().applied_version = Some(2);
+    assert!(matches!(health(&moved), Health::Ready { .. }));
+}
+
+#[test]
+fn a_move_that_leaves_the_work_alone_expects_no_new_bundle_version() {
+    let before = child_with(
+        2,
+        2,
+        Phase::Available,
+        vec![condition("Ready", "True", 2000)],
+    );
+    let mut t = template(spec());
+    t.metadata.labels = labels(&[("tier", "web")]);
+    let moved = build_child(
+        &set("web"),
+        "c1",
+        "r2",
+        &t,
+        Timestamp::UNIX_EPOCH,
+        Some(&before),
+    )
+    .unwrap();
+    assert_eq!(moved.annotations().get(BASE_VERSION_ANNOTATION), None);
 }
