@@ -31,6 +31,10 @@ const SET_DEADLINE: Duration = Duration::from_secs(180);
 
 static SET_CRD: Once = Once::new();
 
+/// Maestro's PATCH replaces all of a consumer's labels, so the tests'
+/// read-modify-write of them must not interleave.
+static LABELS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn install_set_crd() {
     SET_CRD.call_once(|| {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/maestroapplyset.yaml");
@@ -92,6 +96,7 @@ impl Fleet {
     /// Sets (`Some`) or removes (`None`) this test's label on a consumer,
     /// keeping its other labels.
     async fn label(&self, consumer: &str, value: Option<&str>) {
+        let _one_at_a_time = LABELS.lock().await;
         let rest = rest();
         let found = rest
             .find_consumer_by_name(&ConsumerName::new(consumer).unwrap())
@@ -389,6 +394,7 @@ async fn a_bad_revision_trips_max_failures_and_is_rolled_back_where_it_reached()
         "maxConcurrency": 2,
         "maxFailures": 1,
         "progressDeadline": "20s",
+        "minSuccessTime": "5s",
     });
     f.apply(
         "web",
@@ -415,7 +421,9 @@ async fn a_bad_revision_trips_max_failures_and_is_rolled_back_where_it_reached()
         strategy,
         vec![
             f.configmap("web-bad", "v2"),
-            configmap(&missing, "web-bad", json!({"value": "v2"})),
+            // A name of its own: the pinned agent reports a manifest
+            // Available when one of the same name elsewhere is.
+            configmap(&missing, "web-bad-missing", json!({"value": "v2"})),
         ],
         json!({}),
     )

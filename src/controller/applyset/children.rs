@@ -15,6 +15,7 @@ use super::rollout::Health;
 use crate::controller::crd::{
     CONDITION_READY, CONDITION_STALLED, MaestroApply, MaestroApplySpec, Phase,
 };
+use crate::manifestwork::CONDITION_APPLIED;
 use crate::names::check_dns1123_label;
 
 /// On each child: the set it belongs to (see [`set_label`]).
@@ -219,7 +220,12 @@ pub fn health(child: &MaestroApply) -> Health {
             reason: ready.map_or_else(|| "Degraded".into(), |c| c.message.clone()),
         };
     }
-    match ready.filter(|c| c.status == "True") {
+    // The pinned agent can report a work Available for a moment while a
+    // manifest failed to apply: a rollout does not count that as Ready.
+    let applied_not_true = status
+        .condition(CONDITION_APPLIED)
+        .is_some_and(|c| c.status != "True");
+    match ready.filter(|c| c.status == "True" && !applied_not_true) {
         Some(c) => Health::Ready {
             since: c.last_transition_time.0.max(since),
         },

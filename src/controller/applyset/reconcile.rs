@@ -91,6 +91,8 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
             Stored {
                 template: spec.template.clone(),
                 number,
+                complete: false,
+                rolled_back: None,
             },
         );
     }
@@ -115,10 +117,14 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
         .collect();
 
     let prev = set.status.as_ref();
-    let current = prev.and_then(|s| s.current_revision.clone());
-    let halted = prev
-        .and_then(|s| s.rolled_back.as_ref())
-        .is_some_and(|r| r.revision == update);
+    let current = revisions
+        .iter()
+        .filter(|(_, r)| r.complete)
+        .max_by_key(|(_, r)| r.number)
+        .map(|(hash, _)| hash.clone());
+    let halted = revisions
+        .get(&update)
+        .is_some_and(|r| r.rolled_back.is_some());
     let strategy = Strategy {
         type_: spec.rollout_strategy.type_,
         max_concurrency: spec.rollout_strategy.max_concurrency.clone(),
@@ -136,7 +142,19 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
         suspended: spec.suspend,
         now,
     });
-    debug!(namespace, name, update, outcome = ?decision.outcome, moves = decision.moves.len(), "rollout decision");
+    debug!(
+        namespace,
+        name,
+        update,
+        outcome = ?decision.outcome,
+        moves = decision.moves.len(),
+        members = ?members
+            .iter()
+            .zip(&decision.standings)
+            .map(|(m, s)| format!("{}:{}:{:?}", m.consumer, s.as_str(), m.child.as_ref().map(|c| (&c.revision, &c.health))))
+            .collect::<Vec<_>>(),
+        "rollout decision"
+    );
 
     if !spec.suspend {
         fenced(ctx)?;
@@ -145,7 +163,17 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
         delete_leavers(ctx, &children_api, &children, &keep).await?;
     }
 
-    let (current, rolled_back) = record(set, ctx, &decision, &update, current, now).await;
+    let (current, rolled_back) = record(
+        set,
+        ctx,
+        &revisions_api,
+        &decision,
+        &update,
+        current,
+        revisions.get(&update),
+        now,
+    )
+    .await?;
     if !spec.suspend {
         trim_history(
             &revisions_api,
@@ -181,20 +209,26 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
     Ok(Action::requeue(wait.max(Duration::from_secs(1))))
 }
 
-/// The revision to record as current and the rollback record, with an
-/// event when either changes.
+/// The revision to record as current and the rollback record: marked on
+/// the update revision's ControllerRevision when they change, with an
+/// event.
+#[allow(clippy::too_many_arguments)]
 async fn record(
     set: &MaestroApplySet,
     ctx: &SetContext,
+    api: &Api<ControllerRevision>,
     decision: &Decision,
     update: &str,
     current: Option<String>,
+    stored: Option<&Stored>,
     now: Timestamp,
-) -> (Option<String>, Option<RolledBack>) {
-    let prev = set.status.as_ref().and_then(|s| s.rolled_back.clone());
+) -> Result<(Option<String>, Option<RolledBack>)> {
+    let name = revision_name(&set.name_any(), update);
+    let marked_rollback = stored.and_then(|r| r.rolled_back.clone());
     match &decision.outcome {
         Outcome::Complete => {
-            if current.as_deref() != Some(update) {
+            if !stored.is_some_and(|r| r.complete) && !set.spec.suspend {
+                mark(api, &name, COMPLETE_ANNOTATION, &now.to_string()).await?;
                 event(
                     ctx,
                     set,
@@ -207,14 +241,11 @@ async fn record(
                 )
                 .await;
             }
-            (
-                Some(update.to_string()),
-                prev.filter(|r| r.revision == update),
-            )
+            Ok((Some(update.to_string()), marked_rollback))
         }
         Outcome::RolledBack { failed } => {
-            if let Some(r) = prev.filter(|r| r.revision == update) {
-                return (current, Some(r));
+            if let Some(r) = marked_rollback {
+                return Ok((current, Some(r)));
             }
             let to = current
                 .clone()
@@ -225,6 +256,9 @@ async fn record(
                 failed_consumers: failed.clone(),
                 time: Some(Time(now)),
             };
+            let value = serde_json::to_string(&record)
+                .map_err(|e| Error::Config(format!("cannot encode the rollback record: {e}")))?;
+            mark(api, &name, ROLLED_BACK_ANNOTATION, &value).await?;
             event(
                 ctx,
                 set,
@@ -241,10 +275,17 @@ async fn record(
                 ),
             )
             .await;
-            (current, Some(record))
+            Ok((current, Some(record)))
         }
-        _ => (current, prev.filter(|r| r.revision == update)),
+        _ => Ok((current, marked_rollback)),
     }
+}
+
+async fn mark(api: &Api<ControllerRevision>, name: &str, key: &str, value: &str) -> Result<()> {
+    let patch = json!({"metadata": {"annotations": {key: value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
 }
 
 /// Writing children after the leader lease ended could race the next
@@ -367,11 +408,23 @@ async fn delete_leavers(
     Ok(())
 }
 
-/// A stored revision: its template and its sequence number.
+/// A stored revision: its template, its sequence number, and what its
+/// rollout came to. The marks live on the ControllerRevision, read afresh
+/// each reconcile, not in the set's status: the set a reconcile gets comes
+/// from the watch cache and may not show the status the last one wrote,
+/// and a failed revision must never be rolled out again on that account.
 struct Stored {
     template: ApplyTemplate,
     number: i64,
+    complete: bool,
+    rolled_back: Option<RolledBack>,
 }
+
+/// On a ControllerRevision: every selected consumer succeeded on it.
+const COMPLETE_ANNOTATION: &str = "maestro.hyperfleet.io/rollout-complete";
+/// On a ControllerRevision: its rollout failed; the RolledBack record as
+/// JSON.
+const ROLLED_BACK_ANNOTATION: &str = "maestro.hyperfleet.io/rolled-back";
 
 async fn stored_revisions(
     api: &Api<ControllerRevision>,
@@ -394,11 +447,16 @@ async fn stored_revisions(
             .and_then(|t| serde_json::from_value::<ApplyTemplate>(t).ok());
         match template {
             Some(template) => {
+                let annotations = r.annotations();
                 out.insert(
                     hash,
                     Stored {
                         template,
                         number: r.revision,
+                        complete: annotations.contains_key(COMPLETE_ANNOTATION),
+                        rolled_back: annotations
+                            .get(ROLLED_BACK_ANNOTATION)
+                            .and_then(|v| serde_json::from_str(v).ok()),
                     },
                 );
             }

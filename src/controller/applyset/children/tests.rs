@@ -279,3 +279,17 @@ fn a_move_that_leaves_the_work_alone_expects_no_new_bundle_version() {
     .unwrap();
     assert_eq!(moved.annotations().get(BASE_VERSION_ANNOTATION), None);
 }
+
+#[test]
+fn ready_while_the_agent_reports_a_manifest_not_applied_is_not_ready() {
+    let child = child_with(
+        2,
+        2,
+        Phase::Available,
+        vec![
+            condition("Ready", "True", 2000),
+            condition("Applied", "False", 2000),
+        ],
+    );
+    assert!(matches!(health(&child), Health::Progressing { .. }));
+}
