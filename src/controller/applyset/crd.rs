@@ -27,6 +27,9 @@ const DURATION_PATTERN: &str = "^([0-9]+([.][0-9]+)?(ms|s|m|h))+$";
 /// selector (and the explicit list) picks, one child MaestroApply per
 /// consumer, rolled out by `rolloutStrategy` and rolled back by itself
 /// when more than `maxFailures` consumers fail.
+// The printer columns repeat `type_` and `priority`, one per column:
+// clippy takes them for duplicated attribute arguments.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "maestro.hyperfleet.io",
