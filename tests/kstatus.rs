@@ -130,6 +130,11 @@ const SAMPLE_VERDICTS: &[(&str, &str)] = &[
     // finds no observedGeneration and no condition and calls it Current.
     // Not what we mean (Argo CD: Progressing); README, "Flux".
     ("new.yaml", "Current"),
+    // MaestroApplySet: a rollout under way (Reconciling=True), done
+    // (Ready=True), and rolled back (Stalled=True).
+    ("set-progressing.yaml", "InProgress"),
+    ("set-complete.yaml", "Current"),
+    ("set-rolled-back.yaml", "Failed"),
 ];
 
 #[test]
