@@ -65,6 +65,51 @@ struct Fleet {
     ns: TestNs,
     op: Operator,
     key: String,
+    _labels: Unlabel,
+}
+
+/// Removes a test's label key from the fleet when the test ends, also by
+/// a panic (on a runtime of its own: the test's may be unwinding).
+struct Unlabel(String);
+
+impl Drop for Unlabel {
+    fn drop(&mut self) {
+        let key = self.0.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the label cleanup");
+            runtime.block_on(async {
+                for c in FLEET {
+                    set_label(&key, c, None).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Sets (`Some`) or removes (`None`) label `key` on a consumer, keeping
+/// its other labels.
+async fn set_label(key: &str, consumer: &str, value: Option<&str>) {
+    let _one_at_a_time = LABELS.lock().await;
+    let rest = rest();
+    let found = rest
+        .find_consumer_by_name(&ConsumerName::new(consumer).unwrap())
+        .await
+        .expect("find consumer")
+        .expect("consumer exists");
+    let mut labels = found.labels.clone();
+    match value {
+        Some(v) => labels.insert(key.to_string(), v.to_string()),
+        None => labels.remove(key),
+    };
+    if labels != found.labels {
+        rest.patch_consumer_labels(&found.id, &labels)
+            .await
+            .expect("patch consumer labels");
+    }
 }
 
 impl Fleet {
@@ -86,31 +131,20 @@ impl Fleet {
             .await;
         op.wait_ready().await;
         let key = unique("fleet-e2e");
-        Fleet { ns, op, key }
+        Fleet {
+            ns,
+            op,
+            _labels: Unlabel(key.clone()),
+            key,
+        }
     }
 
     fn sets(&self) -> Api<MaestroApplySet> {
         Api::namespaced(self.ns.client.clone(), &self.ns.name)
     }
 
-    /// Sets (`Some`) or removes (`None`) this test's label on a consumer,
-    /// keeping its other labels.
     async fn label(&self, consumer: &str, value: Option<&str>) {
-        let _one_at_a_time = LABELS.lock().await;
-        let rest = rest();
-        let found = rest
-            .find_consumer_by_name(&ConsumerName::new(consumer).unwrap())
-            .await
-            .expect("find consumer")
-            .expect("consumer exists");
-        let mut labels = found.labels.clone();
-        match value {
-            Some(v) => labels.insert(self.key.clone(), v.to_string()),
-            None => labels.remove(&self.key),
-        };
-        rest.patch_consumer_labels(&found.id, &labels)
-            .await
-            .expect("patch consumer labels");
+        set_label(&self.key, consumer, value).await;
     }
 
     async fn label_all(&self, consumers: &[&str]) {
@@ -120,9 +154,6 @@ impl Fleet {
     }
 
     async fn finish(self) {
-        for c in FLEET {
-            self.label(c, None).await;
-        }
         let _ = self
             .sets()
             .delete_collection(&DeleteParams::default(), &ListParams::default())
