@@ -133,6 +133,11 @@ const SAMPLE_VERDICTS: &[(&str, &str)] = &[
     // Before the operator's first reconcile, as served now: the CRD's
     // status default, observedGeneration 0, is behind generation 1.
     ("new-defaulted.yaml", "InProgress"),
+    // MaestroApplySet: a rollout under way (Reconciling=True), done
+    // (Ready=True), and rolled back (Stalled=True).
+    ("set-progressing.yaml", "InProgress"),
+    ("set-complete.yaml", "Current"),
+    ("set-rolled-back.yaml", "Failed"),
 ];
 
 #[test]

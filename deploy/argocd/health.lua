@@ -1,7 +1,11 @@
--- Argo CD resource health check for maestro.hyperfleet.io/MaestroApply.
+-- Argo CD resource health check for maestro.hyperfleet.io/MaestroApply and
+-- MaestroApplySet (both write the same kstatus conditions; a set's Ready
+-- reason is Progressing during a rollout, RolloutComplete once done, and
+-- RolledBack with Stalled=True after a failed one).
 --
--- Install it in the argocd-cm ConfigMap under the key
+-- Install it in the argocd-cm ConfigMap under the keys
 --   resource.customizations.health.maestro.hyperfleet.io_MaestroApply
+--   resource.customizations.health.maestro.hyperfleet.io_MaestroApplySet
 -- (see argocd-cm.yaml beside this file). Argo CD runs it with the live object
 -- in the global `obj` and reads the returned table's `status` and `message`.
 --

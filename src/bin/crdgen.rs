@@ -1,14 +1,23 @@
-//! Prints the MaestroApply CRD as YAML: `cargo run --bin crdgen > crds/maestroapply.yaml`;
-//! with `limits`, the admission policy that bounds its manifests' nesting:
-//! `cargo run --bin crdgen -- limits > config/admission/limits.yaml`.
+//! Prints a CRD, or the admission policy bounding MaestroApply manifests, as YAML:
+//!   `cargo run --bin crdgen > crds/maestroapply.yaml`
+//!   `cargo run --bin crdgen maestroapplyset > crds/maestroapplyset.yaml`
+//!   `cargo run --bin crdgen limits > config/admission/limits.yaml`
 
-use maestro_operator::controller::crd;
+use anyhow::bail;
+use maestro_operator::controller::{applyset, crd};
 
 fn main() -> anyhow::Result<()> {
-    match std::env::args().nth(1).as_deref() {
-        None => print!("{}", crd::crd_yaml()?),
-        Some("limits") => print!("{}", crd::limits_policy_yaml()?),
-        Some(other) => anyhow::bail!("unknown argument {other:?}: expected none or `limits`"),
-    }
+    let kind = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "maestroapply".into());
+    let yaml = match kind.as_str() {
+        "maestroapply" => crd::crd_yaml()?,
+        "maestroapplyset" => applyset::crd::crd_yaml()?,
+        "limits" => crd::limits_policy_yaml()?,
+        other => {
+            bail!("unknown argument {other:?}: expected maestroapply, maestroapplyset or limits")
+        }
+    };
+    print!("{yaml}");
     Ok(())
 }

@@ -114,6 +114,12 @@ pub struct OperatorConfig {
     #[arg(long, env = "OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
 
+    /// How often each MaestroApplySet reads Maestro's consumers again
+    /// (Maestro has no consumer watch): a consumer that gains or loses a
+    /// selected label joins or leaves its sets within this interval.
+    #[arg(long, env = "OPERATOR_CONSUMER_RELIST_INTERVAL", default_value = "30s", value_parser = duration)]
+    pub consumer_relist_interval: Duration,
+
     /// The shortest `pollInterval` an object may ask for; shorter ones are
     /// raised to it (with a Warning event and a status condition). Also the
     /// shortest gap between two status reads of one consumer forced by
@@ -371,6 +377,7 @@ mod tests {
         assert_eq!(c.max_backoff, Duration::from_secs(300));
         assert_eq!(c.maestro_page_size, 400);
         assert_eq!(c.min_poll_interval, Duration::from_secs(5));
+        assert_eq!(c.consumer_relist_interval, Duration::from_secs(30));
         assert_eq!(c.min_interval, Duration::from_secs(60));
         assert_eq!(c.status_source, StatusSource::Stream);
         assert_eq!(c.status_window, Duration::from_millis(250));

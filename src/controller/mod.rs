@@ -10,8 +10,11 @@
 //!   arrive in milliseconds and polls are only a safety net;
 //! - [`status`]: bundle → status mapping (pure);
 //! - [`deletions`]: the bound on deletions an agent has not confirmed;
+//! - [`applyset`]: `MaestroApplySet`, one template rolled out to many
+//!   consumers through child MaestroApplies;
 //! - [`config`], [`metrics`], [`server`], [`leader`], [`run`]: the process.
 
+pub mod applyset;
 pub mod config;
 pub mod crd;
 mod delete;

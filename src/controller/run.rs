@@ -334,7 +334,13 @@ async fn run_controller(
         );
     });
 
-    Controller::for_stream(stream, reader)
+    let sets = super::applyset::run(
+        config,
+        ctx.client.clone(),
+        ctx.maestro.clone(),
+        shutdown.clone(),
+    );
+    let applies = Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .reconcile_on(UnboundedReceiverStream::new(triggers).map(|key| raw_ref(&key)))
         .graceful_shutdown_on(shutdown.wait())
@@ -346,8 +352,8 @@ async fn run_controller(
                 Err(controller::Error::ReconcilerFailed(..)) => {}
                 Err(e) => warn!(error = %e, "controller"),
             }
-        })
-        .await;
+        });
+    tokio::join!(applies, sets);
     info!("controller stopped");
 }
 

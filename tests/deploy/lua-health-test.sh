@@ -32,12 +32,13 @@ import sys
 import yaml
 
 cm = yaml.safe_load(open(sys.argv[1]))
-key = "resource.customizations.health.maestro.hyperfleet.io_MaestroApply"
-script = (cm.get("data") or {}).get(key)
-if script is None:
-    sys.exit("argocd-cm.yaml has no data key %s" % key)
-if script != open(sys.argv[2]).read():
-    sys.exit("argocd-cm.yaml does not embed deploy/argocd/health.lua verbatim; run tests/deploy/sync.sh")
+for kind in ("MaestroApply", "MaestroApplySet"):
+    key = "resource.customizations.health.maestro.hyperfleet.io_" + kind
+    script = (cm.get("data") or {}).get(key)
+    if script is None:
+        sys.exit("argocd-cm.yaml has no data key %s" % key)
+    if script != open(sys.argv[2]).read():
+        sys.exit("argocd-cm.yaml does not embed deploy/argocd/health.lua verbatim under %s; run tests/deploy/sync.sh" % key)
 PY
   failed=1
 fi

@@ -181,8 +181,16 @@ can_i_operator() {
   can_i "$as" no list secrets -A || bad=1
   can_i "$as" no get secrets -n "$ns" || bad=1
   can_i "$as" no list configmaps -A || bad=1
-  can_i "$as" no create maestroapplies.maestro.hyperfleet.io -n default || bad=1
-  can_i "$as" no delete maestroapplies.maestro.hyperfleet.io -n default || bad=1
+  # MaestroApplySet children: created and deleted by the operator.
+  can_i "$as" yes create maestroapplies.maestro.hyperfleet.io -n default || bad=1
+  can_i "$as" yes delete maestroapplies.maestro.hyperfleet.io -n default || bad=1
+  can_i "$as" yes watch maestroapplysets.maestro.hyperfleet.io -A || bad=1
+  can_i "$as" yes patch maestroapplysets.maestro.hyperfleet.io -n default --subresource=status || bad=1
+  can_i "$as" yes update maestroapplysets.maestro.hyperfleet.io -n default --subresource=finalizers || bad=1
+  can_i "$as" yes create controllerrevisions.apps -n default || bad=1
+  can_i "$as" no create maestroapplysets.maestro.hyperfleet.io -n default || bad=1
+  can_i "$as" no patch maestroapplysets.maestro.hyperfleet.io -n default || bad=1
+  can_i "$as" no update controllerrevisions.apps -n default || bad=1
   can_i "$as" no update maestroapplies.maestro.hyperfleet.io -n default || bad=1
   can_i "$as" no update maestroapplies.maestro.hyperfleet.io -n default --subresource=status || bad=1
   can_i "$as" no create events -n default || bad=1

@@ -35,7 +35,7 @@ esac
 shopt -s nullglob
 crds=("$src"/*.yaml)
 if ((${#crds[@]} == 0)); then
-  echo "sync: no CRD in $src; generate it: cargo run --bin crdgen > crds/maestroapply.yaml" >&2
+  echo "sync: no CRD in $src; generate them: cargo run --bin crdgen > crds/maestroapply.yaml; cargo run --bin crdgen maestroapplyset > crds/maestroapplyset.yaml" >&2
   exit 1
 fi
 
@@ -80,7 +80,8 @@ for f in "${crds[@]}"; do
 done
 {
   cat <<'HEAD'
-# Argo CD health check for MaestroApply: add this key to the argocd-cm
+# Argo CD health checks for MaestroApply and MaestroApplySet (one script:
+# both report kstatus conditions): add these keys to the argocd-cm
 # ConfigMap of your Argo CD (merge it, e.g. with a kustomize patch or
 #   kubectl -n argocd patch configmap argocd-cm --patch-file argocd-cm.yaml
 # ). Generated from deploy/argocd/health.lua by tests/deploy/sync.sh; edit
@@ -96,6 +97,8 @@ metadata:
 data:
   resource.customizations.health.maestro.hyperfleet.io_MaestroApply: |
 HEAD
+  sed -e 's/^/    /' -e 's/^ *$//' "$root/deploy/argocd/health.lua"
+  echo "  resource.customizations.health.maestro.hyperfleet.io_MaestroApplySet: |"
   sed -e 's/^/    /' -e 's/^ *$//' "$root/deploy/argocd/health.lua"
 } >"$out/deploy/argocd/argocd-cm.yaml"
 

@@ -62,11 +62,16 @@ STACK_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 : "${KUBE_CONTROLLER_MANAGER_PORT:=16257}"
 
 # The consumers the stack registers (and, with the API server, runs agents for).
-: "${STACK_CONSUMERS:=cluster-west-1 cluster-east-2}"
+# Four, so fleet rollouts (MaestroApplySet) have real groups and failures.
+: "${STACK_CONSUMERS:=cluster-west-1 cluster-east-2 cluster-west-3 cluster-east-4}"
+# Their labels in Maestro, `consumer:key=value,key=value` separated by
+# spaces; maestro.sh sets them at registration and adds missing ones later
+# (labels set by others are kept).
+: "${STACK_CONSUMER_LABELS:=cluster-west-1:env=prod,region=west cluster-east-2:env=prod,region=east cluster-west-3:env=staging,region=west cluster-east-4:env=staging,region=east}"
 
 export STACK_REPO_ROOT STACK_DIR STACK_LOG_DIR TOOLS_CACHE_DIR MAESTRO_MODULE MAESTRO_VERSION \
   STACK_HOST PG_PORT MAESTRO_HTTP_PORT MAESTRO_GRPC_PORT MAESTRO_BROKER_PORT MAESTRO_METRICS_PORT \
-  MAESTRO_HEALTH_PORT KUBE_APISERVER_PORT ETCD_CLIENT_PORT ETCD_PEER_PORT STACK_CONSUMERS
+  MAESTRO_HEALTH_PORT KUBE_APISERVER_PORT ETCD_CLIENT_PORT ETCD_PEER_PORT STACK_CONSUMERS STACK_CONSUMER_LABELS
 export KUBE_VERSION ETCD_VERSION HELM_VERSION PROMETHEUS_VERSION KUBE_CONTROLLER_MANAGER_PORT
 export MAESTRO_MTLS_HTTP_PORT MAESTRO_MTLS_GRPC_PORT MAESTRO_MTLS_BROKER_PORT MAESTRO_MTLS_METRICS_PORT \
   MAESTRO_MTLS_HEALTH_PORT MAESTRO_TOKEN_HTTP_PORT MAESTRO_TOKEN_GRPC_PORT MAESTRO_TOKEN_BROKER_PORT \

@@ -110,21 +110,61 @@ _maestro_db_flags() {
     "--db-sslmode=disable"
 }
 
-# Register one consumer through REST unless a consumer of that name exists.
+# _maestro_consumer_labels NAME : the consumer's labels from
+# STACK_CONSUMER_LABELS as a JSON object ({} when it has none).
+_maestro_consumer_labels() {
+  local entry pairs kv json=""
+  for entry in $STACK_CONSUMER_LABELS; do
+    [[ ${entry%%:*} == "$1" ]] || continue
+    pairs=${entry#*:}
+    IFS=, read -ra kvs <<<"$pairs"
+    for kv in "${kvs[@]}"; do
+      json+="${json:+,}\"${kv%%=*}\":\"${kv#*=}\""
+    done
+  done
+  printf '{%s}' "$json"
+}
+
+# Register one consumer through REST unless a consumer of that name exists,
+# with its STACK_CONSUMER_LABELS; an existing one gets the labels it lacks
+# (PATCH replaces all labels, so the ones it has are sent along).
 _maestro_ensure_consumer() {
-  local name=$1 found code
+  local name=$1 found code labels
+  labels=$(_maestro_consumer_labels "$name")
   found=$(curl -sS --fail --max-time 10 -G "$API/consumers" --data-urlencode "search=name='$name'") ||
     die maestro "listing consumers failed ($API/consumers)"
   if [[ $found == *"\"name\":\"$name\""* ]]; then
+    _maestro_add_consumer_labels "$name" "$found" "$labels"
     return 0
   fi
   code=$(curl -sS -o "$MAESTRO_STATE_DIR/consumer-create.json" -w '%{http_code}' --max-time 10 \
-    -H 'Content-Type: application/json' -d "{\"name\":\"$name\"}" "$API/consumers")
+    -H 'Content-Type: application/json' -d "{\"name\":\"$name\",\"labels\":$labels}" "$API/consumers")
   case $code in
-  201) log maestro "registered consumer $name" ;;
+  201) log maestro "registered consumer $name (labels $labels)" ;;
   409) ;; # created concurrently
   *) die maestro "creating consumer $name returned HTTP $code: $(cat "$MAESTRO_STATE_DIR/consumer-create.json")" ;;
   esac
+}
+
+# _maestro_add_consumer_labels NAME LIST_JSON WANTED_JSON : merge the wanted
+# labels into the consumer's when some are missing.
+_maestro_add_consumer_labels() {
+  local name=$1 list=$2 wanted=$3 id merged code
+  [[ $wanted == "{}" ]] && return 0
+  read -r id merged < <(python3 -c '
+import json, sys
+item = json.loads(sys.argv[1])["items"][0]
+wanted = json.loads(sys.argv[2])
+have = item.get("labels") or {}
+merged = dict(have, **{k: v for k, v in wanted.items() if k not in have})
+print(item["id"], json.dumps(merged, separators=(",", ":")) if merged != have else "-")
+' "$list" "$wanted") || die maestro "cannot read consumer $name from $API/consumers"
+  [[ $merged == "-" ]] && return 0
+  code=$(curl -sS -o "$MAESTRO_STATE_DIR/consumer-patch.json" -w '%{http_code}' --max-time 10 -X PATCH \
+    -H 'Content-Type: application/json' -d "{\"labels\":$merged}" "$API/consumers/$id")
+  [[ $code == 200 ]] ||
+    die maestro "labelling consumer $name returned HTTP $code: $(cat "$MAESTRO_STATE_DIR/consumer-patch.json")"
+  log maestro "labelled consumer $name: $merged"
 }
 
 _maestro_ensure_consumers() {

@@ -1,0 +1,647 @@
+//! MaestroApplySet on the real stack: four agent-served consumers
+//! (cluster-west-1, cluster-east-2, cluster-west-3, cluster-east-4), each
+//! test selecting them by a label key of its own that it adds to their
+//! Maestro labels (and removes again), its own namespace and its own
+//! operator process.
+//!
+//! A failing revision is one the agents cannot apply: a ConfigMap in a
+//! namespace that does not exist.
+
+mod operator_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use maestro_operator::controller::applyset::children::{
+    CONSUMER_LABEL, REVISION_LABEL, UPDATED_AT_ANNOTATION,
+};
+use maestro_operator::controller::applyset::{MaestroApplySet, MaestroApplySetStatus};
+use maestro_operator::controller::crd::MaestroApply;
+use maestro_operator::names::ConsumerName;
+use operator_support::*;
+use serde_json::{Value, json};
+
+const WEST3: &str = "cluster-west-3";
+const EAST4: &str = "cluster-east-4";
+const FLEET: [&str; 4] = [WEST, EAST, WEST3, EAST4];
+const SET_DEADLINE: Duration = Duration::from_secs(180);
+
+static SET_CRD: Once = Once::new();
+
+/// Maestro's PATCH replaces all of a consumer's labels, so the tests'
+/// read-modify-write of them must not interleave.
+static LABELS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn install_set_crd() {
+    SET_CRD.call_once(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/maestroapplyset.yaml");
+        for args in [
+            vec!["apply", "--server-side", "--force-conflicts", "-f", path],
+            vec![
+                "wait",
+                "--for=condition=Established",
+                "crd/maestroapplysets.maestro.hyperfleet.io",
+                "--timeout=60s",
+            ],
+        ] {
+            let out = std::process::Command::new(kubectl_path())
+                .args(&args)
+                .output()
+                .expect("kubectl runs");
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+}
+
+/// One test's world: namespace, operator, and a label key on the fleet.
+struct Fleet {
+    ns: TestNs,
+    op: Operator,
+    key: String,
+    _labels: Unlabel,
+}
+
+/// Removes a test's label key from the fleet when the test ends, also by
+/// a panic (on a runtime of its own: the test's may be unwinding).
+struct Unlabel(String);
+
+impl Drop for Unlabel {
+    fn drop(&mut self) {
+        let key = self.0.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the label cleanup");
+            runtime.block_on(async {
+                for c in FLEET {
+                    set_label(&key, c, None).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Sets (`Some`) or removes (`None`) label `key` on a consumer, keeping
+/// its other labels.
+async fn set_label(key: &str, consumer: &str, value: Option<&str>) {
+    let _one_at_a_time = LABELS.lock().await;
+    let rest = rest();
+    let found = rest
+        .find_consumer_by_name(&ConsumerName::new(consumer).unwrap())
+        .await
+        .expect("find consumer")
+        .expect("consumer exists");
+    let mut labels = found.labels.clone();
+    match value {
+        Some(v) => labels.insert(key.to_string(), v.to_string()),
+        None => labels.remove(key),
+    };
+    if labels != found.labels {
+        rest.patch_consumer_labels(&found.id, &labels)
+            .await
+            .expect("patch consumer labels");
+    }
+}
+
+impl Fleet {
+    async fn new(prefix: &str) -> Fleet {
+        install_set_crd();
+        let ns = TestNs::new(prefix).await;
+        for c in FLEET {
+            assert!(
+                rest()
+                    .find_consumer_by_name(&ConsumerName::new(c).unwrap())
+                    .await
+                    .expect("list consumers")
+                    .is_some(),
+                "consumer {c} is not registered: this test needs the four-consumer stack (make stack-up)"
+            );
+        }
+        let op = ns
+            .operator(&["--consumer-relist-interval=2s", "--status-source=poll"])
+            .await;
+        op.wait_ready().await;
+        let key = unique("fleet-e2e");
+        Fleet {
+            ns,
+            op,
+            _labels: Unlabel(key.clone()),
+            key,
+        }
+    }
+
+    fn sets(&self) -> Api<MaestroApplySet> {
+        Api::namespaced(self.ns.client.clone(), &self.ns.name)
+    }
+
+    async fn label(&self, consumer: &str, value: Option<&str>) {
+        set_label(&self.key, consumer, value).await;
+    }
+
+    async fn label_all(&self, consumers: &[&str]) {
+        for c in consumers {
+            self.label(c, Some("member")).await;
+        }
+    }
+
+    async fn finish(self) {
+        let _ = self
+            .sets()
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await;
+        self.ns.cleanup().await;
+        drop(self.op);
+    }
+
+    fn configmap(&self, name: &str, value: &str) -> Value {
+        configmap(&self.ns.name, name, json!({ "value": value }))
+    }
+
+    /// A set over the consumers carrying this test's label.
+    async fn apply(&self, name: &str, strategy: Value, manifests: Vec<Value>, extra: Value) {
+        let mut spec = json!({
+            "consumerSelector": {"matchLabels": {self.key.clone(): "member"}},
+            "rolloutStrategy": strategy,
+            "template": {
+                "metadata": {"labels": {"app": "fleet"}},
+                "spec": {
+                    "pollInterval": "2s",
+                    "manifestWork": {"workload": {"manifests": manifests}},
+                },
+            },
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        let obj = json!({
+            "apiVersion": "maestro.hyperfleet.io/v1alpha1",
+            "kind": "MaestroApplySet",
+            "metadata": {"name": name, "namespace": self.ns.name},
+            "spec": spec,
+        });
+        self.sets()
+            .patch(
+                name,
+                &PatchParams::apply("applyset-e2e").force(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("apply MaestroApplySet {name}: {e}"));
+    }
+
+    async fn children(&self) -> BTreeMap<String, MaestroApply> {
+        self.ns
+            .mapply()
+            .list(&ListParams::default())
+            .await
+            .expect("list children")
+            .items
+            .into_iter()
+            .filter(|c| c.metadata.deletion_timestamp.is_none())
+            .filter_map(|c| Some((c.metadata.labels.as_ref()?.get(CONSUMER_LABEL)?.clone(), c)))
+            .collect()
+    }
+
+    async fn wait_set(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&MaestroApplySet) -> bool,
+    ) -> MaestroApplySet {
+        let deadline = Instant::now() + SET_DEADLINE;
+        loop {
+            let set = self.sets().get_opt(name).await.expect("get set");
+            if let Some(s) = &set
+                && check(s)
+            {
+                return s.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{name} not {what} within {SET_DEADLINE:?}; last seen:\n{}\nchildren:\n{}\noperator log:\n{}",
+                    serde_norway::to_string(&set).unwrap_or_default(),
+                    serde_norway::to_string(&self.children().await).unwrap_or_default(),
+                    tail(&self.op.log_text()),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Until the set reports its current template rolled out (Ready, on
+    /// the generation it has).
+    async fn wait_rolled_out(&self, name: &str) -> MaestroApplySet {
+        self.wait_set(name, "rolled out", |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.observed_generation == s.metadata.generation
+                    && condition_is(st, "Ready", "True")
+                    && st.current_revision == st.update_revision
+            })
+        })
+        .await
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+fn condition_is(status: &MaestroApplySetStatus, type_: &str, value: &str) -> bool {
+    status.condition(type_).is_some_and(|c| c.status == value)
+}
+
+fn revision_of(child: &MaestroApply) -> String {
+    child
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(REVISION_LABEL))
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn ready_since(child: &MaestroApply) -> Option<Timestamp> {
+    let status = child.status.as_ref()?;
+    let c = status.condition("Ready").filter(|c| c.status == "True")?;
+    Some(c.last_transition_time.0)
+}
+
+fn updated_at(child: &MaestroApply) -> Timestamp {
+    child
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(UPDATED_AT_ANNOTATION))
+        .and_then(|v| v.parse().ok())
+        .expect("the child has its revision-updated-at annotation")
+}
+
+#[tokio::test]
+async fn all_reaches_every_selected_consumer_and_follows_labels_and_deletion() {
+    let f = Fleet::new("set-all").await;
+    f.label_all(&[WEST, EAST, WEST3]).await;
+    f.apply(
+        "web",
+        json!({"type": "All"}),
+        vec![f.configmap("web-all", "v1")],
+        json!({}),
+    )
+    .await;
+    let set = f.wait_rolled_out("web").await;
+    let status = set.status.unwrap();
+    assert_eq!((status.total, status.ready, status.available), (3, 3, 3));
+    assert_eq!(status.ready_summary.as_deref(), Some("3/3"));
+    let children = f.children().await;
+    assert_eq!(
+        children.keys().map(String::as_str).collect::<Vec<_>>(),
+        [EAST, WEST, WEST3]
+    );
+    for child in children.values() {
+        let owner = &child.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.kind, "MaestroApplySet");
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(owner.block_owner_deletion, Some(true));
+        assert_eq!(
+            child
+                .metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .get("app")
+                .map(String::as_str),
+            Some("fleet")
+        );
+        assert_eq!(revision_of(child), status.update_revision.clone().unwrap());
+    }
+
+    // A consumer labelled in joins with the current revision; one
+    // labelled out leaves (its child is deleted).
+    f.label(EAST4, Some("member")).await;
+    f.label(WEST3, None).await;
+    let set = f
+        .wait_set("web", "following the new labels", |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.total == 4 - 1
+                    && st.available == 3
+                    && st.consumers.iter().any(|r| r.name == EAST4)
+                    && !st.consumers.iter().any(|r| r.name == WEST3)
+            })
+        })
+        .await;
+    let children = f.children().await;
+    assert!(children.contains_key(EAST4), "{:?}", children.keys());
+    assert!(!children.contains_key(WEST3), "{:?}", children.keys());
+    assert_eq!(
+        revision_of(&children[EAST4]),
+        set.status.unwrap().current_revision.unwrap()
+    );
+
+    // Deleting the set deletes the children (garbage collection), which
+    // delete their ManifestWorks by their deletionPolicy.
+    f.sets()
+        .delete("web", &DeleteParams::foreground())
+        .await
+        .expect("delete set");
+    let deadline = Instant::now() + SET_DEADLINE;
+    while !f
+        .ns
+        .mapply()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "children still exist after the set's deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        f.ns.live_bundles().await.is_empty(),
+        "the children's ManifestWorks are deleted from Maestro"
+    );
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn progressive_with_max_concurrency_one_updates_one_consumer_at_a_time() {
+    let f = Fleet::new("set-prog").await;
+    f.label_all(&FLEET).await;
+    f.apply(
+        "web",
+        json!({"type": "Progressive", "maxConcurrency": 1, "minSuccessTime": "2s"}),
+        vec![f.configmap("web-prog", "v1")],
+        json!({}),
+    )
+    .await;
+    f.wait_rolled_out("web").await;
+    let children = f.children().await;
+    assert_eq!(children.len(), 4);
+    // By name, each started only once the one before was Ready for the
+    // soak time.
+    let mut order: Vec<(Timestamp, Timestamp, &str)> = children
+        .iter()
+        .map(|(c, child)| {
+            (
+                updated_at(child),
+                ready_since(child).expect("Ready"),
+                c.as_str(),
+            )
+        })
+        .collect();
+    order.sort();
+    let names: Vec<&str> = order.iter().map(|o| o.2).collect();
+    assert_eq!(names, [EAST, EAST4, WEST, WEST3], "consumers taken by name");
+    for pair in order.windows(2) {
+        let (prev_ready, next_started) = (pair[0].1, pair[1].0);
+        assert!(
+            next_started >= prev_ready + k8s_openapi::jiff::SignedDuration::from_secs(2),
+            "{} started at {next_started} before {} had been Ready (since {prev_ready}) for 2s",
+            pair[1].2,
+            pair[0].2
+        );
+    }
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn a_bad_revision_trips_max_failures_and_is_rolled_back_where_it_reached() {
+    let f = Fleet::new("set-bad").await;
+    f.label_all(&FLEET).await;
+    let strategy = json!({
+        "type": "Progressive",
+        "maxConcurrency": 2,
+        "maxFailures": 1,
+        "progressDeadline": "20s",
+        "minSuccessTime": "5s",
+    });
+    f.apply(
+        "web",
+        strategy.clone(),
+        vec![f.configmap("web-bad", "v1")],
+        json!({}),
+    )
+    .await;
+    let good = f.wait_rolled_out("web").await.status.unwrap();
+    let good_revision = good.current_revision.clone().unwrap();
+    let versions_before: BTreeMap<String, i64> =
+        f.ns.live_bundles()
+            .await
+            .into_iter()
+            .map(|b| (b.consumer_name.clone(), b.version))
+            .collect();
+    assert_eq!(versions_before.len(), 4, "{versions_before:?}");
+
+    // The agents cannot apply a ConfigMap into a namespace that does not
+    // exist.
+    let missing = unique("no-such-namespace");
+    f.apply(
+        "web",
+        strategy,
+        vec![
+            f.configmap("web-bad", "v2"),
+            // A name of its own: the pinned agent reports a manifest
+            // Available when one of the same name elsewhere is.
+            configmap(&missing, "web-bad-missing", json!({"value": "v2"})),
+        ],
+        json!({}),
+    )
+    .await;
+    // Record every revision each child is seen on until the rollback.
+    let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let deadline = Instant::now() + SET_DEADLINE;
+    let set = loop {
+        for (c, child) in f.children().await {
+            seen.entry(c).or_default().insert(revision_of(&child));
+        }
+        let set = f.sets().get("web").await.unwrap();
+        let st = set.status.clone().unwrap_or_default();
+        if condition_is(&st, "RolledBack", "True")
+            && st.observed_generation == set.metadata.generation
+        {
+            break set;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not rolled back: {}\n{}",
+            serde_norway::to_string(&set.status).unwrap(),
+            tail(&f.op.log_text())
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let st = set.status.unwrap();
+    let bad_revision = st.update_revision.clone().unwrap();
+    assert_ne!(bad_revision, good_revision);
+    let record = st.rolled_back.clone().unwrap();
+    assert_eq!(record.revision, bad_revision);
+    assert_eq!(record.to_revision.as_deref(), Some(good_revision.as_str()));
+    // Two failed (more than maxFailures 1), named in the condition.
+    assert_eq!(record.failed_consumers.len(), 2, "{record:?}");
+    let message = &st.condition("RolledBack").unwrap().message;
+    for c in &record.failed_consumers {
+        assert!(message.contains(c.as_str()), "{message}");
+    }
+    assert!(condition_is(&st, "Stalled", "True"));
+    assert!(condition_is(&st, "Ready", "False"));
+    assert_eq!(st.phase.as_deref(), Some("RolledBack"));
+
+    // Those it reached go back to the good revision and are Ready again;
+    // the others never got it: their ManifestWork was never updated.
+    let set = f
+        .wait_set("web", "back on the good revision", |s| {
+            s.status
+                .as_ref()
+                .is_some_and(|st| st.ready == 4 && st.updated == 0)
+        })
+        .await;
+    for (c, child) in f.children().await {
+        seen.entry(c.clone())
+            .or_default()
+            .insert(revision_of(&child));
+        assert_eq!(
+            revision_of(&child),
+            good_revision,
+            "{c} is back on the good revision"
+        );
+    }
+    let versions_after: BTreeMap<String, i64> =
+        f.ns.live_bundles()
+            .await
+            .into_iter()
+            .map(|b| (b.consumer_name.clone(), b.version))
+            .collect();
+    let reached: BTreeSet<&str> = FLEET
+        .into_iter()
+        .filter(|c| versions_after[*c] != versions_before[*c])
+        .collect();
+    for c in FLEET {
+        if reached.contains(c) {
+            assert!(
+                versions_after[c] >= versions_before[c] + 2,
+                "{c} was updated to the bad revision and back: {versions_before:?} -> {versions_after:?}"
+            );
+        } else {
+            assert_eq!(
+                seen[c],
+                BTreeSet::from([good_revision.clone()]),
+                "{c} was not reached and never saw the bad revision"
+            );
+        }
+    }
+    for c in &record.failed_consumers {
+        assert!(
+            reached.contains(c.as_str()),
+            "{c} failed without being reached"
+        );
+    }
+    // maxConcurrency 2, and a failure within maxFailures frees a slot: at
+    // most three consumers are reached before the second failure.
+    assert!(
+        (2..=3).contains(&reached.len()),
+        "reached {reached:?}; versions {versions_before:?} -> {versions_after:?}"
+    );
+    assert_eq!(
+        set.status.unwrap().rolled_back.map(|r| r.revision),
+        Some(bad_revision),
+        "the record stays until the template changes"
+    );
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn suspend_pauses_the_rollout_until_resumed() {
+    let f = Fleet::new("set-suspend").await;
+    f.label_all(&[WEST, EAST]).await;
+    f.apply(
+        "web",
+        json!({"type": "All"}),
+        vec![f.configmap("web-suspend", "v1")],
+        json!({"suspend": true}),
+    )
+    .await;
+    let set = f
+        .wait_set("web", "Suspended", |s| {
+            s.status
+                .as_ref()
+                .is_some_and(|st| st.phase.as_deref() == Some("Suspended") && st.total == 2)
+        })
+        .await;
+    let st = set.status.unwrap();
+    assert!(condition_is(&st, "Ready", "False"));
+    assert_eq!(st.condition("Ready").unwrap().reason, "Suspended");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        f.children().await.is_empty(),
+        "nothing is created while suspended"
+    );
+
+    f.apply(
+        "web",
+        json!({"type": "All"}),
+        vec![f.configmap("web-suspend", "v1")],
+        json!({"suspend": false}),
+    )
+    .await;
+    let set = f.wait_rolled_out("web").await;
+    assert_eq!(set.status.unwrap().available, 2);
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn bad_specs_are_refused_by_the_api_server_with_the_field_named() {
+    install_set_crd();
+    let ns = TestNs::new("set-refused").await;
+    let manifest = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": ns.name}});
+    let cases = [
+        (
+            json!({"consumerSelector": {}, "template": {"spec": {"manifestWork": {"workload": {"manifests": [manifest]}}}}}),
+            "spec.consumerSelector selects by no label and would match every consumer",
+        ),
+        (
+            json!({"consumers": ["c1"], "rolloutStrategy": {"maxFailures": "150%"}, "template": {"spec": {"manifestWork": {"workload": {"manifests": [manifest]}}}}}),
+            "maxFailures must be a non-negative integer or a percentage from 0% to 100%",
+        ),
+        (
+            json!({"consumers": ["c1"], "template": {"spec": {"consumer": "c1", "manifestWork": {"workload": {"manifests": [manifest]}}}}}),
+            "spec.template.spec.consumer must not be set",
+        ),
+    ];
+    for (spec, message) in cases {
+        let obj = json!({
+            "apiVersion": "maestro.hyperfleet.io/v1alpha1",
+            "kind": "MaestroApplySet",
+            "metadata": {"name": "refused", "namespace": ns.name},
+            "spec": spec,
+        });
+        let (ok, _, stderr) = kubectl(&["apply", "-f", "-"], Some(&obj.to_string())).await;
+        assert!(!ok, "{spec} was accepted");
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    // An explicit choice of every consumer is accepted.
+    let obj = json!({
+        "apiVersion": "maestro.hyperfleet.io/v1alpha1",
+        "kind": "MaestroApplySet",
+        "metadata": {"name": "everyone", "namespace": ns.name},
+        "spec": {"allConsumers": true, "suspend": true,
+                 "template": {"spec": {"manifestWork": {"workload": {"manifests": [manifest]}}}}},
+    });
+    let (ok, _, stderr) = kubectl(
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(&obj.to_string()),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    ns.cleanup().await;
+}
