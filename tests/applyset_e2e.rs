@@ -68,26 +68,34 @@ struct Fleet {
     _labels: Unlabel,
 }
 
-/// Removes a test's label key from the fleet when the test ends, also by
-/// a panic (on a runtime of its own: the test's may be unwinding).
+/// Removes a test's label keys (selection and grouping) from the fleet
+/// when the test ends, also by a panic (on a runtime of its own: the
+/// test's may be unwinding).
 struct Unlabel(String);
 
 impl Drop for Unlabel {
     fn drop(&mut self) {
-        let key = self.0.clone();
+        let keys = [self.0.clone(), group_key(&self.0)];
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime for the label cleanup");
             runtime.block_on(async {
-                for c in FLEET {
-                    set_label(&key, c, None).await;
+                for key in &keys {
+                    for c in FLEET {
+                        set_label(key, c, None).await;
+                    }
                 }
             });
         });
         let _ = cleanup.join();
     }
+}
+
+/// The label key a test groups its consumers by (groupBy).
+fn group_key(key: &str) -> String {
+    format!("{key}-group")
 }
 
 /// Sets (`Some`) or removes (`None`) label `key` on a consumer, keeping
@@ -145,6 +153,11 @@ impl Fleet {
 
     async fn label(&self, consumer: &str, value: Option<&str>) {
         set_label(&self.key, consumer, value).await;
+    }
+
+    /// Puts `consumer` in group `group` of this test's groupBy key.
+    async fn group(&self, consumer: &str, group: &str) {
+        set_label(&group_key(&self.key), consumer, Some(group)).await;
     }
 
     async fn label_all(&self, consumers: &[&str]) {
@@ -240,15 +253,107 @@ impl Fleet {
     /// Until the set reports its current template rolled out (Ready, on
     /// the generation it has).
     async fn wait_rolled_out(&self, name: &str) -> MaestroApplySet {
-        self.wait_set(name, "rolled out", |s| {
-            s.status.as_ref().is_some_and(|st| {
-                st.observed_generation == s.metadata.generation
-                    && condition_is(st, "Ready", "True")
-                    && st.current_revision == st.update_revision
-            })
-        })
-        .await
+        self.wait_set(name, "rolled out", rolled_out).await
     }
+
+    /// As [`Fleet::wait_set`], recording in `seen` every revision each
+    /// child is on and each group the set reports rolling out.
+    async fn watch(
+        &self,
+        name: &str,
+        what: &str,
+        seen: &mut Seen,
+        check: impl Fn(&MaestroApplySet) -> bool,
+    ) -> MaestroApplySet {
+        let deadline = Instant::now() + SET_DEADLINE;
+        loop {
+            seen.children(&self.children().await);
+            let set = self.sets().get_opt(name).await.expect("get set");
+            if let Some(group) = set
+                .as_ref()
+                .and_then(|s| s.status.as_ref()?.current_group.clone())
+                && seen.groups.last() != Some(&group)
+            {
+                seen.groups.push(group);
+            }
+            if let Some(s) = &set
+                && check(s)
+            {
+                return s.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{name} not {what} within {SET_DEADLINE:?}; last seen:\n{}\nchildren:\n{}\noperator log:\n{}",
+                    serde_norway::to_string(&set).unwrap_or_default(),
+                    serde_norway::to_string(&self.children().await).unwrap_or_default(),
+                    tail(&self.op.log_text()),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Each consumer's ManifestWork version in Maestro.
+    async fn bundle_versions(&self) -> BTreeMap<String, i64> {
+        self.ns
+            .live_bundles()
+            .await
+            .into_iter()
+            .map(|b| (b.consumer_name.clone(), b.version))
+            .collect()
+    }
+}
+
+/// What a test saw while it waited: every revision each child was on, and
+/// the groups the set reported rolling out, in order.
+#[derive(Default)]
+struct Seen {
+    revisions: BTreeMap<String, BTreeSet<String>>,
+    groups: Vec<String>,
+}
+
+impl Seen {
+    fn children(&mut self, children: &BTreeMap<String, MaestroApply>) {
+        for (c, child) in children {
+            self.revisions
+                .entry(c.clone())
+                .or_default()
+                .insert(revision_of(child));
+        }
+    }
+}
+
+/// The set reports its current template rolled out (Ready, on the
+/// generation it has).
+fn rolled_out(s: &MaestroApplySet) -> bool {
+    s.status.as_ref().is_some_and(|st| {
+        st.observed_generation == s.metadata.generation
+            && condition_is(st, "Ready", "True")
+            && st.current_revision == st.update_revision
+    })
+}
+
+/// The set reports a failed rollout of its current generation.
+fn stopped(s: &MaestroApplySet) -> bool {
+    s.status.as_ref().is_some_and(|st| {
+        st.observed_generation == s.metadata.generation && condition_is(st, "RolledBack", "True")
+    })
+}
+
+/// A template whose second manifest no agent can apply: a ConfigMap in a
+/// namespace that does not exist (under a name of its own: the pinned
+/// agent reports a manifest Available when one of the same name elsewhere
+/// is).
+fn bad_manifests(f: &Fleet, name: &str, value: &str) -> Vec<Value> {
+    let missing = unique("no-such-namespace");
+    vec![
+        f.configmap(name, value),
+        configmap(
+            &missing,
+            &format!("{name}-missing"),
+            json!({ "value": value }),
+        ),
+    ]
 }
 
 fn tail(text: &str) -> String {
@@ -644,4 +749,223 @@ async fn bad_specs_are_refused_by_the_api_server_with_the_field_named() {
     .await;
     assert!(ok, "{stderr}");
     ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn per_group_rollout_takes_mandatory_groups_first_then_one_group_at_a_time_and_a_mandatory_failure_stops_it()
+ {
+    let f = Fleet::new("set-groups").await;
+    f.label_all(&FLEET).await;
+    // By value the groups would go east, pilot, west; pilot is mandatory
+    // and must go first.
+    f.group(WEST3, "pilot").await;
+    f.group(EAST, "east").await;
+    f.group(EAST4, "east").await;
+    f.group(WEST, "west").await;
+    let strategy = json!({
+        "type": "ProgressivePerGroup",
+        "groupBy": group_key(&f.key),
+        "mandatoryGroups": ["pilot"],
+        // Every failure outside a mandatory group is tolerated: only the
+        // pilot's can stop the rollout.
+        "maxFailures": "100%",
+        "minSuccessTime": "2s",
+        "progressDeadline": "20s",
+    });
+    f.apply(
+        "web",
+        strategy.clone(),
+        vec![f.configmap("web-groups", "v1")],
+        json!({}),
+    )
+    .await;
+    let mut seen = Seen::default();
+    let set = f.watch("web", "rolled out", &mut seen, rolled_out).await;
+    assert_eq!(seen.groups, ["pilot", "east", "west"], "groups in order");
+    let st = set.status.unwrap();
+    let good = st.current_revision.clone().unwrap();
+    let groups: BTreeMap<&str, Option<&str>> = st
+        .consumers
+        .iter()
+        .map(|r| (r.name.as_str(), r.group.as_deref()))
+        .collect();
+    assert_eq!(
+        groups,
+        BTreeMap::from([
+            (EAST, Some("east")),
+            (WEST, Some("west")),
+            (WEST3, Some("pilot")),
+            (EAST4, Some("east")),
+        ])
+    );
+    let children = f.children().await;
+    let started = |c: &str| updated_at(&children[c]);
+    let ready = |c: &str| ready_since(&children[c]).expect("Ready");
+    let soak = k8s_openapi::jiff::SignedDuration::from_secs(2);
+    // A whole group at once (no maxConcurrency), only once the group
+    // before it succeeded (Ready for minSuccessTime).
+    assert_eq!(started(EAST), started(EAST4), "east started as one");
+    assert!(
+        started(EAST) >= ready(WEST3) + soak,
+        "east started at {} before pilot had been Ready (since {}) for 2s",
+        started(EAST),
+        ready(WEST3)
+    );
+    let east_ready = ready(EAST).max(ready(EAST4));
+    assert!(
+        started(WEST) >= east_ready + soak,
+        "west started at {} before east had been Ready (since {east_ready}) for 2s",
+        started(WEST)
+    );
+
+    // A revision that fails in the pilot stops there, within maxFailures:
+    // no other group gets it, and the pilot goes back.
+    let versions_before = f.bundle_versions().await;
+    f.apply(
+        "web",
+        strategy,
+        bad_manifests(&f, "web-groups", "v2"),
+        json!({}),
+    )
+    .await;
+    let set = f.watch("web", "rolled back", &mut seen, stopped).await;
+    let st = set.status.unwrap();
+    let record = st.rolled_back.clone().unwrap();
+    assert_eq!(record.failed_consumers, [WEST3], "{record:?}");
+    assert_eq!(record.to_revision.as_deref(), Some(good.as_str()));
+    assert!(
+        st.condition("RolledBack").unwrap().message.contains(WEST3),
+        "{:?}",
+        st.condition("RolledBack")
+    );
+    assert!(condition_is(&st, "Stalled", "True"));
+    assert_eq!(st.phase.as_deref(), Some("RolledBack"));
+    f.watch("web", "back on the good revision", &mut seen, |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.ready == 4 && st.updated == 0)
+    })
+    .await;
+    let versions_after = f.bundle_versions().await;
+    for c in [EAST, EAST4, WEST] {
+        assert_eq!(
+            seen.revisions[c],
+            BTreeSet::from([good.clone()]),
+            "{c} never saw the bad revision"
+        );
+        assert_eq!(versions_after[c], versions_before[c], "{c} was not updated");
+    }
+    assert!(
+        versions_after[WEST3] >= versions_before[WEST3] + 2,
+        "the pilot got the bad revision and went back: {versions_before:?} -> {versions_after:?}"
+    );
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn without_automatic_rollback_a_failed_rollout_stops_where_it_is_until_the_template_changes()
+{
+    let f = Fleet::new("set-noauto").await;
+    f.label_all(&FLEET).await;
+    let strategy = json!({
+        "type": "Progressive",
+        "maxConcurrency": 2,
+        "maxFailures": 1,
+        "progressDeadline": "20s",
+        "minSuccessTime": "2s",
+    });
+    let no_rollback = json!({"rollback": {"automatic": false}});
+    f.apply(
+        "web",
+        strategy.clone(),
+        vec![f.configmap("web-noauto", "v1")],
+        no_rollback.clone(),
+    )
+    .await;
+    let mut seen = Seen::default();
+    let set = f.watch("web", "rolled out", &mut seen, rolled_out).await;
+    let good = set.status.unwrap().current_revision.unwrap();
+    let versions_before = f.bundle_versions().await;
+    assert_eq!(versions_before.len(), 4, "{versions_before:?}");
+
+    f.apply(
+        "web",
+        strategy.clone(),
+        bad_manifests(&f, "web-noauto", "v2"),
+        no_rollback.clone(),
+    )
+    .await;
+    let set = f.watch("web", "stopped", &mut seen, stopped).await;
+    let st = set.status.unwrap();
+    let bad = st.update_revision.clone().unwrap();
+    assert_ne!(bad, good);
+    let record = st.rolled_back.clone().unwrap();
+    assert_eq!(record.revision, bad);
+    assert_eq!(record.to_revision, None, "nothing goes back: {record:?}");
+    assert_eq!(record.failed_consumers.len(), 2, "{record:?}");
+    let message = &st.condition("RolledBack").unwrap().message;
+    for c in &record.failed_consumers {
+        assert!(message.contains(c.as_str()), "{message}");
+    }
+    assert!(condition_is(&st, "Stalled", "True"));
+    assert!(condition_is(&st, "Ready", "False"));
+    assert_eq!(st.phase.as_deref(), Some("Halted"));
+
+    // Several relists later nothing has moved: the consumers reached stay
+    // on the bad revision, the others never got it.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let children = f.children().await;
+    seen.children(&children);
+    let versions = f.bundle_versions().await;
+    let reached: BTreeSet<&str> = FLEET
+        .into_iter()
+        .filter(|c| revision_of(&children[*c]) == bad)
+        .collect();
+    // maxConcurrency 2, and a failure within maxFailures frees a slot.
+    assert!((2..=3).contains(&reached.len()), "reached {reached:?}");
+    for c in &record.failed_consumers {
+        assert!(reached.contains(c.as_str()), "{c} failed unreached");
+    }
+    for c in FLEET {
+        if reached.contains(c) {
+            assert_eq!(
+                versions[c],
+                versions_before[c] + 1,
+                "{c} was updated to the bad revision once and not back"
+            );
+        } else {
+            assert_eq!(versions[c], versions_before[c], "{c} was not updated");
+            assert_eq!(
+                seen.revisions[c],
+                BTreeSet::from([good.clone()]),
+                "{c} never saw the bad revision"
+            );
+        }
+    }
+    let st = f.sets().get("web").await.unwrap().status.unwrap();
+    assert!(condition_is(&st, "RolledBack", "True"));
+    assert_eq!(st.updated as usize, reached.len());
+
+    // A new template starts a new rollout, from wherever each consumer
+    // is, and it completes.
+    f.apply(
+        "web",
+        strategy,
+        vec![f.configmap("web-noauto", "v3")],
+        no_rollback,
+    )
+    .await;
+    let st = f.wait_rolled_out("web").await.status.unwrap();
+    let fixed = st.current_revision.clone().unwrap();
+    assert!(fixed != good && fixed != bad, "{fixed}");
+    assert_eq!((st.total, st.ready, st.available), (4, 4, 4));
+    assert_eq!(
+        st.rolled_back, None,
+        "the record belonged to the bad revision"
+    );
+    assert!(condition_is(&st, "RolledBack", "False"));
+    for (c, child) in f.children().await {
+        assert_eq!(revision_of(&child), fixed, "{c}");
+    }
+    f.finish().await;
 }
