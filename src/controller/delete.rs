@@ -168,11 +168,18 @@ pub(super) async fn cleanup(
         .await;
         return Ok(None);
     }
-    // Waiting for the agent's confirmation is like waiting to be Ready.
+    // Waiting for the agent's confirmation is like waiting to be Ready,
+    // except that polls stay at `pollInterval` while the stream is up too:
+    // a confirmation the stream delivered while the bundle was not cached
+    // (a poll's page missed it) is otherwise seen only at `interval`.
     let pace = obj
         .spec
         .intervals()
         .map(|i| super::reconcile::pace(&i, false))
+        .map(|p| Pace {
+            stream_up: p.stream_down,
+            ..p
+        })
         .unwrap_or(Pace::every(Duration::from_secs(10)));
     ctx.poller
         .register(&key, &target.consumer, target.resource_id, pace);

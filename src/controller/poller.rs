@@ -247,6 +247,12 @@ struct State {
     /// create before our own read-back was recorded), with the number of
     /// polls started when they came, merged once the bundle is.
     early: HashMap<ResourceId, (u64, BundleStatus)>,
+    /// Stream deletion confirmations of bundles not cached (a poll missed
+    /// the row, or it was never listed), with the polls started when they
+    /// came and the bundle version confirmed: a direct read or a poll that
+    /// began before the confirmation must not bring the deleting bundle
+    /// back, or a deletion waits for the next safety-net poll.
+    gone: HashMap<ResourceId, (u64, i64)>,
     /// When the last poll started, for scheduling.
     last_started: Option<Instant>,
     /// Polls started and completed; they run one at a time, in order.
@@ -477,12 +483,15 @@ impl Poller {
             return;
         };
         let mut state = c.state();
-        let bundle = bundle.map(|b| {
-            let known = state.bundles.get(&id).and_then(|k| k.status.clone());
-            let early = state.early.remove(&id).map(|(_, s)| s);
-            let merged = keep_newer_status(status_only(b), known, false);
-            Arc::new(keep_newer_status(merged, early, true))
-        });
+        let confirmed_gone = state.gone.remove(&id);
+        let bundle = bundle
+            .filter(|b| !superseded_by_deletion(b, confirmed_gone.map(|(_, v)| v)))
+            .map(|b| {
+                let known = state.bundles.get(&id).and_then(|k| k.status.clone());
+                let early = state.early.remove(&id).map(|(_, s)| s);
+                let merged = keep_newer_status(status_only(b), known, false);
+                Arc::new(keep_newer_status(merged, early, true))
+            });
         match &bundle {
             Some(b) => state.bundles.insert(id, b.clone()),
             None => state.bundles.remove(&id),
@@ -587,7 +596,15 @@ impl Poller {
         let report = report_of(event);
         let started = state.started;
         let outcome = match state.bundles.get(&id).cloned() {
-            None if event.deleted => EventOutcome::Stale,
+            // Already removed by this confirmation or our own read.
+            None if event.deleted && matches!(state.local_writes.get(&id), Some((_, None))) => {
+                EventOutcome::Stale
+            }
+            None if event.deleted => {
+                state.gone.insert(id, (started, event.resource_version));
+                state.early.remove(&id);
+                EventOutcome::Early
+            }
             None => {
                 // A poll or our own read-back will bring the bundle; until
                 // then keep the newest report for it.
@@ -743,6 +760,12 @@ fn keep_newer_status(
         fresh.status = Some(known);
     }
     fresh
+}
+
+/// A deleting `bundle` read before the agent's confirmation of its
+/// deletion at `confirmed` (a version at least as new) is already gone.
+fn superseded_by_deletion(bundle: &ResourceBundle, confirmed: Option<i64>) -> bool {
+    confirmed.is_some_and(|version| bundle.is_deleting() && bundle.version <= version)
 }
 
 /// What the cache keeps of a bundle: everything status and publishing
@@ -927,6 +950,17 @@ async fn poll_once(inner: &Inner, consumer: &Arc<Consumer>) {
             state
                 .local_writes
                 .retain(|_, (written, _)| *written >= number);
+            // Confirmations that came after this poll began reading outrank
+            // what it read; older ones it has seen for itself.
+            state.gone.retain(|_, (at, _)| *at >= number);
+            for (id, (_, version)) in &state.gone {
+                if fresh
+                    .get(id)
+                    .is_some_and(|b| superseded_by_deletion(b, Some(*version)))
+                {
+                    fresh.remove(id);
+                }
+            }
             if let Some(e) = state.error.take() {
                 info!(consumer = %consumer.name, failing_since = %e.since, "status polls work again");
                 recovered = true;

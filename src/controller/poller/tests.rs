@@ -609,3 +609,84 @@ async fn while_the_stream_is_healthy_polls_are_a_safety_net_and_its_loss_brings_
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(fake.requests(), 7);
 }
+
+/// A bundle as Maestro serves it once its deletion was requested.
+fn deleting(fake: &Fake, consumer: &str, id: ResourceId) -> ResourceBundle {
+    let mut all = fake.bundles.lock().unwrap();
+    let bundle = all
+        .get_mut(consumer)
+        .and_then(|list| list.iter_mut().find(|b| b.id == id.to_string()))
+        .unwrap();
+    bundle.deleted_at = Some(Utc::now());
+    bundle.clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deletion_confirmed_while_uncached_is_not_undone_by_an_earlier_read() {
+    let fake = Arc::new(Fake::default());
+    let (p, _rx, _) = poller(&fake, 10);
+    let west = consumer("west");
+    let id = ResourceId::for_work(&SourceId::new("test").unwrap(), "west", "a");
+    // The poll's pages missed the row (rows deleted between pages shift it).
+    p.register(&key(0), &west, id, Pace::every(TEN_S));
+    p.wait_polled(&west, TEN_S).await;
+    fake.put("west", "a", 3);
+    let read = deleting(&fake, "west", id);
+    // The agent confirms before our direct read is recorded.
+    fake.remove("west", id);
+    assert_eq!(
+        p.apply_event(&event("west", id, 3, 100, true)),
+        EventOutcome::Early
+    );
+    p.record(&west, id, Some(read));
+    let view = p.view(&key(0), &west, &id);
+    assert!(view.bundle.is_none(), "the confirmed deletion stands");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poll_that_read_a_deleting_bundle_before_its_confirmation_does_not_bring_it_back() {
+    let fake = Arc::new(Fake::default());
+    let (p, _rx, _) = poller(&fake, 10);
+    let west = consumer("west");
+    let id = ResourceId::for_work(&SourceId::new("test").unwrap(), "west", "a");
+    p.register(&key(0), &west, id, Pace::every(TEN_S));
+    p.wait_polled(&west, TEN_S).await;
+    fake.put("west", "a", 3);
+    deleting(&fake, "west", id);
+    // A poll lists the deleting bundle and is held; the confirmation of a
+    // bundle not cached yet arrives meanwhile.
+    let gate = Arc::new(Semaphore::new(0));
+    *fake.gate.lock().unwrap() = Some(gate.clone());
+    let refresh = tokio::spawn({
+        let p = p.clone();
+        let west = west.clone();
+        async move { p.refresh(&west, TEN_S).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        p.apply_event(&event("west", id, 3, 100, true)),
+        EventOutcome::Early
+    );
+    gate.add_permits(10);
+    refresh.await.unwrap();
+    assert!(p.view(&key(0), &west, &id).bundle.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_work_created_again_after_a_confirmed_deletion_is_kept() {
+    let fake = Arc::new(Fake::default());
+    let (p, _rx, _) = poller(&fake, 10);
+    let west = consumer("west");
+    let id = ResourceId::for_work(&SourceId::new("test").unwrap(), "west", "a");
+    p.register(&key(0), &west, id, Pace::every(TEN_S));
+    p.wait_polled(&west, TEN_S).await;
+    assert_eq!(
+        p.apply_event(&event("west", id, 3, 100, true)),
+        EventOutcome::Early
+    );
+    // Not deleting, so not the confirmed one: a new work under that ID.
+    fake.put("west", "a", 1);
+    let created = fake.bundles.lock().unwrap()["west"][0].clone();
+    p.record(&west, id, Some(created));
+    assert!(p.view(&key(0), &west, &id).bundle.is_some());
+}
