@@ -50,6 +50,45 @@ pub struct PhaseLabels {
     pub phase: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
+/// A MaestroApplySet's status.phase values (and Pending: not reconciled
+/// yet), each exported from the start so a rate or alert sees 0, not no
+/// series.
+pub const SET_PHASES: [&str; 8] = [
+    "Pending",
+    "Progressing",
+    "Ready",
+    "RolledBack",
+    "Halted",
+    "Suspended",
+    "Failed",
+    "Stalled",
+];
+
+/// Where a set's consumers stand against its update revision; they
+/// partition the selected consumers.
+pub const SET_CONSUMER_STATES: [&str; 4] = ["Pending", "Progressing", "Succeeded", "Failed"];
+
+/// How a set's rollout ended.
+pub const ROLLOUT_RESULTS: [&str; 2] = ["complete", "rolled_back"];
+
+/// One set's share of the set gauges, from its status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetSample {
+    pub phase: String,
+    /// Consumers per state of [`SET_CONSUMER_STATES`].
+    pub consumers: [i64; 4],
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -79,6 +118,9 @@ pub struct Metrics {
     leader: Gauge,
     unconfirmed_deletions: Family<ConsumerLabels, Gauge>,
     queued_deletions: Family<ConsumerLabels, Gauge>,
+    applysets: Family<PhaseLabels, Gauge>,
+    applyset_consumers: Family<StateLabels, Gauge>,
+    applyset_rollouts: Family<ResultLabels, Counter>,
     phases: Mutex<HashMap<ObjectRef<MaestroApply>, Phase>>,
 }
 
@@ -112,6 +154,9 @@ impl Metrics {
             leader: Gauge::default(),
             unconfirmed_deletions: Family::default(),
             queued_deletions: Family::default(),
+            applysets: Family::default(),
+            applyset_consumers: Family::default(),
+            applyset_rollouts: Family::default(),
             phases: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -215,8 +260,32 @@ impl Metrics {
             "Deletions waiting for room under --max-unconfirmed-deletions, by consumer",
             m.queued_deletions.clone(),
         );
+        registry.register(
+            "applysets",
+            "MaestroApplySet objects by status.phase (Pending: not reconciled yet)",
+            m.applysets.clone(),
+        );
+        registry.register(
+            "applyset_consumers",
+            "Consumers selected by MaestroApplySets, summed over the sets, by where they stand \
+             against their set's update revision",
+            m.applyset_consumers.clone(),
+        );
+        registry.register(
+            "applyset_rollouts",
+            "MaestroApplySet rollouts that ended, by result (complete, rolled_back)",
+            m.applyset_rollouts.clone(),
+        );
         for phase in Phase::ALL {
             m.objects.get_or_create(&phase_labels(phase)).set(0);
+        }
+        m.set_applysets(&[]);
+        for result in ROLLOUT_RESULTS {
+            m.applyset_rollouts
+                .get_or_create(&ResultLabels {
+                    result: result.to_string(),
+                })
+                .inc_by(0);
         }
         Metrics { registry, ..m }
     }
@@ -353,6 +422,46 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
+    /// Sets the MaestroApplySet gauges from every set's sample (the whole
+    /// population each time: a deleted set simply is not in it).
+    pub fn set_applysets(&self, sets: &[SetSample]) {
+        let mut phases: HashMap<&str, i64> = SET_PHASES.iter().map(|p| (*p, 0)).collect();
+        let mut consumers = [0i64; 4];
+        for s in sets {
+            // Only the phases the set controller writes; any other would
+            // leave a series behind once no set has it.
+            if let Some(n) = phases.get_mut(s.phase.as_str()) {
+                *n += 1;
+            }
+            for (sum, n) in consumers.iter_mut().zip(s.consumers) {
+                *sum += n;
+            }
+        }
+        for (phase, n) in phases {
+            self.applysets
+                .get_or_create(&PhaseLabels {
+                    phase: phase.to_string(),
+                })
+                .set(n);
+        }
+        for (state, n) in SET_CONSUMER_STATES.iter().zip(consumers) {
+            self.applyset_consumers
+                .get_or_create(&StateLabels {
+                    state: state.to_string(),
+                })
+                .set(n);
+        }
+    }
+
+    /// A set's rollout ended with `result` (one of [`ROLLOUT_RESULTS`]).
+    pub fn applyset_rollout(&self, result: &str) {
+        self.applyset_rollouts
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
     /// Records an object's phase; `None` when it is gone.
     pub fn set_phase(&self, key: &ObjectRef<MaestroApply>, phase: Option<Phase>) {
         let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
@@ -422,6 +531,50 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn applyset_gauges_sum_the_sets_given_and_forget_those_gone() {
+        let m = Metrics::new();
+        let text = m.encode();
+        for line in [
+            "maestro_operator_applysets{phase=\"Ready\"} 0",
+            "maestro_operator_applyset_consumers{state=\"Failed\"} 0",
+            "maestro_operator_applyset_rollouts_total{result=\"complete\"} 0",
+            "maestro_operator_applyset_rollouts_total{result=\"rolled_back\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        let sample = |phase: &str, consumers| SetSample {
+            phase: phase.into(),
+            consumers,
+        };
+        m.set_applysets(&[
+            sample("Ready", [0, 0, 3, 0]),
+            sample("Ready", [1, 0, 2, 0]),
+            sample("Halted", [2, 0, 0, 1]),
+        ]);
+        m.applyset_rollout("rolled_back");
+        let text = m.encode();
+        for line in [
+            "maestro_operator_applysets{phase=\"Ready\"} 2",
+            "maestro_operator_applysets{phase=\"Halted\"} 1",
+            "maestro_operator_applyset_consumers{state=\"Pending\"} 3",
+            "maestro_operator_applyset_consumers{state=\"Succeeded\"} 5",
+            "maestro_operator_applyset_consumers{state=\"Failed\"} 1",
+            "maestro_operator_applyset_rollouts_total{result=\"rolled_back\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        m.set_applysets(&[sample("Ready", [0, 0, 3, 0])]);
+        let text = m.encode();
+        for line in [
+            "maestro_operator_applysets{phase=\"Ready\"} 1",
+            "maestro_operator_applysets{phase=\"Halted\"} 0",
+            "maestro_operator_applyset_consumers{state=\"Failed\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
     }
 
     #[test]

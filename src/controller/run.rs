@@ -338,6 +338,7 @@ async fn run_controller(
         config,
         ctx.client.clone(),
         ctx.maestro.clone(),
+        ctx.metrics.clone(),
         shutdown.clone(),
     );
     let applies = Controller::for_stream(stream, reader)

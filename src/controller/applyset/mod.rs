@@ -39,6 +39,7 @@ pub use crd::{MaestroApplySet, MaestroApplySetSpec, MaestroApplySetStatus};
 
 use super::config::OperatorConfig;
 use super::crd::MaestroApply;
+use super::metrics::Metrics;
 use super::shutdown::Shutdown;
 use super::{MANAGER, MaestroHandle};
 
@@ -48,6 +49,7 @@ pub async fn run(
     config: &OperatorConfig,
     client: kube::Client,
     maestro: MaestroHandle,
+    metrics: Arc<Metrics>,
     shutdown: Shutdown,
 ) {
     let (sets, children): (Api<MaestroApplySet>, Api<PartialObjectMeta<MaestroApply>>) =
@@ -74,6 +76,7 @@ pub async fn run(
         maestro,
         relist: config.consumer_relist_interval,
         min_backoff: config.settings().min_backoff,
+        metrics: metrics.clone(),
     });
     // Children's metadata only: every status write changes their
     // resourceVersion, which is what wakes the set, and a child that does
@@ -88,16 +91,29 @@ pub async fn run(
         relist_s = config.consumer_relist_interval.as_secs(),
         "MaestroApplySet controller starting"
     );
-    Controller::new(sets, watcher::Config::default().any_semantic())
+    let controller = Controller::new(sets, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    controller
         .owns_stream(child_events)
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(shutdown.wait())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => debug!(object = %object, "set reconciled"),
-                Err(controller::Error::ReconcilerFailed(..)) => {}
-                Err(e) => warn!(error = %e, "set controller"),
+        .for_each(|result| {
+            // From the watch cache after every reconcile, so it follows
+            // the statuses written and deletions (a deleted set's
+            // reconcile ends in ObjectNotFound and lands here too).
+            let samples: Vec<_> = store
+                .state()
+                .iter()
+                .map(|s| status::metrics_sample(s.status.as_ref()))
+                .collect();
+            metrics.set_applysets(&samples);
+            async move {
+                match result {
+                    Ok((object, _)) => debug!(object = %object, "set reconciled"),
+                    Err(controller::Error::ReconcilerFailed(..)) => {}
+                    Err(e) => warn!(error = %e, "set controller"),
+                }
             }
         })
         .await;

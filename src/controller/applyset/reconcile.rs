@@ -26,6 +26,7 @@ use super::crd::{ApplyTemplate, KIND, MaestroApplySet, MaestroApplySetStatus, Ro
 use super::rollout::{self, Child, Decision, Member, Outcome, Strategy};
 use super::status;
 use crate::controller::crd::{API_VERSION, MaestroApply};
+use crate::controller::metrics::Metrics;
 use crate::controller::{Error, MaestroHandle, Result};
 use crate::maestro::rest::ListOptions;
 
@@ -40,6 +41,7 @@ pub struct SetContext {
     /// watch, so labels that change are seen at this pace.
     pub relist: Duration,
     pub min_backoff: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 pub async fn reconcile(set: Arc<MaestroApplySet>, ctx: Arc<SetContext>) -> Result<Action> {
@@ -229,6 +231,8 @@ async fn record(
         Outcome::Complete => {
             if !stored.is_some_and(|r| r.complete) && !set.spec.suspend {
                 mark(api, &name, COMPLETE_ANNOTATION, &now.to_string()).await?;
+                // Once per revision: the mark is read back before this.
+                ctx.metrics.applyset_rollout("complete");
                 event(
                     ctx,
                     set,
@@ -259,6 +263,7 @@ async fn record(
             let value = serde_json::to_string(&record)
                 .map_err(|e| Error::Config(format!("cannot encode the rollback record: {e}")))?;
             mark(api, &name, ROLLED_BACK_ANNOTATION, &value).await?;
+            ctx.metrics.applyset_rollout("rolled_back");
             event(
                 ctx,
                 set,

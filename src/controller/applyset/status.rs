@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use super::children::child_name;
 use super::crd::{ConsumerRow, MaestroApplySetStatus, RolledBack};
 use super::rollout::{Decision, Member, Outcome};
+use crate::controller::metrics::SetSample;
 
 /// Per-consumer rows kept in status; past it only the counts (an object
 /// must stay well under etcd's 1.5 MiB with thousands of consumers).
@@ -249,6 +250,29 @@ pub fn error_conditions(
         }
     }
     out
+}
+
+/// A set's share of the set gauges: its phase (Pending before its first
+/// status) and its consumers as Pending (not on the update revision),
+/// Progressing (on it, not succeeded nor failed yet), Succeeded and
+/// Failed, which add up to the selected consumers.
+pub fn metrics_sample(status: Option<&MaestroApplySetStatus>) -> SetSample {
+    let Some(s) = status else {
+        return SetSample {
+            phase: "Pending".into(),
+            consumers: [0; 4],
+        };
+    };
+    SetSample {
+        phase: s.phase.clone().unwrap_or_else(|| "Pending".into()),
+        consumers: [
+            (s.total - s.updated).max(0),
+            s.progressing.max(0),
+            s.available.max(0),
+            s.failed.max(0),
+        ]
+        .map(i64::from),
+    }
 }
 
 fn keep_transition_time(prev: Option<&MaestroApplySetStatus>, c: &mut Condition) {

@@ -130,3 +130,22 @@ fn transition_times_stay_while_a_condition_keeps_its_status() {
     let second = compute(Some(&first), &later);
     assert_eq!(find(&second, "Reconciling").last_transition_time, at(100));
 }
+
+#[test]
+fn the_metrics_sample_splits_the_selected_consumers_by_standing() {
+    let status = MaestroApplySetStatus {
+        phase: Some("Progressing".into()),
+        total: 10,
+        updated: 6,
+        progressing: 2,
+        available: 3,
+        failed: 1,
+        ..MaestroApplySetStatus::default()
+    };
+    let sample = metrics_sample(Some(&status));
+    assert_eq!(sample.phase, "Progressing");
+    assert_eq!(sample.consumers, [4, 2, 3, 1]);
+    assert_eq!(sample.consumers.iter().sum::<i64>(), 10);
+    let fresh = metrics_sample(None);
+    assert_eq!((fresh.phase.as_str(), fresh.consumers), ("Pending", [0; 4]));
+}
