@@ -1,10 +1,10 @@
 //! Tenancy on the real stack: who may deliver what to which consumer,
-//! decided by the API server (config/admission's ValidatingAdmissionPolicy
-//! checking RBAC), with users impersonated by the stack's admin (`kubectl
-//! --as`); ownership of bundles between objects; the operator's interval
+//! through a MaestroApply or a MaestroApplySet, decided by the API server
+//! (config/admission's ValidatingAdmissionPolicies checking RBAC), with
+//! users impersonated by the stack's admin (`kubectl --as`); ownership of bundles between objects; the operator's interval
 //! floors; a token never sent over plaintext.
 //!
-//! See tests/operator_support for the harness (it installs the policy).
+//! See tests/operator_support for the harness (it installs the policies).
 
 mod operator_support;
 
@@ -388,6 +388,427 @@ async fn a_bundle_of_a_deleted_owner_is_adopted_only_with_the_annotation_and_the
     let live = ns.live_bundles().await;
     assert_eq!(live.len(), 1, "adopted, not duplicated");
     assert_eq!(owner(&live[0]), adopted.metadata.uid);
+    ns.cleanup().await;
+}
+
+static SET_CRD: std::sync::Once = std::sync::Once::new();
+
+/// The MaestroApplySet CRD, once per test process (the policy for sets
+/// comes with config/admission, installed by [`TestNs::new`]).
+fn install_set_crd() {
+    SET_CRD.call_once(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/maestroapplyset.yaml");
+        for args in [
+            vec!["apply", "--server-side", "--force-conflicts", "-f", path],
+            vec![
+                "wait",
+                "--for=condition=Established",
+                "crd/maestroapplysets.maestro.hyperfleet.io",
+                "--timeout=60s",
+            ],
+        ] {
+            let out = std::process::Command::new(kubectl_path())
+                .args(&args)
+                .output()
+                .expect("kubectl runs");
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+}
+
+/// A namespace where `user` may create and change MaestroApplySets (and
+/// their status), as the built-in edit role would let them: no delivery
+/// grant yet.
+async fn set_namespace(prefix: &str, user: &str) -> TestNs {
+    install_set_crd();
+    let ns = TestNs::new(prefix).await;
+    admin_apply(&format!(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: mapplyset-editor, namespace: {ns}}}
+rules:
+  - apiGroups: [maestro.hyperfleet.io]
+    resources: [maestroapplysets, maestroapplysets/status]
+    verbs: [create, get, list, watch, update, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: mapplyset-editor-{user}, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: mapplyset-editor}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
+"#,
+        ns = ns.name
+    ))
+    .await;
+    ns
+}
+
+/// A set listing `consumers`, its template delivering the manifests of
+/// `namespaced` plus `extra`.
+fn set_object(ns: &str, name: &str, consumers: &[&str], extra: Vec<Value>) -> Value {
+    let mut template = namespaced(ns, WEST);
+    template
+        .as_object_mut()
+        .expect("a spec is an object")
+        .remove("consumer");
+    template["manifestWork"]["workload"]["manifests"]
+        .as_array_mut()
+        .expect("manifests are a list")
+        .extend(extra);
+    json!({
+        "apiVersion": "maestro.hyperfleet.io/v1alpha1",
+        "kind": "MaestroApplySet",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"consumers": consumers, "template": {"spec": template}},
+    })
+}
+
+/// `set` selecting consumers by label instead of listing them.
+fn by_selector(mut set: Value) -> Value {
+    set["spec"]
+        .as_object_mut()
+        .expect("a spec is an object")
+        .remove("consumers");
+    set["spec"]["consumerSelector"] = json!({"matchLabels": {"tenancy-e2e": "never-set"}});
+    set
+}
+
+async fn set_exists(ns: &str, name: &str) -> bool {
+    kubectl(&["get", "mapplyset", "-n", ns, name], None).await.0
+}
+
+#[tokio::test]
+async fn a_set_is_admitted_for_its_granted_consumers_and_refused_naming_an_ungranted_one() {
+    let alice = user("alice");
+    let ns = set_namespace("ten-set", &alice).await;
+    let role = unique("deliver-west");
+    consumer_role(&role, &[WEST], &["deliver"]).await;
+
+    // No grant at all.
+    assert_refused(
+        &apply_as(
+            &alice,
+            &set_object(&ns.name, "none", &[WEST], vec![]).to_string(),
+        )
+        .await,
+        &[&format!(
+            "user {alice} may not deliver to consumer {WEST} from namespace {}: this needs verb deliver on consumers.maestro.hyperfleet.io/{WEST} in namespace {}",
+            ns.name, ns.name
+        )],
+    );
+    bind(&ns.name, &alice, &role).await;
+    let (ok, err) = apply_as(
+        &alice,
+        &set_object(&ns.name, "west", &[WEST], vec![]).to_string(),
+    )
+    .await;
+    assert!(
+        ok,
+        "a set listing exactly the granted consumer is admitted: {err}"
+    );
+    assert!(set_exists(&ns.name, "west").await);
+
+    let refused = apply_as(
+        &alice,
+        &set_object(&ns.name, "both", &[WEST, EAST], vec![]).to_string(),
+    )
+    .await;
+    assert_refused(
+        &refused,
+        &[
+            "maestroapplyset-delivery.maestro.hyperfleet.io",
+            &format!(
+                "user {alice} may not deliver to consumer {EAST} from namespace {}",
+                ns.name
+            ),
+            &format!("verb deliver on consumers.maestro.hyperfleet.io/{EAST}"),
+            "maestro-deliver",
+        ],
+    );
+    assert!(!set_exists(&ns.name, "both").await, "nothing was stored");
+
+    // The admitted set cannot be widened to another consumer either.
+    assert_refused(
+        &apply_as(
+            &alice,
+            &set_object(&ns.name, "west", &[WEST, EAST], vec![]).to_string(),
+        )
+        .await,
+        &[&format!("may not deliver to consumer {EAST}")],
+    );
+    drop_role(&role).await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_selector_or_a_long_list_needs_deliver_on_all_consumers_not_per_consumer_grants() {
+    let alice = user("alice");
+    let ns = set_namespace("ten-setsel", &alice).await;
+    let many = ["c-1", "c-2", "c-3", "c-4", "c-5", "c-6", "c-7"];
+    let mut named: Vec<&str> = vec![WEST, EAST];
+    named.extend(many);
+    let role = unique("deliver-named");
+    // Every consumer by name, none without a name.
+    consumer_role(&role, &named, &["deliver"]).await;
+    bind(&ns.name, &alice, &role).await;
+
+    let selector = by_selector(set_object(&ns.name, "sel", &[], vec![]));
+    let why =
+        "spec.consumerSelector (or spec.allConsumers) can reach consumers not known at admission";
+    let needs = format!(
+        "this needs verb deliver on all consumers.maestro.hyperfleet.io in namespace {}",
+        ns.name
+    );
+    assert_refused(
+        &apply_as(&alice, &selector.to_string()).await,
+        &[
+            &format!(
+                "user {alice} may not deliver through this set from namespace {}",
+                ns.name
+            ),
+            why,
+            &needs,
+            "a grant limited to named consumers does not count",
+        ],
+    );
+    let mut all = set_object(&ns.name, "all", &[], vec![]);
+    all["spec"].as_object_mut().unwrap().remove("consumers");
+    all["spec"]["allConsumers"] = json!(true);
+    assert_refused(&apply_as(&alice, &all.to_string()).await, &[why, &needs]);
+    // An empty selector next to a list matches every consumer too.
+    let mut empty = set_object(&ns.name, "empty", &[WEST], vec![]);
+    empty["spec"]["consumerSelector"] = json!({});
+    assert_refused(&apply_as(&alice, &empty.to_string()).await, &[why]);
+
+    // Six listed consumers are checked one by one; a seventh is one too
+    // many for the API server's CEL budget.
+    let six = set_object(&ns.name, "six", &many[..6], vec![]);
+    let (ok, err) = apply_as(&alice, &six.to_string()).await;
+    assert!(ok, "six granted consumers: {err}");
+    assert_refused(
+        &apply_as(
+            &alice,
+            &set_object(&ns.name, "seven", &many, vec![]).to_string(),
+        )
+        .await,
+        &[
+            "spec.consumers lists 7 consumers, more than the 6 the policy checks one by one",
+            &needs,
+            "split spec.consumers into sets of at most 6",
+        ],
+    );
+
+    // The blanket grant admits all of them.
+    bind(&ns.name, &alice, "maestro-deliver").await;
+    for (what, set) in [
+        ("selector", selector),
+        ("allConsumers", all),
+        ("empty selector", empty),
+    ] {
+        let (ok, err) = apply_as(&alice, &set.to_string()).await;
+        assert!(ok, "{what} with deliver on all consumers: {err}");
+    }
+    let (ok, err) = apply_as(
+        &alice,
+        &set_object(&ns.name, "seven", &many, vec![]).to_string(),
+    )
+    .await;
+    assert!(ok, "seven with deliver on all consumers: {err}");
+    drop_role(&role).await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_set_with_wide_manifests_an_executor_or_adopt_needs_those_verbs_per_consumer_or_on_all() {
+    let alice = user("alice");
+    let ns = set_namespace("ten-setwide", &alice).await;
+    let deliver = unique("deliver-west-east");
+    consumer_role(&deliver, &[WEST, EAST], &["deliver"]).await;
+    bind(&ns.name, &alice, &deliver).await;
+    let namespace =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tenant-ns"}});
+
+    let wide = set_object(&ns.name, "wide", &[WEST, EAST], vec![namespace.clone()]);
+    assert_refused(
+        &apply_as(&alice, &wide.to_string()).await,
+        &[
+            &format!(
+                "user {alice} may not deliver cluster-scoped or cluster-wide objects (Namespace/tenant-ns) to consumer {WEST} from namespace {}",
+                ns.name
+            ),
+            &format!("verb deliver-cluster-scoped on consumers.maestro.hyperfleet.io/{WEST}"),
+            "maestro-deliver-cluster-scoped",
+        ],
+    );
+    let mut executor = set_object(&ns.name, "exec", &[WEST], vec![]);
+    executor["spec"]["template"]["spec"]["manifestWork"]["executor"] = json!({"subject": {"type": "ServiceAccount", "serviceAccount": {"namespace": "default", "name": "x"}}});
+    assert_refused(
+        &apply_as(&alice, &executor.to_string()).await,
+        &[
+            "with spec.template.spec.manifestWork.executor set",
+            "deliver-cluster-scoped",
+        ],
+    );
+
+    // Granted on WEST only: EAST is named.
+    let wide_west = unique("wide-west");
+    consumer_role(&wide_west, &[WEST], &["deliver-cluster-scoped"]).await;
+    bind(&ns.name, &alice, &wide_west).await;
+    assert_refused(
+        &apply_as(&alice, &wide.to_string()).await,
+        &[&format!(
+            "may not deliver cluster-scoped or cluster-wide objects (Namespace/tenant-ns) to consumer {EAST}"
+        )],
+    );
+    let (ok, err) = apply_as(
+        &alice,
+        &set_object(&ns.name, "wide", &[WEST], vec![namespace.clone()]).to_string(),
+    )
+    .await;
+    assert!(ok, "wide manifests to the consumer granted them: {err}");
+    let (ok, err) = apply_as(&alice, &executor.to_string()).await;
+    assert!(ok, "an executor on the consumer granted it: {err}");
+
+    // A selector with wide manifests needs deliver-cluster-scoped on all
+    // consumers, beyond deliver on all.
+    bind(&ns.name, &alice, "maestro-deliver").await;
+    let wide_selector = by_selector(set_object(&ns.name, "wide-sel", &[], vec![namespace]));
+    assert_refused(
+        &apply_as(&alice, &wide_selector.to_string()).await,
+        &[
+            "may not deliver cluster-scoped or cluster-wide objects (Namespace/tenant-ns) through this set",
+            "can reach consumers not known at admission",
+            "verb deliver-cluster-scoped on all consumers.maestro.hyperfleet.io",
+        ],
+    );
+    bind(&ns.name, &alice, "maestro-deliver-cluster-scoped").await;
+    let (ok, err) = apply_as(&alice, &wide_selector.to_string()).await;
+    assert!(ok, "{err}");
+
+    // The template's adopt annotation reaches every child: it needs adopt.
+    let mut adopting = set_object(&ns.name, "adopt", &[WEST], vec![]);
+    adopting["spec"]["template"]["metadata"] =
+        json!({"annotations": {"maestro.hyperfleet.io/adopt": "true"}});
+    assert_refused(
+        &apply_as(&alice, &adopting.to_string()).await,
+        &[
+            &format!("user {alice} may not adopt ManifestWorks on consumer {WEST}"),
+            "spec.template.metadata",
+            &format!("verb adopt on consumers.maestro.hyperfleet.io/{WEST}"),
+        ],
+    );
+    let adopt_selector = by_selector(adopting.clone());
+    assert_refused(
+        &apply_as(&alice, &adopt_selector.to_string()).await,
+        &[
+            "may not adopt ManifestWorks through this set",
+            "verb adopt on all consumers",
+        ],
+    );
+    bind(&ns.name, &alice, "maestro-adopt").await;
+    for set in [adopting, adopt_selector] {
+        let (ok, err) = apply_as(&alice, &set.to_string()).await;
+        assert!(ok, "{err}");
+    }
+    drop_role(&deliver).await;
+    drop_role(&wide_west).await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_sets_labels_finalizers_and_status_change_without_a_grant_but_its_spec_does_not() {
+    let alice = user("alice");
+    let ns = set_namespace("ten-setmeta", &alice).await;
+    bind(&ns.name, &alice, "maestro-deliver").await;
+    let set = set_object(&ns.name, "web", &[WEST], vec![]);
+    let (ok, err) = apply_as(&alice, &set.to_string()).await;
+    assert!(ok, "{err}");
+
+    kubectl(
+        &[
+            "delete",
+            "rolebinding",
+            "-n",
+            &ns.name,
+            &format!("maestro-deliver-{alice}"),
+        ],
+        None,
+    )
+    .await;
+    let as_alice = |args: &[&str]| {
+        let mut all = vec!["--as", alice.as_str(), "-n", ns.name.as_str()];
+        all.extend_from_slice(args);
+        all.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    for (what, args) in [
+        (
+            "a label",
+            as_alice(&["label", "mapplyset", "web", "team=a"]),
+        ),
+        (
+            "a finalizer",
+            as_alice(&[
+                "patch",
+                "mapplyset",
+                "web",
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":["tenancy-e2e/hold"]}}"#,
+            ]),
+        ),
+        (
+            "status",
+            as_alice(&[
+                "patch",
+                "mapplyset",
+                "web",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"observedGeneration":1}}"#,
+            ]),
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, _, err) = kubectl(&args, None).await;
+        assert!(ok, "{what} is admitted without the grant: {err}");
+    }
+    let (_, stored, _) = kubectl(
+        &["get", "mapplyset", "-n", &ns.name, "web", "-o", "json"],
+        None,
+    )
+    .await;
+    let stored: Value = serde_json::from_str(&stored).expect("the set as JSON");
+    assert_eq!(stored["metadata"]["labels"]["team"], "a");
+    assert_eq!(stored["metadata"]["finalizers"][0], "tenancy-e2e/hold");
+    assert_eq!(stored["status"]["observedGeneration"], 1);
+
+    let mut changed = set.clone();
+    changed["spec"]["template"]["spec"]["manifestWork"]["workload"]["manifests"][0]["data"]["value"] =
+        json!("y");
+    assert_refused(
+        &apply_as(&alice, &changed.to_string()).await,
+        &[&format!("may not deliver to consumer {WEST}")],
+    );
+    kubectl(
+        &[
+            "patch",
+            "mapplyset",
+            "-n",
+            &ns.name,
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+        None,
+    )
+    .await;
     ns.cleanup().await;
 }
 
