@@ -1,8 +1,9 @@
 //! Tenancy on the real stack: who may deliver what to which consumer,
 //! through a MaestroApply or a MaestroApplySet, decided by the API server
 //! (config/admission's ValidatingAdmissionPolicies checking RBAC), with
-//! users impersonated by the stack's admin (`kubectl --as`); ownership of bundles between objects; the operator's interval
-//! floors; a token never sent over plaintext.
+//! users impersonated by the stack's admin (`kubectl --as`); ownership of
+//! bundles between objects; the operator's interval floors; a token never
+//! sent over plaintext.
 //!
 //! See tests/operator_support for the harness (it installs the policies).
 
