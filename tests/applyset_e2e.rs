@@ -293,6 +293,32 @@ impl Fleet {
         }
     }
 
+    /// Scrapes the test's operator (which watches only the test's
+    /// namespace) until every one of `samples` is a line of its /metrics.
+    async fn wait_for_samples(&self, samples: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let scrape = self.op.metrics().await;
+            let missing: Vec<&&str> = samples
+                .iter()
+                .filter(|s| !scrape.lines().any(|l| l == **s))
+                .collect();
+            if missing.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {missing:?} within 30s:\n{}",
+                scrape
+                    .lines()
+                    .filter(|l| l.contains("applyset"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Each consumer's ManifestWork version in Maestro.
     async fn bundle_versions(&self) -> BTreeMap<String, i64> {
         self.ns
@@ -945,6 +971,12 @@ async fn without_automatic_rollback_a_failed_rollout_stops_where_it_is_until_the
     let st = f.sets().get("web").await.unwrap().status.unwrap();
     assert!(condition_is(&st, "RolledBack", "True"));
     assert_eq!(st.updated as usize, reached.len());
+    f.wait_for_samples(&[
+        r#"maestro_operator_applysets{phase="Halted"} 1"#,
+        r#"maestro_operator_applyset_rollouts_total{result="complete"} 1"#,
+        r#"maestro_operator_applyset_rollouts_total{result="rolled_back"} 1"#,
+    ])
+    .await;
 
     // A new template starts a new rollout, from wherever each consumer
     // is, and it completes.
@@ -967,5 +999,15 @@ async fn without_automatic_rollback_a_failed_rollout_stops_where_it_is_until_the
     for (c, child) in f.children().await {
         assert_eq!(revision_of(&child), fixed, "{c}");
     }
+    // Two rollouts completed (the first and the fix), one stopped.
+    f.wait_for_samples(&[
+        r#"maestro_operator_applyset_rollouts_total{result="complete"} 2"#,
+        r#"maestro_operator_applyset_rollouts_total{result="rolled_back"} 1"#,
+        r#"maestro_operator_applysets{phase="Ready"} 1"#,
+        r#"maestro_operator_applysets{phase="Halted"} 0"#,
+        r#"maestro_operator_applyset_consumers{state="Succeeded"} 4"#,
+        r#"maestro_operator_applyset_consumers{state="Failed"} 0"#,
+    ])
+    .await;
     f.finish().await;
 }
