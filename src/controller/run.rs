@@ -250,9 +250,12 @@ async fn run_controller(
     let stream = watcher(api, watch_config)
         .default_backoff()
         .inspect(move |item| watch_health.observe(item))
-        // managedFields can be larger than the rest of the object and are
-        // never read here.
-        .modify(|o: &mut RawMaestroApply| o.managed_fields_mut().clear())
+        // managedFields, and kubectl's client-side apply copy of the whole
+        // object, can be larger than the rest of it and are never read here.
+        .modify(|o: &mut RawMaestroApply| {
+            o.managed_fields_mut().clear();
+            o.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(changes_that_matter, PredicateConfig::default());
@@ -357,6 +360,9 @@ async fn run_controller(
     tokio::join!(applies, sets);
     info!("controller stopped");
 }
+
+/// Where `kubectl apply` (client-side) keeps the object as last applied.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// What, in a watch event, is worth a reconcile: spec changes
 /// (generation, which deletion also bumps), finalizers, a new
