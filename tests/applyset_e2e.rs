@@ -740,6 +740,11 @@ async fn bad_specs_are_refused_by_the_api_server_with_the_field_named() {
             json!({"consumerSelector": {}, "template": {"spec": {"manifestWork": {"workload": {"manifests": [manifest]}}}}}),
             "spec.consumerSelector selects by no label and would match every consumer",
         ),
+        // Beside a list it would still match every consumer.
+        (
+            json!({"consumerSelector": {}, "consumers": ["c1"], "template": {"spec": {"manifestWork": {"workload": {"manifests": [manifest]}}}}}),
+            "spec.consumerSelector selects by no label and would match every consumer",
+        ),
         (
             json!({"consumers": ["c1"], "rolloutStrategy": {"maxFailures": "150%"}, "template": {"spec": {"manifestWork": {"workload": {"manifests": [manifest]}}}}}),
             "maxFailures must be a non-negative integer or a percentage from 0% to 100%",

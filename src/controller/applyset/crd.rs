@@ -66,7 +66,7 @@ const DURATION_PATTERN: &str = "^([0-9]+([.][0-9]+)?(ms|s|m|h))+$";
 )]
 #[x_kube(
     validation = Rule::new(
-        "(has(self.consumerSelector) && ((has(self.consumerSelector.matchLabels) && size(self.consumerSelector.matchLabels) > 0) || (has(self.consumerSelector.matchExpressions) && size(self.consumerSelector.matchExpressions) > 0))) || (has(self.consumers) && size(self.consumers) > 0) || (has(self.allConsumers) && self.allConsumers)"
+        "(has(self.allConsumers) && self.allConsumers) || (has(self.consumerSelector) ? ((has(self.consumerSelector.matchLabels) && size(self.consumerSelector.matchLabels) > 0) || (has(self.consumerSelector.matchExpressions) && size(self.consumerSelector.matchExpressions) > 0)) : (has(self.consumers) && size(self.consumers) > 0))"
     ).message(
         "spec.consumerSelector selects by no label and would match every consumer: set matchLabels or matchExpressions, list spec.consumers, or set spec.allConsumers: true to deliver to every consumer"
     )
