@@ -10,7 +10,6 @@
 mod operator_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
@@ -29,36 +28,9 @@ const EAST4: &str = "cluster-east-4";
 const FLEET: [&str; 4] = [WEST, EAST, WEST3, EAST4];
 const SET_DEADLINE: Duration = Duration::from_secs(180);
 
-static SET_CRD: Once = Once::new();
-
 /// Maestro's PATCH replaces all of a consumer's labels, so the tests'
 /// read-modify-write of them must not interleave.
 static LABELS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn install_set_crd() {
-    SET_CRD.call_once(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/maestroapplyset.yaml");
-        for args in [
-            vec!["apply", "--server-side", "--force-conflicts", "-f", path],
-            vec![
-                "wait",
-                "--for=condition=Established",
-                "crd/maestroapplysets.maestro.hyperfleet.io",
-                "--timeout=60s",
-            ],
-        ] {
-            let out = std::process::Command::new(kubectl_path())
-                .args(&args)
-                .output()
-                .expect("kubectl runs");
-            assert!(
-                out.status.success(),
-                "kubectl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    });
-}
 
 /// One test's world: namespace, operator, and a label key on the fleet.
 struct Fleet {
@@ -122,7 +94,7 @@ async fn set_label(key: &str, consumer: &str, value: Option<&str>) {
 
 impl Fleet {
     async fn new(prefix: &str) -> Fleet {
-        install_set_crd();
+        install_crd();
         let ns = TestNs::new(prefix).await;
         for c in FLEET {
             assert!(
@@ -732,7 +704,7 @@ async fn suspend_pauses_the_rollout_until_resumed() {
 
 #[tokio::test]
 async fn bad_specs_are_refused_by_the_api_server_with_the_field_named() {
-    install_set_crd();
+    install_crd();
     let ns = TestNs::new("set-refused").await;
     let manifest = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": ns.name}});
     let cases = [

@@ -392,40 +392,11 @@ async fn a_bundle_of_a_deleted_owner_is_adopted_only_with_the_annotation_and_the
     ns.cleanup().await;
 }
 
-static SET_CRD: std::sync::Once = std::sync::Once::new();
-
-/// The MaestroApplySet CRD, once per test process (the policy for sets
-/// comes with config/admission, installed by [`TestNs::new`]).
-fn install_set_crd() {
-    SET_CRD.call_once(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/maestroapplyset.yaml");
-        for args in [
-            vec!["apply", "--server-side", "--force-conflicts", "-f", path],
-            vec![
-                "wait",
-                "--for=condition=Established",
-                "crd/maestroapplysets.maestro.hyperfleet.io",
-                "--timeout=60s",
-            ],
-        ] {
-            let out = std::process::Command::new(kubectl_path())
-                .args(&args)
-                .output()
-                .expect("kubectl runs");
-            assert!(
-                out.status.success(),
-                "kubectl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    });
-}
-
 /// A namespace where `user` may create and change MaestroApplySets (and
 /// their status), as the built-in edit role would let them: no delivery
 /// grant yet.
 async fn set_namespace(prefix: &str, user: &str) -> TestNs {
-    install_set_crd();
+    install_crd();
     let ns = TestNs::new(prefix).await;
     admin_apply(&format!(
         r#"

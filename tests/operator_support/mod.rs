@@ -95,12 +95,12 @@ pub async fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, Strin
 
 static CRD: Once = Once::new();
 
-/// Installs (or updates) the CRD from crds/ and the tenancy admission
-/// policy from config/admission, once per test process: every operator
-/// test runs under the policy, as a shared cluster would.
+/// Installs (or updates) the CRDs from crds/ and the tenancy admission
+/// policies from config/admission, once per test process: every operator
+/// test runs under the policies, as a shared cluster would.
 pub fn install_crd() {
     CRD.call_once(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/maestroapply.yaml");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
         let admission = concat!(env!("CARGO_MANIFEST_DIR"), "/config/admission");
         let run = |args: &[&str]| {
             let out = std::process::Command::new(kubectl_path())
@@ -119,6 +119,7 @@ pub fn install_crd() {
             "wait",
             "--for=condition=Established",
             "crd/maestroapplies.maestro.hyperfleet.io",
+            "crd/maestroapplysets.maestro.hyperfleet.io",
             "--timeout=60s",
         ]);
         run(&[
