@@ -465,6 +465,24 @@ async fn a_stream_report_wakes_only_its_object_and_older_or_repeated_ones_change
     assert!(woken(&mut rx).is_empty());
 }
 
+/// Starts a poll of `consumer` and holds it at its first request until
+/// the gate gets permits; the task ends with the poll.
+async fn held_refresh(
+    fake: &Fake,
+    p: &Poller,
+    consumer: &ConsumerName,
+) -> (Arc<Semaphore>, tokio::task::JoinHandle<()>) {
+    let gate = Arc::new(Semaphore::new(0));
+    *fake.gate.lock().unwrap() = Some(gate.clone());
+    let refresh = tokio::spawn({
+        let p = p.clone();
+        let consumer = consumer.clone();
+        async move { p.refresh(&consumer, TEN_S).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    (gate, refresh)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_poll_that_read_before_a_stream_report_does_not_undo_it() {
     let fake = Arc::new(Fake::default());
@@ -480,14 +498,7 @@ async fn a_poll_that_read_before_a_stream_report_does_not_undo_it() {
 
     // A poll reads (the agent's report is not in the listing) and is held;
     // a newer report arrives meanwhile.
-    let gate = Arc::new(Semaphore::new(0));
-    *fake.gate.lock().unwrap() = Some(gate.clone());
-    let refresh = tokio::spawn({
-        let p = p.clone();
-        let west = west.clone();
-        async move { p.refresh(&west, TEN_S).await }
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (gate, refresh) = held_refresh(&fake, &p, &west).await;
     assert_eq!(
         p.apply_event(&event("west", a, 1, 110, false)),
         EventOutcome::Applied
@@ -655,14 +666,7 @@ async fn a_poll_that_read_a_deleting_bundle_before_its_confirmation_does_not_bri
     deleting(&fake, "west", id);
     // A poll lists the deleting bundle and is held; the confirmation of a
     // bundle not cached yet arrives meanwhile.
-    let gate = Arc::new(Semaphore::new(0));
-    *fake.gate.lock().unwrap() = Some(gate.clone());
-    let refresh = tokio::spawn({
-        let p = p.clone();
-        let west = west.clone();
-        async move { p.refresh(&west, TEN_S).await }
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (gate, refresh) = held_refresh(&fake, &p, &west).await;
     assert_eq!(
         p.apply_event(&event("west", id, 3, 100, true)),
         EventOutcome::Early
