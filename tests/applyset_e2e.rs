@@ -745,12 +745,16 @@ async fn bad_specs_are_refused_by_the_api_server_with_the_field_named() {
         "spec": {"allConsumers": true, "suspend": true,
                  "template": {"spec": {"manifestWork": {"workload": {"manifests": [manifest]}}}}},
     });
-    let (ok, _, stderr) = kubectl(
-        &["apply", "--dry-run=server", "-f", "-"],
+    let (ok, stored, stderr) = kubectl(
+        &["apply", "--dry-run=server", "-o", "json", "-f", "-"],
         Some(&obj.to_string()),
     )
     .await;
     assert!(ok, "{stderr}");
+    // Before any reconcile kstatus must read it as not yet observed.
+    let stored: Value = serde_json::from_str(&stored).expect("kubectl prints JSON");
+    assert_eq!(stored["status"]["observedGeneration"], 0, "{stored}");
+    assert!(stored["status"]["conditions"].is_null(), "{stored}");
     ns.cleanup().await;
 }
 

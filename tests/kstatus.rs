@@ -138,6 +138,8 @@ const SAMPLE_VERDICTS: &[(&str, &str)] = &[
     ("set-progressing.yaml", "InProgress"),
     ("set-complete.yaml", "Current"),
     ("set-rolled-back.yaml", "Failed"),
+    // A set before its first reconcile, with the CRD's status default.
+    ("set-new-defaulted.yaml", "InProgress"),
 ];
 
 #[test]

@@ -234,6 +234,9 @@ fn default_history() -> u32 {
 /// What the set last observed and decided.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// Defaulted so that kstatus (Flux) reads a set no operator has reconciled
+// as InProgress (observedGeneration behind generation), not Current.
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct MaestroApplySetStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
