@@ -131,8 +131,14 @@ impl Cli {
     /// A consumer with no agent, labelled `key=value`.
     fn agentless_consumer(&self, key: &str, value: &str) -> String {
         let name = unique("quorum-lonely");
-        self.run(&["consumers", "create", &name, "-l", &format!("{key}={value}")])
-            .expect(0, "create consumer");
+        self.run(&[
+            "consumers",
+            "create",
+            &name,
+            "-l",
+            &format!("{key}={value}"),
+        ])
+        .expect(0, "create consumer");
         name
     }
 }
