@@ -684,6 +684,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn listing_over_no_consumers_is_refused_before_any_request() {
+        let client = unreachable_client(WriteFence::open());
+        let err = client.list_bundles_on(&[], None).await.unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    }
+
+    #[tokio::test]
     async fn a_closed_fence_refuses_every_write_before_any_request() {
         let client = unreachable_client(WriteFence::closed());
         let w = work(&[]);
