@@ -12,6 +12,7 @@ use crate::names::ConsumerName;
 
 use super::context::{Deadline, parse_timeout, retry};
 use super::errors::CliError;
+use super::fleet::ConsumerSelector;
 use super::output::{self, OutputFormat, Table, age_or_unknown};
 use super::{Ctx, Outcome};
 
@@ -38,9 +39,9 @@ pub struct Common {
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
-    /// Only consumers whose labels match, e.g. env=prod
-    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
-    pub selector: Option<String>,
+    /// Only consumers whose labels match (kubectl syntax, e.g. env=prod,region in (west))
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR", value_parser = ConsumerSelector::parse)]
+    pub selector: Option<ConsumerSelector>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -99,8 +100,7 @@ pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliErr
             })
             .await?;
             if let Some(selector) = &args.selector {
-                let wanted = parse_selector(selector)?;
-                consumers.retain(|c| wanted.iter().all(|(k, v)| c.labels.get(k) == Some(v)));
+                consumers.retain(|c| selector.matches(&c.labels));
             }
             consumers.sort_by(|a, b| a.name.cmp(&b.name));
             print_consumers(&consumers, args.common.output, true)?;
@@ -210,25 +210,6 @@ async fn resolve(
     }
 }
 
-fn parse_selector(text: &str) -> Result<Vec<(String, String)>, CliError> {
-    text.split(',')
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| {
-            let t = t.trim().replacen("==", "=", 1);
-            if t.contains("!=") || t.contains(' ') {
-                return Err(CliError::Usage(format!(
-                    "--selector: {t:?}: only KEY=VALUE terms are supported for consumers"
-                )));
-            }
-            parse_label(&t).map_err(|e| {
-                CliError::Usage(format!(
-                    "--selector: {e} (only KEY=VALUE terms are supported for consumers)"
-                ))
-            })
-        })
-        .collect()
-}
-
 fn print_consumers(
     consumers: &[Consumer],
     format: OutputFormat,
@@ -309,16 +290,5 @@ mod tests {
         );
         assert!(parse_label("novalue").is_err());
         assert!(parse_label("=x").is_err());
-    }
-
-    #[test]
-    fn consumer_selectors_take_equality_terms_only() {
-        assert_eq!(parse_selector("a=1,b=2").unwrap().len(), 2);
-        assert!(parse_selector("a!=1").is_err());
-        assert_eq!(
-            parse_selector("a==1").unwrap(),
-            [("a".to_string(), "1".to_string())]
-        );
-        assert!(parse_selector("a in (x)").is_err());
     }
 }

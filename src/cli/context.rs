@@ -313,12 +313,22 @@ pub struct Follower {
 
 impl Follower {
     pub fn start(client: &WorkClient, consumer: &ConsumerName) -> Follower {
+        Follower::following(client, Some(consumer.clone()))
+    }
+
+    /// Follows the works of every consumer of the client's source, for
+    /// commands that span consumers.
+    pub fn start_all(client: &WorkClient) -> Follower {
+        Follower::following(client, None)
+    }
+
+    fn following(client: &WorkClient, consumer: Option<ConsumerName>) -> Follower {
         let options = SubscribeOptions {
             buffer: 1024,
             ..SubscribeOptions::default()
         };
         Follower {
-            events: Some(client.watch(Some(consumer.clone()), None, options)),
+            events: Some(client.watch(consumer, None, options)),
             stream_up: false,
         }
     }

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{ArgGroup, Args, ValueEnum};
 
-use crate::maestro::rest::ResourceBundle;
 use crate::names::ConsumerName;
 
 use super::context::{Deadline, parse_timeout, retry};
 use super::errors::CliError;
+use super::fleet::{ConsumerSelector, bundles_on, select_consumers};
 use super::output::{self, OutputFormat, Table};
 use super::remote::Remote;
 use super::{Ctx, Outcome};
@@ -42,9 +42,13 @@ impl StatusFilter {
 }
 
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("where").required(true).args(["consumer", "consumer_selector"])))]
 pub struct ListArgs {
     #[arg(long, value_name = "NAME")]
-    pub consumer: ConsumerName,
+    pub consumer: Option<ConsumerName>,
+    /// List the works of every consumer whose labels match (kubectl syntax, e.g. env=prod,region in (west))
+    #[arg(long, value_name = "SELECTOR", value_parser = ConsumerSelector::parse)]
+    pub consumer_selector: Option<ConsumerSelector>,
     /// Only works whose condition of this type is True (Deleting: being deleted)
     #[arg(long, value_enum, ignore_case = true)]
     pub status: Option<StatusFilter>,
@@ -61,34 +65,62 @@ pub struct ListArgs {
 pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
     let deadline = Deadline::after(args.timeout);
     let client = ctx.client()?;
-    let bundles: Vec<ResourceBundle> = retry(
-        &deadline,
-        &format!("list manifestworks of consumer {}", args.consumer),
-        async || {
-            client
-                .list_bundles(Some(&args.consumer), args.selector.as_deref())
-                .await
-        },
-    )
-    .await?;
+    let (bundles, scope) = match (&args.consumer, &args.consumer_selector) {
+        (Some(consumer), _) => {
+            let bundles = retry(
+                &deadline,
+                &format!("list manifestworks of consumer {consumer}"),
+                async || {
+                    client
+                        .list_bundles(Some(consumer), args.selector.as_deref())
+                        .await
+                },
+            )
+            .await?;
+            (bundles, format!("consumer {consumer}"))
+        }
+        (None, Some(selector)) => {
+            let consumers = select_consumers(client, &deadline, selector).await?;
+            let scope = format!("the consumers selected by {:?}", selector.as_str());
+            let bundles = retry(
+                &deadline,
+                &format!("list manifestworks of {scope}"),
+                async || bundles_on(client, &consumers, args.selector.as_deref()).await,
+            )
+            .await?;
+            (bundles, scope)
+        }
+        (None, None) => {
+            return Err(CliError::Usage(
+                "list needs --consumer or --consumer-selector".into(),
+            ));
+        }
+    };
     let mut works = bundles
         .into_iter()
         .map(Remote::from_bundle)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CliError::maestro("read the listed works", e))?;
     works.retain(|r| args.status.is_none_or(|s| s.matches(r)));
-    works.sort_by(|a, b| a.name().cmp(b.name()));
+    works.sort_by(|a, b| {
+        (a.bundle.consumer_name.as_str(), a.name())
+            .cmp(&(b.bundle.consumer_name.as_str(), b.name()))
+    });
 
-    if works.is_empty() && args.status.is_none() && args.selector.is_none() {
+    if let Some(consumer) = &args.consumer
+        && works.is_empty()
+        && args.status.is_none()
+        && args.selector.is_none()
+    {
         // An empty list may mean a typo in the consumer: say so.
         let exists = retry(&deadline, "find the consumer", async || {
-            client.rest().find_consumer_by_name(&args.consumer).await
+            client.rest().find_consumer_by_name(consumer).await
         })
         .await?;
         if exists.is_none() {
             return Err(CliError::NotFound(format!(
                 "consumer {:?} is not registered in Maestro",
-                args.consumer.as_str()
+                consumer.as_str()
             )));
         }
     }
@@ -103,13 +135,23 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
         }
         format => {
             if works.is_empty() {
-                eprintln!("No manifestworks found for consumer {}.", args.consumer);
+                eprintln!("No manifestworks found for {scope}.");
                 return Ok(Outcome::success());
             }
             let wide = format == OutputFormat::Wide;
-            let mut table = Table::new(&output::work_header(wide));
+            let across = args.consumer_selector.is_some();
+            let header = if across {
+                output::work_header_across(wide)
+            } else {
+                output::work_header(wide)
+            };
+            let mut table = Table::new(&header);
             for work in &works {
-                table.row(output::work_row(work, wide));
+                table.row(if across {
+                    output::work_row_across(&work.bundle.consumer_name, work, wide)
+                } else {
+                    output::work_row(work, wide)
+                });
             }
             output::emit(&table.render())?;
         }

@@ -15,6 +15,7 @@ pub mod delete;
 pub mod describe;
 pub mod diff;
 pub mod errors;
+pub mod fleet;
 pub mod get;
 pub mod input;
 pub mod list;
@@ -453,6 +454,53 @@ mod tests {
         let e = Cli::try_parse_from(["maestro-cli", "get", "--name", "web"]).unwrap_err();
         assert!(e.to_string().contains("--consumer"), "{e}");
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn consumer_and_selector_are_alternatives_and_quorum_needs_a_selector() {
+        let wait = |extra: &[&str]| {
+            let mut line = vec![
+                "maestro-cli",
+                "wait",
+                "--name",
+                "w",
+                "--condition",
+                "Applied",
+            ];
+            line.extend_from_slice(extra);
+            Cli::try_parse_from(line)
+        };
+        assert!(wait(&["-l", "env=prod", "--quorum", "95%"]).is_ok());
+        assert!(wait(&["--consumer-selector", "env=prod"]).is_ok());
+        let both = wait(&["--consumer", "c", "-l", "env=prod"]).unwrap_err();
+        assert!(both.to_string().contains("cannot be used with"), "{both}");
+        let neither = wait(&[]).unwrap_err().to_string();
+        assert!(
+            neither.contains("--consumer") && neither.contains("--selector"),
+            "{neither}"
+        );
+        let lone = wait(&["--consumer", "c", "--quorum", "2"]).unwrap_err();
+        assert_eq!(lone.exit_code(), 2);
+        let bad = wait(&["-l", "env=prod", "--quorum", "150%"]).unwrap_err();
+        assert!(bad.to_string().contains("150%"), "{bad}");
+        let bad = wait(&["-l", "env in prod"]).unwrap_err();
+        assert!(bad.to_string().contains("env in prod"), "{bad}");
+        assert!(
+            Cli::try_parse_from(["maestro-cli", "get", "--name", "w", "-l", "env=prod"]).is_ok()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "maestro-cli",
+                "list",
+                "--consumer-selector",
+                "env=prod",
+                "-l",
+                "app=web"
+            ])
+            .is_ok()
+        );
+        let e = Cli::try_parse_from(["maestro-cli", "list", "-l", "app=web"]).unwrap_err();
+        assert!(e.to_string().contains("--consumer-selector"), "{e}");
     }
 
     #[test]

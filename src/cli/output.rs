@@ -168,6 +168,27 @@ pub fn work_header(wide: bool) -> Vec<&'static str> {
     h
 }
 
+/// The header of a work table spanning consumers: the consumer first
+/// (the wide table, which shows it anyway, keeps its own layout).
+pub fn work_header_across(wide: bool) -> Vec<&'static str> {
+    if wide {
+        return work_header(true);
+    }
+    let mut h = vec!["CONSUMER"];
+    h.extend(work_header(false));
+    h
+}
+
+/// One row of a work table spanning consumers.
+pub fn work_row_across(consumer: &str, remote: &Remote, wide: bool) -> Vec<String> {
+    if wide {
+        return work_row(remote, true);
+    }
+    let mut row = vec![consumer.to_string()];
+    row.extend(work_row(remote, false));
+    row
+}
+
 /// One row of a work table.
 pub fn work_row(remote: &Remote, wide: bool) -> Vec<String> {
     let mut row = vec![

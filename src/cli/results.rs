@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::errors::CliError;
+use super::fleet::{ConsumerState, QuorumSummary};
 use super::remote::{ResourceResult, Snapshot};
 
 /// The variable that names the results file when `--results-path` is not
@@ -44,13 +45,26 @@ pub struct StatusResult {
     pub version: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_version: Option<i64>,
+    /// The consumer label selector, when the command ran across consumers
+    /// (then `consumer` is empty and `consumers` lists each one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_selector: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<QuorumSummary>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<ConsumerState>,
 }
 
-/// Which work a command is about, as far as it is known.
+/// Which work a command is about, as far as it is known. Across consumers,
+/// also each consumer's last known state, so that a failure (a timeout, a
+/// signal) records it too.
 #[derive(Debug, Clone, Default)]
 pub struct Target {
     pub name: String,
     pub consumer: String,
+    pub selector: Option<String>,
+    pub quorum: Option<QuorumSummary>,
+    pub consumers: Vec<ConsumerState>,
 }
 
 impl StatusResult {
@@ -67,6 +81,9 @@ impl StatusResult {
             bundle_id: None,
             version: None,
             observed_version: None,
+            consumer_selector: target.selector.clone(),
+            quorum: target.quorum.clone(),
+            consumers: target.consumers.clone(),
         }
     }
 
@@ -175,6 +192,7 @@ mod tests {
         Target {
             name: "web".into(),
             consumer: "cluster-west-1".into(),
+            ..Target::default()
         }
     }
 

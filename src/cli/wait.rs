@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use std::collections::BTreeMap;
+
+use clap::{ArgGroup, Args, ValueEnum};
 
 use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::{
@@ -17,6 +19,9 @@ use crate::names::{ConsumerName, WorkName};
 
 use super::context::{Deadline, Follower, Progress, format_duration, parse_timeout, poll_until};
 use super::errors::CliError;
+use super::fleet::{
+    ConsumerSelector, ConsumerState, Quorum, QuorumSummary, find_on_each, select_consumers,
+};
 use super::output::{self, OutputFormat};
 use super::remote::{ManifestSelector, Remote, find, work_not_found};
 use super::results::{ResultsArgs, StatusResult, Target};
@@ -57,11 +62,18 @@ impl std::fmt::Display for WorkCondition {
 }
 
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("where").required(true).args(["consumer", "selector"])))]
 pub struct WaitArgs {
     #[arg(long, value_name = "NAME")]
     pub name: WorkName,
     #[arg(long, value_name = "NAME")]
-    pub consumer: ConsumerName,
+    pub consumer: Option<ConsumerName>,
+    /// Wait on every consumer whose labels match (kubectl syntax, e.g. env=prod,region in (west))
+    #[arg(short = 'l', long, value_name = "SELECTOR", visible_alias = "consumer-selector", value_parser = ConsumerSelector::parse)]
+    pub selector: Option<ConsumerSelector>,
+    /// With --selector: done once this many selected consumers meet the condition, a count (8) or a percentage, rounded up (95%) [default: 100%]
+    #[arg(long, value_name = "N|P%", requires = "selector", conflicts_with = "consumer", value_parser = Quorum::parse)]
+    pub quorum: Option<Quorum>,
     /// The condition to wait for
     #[arg(long, value_enum, ignore_case = true)]
     pub condition: WorkCondition,
@@ -80,29 +92,62 @@ pub struct WaitArgs {
 
 pub async fn run(ctx: &Ctx, args: WaitArgs, target: &mut Target) -> Result<Outcome, CliError> {
     target.name = args.name.to_string();
-    target.consumer = args.consumer.to_string();
-    let selector = args
+    let manifest = args
         .manifest_name
         .as_deref()
         .map(ManifestSelector::parse)
         .transpose()?;
+    let (result, line) = match (&args.consumer, &args.selector) {
+        (Some(consumer), _) => {
+            target.consumer = consumer.to_string();
+            wait_one(ctx, &args, consumer, manifest.as_ref(), target).await?
+        }
+        (None, Some(selector)) => {
+            target.selector = Some(selector.to_string());
+            wait_quorum(ctx, &args, selector, manifest.as_ref(), target).await?
+        }
+        (None, None) => {
+            return Err(CliError::Usage(
+                "wait needs --consumer or --selector".into(),
+            ));
+        }
+    };
+    if args.output.is_table() {
+        output::emit(&format!("{line}\n"))?;
+    } else {
+        output::emit(&output::structured(args.output, &result)?)?;
+    }
+    Ok(Outcome::with_result(result))
+}
+
+fn subject(name: &WorkName, manifest: Option<&ManifestSelector>) -> String {
+    match manifest {
+        Some(s) => format!("manifest {s} of manifestwork/{name}"),
+        None => format!("manifestwork/{name}"),
+    }
+}
+
+async fn wait_one(
+    ctx: &Ctx,
+    args: &WaitArgs,
+    consumer: &ConsumerName,
+    manifest: Option<&ManifestSelector>,
+    target: &Target,
+) -> Result<(StatusResult, String), CliError> {
     let deadline = Deadline::after(args.timeout);
     let client = ctx.client()?;
     let mut progress = Progress::new();
     let remote = wait_for(
         client,
-        &args.consumer,
+        consumer,
         &args.name,
         args.condition,
-        selector.as_ref(),
+        manifest,
         &deadline,
         &mut progress,
     )
     .await?;
-    let subject = match &selector {
-        Some(s) => format!("manifest {s} of manifestwork/{}", args.name),
-        None => format!("manifestwork/{}", args.name),
-    };
+    let subject = subject(&args.name, manifest);
     let mut result = StatusResult::new(
         target,
         args.condition.as_str(),
@@ -111,12 +156,157 @@ pub async fn run(ctx: &Ctx, args: WaitArgs, target: &mut Target) -> Result<Outco
     if let Some(remote) = &remote {
         result = result.with_snapshot(&remote.snapshot());
     }
-    if args.output.is_table() {
-        output::emit(&format!("{subject} condition met: {}\n", args.condition))?;
-    } else {
-        output::emit(&output::structured(args.output, &result)?)?;
+    Ok((
+        result,
+        format!("{subject} condition met: {}", args.condition),
+    ))
+}
+
+/// Waits until a quorum of the selected consumers meets the condition.
+/// Each consumer's state goes into `target` on every look, so the results
+/// file lists them however the wait ends.
+async fn wait_quorum(
+    ctx: &Ctx,
+    args: &WaitArgs,
+    selector: &ConsumerSelector,
+    manifest: Option<&ManifestSelector>,
+    target: &mut Target,
+) -> Result<(StatusResult, String), CliError> {
+    let deadline = Deadline::after(args.timeout);
+    let client = ctx.client()?;
+    let consumers = select_consumers(client, &deadline, selector).await?;
+    let quorum = args.quorum.unwrap_or(Quorum::Percent(100));
+    let required = quorum.required(consumers.len(), selector)?;
+    let goal = Goal {
+        name: &args.name,
+        condition: args.condition,
+        manifest,
+        selector,
+        quorum,
+        required,
+        selected: consumers.len(),
+    };
+    let mut follower = Follower::start_all(client);
+    let mut progress = Progress::new();
+    let tally = poll_until(
+        &mut follower,
+        &deadline,
+        async || {
+            find_on_each(client, &consumers, &args.name)
+                .await
+                .map(|found| goal.tally(found))
+        },
+        |tally: &Tally| {
+            progress.report(goal.describe(tally));
+            target.consumers = tally.states.clone();
+            target.quorum = Some(goal.summary(tally));
+            Ok(tally.met >= required)
+        },
+        |last: Option<Tally>| CliError::Timeout {
+            message: format!(
+                "timed out after {} waiting for a quorum: {}",
+                format_duration(deadline.total()),
+                goal.describe(&last.unwrap_or_default())
+            ),
+            last: None,
+        },
+    )
+    .await?;
+    let message = format!("quorum met: {}", goal.describe(&tally));
+    let result = StatusResult::new(target, args.condition.as_str(), message.clone());
+    Ok((result, message))
+}
+
+/// What a quorum wait is waiting for.
+struct Goal<'a> {
+    name: &'a WorkName,
+    condition: WorkCondition,
+    manifest: Option<&'a ManifestSelector>,
+    selector: &'a ConsumerSelector,
+    quorum: Quorum,
+    required: usize,
+    selected: usize,
+}
+
+/// The selected consumers as last read: each one's state, and how many
+/// meet the condition.
+#[derive(Debug, Default)]
+struct Tally {
+    states: Vec<ConsumerState>,
+    met: usize,
+}
+
+/// How many consumers not meeting the condition a message names; the
+/// results file lists them all.
+const NAMED_IN_MESSAGE: usize = 10;
+
+impl Goal<'_> {
+    fn tally(&self, found: BTreeMap<ConsumerName, Option<Remote>>) -> Tally {
+        let mut tally = Tally::default();
+        for (consumer, remote) in found {
+            let mut state = ConsumerState::of(&consumer, remote.as_ref());
+            let met = match is_met(
+                remote.as_ref(),
+                self.condition,
+                self.manifest,
+                &consumer,
+                self.name,
+            ) {
+                Ok(met) => met,
+                // Elsewhere fatal, here only this consumer's problem.
+                Err(e) => {
+                    state.message = Some(e.to_string());
+                    false
+                }
+            };
+            if !met && state.message.is_none() && remote.is_some() {
+                state.message = Some(Progress::describe(remote.as_ref()));
+            }
+            state.condition_met = Some(met);
+            tally.met += usize::from(met);
+            tally.states.push(state);
+        }
+        tally
     }
-    Ok(Outcome::with_result(result))
+
+    fn summary(&self, tally: &Tally) -> QuorumSummary {
+        QuorumSummary {
+            quorum: self.quorum.to_string(),
+            required: self.required,
+            selected: self.selected,
+            met: tally.met,
+        }
+    }
+
+    /// One line: the goal, how far it is, and who is missing.
+    fn describe(&self, tally: &Tally) -> String {
+        let mut line = format!(
+            "{} is {} on {} of {} consumers selected by {:?} (quorum {}, needs {})",
+            subject(self.name, self.manifest),
+            self.condition,
+            tally.met,
+            self.selected,
+            self.selector.as_str(),
+            self.quorum,
+            self.required,
+        );
+        let missing: Vec<String> = tally
+            .states
+            .iter()
+            .filter(|s| s.condition_met != Some(true))
+            .map(|s| format!("{} ({})", s.consumer, s.status))
+            .collect();
+        if tally.states.is_empty() {
+            line.push_str("; no consumer read yet");
+        } else if !missing.is_empty() {
+            let shown = missing.len().min(NAMED_IN_MESSAGE);
+            line.push_str(&format!("; not met on: {}", missing[..shown].join(", ")));
+            if missing.len() > shown {
+                line.push_str(&format!(" and {} more", missing.len() - shown));
+            }
+        }
+        line
+    }
 }
 
 /// Waits until `condition` holds; returns the work as last read (`None`
@@ -255,5 +445,82 @@ mod tests {
         let e = is_met(Some(&r), WorkCondition::Available, Some(&missing), &c, &n).unwrap_err();
         assert_eq!(e.exit_status().code(), 4);
         assert!(is_met(Some(&r), WorkCondition::Deleted, Some(&missing), &c, &n).unwrap());
+    }
+
+    #[test]
+    fn a_quorum_tally_counts_consumers_meeting_the_condition_and_names_the_rest() {
+        let name = WorkName::new("w").unwrap();
+        let selector = ConsumerSelector::parse("env=prod").unwrap();
+        let goal = Goal {
+            name: &name,
+            condition: WorkCondition::Available,
+            manifest: None,
+            selector: &selector,
+            quorum: Quorum::Percent(60),
+            required: 2,
+            selected: 3,
+        };
+        let consumer = |n: &str| ConsumerName::new(n).unwrap();
+        let found = BTreeMap::from([
+            (
+                consumer("a"),
+                Some(remote(1, 1, json!([cond("Available", "True")]), json!([]))),
+            ),
+            (
+                consumer("b"),
+                Some(remote(1, 1, json!([cond("Applied", "False")]), json!([]))),
+            ),
+            (consumer("c"), None),
+        ]);
+        let tally = goal.tally(found);
+        assert_eq!(tally.met, 1);
+        let states: Vec<_> = tally
+            .states
+            .iter()
+            .map(|s| (s.consumer.as_str(), s.status.as_str(), s.condition_met))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("a", "Available", Some(true)),
+                ("b", "Failed", Some(false)),
+                ("c", "NotFound", Some(false))
+            ]
+        );
+        assert!(
+            tally.states[1]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("Applied=False")
+        );
+        let line = goal.describe(&tally);
+        assert!(
+            line.contains("1 of 3")
+                && line.contains("needs 2")
+                && line.contains("b (Failed), c (NotFound)"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_quorum_message_names_at_most_ten_missing_consumers() {
+        let name = WorkName::new("w").unwrap();
+        let selector = ConsumerSelector::parse("env=prod").unwrap();
+        let goal = Goal {
+            name: &name,
+            condition: WorkCondition::Applied,
+            manifest: None,
+            selector: &selector,
+            quorum: Quorum::Count(1),
+            required: 1,
+            selected: 12,
+        };
+        let found = (0..12)
+            .map(|i| (ConsumerName::new(format!("c{i:02}")).unwrap(), None))
+            .collect();
+        let line = goal.describe(&goal.tally(found));
+        assert!(line.contains("c09 (NotFound) and 2 more"), "{line}");
+        assert!(!line.contains("c10"), "{line}");
     }
 }

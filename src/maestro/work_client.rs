@@ -172,6 +172,26 @@ impl WorkClient {
         self.rest.list_resource_bundles(&options).await
     }
 
+    /// This source's bundles on any of `consumers` (optionally only works
+    /// whose labels match `label_selector`). An empty list is refused
+    /// rather than read as "every consumer".
+    pub async fn list_bundles_on(
+        &self,
+        consumers: &[ConsumerName],
+        label_selector: Option<&str>,
+    ) -> Result<Vec<ResourceBundle>> {
+        let mut search = Search::source(&self.source).consumers(consumers)?;
+        if let Some(selector) = label_selector.filter(|s| !s.trim().is_empty()) {
+            search = search.labels(selector)?;
+        }
+        let options = ListOptions {
+            search: Some(search.build()),
+            size: Some(LIST_PAGE_SIZE),
+            ..ListOptions::default()
+        };
+        self.rest.list_resource_bundles(&options).await
+    }
+
     pub async fn list(
         &self,
         consumer: Option<&ConsumerName>,
@@ -661,6 +681,13 @@ mod tests {
         )
         .unwrap();
         WorkClient::new(&config).unwrap().with_fence(fence)
+    }
+
+    #[tokio::test]
+    async fn listing_over_no_consumers_is_refused_before_any_request() {
+        let client = unreachable_client(WriteFence::open());
+        let err = client.list_bundles_on(&[], None).await.unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
     }
 
     #[tokio::test]
