@@ -992,3 +992,58 @@ async fn without_automatic_rollback_a_failed_rollout_stops_where_it_is_until_the
     .await;
     f.finish().await;
 }
+
+/// With `spec.template.spec.workName` every child publishes one work name,
+/// so a Job can wait on the ManifestWorks themselves across the fleet.
+#[tokio::test]
+async fn a_template_work_name_lets_maestro_cli_wait_on_the_set_with_a_quorum() {
+    let f = Fleet::new("set-quorum").await;
+    f.label_all(&FLEET).await;
+    let work = unique("fleet-work");
+    f.apply(
+        "web",
+        json!({"type": "All"}),
+        Vec::new(),
+        json!({"template": {"spec": {
+            "workName": work,
+            "pollInterval": "2s",
+            "manifestWork": {"workload": {"manifests": [f.configmap("web-quorum", "1")]}},
+        }}}),
+    )
+    .await;
+    f.wait_rolled_out("web").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let results = dir.path().join("results.json");
+    let selector = format!("{}=member", f.key);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_maestro-cli"))
+        .env("MAESTRO_HTTP_ENDPOINT", http_endpoint())
+        .env("MAESTRO_GRPC_ENDPOINT", grpc_endpoint())
+        .env("MAESTRO_SOURCE_ID", &f.ns.source)
+        .env_remove("RESULTS_PATH")
+        .args(["wait", "--name", &work, "-l", &selector, "--quorum", "75%"])
+        .args(["--condition", "Available", "--timeout", "60s"])
+        .arg("--results-path")
+        .arg(&results)
+        .output()
+        .expect("run maestro-cli");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "maestro-cli wait: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(&results).expect("results file")).expect("JSON");
+    assert_eq!(record["quorum"]["required"], 3, "{record}");
+    let mut listed: Vec<&str> = record["consumers"]
+        .as_array()
+        .expect("consumers in the results")
+        .iter()
+        .filter_map(|c| c["consumer"].as_str())
+        .collect();
+    listed.sort_unstable();
+    let mut fleet = FLEET.to_vec();
+    fleet.sort_unstable();
+    assert_eq!(listed, fleet, "{record}");
+    f.finish().await;
+}
