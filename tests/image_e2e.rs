@@ -171,6 +171,12 @@ fn security_flags(deployment: &Value) -> Vec<String> {
         ),
         "the images' user and the secret files' group are the chart's"
     );
+    hardened(user, group)
+}
+
+/// `podman run` flags for what a restricted pod gets: this user and
+/// group, a read-only root, no capabilities, no privilege escalation.
+fn hardened(user: impl std::fmt::Display, group: impl std::fmt::Display) -> Vec<String> {
     strings(&[
         &format!("--user={user}:{group}"),
         // Kubernetes gives no /tmp or /run tmpfs on a read-only root.
@@ -417,22 +423,16 @@ async fn the_operator_image_runs_with_the_charts_arguments_and_makes_a_maestroap
 /// writable results directory at /results. Returns the exit code and the
 /// output.
 fn cli_job(source: &str, input: &Path, results: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut all = strings(&[
-        "run",
-        "--rm",
-        "--network=host",
-        &format!("--user={NONROOT}:{NONROOT}"),
-        "--read-only",
-        "--read-only-tmpfs=false",
-        "--cap-drop=ALL",
-        "--security-opt=no-new-privileges",
+    let mut all = strings(&["run", "--rm", "--network=host"]);
+    all.extend(hardened(NONROOT, NONROOT));
+    all.extend(strings(&[
         &format!("--env=MAESTRO_GRPC_ENDPOINT={}", grpc_endpoint()),
         &format!("--env=MAESTRO_HTTP_ENDPOINT={}", http_endpoint()),
         &format!("--env=MAESTRO_SOURCE_ID={source}"),
         &format!("--volume={}:/input:ro", input.display()),
         &format!("--volume={}:/results", results.display()),
         CLI_IMAGE,
-    ]);
+    ]));
     all.extend(strings(args));
     let out = podman(&all);
     (
@@ -564,16 +564,9 @@ fn fails_alike(binary: &str, image: &str, args: &[&str]) -> (i32, String) {
         .stdin(Stdio::null())
         .output()
         .expect("run the binary");
-    let mut run = strings(&[
-        "run",
-        "--rm",
-        "--network=host",
-        &format!("--user={NONROOT}:{NONROOT}"),
-        "--read-only",
-        "--read-only-tmpfs=false",
-        "--cap-drop=ALL",
-        image,
-    ]);
+    let mut run = strings(&["run", "--rm", "--network=host"]);
+    run.extend(hardened(NONROOT, NONROOT));
+    run.push(image.to_string());
     run.extend(strings(args));
     let contained = podman(&run);
     let code = direct.status.code().expect("an exit code");
