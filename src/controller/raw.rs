@@ -9,6 +9,11 @@
 //! reported on itself and the others go on.
 
 use std::borrow::Cow;
+use std::io::{Read, Write};
+
+use flate2::Compression;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
 
 use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
@@ -23,9 +28,12 @@ use super::crd::{API_VERSION, GROUP, KIND, MaestroApply, VERSION};
 pub struct RawMaestroApply {
     pub metadata: ObjectMeta,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<Box<RawValue>>,
+    spec: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<Box<RawValue>>,
+    status: Option<Box<RawValue>>,
+    /// Spec and status deflated by [`RawMaestroApply::pack`].
+    #[serde(skip)]
+    packed: Option<Box<[u8]>>,
 }
 
 impl Resource for RawMaestroApply {
@@ -65,13 +73,41 @@ impl RawMaestroApply {
         // API server sent it.
         let mut text = serde_json::Value::Object(object).to_string();
         text.pop();
+        match &self.packed {
+            Some(packed) => text.push_str(&inflate(packed)?),
+            None => text.push_str(&self.fields_text()),
+        }
+        text.push('}');
+        serde_json::from_str(&text).map_err(|e| describe(&e))
+    }
+
+    /// Keeps spec and status only deflated: the watch cache holds every
+    /// object for the operator's life, and their manifests are most of
+    /// it, while only the object being reconciled needs them readable
+    /// (inflating a few kilobytes takes microseconds). Left as it is if
+    /// deflating fails.
+    pub fn pack(&mut self) {
+        let text = self.fields_text();
+        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
+        if encoder.write_all(text.as_bytes()).is_err() {
+            return;
+        }
+        if let Ok(packed) = encoder.finish() {
+            self.packed = Some(packed.into_boxed_slice());
+            self.spec = None;
+            self.status = None;
+        }
+    }
+
+    /// `,"spec":…,"status":…` as the API server sent them.
+    fn fields_text(&self) -> String {
+        let mut text = String::new();
         for (field, raw) in [("spec", &self.spec), ("status", &self.status)] {
             if let Some(raw) = raw {
                 text.push_str(&format!(",\"{field}\":{}", raw.get()));
             }
         }
-        text.push('}');
-        serde_json::from_str(&text).map_err(|e| describe(&e))
+        text
     }
 
     /// The same object's reference in the typed world.
@@ -91,6 +127,14 @@ pub fn raw_ref(typed: &ObjectRef<MaestroApply>) -> ObjectRef<RawMaestroApply> {
         Some(ns) => r.within(ns),
         None => r,
     }
+}
+
+fn inflate(packed: &[u8]) -> Result<String, String> {
+    let mut text = String::new();
+    DeflateDecoder::new(packed)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("the cached object cannot be inflated: {e}"))?;
+    Ok(text)
 }
 
 fn describe(e: &serde_json::Error) -> String {
@@ -172,5 +216,48 @@ mod tests {
         let e = raw.items[0].decode().unwrap_err();
         assert!(e.contains("recursion limit"), "{e}");
         assert!(raw.items[1].decode().is_ok());
+    }
+
+    #[test]
+    fn a_packed_object_decodes_as_before_and_keeps_a_fraction_of_its_spec() {
+        let data: serde_json::Map<_, _> = (0..50)
+            .map(|i| (format!("key-{i}"), json!(format!("value {i} ").repeat(20))))
+            .collect();
+        let text = object_with_manifest(json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data,
+        }));
+        let mut raw: RawMaestroApply = serde_json::from_str(&text).unwrap();
+        let before = raw.decode().unwrap();
+        let spec_len = raw.fields_text().len();
+        raw.pack();
+        assert!(raw.spec.is_none() && raw.status.is_none());
+        let packed = raw.packed.as_ref().map_or(0, |p| p.len());
+        assert!(packed * 4 < spec_len, "{packed} bytes packed of {spec_len}");
+        assert_eq!(raw.decode().unwrap(), before);
+    }
+
+    #[test]
+    fn a_packed_object_too_deep_to_decode_still_says_why() {
+        let bad = object_with_manifest(serde_json::Value::Null).replacen(
+            r#""manifests":[null]"#,
+            &format!(r#""manifests":[{}]"#, nested(140)),
+            1,
+        );
+        let mut raw: RawMaestroApply = serde_json::from_str(&bad).unwrap();
+        raw.pack();
+        let e = raw.decode().unwrap_err();
+        assert!(e.contains("recursion limit"), "{e}");
+    }
+
+    #[test]
+    fn corrupt_packed_bytes_are_an_error_not_a_panic() {
+        let text = object_with_manifest(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        );
+        let mut raw: RawMaestroApply = serde_json::from_str(&text).unwrap();
+        raw.pack();
+        raw.packed = Some(vec![0xff; 16].into_boxed_slice());
+        let e = raw.decode().unwrap_err();
+        assert!(e.contains("cannot be inflated"), "{e}");
     }
 }

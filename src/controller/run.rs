@@ -251,10 +251,12 @@ async fn run_controller(
         .default_backoff()
         .inspect(move |item| watch_health.observe(item))
         // managedFields, and kubectl's client-side apply copy of the whole
-        // object, can be larger than the rest of it and are never read here.
+        // object, can be larger than the rest of it and are never read
+        // here; spec and status are kept deflated until a reconcile.
         .modify(|o: &mut RawMaestroApply| {
             o.managed_fields_mut().clear();
             o.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+            o.pack();
         })
         .reflect(writer)
         .applied_objects()
