@@ -14,7 +14,7 @@ use maestro_operator::names::{ConsumerName, SourceId, WorkName};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    maestro_operator::telemetry::init(Default::default(), "info");
+    let _traces = maestro_operator::telemetry::init(Default::default(), "info", "apply-sample")?;
     let mut args = std::env::args().skip(1);
     let file = args
         .next()

@@ -15,7 +15,6 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    telemetry::init(cli.log_format, cli.log_filter());
     // One thread is plenty for one request at a time, and starts faster.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -27,7 +26,25 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Error.code());
         }
     };
-    let outcome = runtime.block_on(cli::run(cli));
+    // The trace export runs on the runtime, so it is set up inside it.
+    maestro_operator::maestro::config::ensure_crypto_provider();
+    let traces = {
+        let _entered = runtime.enter();
+        match telemetry::init(cli.log_format, cli.log_filter(), "maestro-cli") {
+            Ok(traces) => traces,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(ExitStatus::Usage.code());
+            }
+        }
+    };
+    // The root span of the command's trace (REST requests and publishes
+    // are its children).
+    let span = tracing::info_span!(target: telemetry::SPAN_TARGET, "maestro-cli");
+    let outcome = runtime.block_on(tracing::Instrument::instrument(cli::run(cli), span));
+    if let Some(traces) = traces {
+        runtime.block_on(traces.shutdown(std::time::Duration::from_secs(5)));
+    }
     if let Some(error) = &outcome.error {
         for line in error.to_string().lines() {
             eprintln!("error: {line}");

@@ -1,4 +1,7 @@
-//! The operator binary: configuration, logging, then the controller.
+//! The operator binary: configuration, logging and traces, then the
+//! controller.
+
+use std::time::Duration;
 
 use clap::Parser;
 use maestro_operator::controller::config::OperatorConfig;
@@ -6,11 +9,17 @@ use maestro_operator::controller::config::OperatorConfig;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = OperatorConfig::parse();
-    maestro_operator::telemetry::init(
+    // Before the OTLP exporter builds its HTTP client.
+    maestro_operator::maestro::config::ensure_crypto_provider();
+    let traces = maestro_operator::telemetry::init(
         config.log_format,
         "info,maestro_operator=info,kube_runtime=warn",
-    );
-    maestro_operator::maestro::config::ensure_crypto_provider();
-    maestro_operator::controller::run(config).await?;
+        "maestro-operator",
+    )?;
+    let result = maestro_operator::controller::run(config).await;
+    if let Some(traces) = traces {
+        traces.shutdown(Duration::from_secs(5)).await;
+    }
+    result?;
     Ok(())
 }

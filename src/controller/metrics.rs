@@ -276,6 +276,18 @@ impl Metrics {
             "MaestroApplySet rollouts that ended, by result (complete, rolled_back)",
             m.applyset_rollouts.clone(),
         );
+        // Process-wide (telemetry::traces), zero while traces are off.
+        let traces = crate::telemetry::traces::stats();
+        registry.register(
+            "trace_spans_exported",
+            "Spans the OTLP collector accepted",
+            traces.exported.clone(),
+        );
+        registry.register(
+            "trace_spans_dropped",
+            "Spans that did not reach the OTLP collector, by reason (queue_full, export_failed, shutdown)",
+            traces.dropped.clone(),
+        );
         for phase in Phase::ALL {
             m.objects.get_or_create(&phase_labels(phase)).set(0);
         }

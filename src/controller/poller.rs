@@ -28,7 +28,7 @@ use futures::future::BoxFuture;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::MaestroHandle;
 use super::crd::MaestroApply;
@@ -911,7 +911,9 @@ async fn poll_once(inner: &Inner, consumer: &Arc<Consumer>) {
         state.last_started = Some(started);
         state.started
     };
-    let (result, pages) = list_all(inner, &consumer.name).await;
+    let (result, pages) = list_all(inner, &consumer.name)
+        .instrument(tracing::info_span!("status.read", consumer = %consumer.name))
+        .await;
     inner.metrics.poll_finished(
         started.elapsed(),
         pages,

@@ -242,6 +242,7 @@ enum Published {
 /// version read (so a concurrent change by the holder makes it fail, not
 /// vanish). One conflict (a concurrent create, a stale version) is retried
 /// with a new read.
+#[tracing::instrument(name = "publish", skip_all, fields(consumer = %target.consumer, work = %target.work))]
 async fn publish(
     ctx: &Context,
     target: &Target,

@@ -19,7 +19,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use rand::Rng;
 use serde_json::json;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::crd::{API_VERSION, Intervals, KIND, MaestroApply, MaestroApplyStatus, Phase};
 use super::delete::cleanup;
@@ -35,6 +35,20 @@ use crate::maestro::work_client::spec_hash_of_work;
 /// it. An object that cannot be decoded is reported on itself and left
 /// alone until it changes; the others are not affected.
 pub async fn reconcile(raw: Arc<RawMaestroApply>, ctx: Arc<Context>) -> Result<Action> {
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = raw.namespace().unwrap_or_default(),
+        name = raw.name_any(),
+        otel.status_code = tracing::field::Empty,
+    );
+    let result = reconcile_raw(raw, ctx).instrument(span.clone()).await;
+    if result.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
+    result
+}
+
+async fn reconcile_raw(raw: Arc<RawMaestroApply>, ctx: Arc<Context>) -> Result<Action> {
     let started = ctx.metrics.reconcile_started();
     let key = raw.typed_ref();
     let obj = match raw.decode() {

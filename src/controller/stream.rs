@@ -102,6 +102,13 @@ fn handle(poller: &Poller, metrics: &Metrics, event: StreamEvent) {
             poller.stream_up();
         }
         StreamEvent::Status(status) => {
+            let _span = tracing::info_span!(
+                "status.event",
+                resource_id = %status.resource_id,
+                version = status.resource_version,
+                deleted = status.deleted,
+            )
+            .entered();
             let outcome = poller.apply_event(&status);
             metrics.status_event(outcome.as_str());
             if outcome != EventOutcome::Ignored {

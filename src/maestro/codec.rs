@@ -46,7 +46,12 @@ mod key {
     pub const SEQUENCE_ID: &str = "ce-sequenceid";
     pub const STATUS_HASH: &str = "ce-statushash";
     pub const LOG_TRACING: &str = "ce-logtracing";
+    pub const TRACEPARENT: &str = "ce-traceparent";
 }
+
+/// The prefix of the `logtracing` entries Maestro (OCM sdk-go) adds to the
+/// log lines about an event, without the prefix.
+const LOG_TRACING_PREFIX: &str = "logging.open-cluster-management.io/";
 
 /// What a spec event asks Maestro to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +120,21 @@ struct ManifestBundleStatus {
     conditions: Option<Vec<Condition>>,
     #[serde(default)]
     resource_status: Option<Vec<ManifestCondition>>,
+}
+
+/// Carries the W3C trace context of the publish on `event`: the CloudEvents
+/// distributed-tracing extension `traceparent`, and the same value in the
+/// `logtracing` extension, whose entries Maestro's gRPC server adds to its
+/// log lines about the event (it does not continue the trace itself).
+pub fn set_trace_context(event: &mut CloudEvent, traceparent: &str) {
+    event
+        .attributes
+        .insert(key::TRACEPARENT.into(), string(traceparent));
+    let log_tracing =
+        serde_json::json!({ format!("{LOG_TRACING_PREFIX}traceparent"): traceparent });
+    event
+        .attributes
+        .insert(key::LOG_TRACING.into(), string(&log_tracing.to_string()));
 }
 
 /// Builds the spec event for `work`, which must carry its namespace (the

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::codec::{self, ManifestBundle, SpecAction};
 use super::config::MaestroConfig;
@@ -412,6 +412,8 @@ impl WorkClient {
         Ok((work, consumer))
     }
 
+    /// Publishes in a producer span when traces are on; the event carries
+    /// its trace context.
     async fn publish(
         &self,
         action: SpecAction,
@@ -419,7 +421,36 @@ impl WorkClient {
         version: i64,
         consumer: &ConsumerName,
     ) -> Result<()> {
-        let event = codec::encode_spec(&self.source, action, work, version, Utc::now())?;
+        let span = tracing::info_span!(
+            "maestro.publish",
+            otel.kind = "producer",
+            otel.status_code = tracing::field::Empty,
+            %consumer,
+            work = work.metadata.name.as_deref().unwrap_or(""),
+            action = ?action,
+            version,
+        );
+        let result = self
+            .publish_event(action, work, version, consumer)
+            .instrument(span.clone())
+            .await;
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }
+
+    async fn publish_event(
+        &self,
+        action: SpecAction,
+        work: &ManifestWork,
+        version: i64,
+        consumer: &ConsumerName,
+    ) -> Result<()> {
+        let mut event = codec::encode_spec(&self.source, action, work, version, Utc::now())?;
+        if let Some(traceparent) = crate::telemetry::traces::current_traceparent() {
+            codec::set_trace_context(&mut event, &traceparent);
+        }
         // The last moment before the event leaves: the reads before it may
         // have taken long enough for the fence to close.
         if let Err(e) = self.fence.check() {

@@ -425,7 +425,7 @@ pub fn spec(consumer: &str, manifests: Vec<Value>) -> Value {
     })
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -441,6 +441,8 @@ pub struct Operator {
     pub name: String,
     /// The operator's kubeconfig, when not the stack's.
     kubeconfig: Option<PathBuf>,
+    /// Extra environment of the operator process (e.g. OTEL_*).
+    envs: Vec<(String, String)>,
 }
 
 impl Operator {
@@ -456,7 +458,19 @@ impl Operator {
         http: &str,
         extra: &[&str],
     ) -> Operator {
-        Operator::start_with(namespace, source, grpc, http, None, extra).await
+        Operator::start_with(namespace, source, grpc, http, None, &[], extra).await
+    }
+
+    /// Like [`Operator::start_via`], with extra environment variables.
+    pub async fn start_with_env(
+        namespace: &str,
+        source: &str,
+        grpc: &str,
+        http: &str,
+        envs: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Operator {
+        Operator::start_with(namespace, source, grpc, http, None, envs, extra).await
     }
 
     /// Like [`Operator::start`], reaching the API server as `kubeconfig`
@@ -468,7 +482,16 @@ impl Operator {
         extra: &[&str],
     ) -> Operator {
         let (grpc, http) = (grpc_endpoint(), http_endpoint());
-        Operator::start_with(namespace, source, &grpc, &http, Some(kubeconfig), extra).await
+        Operator::start_with(
+            namespace,
+            source,
+            &grpc,
+            &http,
+            Some(kubeconfig),
+            &[],
+            extra,
+        )
+        .await
     }
 
     async fn start_with(
@@ -477,6 +500,7 @@ impl Operator {
         grpc: &str,
         http: &str,
         kubeconfig: Option<PathBuf>,
+        envs: &[(&str, &str)],
         extra: &[&str],
     ) -> Operator {
         let name = unique("operator");
@@ -532,6 +556,10 @@ impl Operator {
             args,
             name,
             kubeconfig,
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         op.spawn().await;
         op
@@ -555,6 +583,7 @@ impl Operator {
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,maestro_operator=debug")
             .env("NO_COLOR", "1")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)

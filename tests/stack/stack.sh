@@ -14,7 +14,7 @@ set -euo pipefail
 # shellcheck source=tests/stack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-: "${STACK_COMPONENTS:=postgres maestro kube agents secure promtool kstatus}"
+: "${STACK_COMPONENTS:=postgres maestro kube agents secure promtool kstatus jaeger}"
 
 components() {
   local c

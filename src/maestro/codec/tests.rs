@@ -343,3 +343,20 @@ fn missing_or_malformed_attributes_are_named() {
     let err = decode(&e).unwrap_err().to_string();
     assert!(err.contains("55c61e54"), "{err}");
 }
+
+#[test]
+fn trace_context_goes_in_traceparent_and_in_maestros_logtracing_entries() {
+    let mut event =
+        encode_spec(&source(), SpecAction::Create, &sample_work(), 0, Utc::now()).unwrap();
+    assert_eq!(string_attr(&event, "ce-logtracing"), "{}");
+    assert!(!event.attributes.contains_key("ce-traceparent"));
+
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    set_trace_context(&mut event, traceparent);
+    assert_eq!(string_attr(&event, "ce-traceparent"), traceparent);
+    let log_tracing: Value = serde_json::from_str(&string_attr(&event, "ce-logtracing")).unwrap();
+    assert_eq!(
+        log_tracing,
+        json!({"logging.open-cluster-management.io/traceparent": traceparent})
+    );
+}

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use reqwest::header::{ACCEPT, HeaderValue};
 use reqwest::{Certificate, Identity, Method};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 use url::Url;
 
 pub use search::{LabelSelector, Operator, Requirement, Search};
@@ -44,6 +45,8 @@ pub const DEFAULT_PAGE_SIZE: u32 = 400;
 pub const MAX_PAGE_SIZE: u32 = 65_500;
 
 const OPERATION_ID_HEADER: &str = "x-operation-id";
+/// W3C trace context (https://www.w3.org/TR/trace-context/).
+const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// A client for one Maestro REST endpoint. Cheap to clone.
 #[derive(Clone)]
@@ -215,7 +218,8 @@ impl RestClient {
     }
 
     /// Sends one request and returns the body of a 2xx answer; anything
-    /// else becomes an error.
+    /// else becomes an error. A client span when traces are on, whose W3C
+    /// `traceparent` header lets Maestro's API server continue the trace.
     async fn call(
         &self,
         method: Method,
@@ -223,7 +227,34 @@ impl RestClient {
         query: &[(&str, String)],
         body: Option<&serde_json::Value>,
     ) -> Result<Reply> {
+        let span = tracing::info_span!(
+            "maestro.rest",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %method,
+            url.path = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let result = self
+            .send(method, segments, query, body)
+            .instrument(span.clone())
+            .await;
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply> {
         let url = self.url(segments, query)?;
+        let span = tracing::Span::current();
+        span.record("url.path", url.path());
         let endpoint = self.inner.base.as_str();
         let attempt = errors::Attempt {
             method: &method,
@@ -249,6 +280,9 @@ impl RestClient {
         }
         if let Some(body) = body {
             request = request.json(body);
+        }
+        if let Some(traceparent) = crate::telemetry::traces::current_traceparent() {
+            request = request.header(TRACEPARENT_HEADER, traceparent);
         }
 
         let started = Instant::now();
@@ -287,6 +321,7 @@ impl RestClient {
                 return Err(error);
             }
         };
+        span.record("http.response.status_code", status.as_u16());
         tracing::debug!(
             %method, path = url.path(), query = url.query(), status = status.as_u16(),
             elapsed_ms, bytes = bytes.len(), "Maestro REST call"
