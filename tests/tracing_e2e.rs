@@ -91,6 +91,27 @@ fn stack_env(name: &str) -> String {
     })
 }
 
+/// The Jaeger binary, built first when missing: CI builds it in the
+/// background while the other tests run, and this waits for that build
+/// (jaeger.sh holds a lock while it compiles).
+fn jaeger_binary() -> String {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let binary = stack_env("JAEGER");
+    BUILT.call_once(|| {
+        if std::path::Path::new(&binary).exists() {
+            return;
+        }
+        eprintln!("building Jaeger, or waiting for its build (bash tests/stack/jaeger.sh build)");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/stack/jaeger.sh");
+        let status = std::process::Command::new("bash")
+            .args([script, "build"])
+            .status()
+            .expect("run jaeger.sh");
+        assert!(status.success(), "bash tests/stack/jaeger.sh build failed");
+    });
+    binary
+}
+
 fn work_dir(tag: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique(tag));
     std::fs::create_dir_all(&dir).unwrap();
@@ -151,7 +172,7 @@ exporters:
     std::fs::write(&path, config).unwrap();
     let mut proc = Proc::start(
         "jaeger",
-        tokio::process::Command::new(stack_env("JAEGER"))
+        tokio::process::Command::new(jaeger_binary())
             .arg(format!("--config={}", path.display()))
             // Jaeger's own spans would go to a collector on localhost:4317.
             .env("OTEL_TRACES_EXPORTER", "none"),
