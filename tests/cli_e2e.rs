@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{grpc_endpoint, http_endpoint, unique};
+use support::{Out, grpc_endpoint, http_endpoint, unique};
 
 const WEST: &str = "cluster-west-1";
 const AGENTS_HINT: &str = "needs the stack's agents: bash tests/stack/stack.sh up";
@@ -26,68 +26,6 @@ const UNREACHABLE: &str = "http://127.0.0.1:9";
 /// `kubectl get` arguments naming a ConfigMap in `default`, the namespace
 /// of the test works' ConfigMaps.
 const DEFAULT_CONFIGMAP: &[&str] = &["configmap", "-n", "default"];
-
-/// One command's outcome.
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<std::process::Output> for Out {
-    fn from(out: std::process::Output) -> Out {
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
-
-impl Out {
-    #[track_caller]
-    fn expect(&self, code: i32, what: &str) -> &Out {
-        assert_eq!(
-            self.code, code,
-            "{what}: exit {} (wanted {code})\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn ok(&self, what: &str) -> &Out {
-        self.expect(0, what)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
-    }
-
-    /// Asserts that stdout contains `needle`.
-    #[track_caller]
-    fn stdout_has(&self, needle: &str) -> &Out {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}:\n{}",
-            self.stdout
-        );
-        self
-    }
-
-    /// Asserts that stderr contains `needle`.
-    #[track_caller]
-    fn stderr_has(&self, needle: &str) -> &Out {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{}",
-            self.stderr
-        );
-        self
-    }
-}
 
 /// The CLI under a source of its own, with a scratch directory.
 struct Cli {

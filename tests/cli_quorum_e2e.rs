@@ -16,53 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use support::{grpc_endpoint, http_endpoint, unique};
+use support::{Out, grpc_endpoint, http_endpoint, unique};
 
 const AGENTS_HINT: &str = "needs the stack's agents: bash tests/stack/stack.sh up";
-
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    #[track_caller]
-    fn expect(&self, code: i32, what: &str) -> &Out {
-        assert_eq!(
-            self.code, code,
-            "{what}: exit {} (wanted {code})\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn stderr_has(&self, needle: &str) -> &Out {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{}",
-            self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn stdout_has(&self, needle: &str) -> &Out {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}:\n{}",
-            self.stdout
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
-    }
-}
 
 /// The CLI under a source of its own; the works it applied are deleted
 /// when it is dropped, also after a failed assertion.
@@ -82,7 +38,7 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> Out {
-        let out = Command::new(env!("CARGO_BIN_EXE_maestro-cli"))
+        Command::new(env!("CARGO_BIN_EXE_maestro-cli"))
             .env("MAESTRO_HTTP_ENDPOINT", http_endpoint())
             .env("MAESTRO_GRPC_ENDPOINT", grpc_endpoint())
             .env("MAESTRO_SOURCE_ID", &self.source)
@@ -91,12 +47,8 @@ impl Cli {
             .stdin(Stdio::null())
             .args(args)
             .output()
-            .expect("run maestro-cli");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .expect("run maestro-cli")
+            .into()
     }
 
     /// A work of one ConfigMap (named uniquely, so parallel runs on the

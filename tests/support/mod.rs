@@ -12,6 +12,10 @@ use maestro_operator::manifestwork::ManifestWork;
 use maestro_operator::names::{ConsumerName, SourceId};
 use serde_json::{Value, json};
 
+mod out;
+#[allow(unused_imports)] // Only the CLI tests use it.
+pub use out::Out;
+
 pub fn http_endpoint() -> String {
     std::env::var("MAESTRO_HTTP_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:18000".into())
 }
