@@ -202,24 +202,7 @@ impl Fleet {
         what: &str,
         check: impl Fn(&MaestroApplySet) -> bool,
     ) -> MaestroApplySet {
-        let deadline = Instant::now() + SET_DEADLINE;
-        loop {
-            let set = self.sets().get_opt(name).await.expect("get set");
-            if let Some(s) = &set
-                && check(s)
-            {
-                return s.clone();
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{name} not {what} within {SET_DEADLINE:?}; last seen:\n{}\nchildren:\n{}\noperator log:\n{}",
-                    serde_norway::to_string(&set).unwrap_or_default(),
-                    serde_norway::to_string(&self.children().await).unwrap_or_default(),
-                    tail(&self.op.log_text()),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        self.watch(name, what, &mut Seen::default(), check).await
     }
 
     /// Until the set reports its current template rolled out (Ready, on
