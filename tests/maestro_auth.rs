@@ -413,7 +413,10 @@ fn the_cli_applies_and_waits_over_mtls_with_certificate_flags() {
     assert!(out.status.success(), "{}", text(&out));
 
     let mut delete = vec!["delete", "--name", &name, "--consumer", CONSUMER, "--watch"];
-    delete.extend(["--timeout", "90s"]);
+    // The pinned agent can sit on a deletion until the stack's watchdog
+    // restarts it (pending 30 s, then 60 s more; docs/deletion-stall.md):
+    // room for that, since this test is about mTLS, not deletion speed.
+    delete.extend(["--timeout", "180s"]);
     delete.extend(connection);
     let out = cli(&delete, &[]);
     assert!(out.status.success(), "{}", text(&out));
