@@ -161,15 +161,7 @@ impl WorkClient {
         if let Some(consumer) = consumer {
             search = search.consumer(consumer);
         }
-        if let Some(selector) = label_selector.filter(|s| !s.trim().is_empty()) {
-            search = search.labels(selector)?;
-        }
-        let options = ListOptions {
-            search: Some(search.build()),
-            size: Some(LIST_PAGE_SIZE),
-            ..ListOptions::default()
-        };
-        self.rest.list_resource_bundles(&options).await
+        self.list_matching(search, label_selector).await
     }
 
     /// This source's bundles on any of `consumers` (optionally only works
@@ -180,7 +172,17 @@ impl WorkClient {
         consumers: &[ConsumerName],
         label_selector: Option<&str>,
     ) -> Result<Vec<ResourceBundle>> {
-        let mut search = Search::source(&self.source).consumers(consumers)?;
+        let search = Search::source(&self.source).consumers(consumers)?;
+        self.list_matching(search, label_selector).await
+    }
+
+    /// Every bundle `search` finds, narrowed to works whose labels match
+    /// `label_selector` when one is given.
+    async fn list_matching(
+        &self,
+        mut search: Search,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<ResourceBundle>> {
         if let Some(selector) = label_selector.filter(|s| !s.trim().is_empty()) {
             search = search.labels(selector)?;
         }
