@@ -7,7 +7,7 @@
 //! A failing revision is one the agents cannot apply: a ConfigMap in a
 //! namespace that does not exist.
 
-mod operator_support;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -20,8 +20,8 @@ use maestro_operator::controller::applyset::children::{
 use maestro_operator::controller::applyset::{MaestroApplySet, MaestroApplySetStatus};
 use maestro_operator::controller::crd::MaestroApply;
 use maestro_operator::names::ConsumerName;
-use operator_support::*;
 use serde_json::{Value, json};
+use support::operator::*;
 
 const WEST3: &str = "cluster-west-3";
 const EAST4: &str = "cluster-east-4";

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Out, grpc_endpoint, http_endpoint, unique};
+use support::maestro::{Out, grpc_endpoint, http_endpoint, unique};
 
 const WEST: &str = "cluster-west-1";
 const AGENTS_HINT: &str = "needs the stack's agents: bash tests/stack/stack.sh up";

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use support::{Out, grpc_endpoint, http_endpoint, unique};
+use support::maestro::{Out, grpc_endpoint, http_endpoint, unique};
 
 const AGENTS_HINT: &str = "needs the stack's agents: bash tests/stack/stack.sh up";
 
@@ -334,13 +334,16 @@ fn works_from_any_source_are_awaited_across_consumers() {
     let name = unique("plain");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     for consumer in ["cluster-west-1", "cluster-east-2"] {
-        let work = support::work(
+        let work = support::maestro::work(
             consumer,
             &name,
-            vec![support::configmap(&unique("quorum-cm"), json!({"a": "1"}))],
+            vec![support::maestro::configmap(
+                &unique("quorum-cm"),
+                json!({"a": "1"}),
+            )],
         );
         runtime
-            .block_on(async { support::client(&cli.source).apply(&work).await })
+            .block_on(async { support::maestro::client(&cli.source).apply(&work).await })
             .unwrap_or_else(|e| panic!("apply to {consumer}: {e}"));
         cli.applied
             .borrow_mut()

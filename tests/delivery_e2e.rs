@@ -36,7 +36,7 @@ use maestro_operator::manifestwork::{
 };
 use maestro_operator::names::{ConsumerName, WorkName};
 use serde_json::{Value, json};
-use support::*;
+use support::maestro::*;
 use tokio::sync::mpsc;
 
 const WEST: &str = "cluster-west-1";
@@ -87,12 +87,7 @@ struct Cluster {
 
 impl Cluster {
     async fn connect() -> Cluster {
-        let kubeconfig = std::env::var("KUBECONFIG").unwrap_or_else(|_| {
-            panic!(
-                "KUBECONFIG is not set: start the stack (bash tests/stack/stack.sh up) and run \
-                 the tests in its environment: eval \"$(bash tests/stack/stack.sh env)\""
-            )
-        });
+        let kubeconfig = support::stack_var("KUBECONFIG");
         ensure_crypto_provider();
         let client = kube::Client::try_default()
             .await

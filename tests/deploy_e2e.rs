@@ -11,15 +11,12 @@
 
 use std::process::{Command, Stdio};
 
+mod support;
+
 #[test]
 fn deployment_tests_pass_on_the_local_stack() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let kubeconfig = std::env::var("KUBECONFIG").unwrap_or_else(|_| {
-        panic!(
-            "KUBECONFIG is not set: start the stack (bash tests/stack/stack.sh up) and run the \
-             tests with its environment: eval \"$(bash tests/stack/stack.sh env)\""
-        )
-    });
+    let kubeconfig = support::stack_var("KUBECONFIG");
     let output = Command::new("bash")
         .arg(format!("{root}/tests/deploy/run.sh"))
         .current_dir(root)

@@ -12,7 +12,7 @@ use std::process::Command;
 use maestro_operator::maestro::work_client::{ApplyOutcome, SPEC_HASH_ANNOTATION};
 use maestro_operator::names::WorkName;
 use serde_json::{Value, json};
-use support::*;
+use support::maestro::*;
 
 fn go_client() -> PathBuf {
     let path = std::env::var("MAESTRO_GO_CLIENT").unwrap_or_else(|_| {

@@ -15,7 +15,7 @@
 //! and the whole stack (`make test` provides both). The test binaries are
 //! debug builds, so these images are larger than `make image`'s release ones.
 
-mod operator_support;
+mod support;
 
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
@@ -23,20 +23,14 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use operator_support::*;
 use serde_json::{Value, json};
+use support::operator::*;
 
 const TAG: &str = "e2e";
 const OPERATOR_IMAGE: &str = "localhost/maestro-operator:e2e";
 const CLI_IMAGE: &str = "localhost/maestro-cli:e2e";
 /// The images' user (distroless' nonroot), and the chart's fsGroup.
 const NONROOT: u32 = 65532;
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: eval \"$(bash tests/stack/stack.sh env)\" with the stack up")
-    })
-}
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -11,14 +11,14 @@
 //! kstatus, so the CRD defaults status to `{observedGeneration: 0}`: an
 //! object no operator has reconciled yet is InProgress (README, "Flux").
 
-mod operator_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use operator_support::*;
 use serde_json::{Value, json};
+use support::operator::*;
 
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/deploy/argocd/testdata");
 

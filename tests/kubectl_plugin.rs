@@ -6,12 +6,12 @@
 //! kubectl finds a plugin as an executable named `kubectl-<name>` on PATH;
 //! `make install` puts a `kubectl-maestro` link to maestro-cli beside it.
 
-mod operator_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use operator_support::{WEST, grpc_endpoint, http_endpoint, kubectl_path, unique};
+use support::operator::{WEST, grpc_endpoint, http_endpoint, kubectl_path, unique};
 
 const CLI: &str = env!("CARGO_BIN_EXE_maestro-cli");
 

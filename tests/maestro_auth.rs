@@ -21,21 +21,14 @@ use maestro_operator::maestro::work_client::{ApplyOutcome, WatchEvent, WorkClien
 use maestro_operator::manifestwork::ManifestWork;
 use maestro_operator::names::{ConsumerName, SourceId, WorkName};
 use serde_json::json;
-use support::{configmap, unique, work};
+use support::maestro::{configmap, unique, work};
 
 /// A consumer the stack's agents serve: a work published to a secured
 /// instance must reach its agent through the main instance's broker.
 const CONSUMER: &str = "cluster-west-1";
 const DEADLINE: Duration = Duration::from_secs(90);
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: start the stack (bash tests/stack/stack.sh up) and run the tests \
-             in its environment: eval \"$(bash tests/stack/stack.sh env)\""
-        )
-    })
-}
+use support::stack_var as env;
 
 fn secure_dir() -> PathBuf {
     PathBuf::from(env("MAESTRO_SECURE_DIR"))

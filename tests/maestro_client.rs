@@ -10,7 +10,7 @@ use maestro_operator::maestro::rest::ListOptions;
 use maestro_operator::maestro::work_client::{ApplyOutcome, DeleteOutcome, WatchEvent};
 use maestro_operator::names::{ConsumerName, WorkName};
 use serde_json::json;
-use support::*;
+use support::maestro::*;
 
 fn name(n: &str) -> WorkName {
     WorkName::new(n).unwrap()

@@ -14,7 +14,7 @@
 //!   eval "$(bash tests/stack/stack.sh env)" && cargo test --test mass_deletion -- --nocapture
 //!   MASS_DELETION_OBJECTS=1000 ...   (the full proof; default 400, for CI's time)
 
-mod operator_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use maestro_operator::controller::crd::MaestroApply;
-use operator_support::*;
 use serde_json::json;
+use support::operator::*;
 
 /// Status list pages of at most this many bundles.
 const PAGE_SIZE: usize = 100;

@@ -3,12 +3,12 @@
 //! it may `get` the non-resource URL `/metrics` (SubjectAccessReview); the
 //! probes stay plain HTTP.
 
-mod operator_support;
+mod support;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use operator_support::*;
+use support::operator::*;
 
 /// ClusterRoles and bindings are cluster-wide: removed even when the test
 /// fails.

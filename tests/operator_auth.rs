@@ -5,18 +5,12 @@
 //!
 //! Needs the whole stack and its environment (`make test` provides both).
 
-mod operator_support;
+mod support;
 
-use operator_support::*;
 use serde_json::json;
+use support::operator::*;
 
 const WEST: &str = "cluster-west-1";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: eval \"$(bash tests/stack/stack.sh env)\" with the stack up")
-    })
-}
 
 fn pki(file: &str) -> String {
     format!("{}/pki/{file}", env("MAESTRO_SECURE_DIR"))

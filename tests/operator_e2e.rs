@@ -3,10 +3,10 @@
 //! real binary) publishes through the real Maestro; real agents apply the
 //! ConfigMaps into the real kube-apiserver and report back.
 //!
-//! See tests/operator_support for the harness. Every test has its own
+//! See tests/support/operator.rs for the harness. Every test has its own
 //! namespace, operator process and source ID.
 
-mod operator_support;
+mod support;
 
 use std::time::Duration;
 
@@ -15,8 +15,8 @@ use maestro_operator::controller::FINALIZER;
 use maestro_operator::controller::crd::{MaestroApply, MaestroApplyStatus, Phase};
 use maestro_operator::controller::target::OWNER_UID_LABEL;
 use maestro_operator::names::{ResourceId, SourceId};
-use operator_support::*;
 use serde_json::{Value, json};
+use support::operator::*;
 
 fn feedback(obj: &MaestroApply, ordinal: i32) -> Option<String> {
     let status = obj.status.as_ref()?;

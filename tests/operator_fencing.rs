@@ -13,13 +13,13 @@
 //! spec, and the bundle's version shows exactly one publish after the
 //! partition, B's, for the next 30 s.
 
-mod operator_support;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use operator_support::*;
 use serde_json::json;
+use support::operator::*;
 
 const LEASE_DURATION: Duration = Duration::from_secs(6);
 /// How long the bundle is watched after B's update for any other publish.

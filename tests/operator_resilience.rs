@@ -3,13 +3,13 @@
 //! leader election with the leader killed, graceful shutdown, and what
 //! status reads cost.
 
-mod operator_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use maestro_operator::controller::crd::MaestroApply;
-use operator_support::*;
 use serde_json::json;
+use support::operator::*;
 
 fn ready_at(o: &MaestroApply, version: i64) -> bool {
     o.status

@@ -5,14 +5,14 @@
 //! restart (resubscribe, resync, nothing missed). Reordered and duplicated
 //! events are unit tests of the poller (`src/controller/poller/tests.rs`).
 
-mod operator_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams};
 use maestro_operator::controller::crd::MaestroApply;
-use operator_support::*;
 use serde_json::{Value, json};
+use support::operator::*;
 
 /// The delivered ConfigMap's `data.value` as the agent's feedback reports
 /// it in the object's status.

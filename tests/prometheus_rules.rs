@@ -13,7 +13,7 @@
 //!   check metrics` passes, and every metric the rules
 //!   and the dashboard query is exported.
 
-mod operator_support;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -22,10 +22,10 @@ use std::process::{Command, Stdio};
 
 use std::time::{Duration, Instant};
 
-use operator_support::{
+use serde_json::{Value, json};
+use support::operator::{
     Operator, Proxy, TestNs, configmap, fresh_consumer, grpc_endpoint, http_endpoint, spec, unique,
 };
-use serde_json::{Value, json};
 
 const RULES: &str = "config/prometheus/maestro-operator.rules.yaml";
 const RULE_TESTS: &str = "tests/prometheus/alerts.test.yaml";

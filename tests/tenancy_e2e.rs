@@ -5,15 +5,15 @@
 //! bundles between objects; the operator's interval floors; a token never
 //! sent over plaintext.
 //!
-//! See tests/operator_support for the harness (it installs the policies).
+//! See tests/support/operator.rs for the harness (it installs the policies).
 
-mod operator_support;
+mod support;
 
 use std::time::Instant;
 
 use maestro_operator::controller::target::OWNER_UID_LABEL;
-use operator_support::*;
 use serde_json::{Value, json};
+use support::operator::*;
 
 /// A user of this test run (the API server knows no users: impersonation
 /// makes them up, in group system:authenticated).

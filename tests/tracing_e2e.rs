@@ -7,15 +7,15 @@
 //!
 //! The stack's own Maestro instances are left alone (other tests use them).
 
-mod operator_support;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use operator_support::*;
 use serde_json::{Value, json};
+use support::operator::*;
 
 /// A process this test started: SIGTERM at the end, killed if the test
 /// panics first.
@@ -85,18 +85,12 @@ impl Proc {
     }
 }
 
-fn stack_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run `eval \"$(bash tests/stack/stack.sh env)\"` (jaeger: `bash tests/stack/jaeger.sh build`)")
-    })
-}
-
 /// The Jaeger binary, built first when missing: CI builds it in the
 /// background while the other tests run, and this waits for that build
 /// (jaeger.sh holds a lock while it compiles).
 fn jaeger_binary() -> String {
     static BUILT: std::sync::Once = std::sync::Once::new();
-    let binary = stack_env("JAEGER");
+    let binary = env("JAEGER");
     BUILT.call_once(|| {
         if std::path::Path::new(&binary).exists() {
             return;
@@ -197,9 +191,9 @@ struct Maestro {
 /// stack's maestro-peer), exporting its traces to `otlp` as Maestro reads
 /// it: OTEL_TRACES_EXPORTER turns tracing (and the otelhttp handler) on.
 async fn start_maestro(dir: &Path, otlp: &str) -> Maestro {
-    let secrets = PathBuf::from(stack_env("STACK_DIR")).join("maestro/secrets");
+    let secrets = PathBuf::from(env("STACK_DIR")).join("maestro/secrets");
     let [http, grpc, broker, metrics, health] = [(); 5].map(|()| free_port());
-    let mut cmd = tokio::process::Command::new(stack_env("MAESTRO_BIN"));
+    let mut cmd = tokio::process::Command::new(env("MAESTRO_BIN"));
     cmd.arg("server")
         .arg(format!("--client-id=maestro-{}", unique("trace")))
         .arg("--server-hostname=127.0.0.1")

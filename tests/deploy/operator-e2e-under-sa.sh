@@ -14,7 +14,7 @@
 #   OPERATOR_LEASE_NAMESPACE  the release namespace: the only namespace whose
 #                             Leases the ServiceAccount may use
 # then uninstalls. Needs the stack's env and a test helper that reads both
-# variables (tests/operator_support).
+# variables (tests/support/operator.rs).
 set -euo pipefail
 # shellcheck source=tests/deploy/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -24,8 +24,8 @@ require_api_server
 : "${MAESTRO_GRPC_ENDPOINT:?the stack env is needed: eval \"\$(tests/stack/stack.sh env)\"}"
 : "${MAESTRO_HTTP_ENDPOINT:?the stack env is needed}"
 for v in OPERATOR_KUBECONFIG OPERATOR_LEASE_NAMESPACE; do
-  grep -rqs "$v" tests/operator_support ||
-    die "the operator's test helper (tests/operator_support) does not read $v yet"
+  grep -rqs "$v" tests/support ||
+    die "the operator's test helper (tests/support/operator.rs) does not read $v yet"
 done
 (($#)) || set -- --test operator_e2e --test operator_resilience
 

@@ -13,8 +13,8 @@
 //!   eval "$(bash tests/stack/stack.sh env)" && cargo test --test faults -- --nocapture
 //!   FAULTS=postgres,rest-503 cargo test --test faults   (a subset)
 
-#[path = "../operator_support/mod.rs"]
-mod operator_support;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod world;
 
@@ -72,7 +72,7 @@ async fn every_fault_recovers_with_nothing_lost_duplicated_or_stuck() {
 
 mod faults {
     use super::*;
-    use crate::operator_support::*;
+    use crate::support::operator::*;
     use world::{Stack, objects_said, reasons_during};
 
     /// How long a fault lasts where the issue does not say.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use maestro_operator::controller::target::{OWNER_NAMESPACE_LABEL, OWNER_UID_LABEL};
 use serde_json::json;
 
-use crate::operator_support::*;
+use crate::support::operator::*;
 
 /// How long convergence may take after the fault ends before the row
 /// fails: the issue asks for two poll intervals (4 s here) plus what the

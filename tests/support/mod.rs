@@ -1,27 +1,52 @@
-//! Shared set-up of the integration tests: they run against the real local
-//! stack (`make stack-up`), whose endpoints `tests/stack/stack.sh env`
-//! exports. Unset variables fall back to the stack's default ports.
+//! Set-up shared by the integration tests. They run against the real local
+//! stack (`make stack-up`), whose endpoints and credentials
+//! `tests/stack/stack.sh env` exports; `make test` does both.
+//!
+//! [`maestro`] serves tests that talk to Maestro alone; [`operator`] runs
+//! the operator binary against the stack's kube-apiserver. Without the
+//! stack's environment a test binary stops at its first test with one
+//! message saying how to start it, instead of a wall of connection errors.
 #![allow(dead_code)]
 
-use std::time::Duration;
+pub mod maestro;
+pub mod operator;
+pub mod out;
+pub mod proxy;
+pub mod round_robin;
 
-use maestro_operator::maestro::config::MaestroConfig;
-use maestro_operator::maestro::rest::RestClient;
-use maestro_operator::maestro::work_client::WorkClient;
-use maestro_operator::manifestwork::ManifestWork;
-use maestro_operator::names::{ConsumerName, SourceId};
-use serde_json::{Value, json};
+/// A variable `tests/stack/stack.sh env` exports. Unset means the tests
+/// run outside the stack's environment: every stack test in this binary
+/// would fail the same way, so the binary exits once, saying why.
+pub fn stack_var(name: &str) -> String {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    std::env::var(name).unwrap_or_else(|_| {
+        SAID.call_once(|| not_up(name));
+        std::process::exit(2)
+    })
+}
 
-mod out;
-#[allow(unused_imports)] // Only the CLI tests use it.
-pub use out::Out;
+/// Straight to stderr: the test harness captures `eprintln!` and would
+/// drop it when the process exits.
+fn not_up(name: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{name} is not set: these tests run against the local stack.\n\
+         Run `make test`, or `make stack-up` then \
+         `eval \"$(bash tests/stack/stack.sh env)\"` and cargo test again.\n"
+    );
+}
 
 pub fn http_endpoint() -> String {
-    std::env::var("MAESTRO_HTTP_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:18000".into())
+    stack_var("MAESTRO_HTTP_ENDPOINT")
 }
 
 pub fn grpc_endpoint() -> String {
-    std::env::var("MAESTRO_GRPC_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:18090".into())
+    stack_var("MAESTRO_GRPC_ENDPOINT")
+}
+
+pub fn kubectl_path() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
 }
 
 /// A name no other test run uses, so tests need no clean slate.
@@ -30,57 +55,12 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &tag[..10])
 }
 
-pub fn config(source: &str) -> MaestroConfig {
-    let mut config = MaestroConfig::new(
-        &grpc_endpoint(),
-        &http_endpoint(),
-        SourceId::new(source).expect("valid source id"),
-    )
-    .expect("valid endpoints");
-    config.request_timeout = Duration::from_secs(20);
-    config
-}
-
-pub fn client(source: &str) -> WorkClient {
-    WorkClient::new(&config(source)).expect("client")
-}
-
-pub fn rest() -> RestClient {
-    RestClient::new(&config("integration-tests")).expect("rest client")
-}
-
-/// Registers a fresh consumer for one test. No agent serves it, so bundles
-/// sent to it stay exactly as Maestro stored them.
-pub async fn fresh_consumer(prefix: &str) -> ConsumerName {
-    let name = ConsumerName::new(unique(prefix)).expect("valid consumer name");
-    rest()
-        .create_consumer(&name, &Default::default())
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot create consumer {name} at {}: {e}\n\
-                 (is the local stack up? run `make stack-up`)",
-                http_endpoint()
-            )
-        });
-    name
-}
-
-pub fn configmap(name: &str, data: Value) -> Value {
-    json!({
+/// A ConfigMap manifest in `namespace`.
+pub fn configmap_in(namespace: &str, name: &str, data: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": namespace},
         "data": data,
     })
-}
-
-pub fn work(consumer: &str, name: &str, manifests: Vec<Value>) -> ManifestWork {
-    serde_json::from_value(json!({
-        "apiVersion": "work.open-cluster-management.io/v1",
-        "kind": "ManifestWork",
-        "metadata": {"name": name, "namespace": consumer},
-        "spec": {"workload": {"manifests": manifests}},
-    }))
-    .expect("valid work")
 }

@@ -7,7 +7,6 @@
 //! binary), watching only that namespace and publishing under a source ID
 //! of its own, so tests run in parallel without seeing each other. The
 //! operator is killed when the test ends; a failing test prints its log.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -19,17 +18,17 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use maestro_operator::controller::crd::MaestroApply;
-use maestro_operator::maestro::config::{MaestroConfig, ensure_crypto_provider};
-use maestro_operator::maestro::rest::{ListOptions, ResourceBundle, RestClient, Search};
-use maestro_operator::names::{ConsumerName, SourceId};
+use maestro_operator::maestro::config::ensure_crypto_provider;
+use maestro_operator::maestro::rest::{ListOptions, ResourceBundle, Search};
+use maestro_operator::names::SourceId;
 use serde_json::{Value, json};
 
-mod proxy;
-#[allow(unused_imports)] // Only the resilience tests use it.
-pub use proxy::Proxy;
-mod round_robin;
-#[allow(unused_imports)] // Only the fault suite uses it.
-pub use round_robin::RoundRobin;
+#[allow(unused_imports)] // Each test binary uses its share.
+pub use super::proxy::Proxy;
+#[allow(unused_imports)] // Each test binary uses its share.
+pub use super::round_robin::RoundRobin;
+#[allow(unused_imports)] // Each test binary uses its share.
+pub use super::{grpc_endpoint, http_endpoint, kubectl_path, stack_var as env, unique};
 
 pub const WEST: &str = "cluster-west-1";
 pub const EAST: &str = "cluster-east-2";
@@ -38,33 +37,6 @@ pub const EAST: &str = "cluster-east-2";
 /// every 10 s and the operator polls every 2 s in these tests.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(500);
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: the operator tests need the whole local stack. \
-             Run `bash tests/stack/stack.sh up` and `eval \"$(bash tests/stack/stack.sh env)\"`"
-        )
-    })
-}
-
-pub fn http_endpoint() -> String {
-    env("MAESTRO_HTTP_ENDPOINT")
-}
-
-pub fn grpc_endpoint() -> String {
-    env("MAESTRO_GRPC_ENDPOINT")
-}
-
-pub fn kubectl_path() -> String {
-    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
-}
-
-/// A name no other run uses.
-pub fn unique(prefix: &str) -> String {
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    format!("{prefix}-{}", &tag[..8])
-}
 
 /// Runs kubectl; returns (success, stdout, stderr).
 pub async fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
@@ -139,16 +111,8 @@ pub async fn client() -> kube::Client {
         .expect("a Kubernetes client from KUBECONFIG")
 }
 
-pub fn rest() -> RestClient {
-    ensure_crypto_provider();
-    let config = MaestroConfig::new(
-        &grpc_endpoint(),
-        &http_endpoint(),
-        SourceId::new("operator-e2e").unwrap(),
-    )
-    .unwrap();
-    RestClient::new(&config).unwrap()
-}
+#[allow(unused_imports)] // Each test binary uses its share.
+pub use super::maestro::rest;
 
 /// Every bundle of `source` (deleting ones included).
 pub async fn bundles(source: &str) -> Vec<ResourceBundle> {
@@ -170,15 +134,7 @@ pub fn ready_message(obj: &MaestroApply) -> String {
 
 /// Registers a consumer no agent serves.
 pub async fn fresh_consumer() -> String {
-    let name = unique("lonely");
-    rest()
-        .create_consumer(
-            &ConsumerName::new(name.as_str()).unwrap(),
-            &Default::default(),
-        )
-        .await
-        .expect("create consumer");
-    name
+    super::maestro::fresh_consumer("lonely").await.to_string()
 }
 
 /// A test's namespace and handles on it.
@@ -392,15 +348,8 @@ impl TestNs {
     }
 }
 
-/// A ConfigMap manifest in `namespace`.
-pub fn configmap(namespace: &str, name: &str, data: Value) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": data,
-    })
-}
+#[allow(unused_imports)] // Each test binary uses its share.
+pub use super::configmap_in as configmap;
 
 /// A spec delivering `manifests` to `consumer`, polling every 2 s, with
 /// feedback of every ConfigMap's `data.value`.
