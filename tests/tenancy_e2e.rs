@@ -63,6 +63,12 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
     .await;
 }
 
+/// Removes what [`bind`] granted.
+async fn unbind(ns: &str, user: &str, cluster_role: &str) {
+    let binding = format!("{cluster_role}-{user}");
+    kubectl(&["delete", "rolebinding", "-n", ns, &binding], None).await;
+}
+
 /// A ClusterRole granting `verbs` on the named consumers only; the test
 /// deletes it with [`drop_role`].
 async fn consumer_role(name: &str, consumers: &[&str], verbs: &[&str]) {
@@ -304,17 +310,7 @@ async fn a_granted_tenant_is_served_by_the_operator_and_label_edits_need_no_gran
         .await;
 
     // Losing the grant stops new deliveries, not metadata edits.
-    kubectl(
-        &[
-            "delete",
-            "rolebinding",
-            "-n",
-            &ns.name,
-            &format!("maestro-deliver-{alice}"),
-        ],
-        None,
-    )
-    .await;
+    unbind(&ns.name, &alice, "maestro-deliver").await;
     let (ok, _, err) = kubectl(
         &[
             "--as", &alice, "-n", &ns.name, "label", "mapply", "web", "team=a",
@@ -701,17 +697,7 @@ async fn a_sets_labels_finalizers_and_status_change_without_a_grant_but_its_spec
     let (ok, err) = apply_as(&alice, &set.to_string()).await;
     assert!(ok, "{err}");
 
-    kubectl(
-        &[
-            "delete",
-            "rolebinding",
-            "-n",
-            &ns.name,
-            &format!("maestro-deliver-{alice}"),
-        ],
-        None,
-    )
-    .await;
+    unbind(&ns.name, &alice, "maestro-deliver").await;
     let as_alice = |args: &[&str]| {
         let mut all = vec!["--as", alice.as_str(), "-n", ns.name.as_str()];
         all.extend_from_slice(args);
