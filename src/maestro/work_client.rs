@@ -67,6 +67,63 @@ pub enum DeleteOutcome {
 #[error("{0}")]
 pub struct Refusal(pub String);
 
+/// How often [`WorkClient::apply_with`] reads, decides and writes before
+/// a stale version or a conflict is returned to the caller.
+pub const APPLY_ATTEMPTS: u32 = 3;
+
+/// What a [`WorkClient::apply_with`] decision answers, having seen the
+/// bundle Maestro holds now (`None`: nothing).
+#[derive(Debug)]
+pub enum Decision<T, R = Refusal> {
+    /// Publish this work: a create when Maestro holds nothing, otherwise
+    /// an update at the version just read. `T` is the caller's note of
+    /// what the write means (an update, a correction, an adoption).
+    Publish(ManifestWork, T),
+    /// Leave Maestro as it is (e.g. it already holds the work).
+    Skip(T),
+    /// Leave Maestro as it is, and tell the caller why not.
+    Refuse(R),
+}
+
+/// What [`WorkClient::apply_with`] did.
+#[derive(Debug)]
+pub enum Applied<T, R = Refusal> {
+    /// Created at version 1.
+    Created {
+        note: T,
+    },
+    /// Updated from `from_version`; Maestro's bundle is now `from_version + 1`.
+    Updated {
+        from_version: i64,
+        note: T,
+    },
+    /// Nothing was written; `current` is the bundle the decision saw.
+    Skipped {
+        note: T,
+        current: Option<ResourceBundle>,
+    },
+    Refused(R),
+}
+
+/// The decision of a plain apply: create or replace the work as a whole,
+/// nothing when Maestro already holds it (by spec hash), and refuse a work
+/// being deleted.
+pub fn replace(work: &ManifestWork) -> impl FnMut(Option<&ResourceBundle>) -> Decision<()> + '_ {
+    let hash = spec_hash_of_work(work);
+    move |current| match current {
+        None => Decision::Publish(work.clone(), ()),
+        Some(bundle) if bundle.is_deleting() => Decision::Refuse(Refusal(format!(
+            "work {}/{} is being deleted; apply again once it is gone",
+            work.metadata.namespace.as_deref().unwrap_or(""),
+            work.metadata.name.as_deref().unwrap_or(""),
+        ))),
+        Some(bundle) if spec_hash_of_bundle(bundle).as_deref() == Some(hash.as_str()) => {
+            Decision::Skip(())
+        }
+        Some(_) => Decision::Publish(work.clone(), ()),
+    }
+}
+
 /// One change seen by [`WorkClient::watch`].
 #[derive(Debug, Clone)]
 pub enum WatchEvent {
@@ -213,45 +270,66 @@ impl WorkClient {
         self.publish(SpecAction::Create, &work, 0, &consumer).await
     }
 
-    /// Creates the work, or replaces the existing one with it as a whole.
-    /// Updates carry the version read just before, so a concurrent writer
-    /// causes a conflict rather than a lost update; one stale-version
-    /// conflict is retried with a fresh read.
+    /// Creates the work, or replaces the existing one with it as a whole
+    /// ([`replace`] decides); a work being deleted is a conflict.
     pub async fn apply(&self, work: &ManifestWork) -> Result<ApplyOutcome> {
         self.fence.check()?;
         let (work, consumer) = self.prepare(work)?;
         let name = work_name(&work)?;
-        let mut retried = false;
+        let applied = self.apply_with(&consumer, &name, replace(&work)).await?;
+        match applied {
+            Applied::Created { .. } => Ok(ApplyOutcome::Created { version: 1 }),
+            Applied::Updated { from_version, .. } => Ok(ApplyOutcome::Updated { from_version }),
+            Applied::Skipped { current, .. } => Ok(ApplyOutcome::Unchanged {
+                version: current.map_or(0, |b| b.version),
+            }),
+            Applied::Refused(refusal) => Err(Error::Conflict(refusal.0)),
+        }
+    }
+
+    /// The one read-decide-write loop of every writer: reads the bundle
+    /// behind `consumer`/`name`, lets `decide` answer what to do with it,
+    /// and publishes a [`Decision::Publish`] as a create when Maestro holds
+    /// nothing or as an update at the version just read. That version makes
+    /// a concurrent writer's change a stale-version conflict rather than a
+    /// lost update; such a conflict (or a concurrent create) is answered by
+    /// a fresh read and a fresh decision, up to [`APPLY_ATTEMPTS`] times.
+    pub async fn apply_with<T, R>(
+        &self,
+        consumer: &ConsumerName,
+        name: &WorkName,
+        mut decide: impl FnMut(Option<&ResourceBundle>) -> Decision<T, R>,
+    ) -> Result<Applied<T, R>> {
+        self.fence.check()?;
+        let mut attempt = 1;
         loop {
-            let current = self.get_bundle(&consumer, &name).await?;
+            let current = self.get_bundle(consumer, name).await?;
+            let (work, note) = match decide(current.as_ref()) {
+                Decision::Publish(work, note) => (work, note),
+                Decision::Skip(note) => return Ok(Applied::Skipped { note, current }),
+                Decision::Refuse(refusal) => return Ok(Applied::Refused(refusal)),
+            };
+            let (work, _) = self.prepare_for(&work, consumer, name)?;
             let result = match &current {
                 None => self
-                    .publish(SpecAction::Create, &work, 0, &consumer)
+                    .publish(SpecAction::Create, &work, 0, consumer)
                     .await
-                    .map(|()| ApplyOutcome::Created { version: 1 }),
-                Some(bundle) if bundle.is_deleting() => {
-                    return Err(Error::Conflict(format!(
-                        "work {consumer}/{name} is being deleted; apply again once it is gone"
-                    )));
+                    .map(|()| Applied::Created { note }),
+                Some(bundle) => {
+                    let from_version = bundle.version;
+                    self.publish(SpecAction::Update, &work, from_version, consumer)
+                        .await
+                        .map(|()| Applied::Updated { from_version, note })
                 }
-                Some(bundle) if spec_hash_of_bundle(bundle) == Some(spec_hash_of_work(&work)) => {
-                    return Ok(ApplyOutcome::Unchanged {
-                        version: bundle.version,
-                    });
-                }
-                Some(bundle) => self
-                    .publish(SpecAction::Update, &work, bundle.version, &consumer)
-                    .await
-                    .map(|()| ApplyOutcome::Updated {
-                        from_version: bundle.version,
-                    }),
             };
             match result {
-                Err(Error::StaleVersion { .. } | Error::Conflict(_)) if !retried => {
+                Err(Error::StaleVersion { .. } | Error::Conflict(_))
+                    if attempt < APPLY_ATTEMPTS =>
+                {
                     // A concurrent create or update landed between our read
                     // and our write; read again and decide again.
-                    retried = true;
-                    debug!(%consumer, %name, "conflict on apply; retrying with a fresh read");
+                    attempt += 1;
+                    debug!(%consumer, %name, attempt, "conflict on apply; retrying with a fresh read");
                 }
                 other => return other,
             }
@@ -412,6 +490,24 @@ impl WorkClient {
             .get_or_insert_with(BTreeMap::new)
             .insert(SPEC_HASH_ANNOTATION.into(), hash);
         Ok((work, consumer))
+    }
+
+    /// [`WorkClient::prepare`], and the work must be `consumer`/`name`: a
+    /// decision that publishes a different work is a caller's bug.
+    fn prepare_for(
+        &self,
+        work: &ManifestWork,
+        consumer: &ConsumerName,
+        name: &WorkName,
+    ) -> Result<(ManifestWork, ConsumerName)> {
+        let (work, work_consumer) = self.prepare(work)?;
+        let work_name = work_name(&work)?;
+        if &work_consumer != consumer || &work_name != name {
+            return Err(Error::Config(format!(
+                "asked to apply {consumer}/{name}, but the work is {work_consumer}/{work_name}"
+            )));
+        }
+        Ok((work, work_consumer))
     }
 
     /// Publishes in a producer span when traces are on; the event carries
