@@ -450,7 +450,7 @@ impl Merge<'_> {
         match (self.dry_run, verb) {
             (true, verb) => Decision::Skip(Merged::DryRun(verb, Box::new(work))),
             (false, "unchanged") => Decision::Skip(Merged::Unchanged),
-            (false, verb) => Decision::Publish(work, Merged::Write(verb)),
+            (false, verb) => Decision::Publish(Box::new(work), Merged::Write(verb)),
         }
     }
 

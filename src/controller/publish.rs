@@ -274,7 +274,7 @@ fn decide(
     current: Option<&ResourceBundle>,
 ) -> Decision<Intent, String> {
     let Some(bundle) = current else {
-        return Decision::Publish(desired.clone(), Intent::Create);
+        return Decision::Publish(Box::new(desired.clone()), Intent::Create);
     };
     if bundle.is_deleting() {
         return Decision::Skip(Intent::Deleting);
@@ -285,10 +285,12 @@ fn decide(
         Standing::Drifted(drift) if plan.policy == DriftPolicy::Report => {
             Decision::Skip(Intent::ReportDrift(drift))
         }
-        Standing::Outdated => Decision::Publish(desired.clone(), Intent::Update),
-        Standing::Drifted(drift) => Decision::Publish(desired.clone(), Intent::Correct(drift)),
+        Standing::Outdated => Decision::Publish(Box::new(desired.clone()), Intent::Update),
+        Standing::Drifted(drift) => {
+            Decision::Publish(Box::new(desired.clone()), Intent::Correct(drift))
+        }
         Standing::Claimed(holder) => {
-            Decision::Publish(desired.clone(), Intent::Adopt(holder.to_string()))
+            Decision::Publish(Box::new(desired.clone()), Intent::Adopt(holder.to_string()))
         }
     }
 }
@@ -310,7 +312,7 @@ fn outcome_of(applied: Applied<Intent, String>, ctx: &Context, target: &Target) 
             let version = current.as_ref().map_or(0, |b| b.version);
             if matches!(note, Intent::Unchanged | Intent::ReportDrift(_)) {
                 ctx.poller
-                    .record(&target.consumer, target.resource_id, current);
+                    .record(&target.consumer, target.resource_id, current.map(|b| *b));
             }
             match note {
                 Intent::ReportDrift(drift) => Published::DriftReported { drift, version },

@@ -78,7 +78,7 @@ pub enum Decision<T, R = Refusal> {
     /// Publish this work: a create when Maestro holds nothing, otherwise
     /// an update at the version just read. `T` is the caller's note of
     /// what the write means (an update, a correction, an adoption).
-    Publish(ManifestWork, T),
+    Publish(Box<ManifestWork>, T),
     /// Leave Maestro as it is (e.g. it already holds the work).
     Skip(T),
     /// Leave Maestro as it is, and tell the caller why not.
@@ -100,7 +100,7 @@ pub enum Applied<T, R = Refusal> {
     /// Nothing was written; `current` is the bundle the decision saw.
     Skipped {
         note: T,
-        current: Option<ResourceBundle>,
+        current: Option<Box<ResourceBundle>>,
     },
     Refused(R),
 }
@@ -111,7 +111,7 @@ pub enum Applied<T, R = Refusal> {
 pub fn replace(work: &ManifestWork) -> impl FnMut(Option<&ResourceBundle>) -> Decision<()> + '_ {
     let hash = spec_hash_of_work(work);
     move |current| match current {
-        None => Decision::Publish(work.clone(), ()),
+        None => Decision::Publish(Box::new(work.clone()), ()),
         Some(bundle) if bundle.is_deleting() => Decision::Refuse(Refusal(format!(
             "work {}/{} is being deleted; apply again once it is gone",
             work.metadata.namespace.as_deref().unwrap_or(""),
@@ -120,7 +120,7 @@ pub fn replace(work: &ManifestWork) -> impl FnMut(Option<&ResourceBundle>) -> De
         Some(bundle) if spec_hash_of_bundle(bundle).as_deref() == Some(hash.as_str()) => {
             Decision::Skip(())
         }
-        Some(_) => Decision::Publish(work.clone(), ()),
+        Some(_) => Decision::Publish(Box::new(work.clone()), ()),
     }
 }
 
@@ -306,7 +306,10 @@ impl WorkClient {
             let current = self.get_bundle(consumer, name).await?;
             let (work, note) = match decide(current.as_ref()) {
                 Decision::Publish(work, note) => (work, note),
-                Decision::Skip(note) => return Ok(Applied::Skipped { note, current }),
+                Decision::Skip(note) => {
+                    let current = current.map(Box::new);
+                    return Ok(Applied::Skipped { note, current });
+                }
                 Decision::Refuse(refusal) => return Ok(Applied::Refused(refusal)),
             };
             let (work, _) = self.prepare_for(&work, consumer, name)?;

@@ -430,7 +430,7 @@ async fn apply_with_reads_and_decides_again_after_a_stale_version() {
     let applied = client
         .apply_with(&consumer, &name, |current| {
             seen.push(current.map(|b| b.version));
-            Decision::<_, Refusal>::Publish(declared("v2"), "mine")
+            Decision::<_, Refusal>::Publish(Box::new(declared("v2")), "mine")
         })
         .await
         .unwrap();
@@ -458,7 +458,7 @@ async fn apply_with_gives_up_with_the_stale_version_after_its_attempts() {
     let (consumer, name) = names();
     let e = client
         .apply_with(&consumer, &name, |_| {
-            Decision::<_, Refusal>::Publish(declared("v2"), ())
+            Decision::<_, Refusal>::Publish(Box::new(declared("v2")), ())
         })
         .await
         .unwrap_err();
@@ -495,7 +495,7 @@ async fn apply_with_refuses_a_decision_to_publish_another_work() {
     let name = WorkName::new("w").unwrap();
     let e = client
         .apply_with(&consumer, &name, |_| {
-            Decision::<_, Refusal>::Publish(declared("v2"), ())
+            Decision::<_, Refusal>::Publish(Box::new(declared("v2")), ())
         })
         .await
         .unwrap_err();
