@@ -22,9 +22,6 @@ use crate::names::{ConsumerName, ResourceId, SourceId, WorkName};
 /// costs no publish and no new bundle version.
 pub const SPEC_HASH_ANNOTATION: &str = "maestro.hyperfleet.io/spec-hash";
 
-/// The Go client's page size for lists.
-const LIST_PAGE_SIZE: u32 = 400;
-
 #[derive(Clone, Debug)]
 pub struct WorkClient {
     grpc: GrpcSourceClient,
@@ -245,7 +242,7 @@ impl WorkClient {
         }
         let options = ListOptions {
             search: Some(search.build()),
-            size: Some(LIST_PAGE_SIZE),
+            size: Some(super::rest::DEFAULT_PAGE_SIZE),
             ..ListOptions::default()
         };
         self.rest.list_resource_bundles(&options).await

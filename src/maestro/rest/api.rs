@@ -19,7 +19,7 @@ const RESOURCE_BUNDLES: &str = "resource-bundles";
 
 /// More full pages than any real fleet has (4 million bundles at the
 /// default size); past it the server is assumed to be looping.
-const MAX_PAGES: u32 = 10_000;
+pub const MAX_PAGES: u32 = 10_000;
 
 impl RestClient {
     /// All consumers matching `options`, following every page from
@@ -178,46 +178,106 @@ impl RestClient {
             Some(size) => size.min(MAX_PAGE_SIZE),
             None => DEFAULT_PAGE_SIZE,
         };
-        let first = options.page.unwrap_or(1).max(1);
-        let mut request = ListOptions {
+        let request = ListOptions {
             search: options.search.clone(),
-            page: Some(first),
+            page: Some(options.page.unwrap_or(1).max(1)),
             size: Some(size),
             order_by: Some(options.order_by.clone().unwrap_or_else(|| "id".into())),
         };
-        let skipped = u64::from(first - 1) * u64::from(size);
-        let mut received: u64 = 0;
-        let mut items = Vec::new();
-        let mut seen = HashSet::new();
-        for _ in 0..max_pages {
-            let page: Page<T> = self.get_json(&[collection], &request.query()).await?;
-            let count = page.items.len();
-            received += count as u64;
-            for item in page.items {
-                if seen.insert(item.id().to_string()) {
-                    items.push(item);
-                } else {
-                    tracing::debug!(
-                        collection,
-                        id = item.id(),
-                        "dropped a row repeated across pages"
-                    );
-                }
+        let fetch = |page: u32| {
+            let query = ListOptions {
+                page: Some(page),
+                ..request.clone()
             }
-            let reached_total = u64::try_from(page.total).is_ok_and(|t| skipped + received >= t);
-            if count < size as usize || reached_total {
-                return Ok(items);
+            .query();
+            async move { self.get_json::<Page<T>>(&[collection], &query).await }
+        };
+        follow_pages(
+            collection,
+            request.page.unwrap_or(1),
+            size,
+            max_pages,
+            fetch,
+        )
+        .await
+        .items
+    }
+}
+
+/// What [`follow_pages`] read, and how many requests it took (the poller's
+/// metrics count them, failed lists included).
+#[derive(Debug)]
+pub struct Listed<T> {
+    pub items: Result<Vec<T>>,
+    pub requests: u64,
+}
+
+/// Offset paging, the one way every list follows pages: `fetch` reads page
+/// `n`, from `first` on with `size` rows a page, until the first page
+/// shorter than the size or once `total` rows are in (the rows of skipped
+/// pages counted), at most `max_pages` pages. Rows repeated across pages
+/// by concurrent inserts are dropped; rows deleted meanwhile can still
+/// shift others past a page boundary.
+pub async fn follow_pages<T, F, Fut>(
+    collection: &str,
+    first: u32,
+    size: u32,
+    max_pages: u32,
+    mut fetch: F,
+) -> Listed<T>
+where
+    T: Identified,
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<Page<T>>>,
+{
+    let skipped = u64::from(first.saturating_sub(1)) * u64::from(size);
+    let mut received: u64 = 0;
+    let mut requests = 0;
+    let mut items = Vec::new();
+    let mut seen = HashSet::new();
+    let mut page_number = Some(first);
+    for _ in 0..max_pages {
+        let Some(number) = page_number else { break };
+        requests += 1;
+        let page = match fetch(number).await {
+            Ok(page) => page,
+            Err(e) => {
+                return Listed {
+                    items: Err(e),
+                    requests,
+                };
             }
-            request.page = match request.page.and_then(|p| p.checked_add(1)) {
-                Some(next) => Some(next),
-                None => break,
+        };
+        let count = page.items.len();
+        received += count as u64;
+        for item in page.items {
+            if seen.insert(item.id().to_string()) {
+                items.push(item);
+            } else {
+                tracing::debug!(
+                    collection,
+                    id = item.id(),
+                    "dropped a row repeated across pages"
+                );
+            }
+        }
+        let reached_total = u64::try_from(page.total).is_ok_and(|t| skipped + received >= t);
+        if count < size as usize || reached_total {
+            return Listed {
+                items: Ok(items),
+                requests,
             };
         }
-        Err(Error::Protocol(format!(
-            "listing {collection} gave up after {max_pages} full pages of {size} \
-             ({} rows so far); the server keeps returning full pages",
-            items.len()
-        )))
+        page_number = number.checked_add(1);
+    }
+    let error = Error::Protocol(format!(
+        "listing {collection} gave up after {max_pages} full pages of {size} \
+         ({} rows so far); the server keeps returning full pages",
+        items.len()
+    ));
+    Listed {
+        items: Err(error),
+        requests,
     }
 }
 
@@ -378,6 +438,49 @@ mod tests {
             ])
         );
         assert_eq!(server.requests()[1].path, "/api/maestro/v1/consumers");
+    }
+
+    fn page_of(ids: &[&str], total: i64) -> Page<Consumer> {
+        serde_json::from_value(json!({
+            "kind": "ConsumerList", "page": 1, "size": ids.len(), "total": total,
+            "items": ids.iter().map(|id| json!({"id": id, "name": id})).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn paging_counts_every_request_a_failed_one_included() {
+        let pages = [page_of(&["a", "b"], 5), page_of(&["b", "c"], 5)];
+        let listed = follow_pages("consumers", 1, 2, MAX_PAGES, |n: u32| {
+            let page = pages.get(n as usize - 1).cloned();
+            async move { page.ok_or_else(|| Error::Unavailable("down".into())) }
+        })
+        .await;
+        assert_eq!(listed.requests, 3);
+        assert!(matches!(listed.items, Err(Error::Unavailable(_))));
+
+        let listed = follow_pages("consumers", 1, 2, MAX_PAGES, |n: u32| {
+            let page = pages
+                .get(n as usize - 1)
+                .cloned()
+                .unwrap_or(page_of(&["d"], 5));
+            async move { Ok(page) }
+        })
+        .await;
+        assert_eq!(listed.requests, 3);
+        let ids: Vec<_> = listed.items.unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["a", "b", "c", "d"], "the repeated row dropped");
+    }
+
+    #[tokio::test]
+    async fn paging_gives_up_on_a_server_that_keeps_returning_full_pages() {
+        let listed = follow_pages("consumers", 1, 1, 4, |n: u32| async move {
+            Ok(page_of(&[&n.to_string()], 1_000_000))
+        })
+        .await;
+        assert_eq!(listed.requests, 4);
+        let e = listed.items.unwrap_err();
+        assert!(e.to_string().contains("gave up after 4 full pages"), "{e}");
     }
 
     #[tokio::test]

@@ -28,8 +28,9 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use url::Url;
 
+pub use api::{Listed, MAX_PAGES, follow_pages};
 pub use search::{LabelSelector, Operator, Requirement, Search};
-pub use types::{BundleStatus, Consumer, ListOptions, Page, ResourceBundle};
+pub use types::{BundleStatus, Consumer, Identified, ListOptions, Page, ResourceBundle};
 
 use crate::error::{Error, Result};
 use crate::maestro::config::{MaestroConfig, read_file, read_token_file};

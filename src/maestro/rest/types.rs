@@ -187,7 +187,7 @@ impl ListOptions {
 }
 
 /// Items that paging can de-duplicate.
-pub(super) trait Identified {
+pub trait Identified {
     fn id(&self) -> &str;
 }
 
