@@ -370,7 +370,7 @@ impl Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::fake::{FakeServer, Recorded, Reply, gzip_stored};
+    use super::fake::{FakeServer, Recorded, Reply, gzip};
     use super::*;
     use crate::names::SourceId;
 
@@ -461,7 +461,7 @@ mod tests {
                     .contains("gzip")
             );
             let mut reply = Reply::json(200, "");
-            reply.body = gzip_stored(CONSUMER.as_bytes());
+            reply.body = gzip(CONSUMER.as_bytes());
             reply
                 .headers
                 .push(("Content-Encoding".into(), "gzip".into()));
@@ -475,7 +475,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_over_the_size_limit_is_refused_after_decompression() {
         let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(64 * 1024));
-        let gzipped = gzip_stored(big.as_bytes());
+        let gzipped = gzip(big.as_bytes());
         let server = FakeServer::start(move |_: &Recorded| {
             let mut reply = Reply::json(200, "");
             reply.body = gzipped.clone();
