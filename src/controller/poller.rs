@@ -34,9 +34,7 @@ use super::MaestroHandle;
 use super::crd::MaestroApply;
 use super::metrics::Metrics;
 use crate::maestro::codec::StatusEvent;
-use crate::maestro::rest::{
-    BundleStatus, ListOptions, MAX_PAGES, Page, ResourceBundle, Search, follow_pages,
-};
+use crate::maestro::rest::{BundleStatus, MAX_PAGES, Page, ResourceBundle, follow_pages};
 use crate::names::{ConsumerName, ResourceId};
 
 /// The page size of status lists, the REST client's.
@@ -69,18 +67,7 @@ pub type PageFetcher = Arc<
 pub fn maestro_fetcher(maestro: MaestroHandle) -> PageFetcher {
     Arc::new(move |req: PageRequest| {
         let client = maestro.get();
-        Box::pin(async move {
-            let search = Search::source(client.source())
-                .consumer(&req.consumer)
-                .build();
-            let options = ListOptions {
-                search: Some(search),
-                page: Some(req.page),
-                size: Some(req.size),
-                order_by: Some("id".into()),
-            };
-            client.rest().list_resource_bundles_page(&options).await
-        })
+        Box::pin(async move { client.list_page(&req.consumer, req.page, req.size).await })
     })
 }
 

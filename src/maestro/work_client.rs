@@ -13,7 +13,9 @@ use super::codec::{self, ManifestBundle, SpecAction};
 use super::config::MaestroConfig;
 use super::fence::WriteFence;
 use super::grpc::{GrpcSourceClient, StreamEvent, SubscribeOptions};
-use super::rest::{LabelSelector, ListOptions, Operator, ResourceBundle, RestClient, Search};
+use super::rest::{
+    Consumer, LabelSelector, ListOptions, Operator, Page, ResourceBundle, RestClient, Search,
+};
 use crate::error::{Error, Result};
 use crate::manifestwork::{ManifestWork, validate_work};
 use crate::names::{ConsumerName, ResourceId, SourceId, WorkName};
@@ -159,10 +161,6 @@ impl WorkClient {
         &self.fence
     }
 
-    pub fn rest(&self) -> &RestClient {
-        &self.rest
-    }
-
     pub fn grpc(&self) -> &GrpcSourceClient {
         &self.grpc
     }
@@ -173,6 +171,66 @@ impl WorkClient {
 
     pub fn resource_id(&self, consumer: &ConsumerName, name: &WorkName) -> ResourceId {
         ResourceId::for_work(&self.source, consumer.as_str(), name.as_str())
+    }
+
+    /// Where the REST API answers, for messages.
+    pub fn rest_endpoint(&self) -> &url::Url {
+        self.rest.endpoint()
+    }
+
+    /// Every consumer registered in Maestro, all pages followed.
+    pub async fn list_consumers(&self) -> Result<Vec<Consumer>> {
+        self.rest.list_consumers(&ListOptions::default()).await
+    }
+
+    /// The consumer with this name, if registered.
+    pub async fn find_consumer(&self, name: &ConsumerName) -> Result<Option<Consumer>> {
+        self.rest.find_consumer_by_name(name).await
+    }
+
+    /// The consumer with this server-generated id.
+    pub async fn get_consumer(&self, id: &str) -> Result<Consumer> {
+        self.rest.get_consumer(id).await
+    }
+
+    /// Registers a consumer; a taken name is [`Error::Conflict`].
+    pub async fn create_consumer(
+        &self,
+        name: &ConsumerName,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Consumer> {
+        self.rest.create_consumer(name, labels).await
+    }
+
+    /// Deletes a consumer that has no bundles left; an unknown id succeeds.
+    pub async fn delete_consumer(&self, id: &str) -> Result<()> {
+        self.rest.delete_consumer(id).await
+    }
+
+    /// One page of this source's bundles on `consumer`, ordered by id so
+    /// that paging is stable. Not filtered by labels: a bundle another
+    /// client rewrote without them is still under its resource ID.
+    pub async fn list_page(
+        &self,
+        consumer: &ConsumerName,
+        page: u32,
+        size: u32,
+    ) -> Result<Page<ResourceBundle>> {
+        let options = ListOptions {
+            search: Some(Search::source(&self.source).consumer(consumer).build()),
+            page: Some(page),
+            size: Some(size),
+            order_by: Some("id".into()),
+        };
+        self.rest.list_resource_bundles_page(&options).await
+    }
+
+    /// Deletes a bundle by its id over REST: for bundles other clients
+    /// made under ids this client does not derive, which
+    /// [`WorkClient::delete`] cannot name. Idempotent.
+    pub async fn delete_bundle_by_id(&self, id: &ResourceId) -> Result<()> {
+        self.fence.check()?;
+        self.rest.delete_resource_bundle(id).await
     }
 
     /// The bundle behind a work, or `None` when Maestro has none. Bundles
