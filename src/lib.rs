@@ -12,6 +12,7 @@
 //! - [`telemetry`]: logging set-up;
 //! - [`cli`]: the `maestro-cli` commands.
 
+pub mod backoff;
 pub mod cli;
 pub mod controller;
 pub mod durations;

@@ -252,17 +252,12 @@ async fn list_filters_by_consumer_and_labels_and_follows_pages() {
             size: Some(2),
             order_by: Some("created_at asc".into()),
         };
-        let page = client
-            .rest()
-            .list_resource_bundles_page(&options)
-            .await
-            .unwrap();
+        let page = rest().list_resource_bundles_page(&options).await.unwrap();
         assert_eq!(page.total, 5);
         sizes.push(page.items.len());
     }
     assert_eq!(sizes, [2, 2, 1]);
-    let all_pages = client
-        .rest()
+    let all_pages = rest()
         .list_resource_bundles(&ListOptions {
             search: Some(search),
             size: Some(2),

@@ -13,8 +13,11 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::Error;
-use crate::maestro::work_client::{ApplyOutcome, WorkClient};
-use crate::manifestwork::{ManifestWork, validate_work};
+use crate::maestro::rest::ResourceBundle;
+use crate::maestro::work_client::{
+    APPLY_ATTEMPTS, Applied, Decision, Refusal, WorkClient, replace,
+};
+use crate::manifestwork::{Manifest, ManifestWork, validate_work};
 use crate::names::{ConsumerName, WorkName};
 
 use super::context::{Deadline, Progress, parse_timeout, retry};
@@ -26,10 +29,6 @@ use super::results::{ResultsArgs, StatusResult, Target};
 use super::wait::{self, WorkCondition};
 use super::{Ctx, Outcome, explain_unknown_consumer};
 use crate::controller::target::Owner;
-
-/// How often a `--manifest-name` update is retried after losing a race to
-/// another writer.
-const MERGE_ATTEMPTS: usize = 3;
 
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
@@ -100,23 +99,22 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs, target: &mut Target) -> Result<Outc
     }
 
     let client = ctx.client()?;
-    let existing = find_retrying(client, &deadline, &args.consumer, &name).await?;
-    if let Some(remote) = &existing {
-        refuse_foreign(client, &args.consumer, remote)?;
-        refuse_managed(&args.consumer, remote, Touch::Change, args.force)?;
-    }
-
-    let outcome = retry(
-        &deadline,
-        &format!("apply manifestwork {name} to consumer {}", args.consumer),
-        async || client.apply(&work).await,
-    )
+    refuse_foreign_by_name(client, &deadline, &args.consumer, &name).await?;
+    let what = format!("apply manifestwork {name} to consumer {}", args.consumer);
+    let applied = retry(&deadline, &what, async || {
+        let decide = replace_unless_managed(&args.consumer, &work, args.force);
+        client.apply_with(&args.consumer, &name, decide).await
+    })
     .await
     .map_err(explain_unknown_consumer)?;
-    let (verb, version) = match outcome {
-        ApplyOutcome::Created { version } => ("created", version),
-        ApplyOutcome::Updated { from_version } => ("configured", from_version + 1),
-        ApplyOutcome::Unchanged { version } => ("unchanged", version),
+    let (verb, version) = match applied {
+        Applied::Created { .. } => ("created", 1),
+        Applied::Updated { from_version, .. } => ("configured", from_version + 1),
+        Applied::Skipped { current, .. } => ("unchanged", current.map_or(0, |b| b.version)),
+        Applied::Refused(ApplyRefusal::Cli(e)) => return Err(e),
+        Applied::Refused(ApplyRefusal::Maestro(refusal)) => {
+            return Err(CliError::maestro(what, Error::Conflict(refusal.0)));
+        }
     };
     output::emit(&format!("manifestwork/{name} {verb} (version {version})\n"))?;
     let message = format!("ManifestWork {verb} (version {version})");
@@ -200,6 +198,60 @@ pub fn refuse_foreign(
         )));
     }
     Ok(())
+}
+
+/// [`refuse_foreign`] for the work of this name, found as [`find`] does:
+/// a bundle another client made under a random id is not read by
+/// [`WorkClient::apply_with`], which would create a second one beside it.
+async fn refuse_foreign_by_name(
+    client: &WorkClient,
+    deadline: &Deadline,
+    consumer: &ConsumerName,
+    name: &WorkName,
+) -> Result<(), CliError> {
+    match find_retrying(client, deadline, consumer, name).await? {
+        Some(remote) => refuse_foreign(client, consumer, &remote),
+        None => Ok(()),
+    }
+}
+
+/// Why an apply left the work alone.
+#[derive(Debug)]
+enum ApplyRefusal {
+    /// The CLI's own rules (managed by a MaestroApply, invalid merge).
+    Cli(CliError),
+    /// The plain apply's (being deleted).
+    Maestro(Refusal),
+}
+
+/// The remote a decision judges, or the refusal of an unreadable bundle.
+fn remote_of(bundle: &ResourceBundle) -> Result<Remote, CliError> {
+    Remote::from_bundle(bundle.clone())
+        .map_err(|e| CliError::maestro("read the current manifestwork", e))
+}
+
+/// The decision of `apply` without `--manifest-name`: [`replace`], but not
+/// a work a MaestroApply manages unless `force`.
+fn replace_unless_managed<'a>(
+    consumer: &'a ConsumerName,
+    work: &'a ManifestWork,
+    force: bool,
+) -> impl FnMut(Option<&ResourceBundle>) -> Decision<(), ApplyRefusal> + 'a {
+    let mut plain = replace(work);
+    move |current| {
+        if let Some(bundle) = current {
+            let managed =
+                remote_of(bundle).and_then(|r| refuse_managed(consumer, &r, Touch::Change, force));
+            if let Err(e) = managed {
+                return Decision::Refuse(ApplyRefusal::Cli(e));
+            }
+        }
+        match plain(current) {
+            Decision::Publish(work, ()) => Decision::Publish(work, ()),
+            Decision::Skip(()) => Decision::Skip(()),
+            Decision::Refuse(r) => Decision::Refuse(ApplyRefusal::Maestro(r)),
+        }
+    }
 }
 
 /// What a command is about to do to a work.
@@ -289,53 +341,34 @@ async fn apply_one_manifest(
     let what = describe_manifest(&manifest);
     let client = ctx.client()?;
 
-    for attempt in 1..=MERGE_ATTEMPTS {
-        let existing = find_retrying(client, deadline, &args.consumer, &name).await?;
-        let (work, version, verb) = match existing {
-            None => {
-                let mut work = ManifestWork::for_consumer(
-                    args.consumer.as_str(),
-                    name.as_str(),
-                    vec![manifest.clone()],
-                );
-                if let Some(t) = &template {
-                    work.metadata.labels = t.metadata.labels.clone();
-                    work.metadata.annotations = t.metadata.annotations.clone();
-                    clean_server_fields(&mut work);
-                }
-                (work, None, "added to a new work")
-            }
-            Some(remote) => {
-                refuse_foreign(client, &args.consumer, &remote)?;
-                refuse_managed(&args.consumer, &remote, Touch::Change, args.force)?;
-                if remote.bundle.is_deleting() {
-                    return Err(CliError::Failed(format!(
-                        "manifestwork {name} on consumer {} is being deleted; apply again once it is gone",
-                        args.consumer
-                    )));
-                }
-                let mut work = remote.work.clone();
-                clean_server_fields(&mut work);
-                let manifests = &mut work.spec.workload.manifests;
-                let verb = match selector.find_in(manifests)? {
-                    Some(i) if manifests[i] == manifest => "unchanged",
-                    Some(i) => {
-                        manifests[i] = manifest.clone();
-                        "replaced"
-                    }
-                    None => {
-                        manifests.push(manifest.clone());
-                        "added"
-                    }
-                };
-                (work, Some(remote.version()), verb)
-            }
-        };
-        validate_work(&work).map_err(|errors| CliError::Invalid {
-            origin: format!("{origin} merged into manifestwork {name}"),
-            errors,
-        })?;
-        if args.dry_run {
+    refuse_foreign_by_name(client, deadline, &args.consumer, &name).await?;
+    let merge = Merge {
+        consumer: &args.consumer,
+        name: &name,
+        manifest: &manifest,
+        template: template.as_ref(),
+        selector,
+        origin: &origin,
+        force: args.force,
+        dry_run: args.dry_run,
+    };
+    let applied = retry(
+        deadline,
+        &format!("apply manifestwork {name}"),
+        async || {
+            client
+                .apply_with(&args.consumer, &name, |current| merge.decide(current))
+                .await
+        },
+    )
+    .await;
+    let (verb, version) = match applied {
+        Ok(Applied::Created { note }) => (note.verb(), 1),
+        Ok(Applied::Updated { from_version, note }) => (note.verb(), from_version + 1),
+        Ok(Applied::Skipped {
+            note: Merged::DryRun(verb, work),
+            ..
+        }) => {
             output::emit(&output::to_yaml(&work)?)?;
             eprintln!("manifest {what} would be {verb} (dry run: nothing sent)");
             return Ok(Outcome::with_result(StatusResult::new(
@@ -344,46 +377,123 @@ async fn apply_one_manifest(
                 "dry run: nothing sent",
             )));
         }
-        let written = match (verb, version) {
-            ("unchanged", Some(v)) => Ok(v),
-            (_, None) => retry(
-                deadline,
-                &format!("create manifestwork {name}"),
-                async || client.create(&work).await,
-            )
-            .await
-            .map(|()| 1),
-            (_, Some(v)) => retry(
-                deadline,
-                &format!("update manifestwork {name}"),
-                async || client.update(&work, v).await,
-            )
-            .await
-            .map(|()| v + 1),
-        };
-        match written {
-            Ok(version) => {
-                output::emit(&format!(
-                    "manifestwork/{name}: manifest {what} {verb} (version {version})\n"
-                ))?;
-                let message = format!("manifest {what} {verb} (version {version})");
-                return finish(
-                    ctx, client, args, &name, target, deadline, message, args.watch,
-                )
-                .await;
-            }
-            Err(CliError::Maestro {
-                source: Error::StaleVersion { .. } | Error::Conflict(_),
-                ..
-            }) if attempt < MERGE_ATTEMPTS => {
-                tracing::info!(attempt, "another writer changed the work; merging again");
-            }
-            Err(e) => return Err(explain_unknown_consumer(e)),
+        Ok(Applied::Skipped { note, current }) => (note.verb(), current.map_or(0, |b| b.version)),
+        Ok(Applied::Refused(e)) => return Err(e),
+        Err(CliError::Maestro {
+            source: Error::StaleVersion { .. } | Error::Conflict(_),
+            ..
+        }) => {
+            return Err(CliError::Failed(format!(
+                "manifestwork {name}: other writers kept changing it; gave up after \
+                 {APPLY_ATTEMPTS} attempts"
+            )));
+        }
+        Err(e) => return Err(explain_unknown_consumer(e)),
+    };
+    output::emit(&format!(
+        "manifestwork/{name}: manifest {what} {verb} (version {version})\n"
+    ))?;
+    let message = format!("manifest {what} {verb} (version {version})");
+    finish(
+        ctx, client, args, &name, target, deadline, message, args.watch,
+    )
+    .await
+}
+
+/// What a `--manifest-name` apply merges, and where.
+struct Merge<'a> {
+    consumer: &'a ConsumerName,
+    name: &'a WorkName,
+    manifest: &'a Manifest,
+    /// The ManifestWork file, lending its labels to a work created here.
+    template: Option<&'a ManifestWork>,
+    selector: &'a ManifestSelector,
+    origin: &'a str,
+    force: bool,
+    dry_run: bool,
+}
+
+/// What a merge did to the work, as the output words it.
+#[derive(Debug)]
+enum Merged {
+    Write(&'static str),
+    Unchanged,
+    DryRun(&'static str, Box<ManifestWork>),
+}
+
+impl Merged {
+    fn verb(&self) -> &'static str {
+        match self {
+            Merged::Write(verb) | Merged::DryRun(verb, _) => verb,
+            Merged::Unchanged => "unchanged",
         }
     }
-    Err(CliError::Failed(format!(
-        "manifestwork {name}: other writers kept changing it; gave up after {MERGE_ATTEMPTS} attempts"
-    )))
+}
+
+impl Merge<'_> {
+    /// The decision of `apply --manifest-name`: the manifest put into the
+    /// current work (or a new one), nothing when it is already there, and
+    /// never into a work a MaestroApply manages (unless `force`), one being
+    /// deleted, or one the merge makes invalid.
+    fn decide(&self, current: Option<&ResourceBundle>) -> Decision<Merged, CliError> {
+        let (work, verb) = match current.map(|b| self.merged(b)) {
+            None => (self.new_work(), "added to a new work"),
+            Some(Ok(merged)) => merged,
+            Some(Err(e)) => return Decision::Refuse(e),
+        };
+        if let Err(errors) = validate_work(&work) {
+            return Decision::Refuse(CliError::Invalid {
+                origin: format!("{} merged into manifestwork {}", self.origin, self.name),
+                errors,
+            });
+        }
+        match (self.dry_run, verb) {
+            (true, verb) => Decision::Skip(Merged::DryRun(verb, Box::new(work))),
+            (false, "unchanged") => Decision::Skip(Merged::Unchanged),
+            (false, verb) => Decision::Publish(Box::new(work), Merged::Write(verb)),
+        }
+    }
+
+    fn new_work(&self) -> ManifestWork {
+        let mut work = ManifestWork::for_consumer(
+            self.consumer.as_str(),
+            self.name.as_str(),
+            vec![self.manifest.clone()],
+        );
+        if let Some(t) = self.template {
+            work.metadata.labels = t.metadata.labels.clone();
+            work.metadata.annotations = t.metadata.annotations.clone();
+            clean_server_fields(&mut work);
+        }
+        work
+    }
+
+    /// The current work with the manifest replaced or added.
+    fn merged(&self, bundle: &ResourceBundle) -> Result<(ManifestWork, &'static str), CliError> {
+        let remote = remote_of(bundle)?;
+        refuse_managed(self.consumer, &remote, Touch::Change, self.force)?;
+        if bundle.is_deleting() {
+            return Err(CliError::Failed(format!(
+                "manifestwork {} on consumer {} is being deleted; apply again once it is gone",
+                self.name, self.consumer
+            )));
+        }
+        let mut work = remote.work;
+        clean_server_fields(&mut work);
+        let manifests = &mut work.spec.workload.manifests;
+        let verb = match self.selector.find_in(manifests)? {
+            Some(i) if manifests[i] == *self.manifest => "unchanged",
+            Some(i) => {
+                manifests[i] = self.manifest.clone();
+                "replaced"
+            }
+            None => {
+                manifests.push(self.manifest.clone());
+                "added"
+            }
+        };
+        Ok((work, verb))
+    }
 }
 
 #[cfg(test)]
@@ -459,6 +569,182 @@ mod tests {
         assert!(
             message.contains("a MaestroApply (uid 0b7c1d1e)"),
             "{message}"
+        );
+    }
+
+    fn bundle(metadata: Value, deleting: bool) -> ResourceBundle {
+        let mut b = json!({
+            "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "cluster-west-1",
+            "version": 2, "metadata": metadata,
+            "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}],
+        });
+        if deleting {
+            b["deleted_at"] = json!("2025-12-13T13:32:30Z");
+        }
+        serde_json::from_value(b).unwrap()
+    }
+
+    fn managed_bundle() -> ResourceBundle {
+        bundle(
+            json!({"name": "web", "namespace": "cluster-west-1",
+                   "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, OWNER_UID_LABEL: "0b7c1d1e"},
+                   "annotations": {OWNER_ANNOTATION: "team-a/hello"}}),
+            false,
+        )
+    }
+
+    fn plain_bundle(deleting: bool) -> ResourceBundle {
+        bundle(
+            json!({"name": "web", "namespace": "cluster-west-1"}),
+            deleting,
+        )
+    }
+
+    fn configmap(name: &str, data: &str) -> Manifest {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"}, "data": {"k": data}}))
+        .unwrap()
+    }
+
+    fn web(manifests: Vec<Manifest>) -> ManifestWork {
+        ManifestWork::for_consumer("cluster-west-1", "web", manifests)
+    }
+
+    #[test]
+    fn a_plain_apply_creates_replaces_and_leaves_an_unchanged_work_alone() {
+        let work = web(vec![configmap("a", "1")]);
+        let consumer = consumer();
+        let mut decide = replace_unless_managed(&consumer, &work, false);
+        assert!(matches!(decide(None), Decision::Publish(_, ())));
+        assert!(matches!(
+            decide(Some(&plain_bundle(false))),
+            Decision::Publish(_, ())
+        ));
+        let mut same = plain_bundle(false);
+        same.metadata.insert(
+            "annotations".into(),
+            json!({
+                crate::maestro::work_client::SPEC_HASH_ANNOTATION:
+                    crate::maestro::work_client::spec_hash_of_work(&work)
+            }),
+        );
+        assert!(matches!(decide(Some(&same)), Decision::Skip(())));
+    }
+
+    #[test]
+    fn a_plain_apply_refuses_a_managed_work_unless_forced_and_one_being_deleted() {
+        let work = web(vec![configmap("a", "1")]);
+        let consumer = consumer();
+        let managed = managed_bundle();
+        let refused = replace_unless_managed(&consumer, &work, false)(Some(&managed));
+        assert!(
+            matches!(&refused, Decision::Refuse(ApplyRefusal::Cli(CliError::Failed(m))) if m.contains("--force")),
+            "{refused:?}"
+        );
+        let forced = replace_unless_managed(&consumer, &work, true)(Some(&managed));
+        assert!(matches!(forced, Decision::Publish(_, ())), "{forced:?}");
+        let deleting = replace_unless_managed(&consumer, &work, false)(Some(&plain_bundle(true)));
+        assert!(
+            matches!(&deleting, Decision::Refuse(ApplyRefusal::Maestro(r)) if r.0.contains("being deleted")),
+            "{deleting:?}"
+        );
+    }
+
+    fn merge<'a>(
+        consumer: &'a ConsumerName,
+        name: &'a WorkName,
+        manifest: &'a Manifest,
+        selector: &'a ManifestSelector,
+        dry_run: bool,
+    ) -> Merge<'a> {
+        Merge {
+            consumer,
+            name,
+            manifest,
+            template: None,
+            selector,
+            origin: "m.yaml",
+            force: false,
+            dry_run,
+        }
+    }
+
+    /// The verb and manifest names of a merge decision.
+    fn merged(decision: Decision<Merged, CliError>) -> (String, Vec<String>) {
+        let names = |w: &ManifestWork| {
+            w.spec
+                .workload
+                .manifests
+                .iter()
+                .map(describe_manifest)
+                .collect()
+        };
+        match decision {
+            Decision::Publish(work, note) => (note.verb().into(), names(&work)),
+            Decision::Skip(Merged::DryRun(verb, work)) => {
+                (format!("dry run: {verb}"), names(&work))
+            }
+            Decision::Skip(note) => (note.verb().into(), Vec::new()),
+            Decision::Refuse(e) => (format!("refused: {e}"), Vec::new()),
+        }
+    }
+
+    #[test]
+    fn a_merge_adds_replaces_or_leaves_the_named_manifest() {
+        let (consumer, name) = (consumer(), WorkName::new("web").unwrap());
+        let sel_a = ManifestSelector::parse("a").unwrap();
+        let sel_b = ManifestSelector::parse("b").unwrap();
+        let (a2, b1) = (configmap("a", "2"), configmap("b", "1"));
+        let current = plain_bundle(false);
+
+        let (verb, names) = merged(merge(&consumer, &name, &b1, &sel_b, false).decide(None));
+        assert_eq!((verb.as_str(), names.len()), ("added to a new work", 1));
+        let (verb, names) =
+            merged(merge(&consumer, &name, &b1, &sel_b, false).decide(Some(&current)));
+        assert_eq!((verb.as_str(), names.len()), ("added", 2));
+        let (verb, names) =
+            merged(merge(&consumer, &name, &a2, &sel_a, false).decide(Some(&current)));
+        assert_eq!((verb.as_str(), names.len()), ("replaced", 1));
+        let a_as_is: Manifest =
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "default"}}))
+            .unwrap();
+        let (verb, _) =
+            merged(merge(&consumer, &name, &a_as_is, &sel_a, false).decide(Some(&current)));
+        assert_eq!(verb, "unchanged");
+    }
+
+    #[test]
+    fn a_merge_dry_run_shows_the_merged_work_and_writes_nothing() {
+        let (consumer, name) = (consumer(), WorkName::new("web").unwrap());
+        let sel_b = ManifestSelector::parse("b").unwrap();
+        let b1 = configmap("b", "1");
+        let (verb, names) =
+            merged(merge(&consumer, &name, &b1, &sel_b, true).decide(Some(&plain_bundle(false))));
+        assert_eq!(verb, "dry run: added");
+        assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn a_merge_refuses_a_managed_work_one_being_deleted_and_an_invalid_result() {
+        let (consumer, name) = (consumer(), WorkName::new("web").unwrap());
+        let sel_b = ManifestSelector::parse("b").unwrap();
+        let b1 = configmap("b", "1");
+        let (verb, _) =
+            merged(merge(&consumer, &name, &b1, &sel_b, false).decide(Some(&managed_bundle())));
+        assert!(
+            verb.contains("managed by MaestroApply team-a/hello"),
+            "{verb}"
+        );
+        let (verb, _) =
+            merged(merge(&consumer, &name, &b1, &sel_b, false).decide(Some(&plain_bundle(true))));
+        assert!(verb.contains("is being deleted"), "{verb}");
+        let nameless: Manifest =
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap"})).unwrap();
+        let decision = merge(&consumer, &name, &nameless, &sel_b, false).decide(None);
+        assert!(
+            matches!(&decision, Decision::Refuse(CliError::Invalid { origin, .. }) if origin.contains("merged into manifestwork web")),
+            "{decision:?}"
         );
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::maestro::rest::{Consumer, ListOptions};
+use crate::maestro::rest::Consumer;
 use crate::names::ConsumerName;
 
 use super::context::{Deadline, parse_timeout, retry};
@@ -91,12 +91,12 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 
 pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliError> {
     let client = ctx.client()?;
-    let rest = client.rest();
+    let rest = client;
     match command {
         ConsumersCommand::List(args) => {
             let deadline = Deadline::after(args.common.timeout);
             let mut consumers = retry(&deadline, "list consumers", async || {
-                rest.list_consumers(&ListOptions::default()).await
+                rest.list_consumers().await
             })
             .await?;
             if let Some(selector) = &args.selector {
@@ -118,7 +118,7 @@ pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliErr
             // Look first: a create retried after a lost answer must not
             // fail on the consumer it made itself.
             if let Some(existing) = retry(&deadline, "find the consumer", async || {
-                rest.find_consumer_by_name(&args.name).await
+                rest.find_consumer(&args.name).await
             })
             .await?
             {
@@ -181,10 +181,10 @@ async fn resolve(
     name_or_id: &str,
     deadline: &Deadline,
 ) -> Result<Option<Consumer>, CliError> {
-    let rest = ctx.client()?.rest();
+    let rest = ctx.client()?;
     if let Ok(name) = ConsumerName::new(name_or_id)
         && let Some(c) = retry(deadline, "find the consumer", async || {
-            rest.find_consumer_by_name(&name).await
+            rest.find_consumer(&name).await
         })
         .await?
     {

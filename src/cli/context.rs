@@ -11,9 +11,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::maestro::config::MaestroConfig;
-use crate::maestro::grpc::{Backoff, SubscribeOptions};
+use crate::maestro::grpc::SubscribeOptions;
 use crate::maestro::work_client::{WatchEvent, WorkClient};
 use crate::names::{ConsumerName, SourceId};
 

@@ -107,7 +107,7 @@ async fn request_delete(
             ))
         })?;
         retry(deadline, &what, async || {
-            client.rest().delete_resource_bundle(&id).await
+            client.delete_bundle_by_id(&id).await
         })
         .await
     } else {

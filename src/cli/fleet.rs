@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::maestro::rest::{LabelSelector, ListOptions, ResourceBundle};
+use crate::maestro::rest::{LabelSelector, ResourceBundle};
 use crate::maestro::work_client::WorkClient;
 use crate::names::{ConsumerName, WorkName};
 
@@ -132,7 +132,7 @@ pub async fn select_consumers(
     selector: &ConsumerSelector,
 ) -> Result<Vec<ConsumerName>, CliError> {
     let consumers = retry(deadline, "list consumers", async || {
-        client.rest().list_consumers(&ListOptions::default()).await
+        client.list_consumers().await
     })
     .await?;
     let mut selected: Vec<ConsumerName> = consumers

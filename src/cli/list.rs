@@ -114,7 +114,7 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
     {
         // An empty list may mean a typo in the consumer: say so.
         let exists = retry(&deadline, "find the consumer", async || {
-            client.rest().find_consumer_by_name(consumer).await
+            client.find_consumer(consumer).await
         })
         .await?;
         if exists.is_none() {

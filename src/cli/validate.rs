@@ -126,13 +126,13 @@ async fn check_consumer(
     timeout: Duration,
 ) -> Result<(), CliError> {
     let client = ctx.client()?;
-    let found = tokio::time::timeout(timeout, client.rest().find_consumer_by_name(consumer)).await;
+    let found = tokio::time::timeout(timeout, client.find_consumer(consumer)).await;
     match found {
         Ok(Ok(Some(_))) => Ok(()),
         Ok(Ok(None)) => Err(CliError::NotFound(format!(
             "consumer {:?} is not registered in Maestro at {}; register it with `maestro-cli consumers create {consumer}`",
             consumer.as_str(),
-            client.rest().endpoint()
+            client.rest_endpoint()
         ))),
         Ok(Err(e)) if e.is_transient() || matches!(e, Error::Protocol(_)) => {
             eprintln!("warning: could not check that consumer {consumer} exists: {e}");

@@ -107,7 +107,7 @@ pub async fn run(ctx: &Ctx, args: WatchArgs) -> Result<Outcome, CliError> {
     let client = ctx.client()?;
     let startup = Deadline::after(deadline.remaining().min(Duration::from_secs(30)));
     let consumer = retry(&startup, "find the consumer", async || {
-        client.rest().find_consumer_by_name(&args.consumer).await
+        client.find_consumer(&args.consumer).await
     })
     .await?;
     if consumer.is_none() {

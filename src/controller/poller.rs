@@ -18,7 +18,7 @@
 //! for Ready objects too, whose changes the stream was reporting.
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -34,11 +34,11 @@ use super::MaestroHandle;
 use super::crd::MaestroApply;
 use super::metrics::Metrics;
 use crate::maestro::codec::StatusEvent;
-use crate::maestro::rest::{BundleStatus, ListOptions, Page, ResourceBundle, Search};
+use crate::maestro::rest::{BundleStatus, MAX_PAGES, Page, ResourceBundle, follow_pages};
 use crate::names::{ConsumerName, ResourceId};
 
-/// The page size of status lists, as the Go client uses.
-pub const DEFAULT_PAGE_SIZE: u32 = 400;
+/// The page size of status lists, the REST client's.
+pub use crate::maestro::rest::DEFAULT_PAGE_SIZE;
 
 /// Whether an object still exists (in the operator's cache), so the
 /// interest of one that vanished without a final reconcile (finalizer
@@ -67,18 +67,7 @@ pub type PageFetcher = Arc<
 pub fn maestro_fetcher(maestro: MaestroHandle) -> PageFetcher {
     Arc::new(move |req: PageRequest| {
         let client = maestro.get();
-        Box::pin(async move {
-            let search = Search::source(client.source())
-                .consumer(&req.consumer)
-                .build();
-            let options = ListOptions {
-                search: Some(search),
-                page: Some(req.page),
-                size: Some(req.size),
-                order_by: Some("id".into()),
-            };
-            client.rest().list_resource_bundles_page(&options).await
-        })
+        Box::pin(async move { client.list_page(&req.consumer, req.page, req.size).await })
     })
 }
 
@@ -1012,47 +1001,21 @@ async fn poll_once(inner: &Inner, consumer: &Arc<Consumer>) {
 }
 
 /// Every page of the consumer's bundles, and the number of requests made.
-/// Stops at the first short page or once `total` rows are in, and drops
-/// rows repeated across pages, as the REST client's own paging does.
 async fn list_all(
     inner: &Inner,
     consumer: &ConsumerName,
 ) -> (crate::Result<Vec<ResourceBundle>>, u64) {
     let size = inner.page_size;
-    let mut items = Vec::new();
-    let mut seen = HashSet::new();
-    let mut requests = 0;
-    let mut received: u64 = 0;
-    for page in 1..=10_000u32 {
-        requests += 1;
-        let result = (inner.fetch)(PageRequest {
+    let fetch = |page: u32| {
+        (inner.fetch)(PageRequest {
             consumer: consumer.clone(),
             page,
             size,
         })
-        .await;
-        let page = match result {
-            Ok(page) => page,
-            Err(e) => return (Err(e), requests),
-        };
-        let count = page.items.len();
-        received += count as u64;
-        for item in page.items {
-            if seen.insert(item.id.clone()) {
-                items.push(item);
-            }
-        }
-        let reached_total = u64::try_from(page.total).is_ok_and(|t| received >= t);
-        if count < size as usize || reached_total {
-            return (Ok(items), requests);
-        }
-    }
-    (
-        Err(crate::Error::Protocol(format!(
-            "listing the bundles of {consumer} gave up after 10000 full pages"
-        ))),
-        requests,
-    )
+    };
+    let what = format!("the bundles of {consumer}");
+    let listed = follow_pages(&what, 1, size, MAX_PAGES, fetch).await;
+    (listed.items, listed.requests)
 }
 
 #[cfg(test)]

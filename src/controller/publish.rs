@@ -13,7 +13,7 @@ use super::status::Outcome;
 use super::target::{Drift, Standing, Target, standing};
 use super::{Context, Error};
 use crate::maestro::rest::ResourceBundle;
-use crate::maestro::work_client::spec_hash_of_work;
+use crate::maestro::work_client::{Applied, Decision, spec_hash_of_work};
 use crate::manifestwork::{ManifestWork, validate_work};
 
 /// Brings Maestro in line with the spec. Returns what happened and, for a
@@ -234,14 +234,98 @@ enum Published {
     },
 }
 
-/// Publishes the declared work after a fresh read: create when Maestro has
-/// nothing, update at the version read when it differs (an ordinary
-/// update, or a correction when it drifted), nothing when it matches or
-/// when drift is only to be reported; never over a bundle another holder
-/// has, unless `adopt`, when the update relabels it to this object at the
-/// version read (so a concurrent change by the holder makes it fail, not
-/// vanish). One conflict (a concurrent create, a stale version) is retried
-/// with a new read.
+/// What the operator makes of the bundle Maestro holds now, for
+/// [`crate::maestro::work_client::WorkClient::apply_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Intent {
+    Create,
+    /// An ordinary update of a declaration that changed.
+    Update,
+    /// An update over a drifted bundle of ours.
+    Correct(Drift),
+    /// An update relabelling another holder's bundle to this object.
+    Adopt(String),
+    Unchanged,
+    Deleting,
+    ReportDrift(Drift),
+}
+
+impl Intent {
+    /// The metrics' name of the write, "read" when nothing is written.
+    fn action(&self) -> &'static str {
+        match self {
+            Intent::Create => "create",
+            Intent::Update | Intent::Correct(_) => "update",
+            Intent::Adopt(_) => "adopt",
+            Intent::Unchanged | Intent::Deleting | Intent::ReportDrift(_) => "read",
+        }
+    }
+}
+
+/// The operator's decision: create when Maestro has nothing, update when
+/// the bundle differs (an ordinary update, or a correction when it
+/// drifted), nothing when it matches, is being deleted or its drift is only
+/// to be reported; never over a bundle another holder has (refused with
+/// the holder) unless `adopt`, when the update relabels it to this object.
+fn decide(
+    plan: &Plan<'_>,
+    desired: &ManifestWork,
+    target: &Target,
+    current: Option<&ResourceBundle>,
+) -> Decision<Intent, String> {
+    let Some(bundle) = current else {
+        return Decision::Publish(Box::new(desired.clone()), Intent::Create);
+    };
+    if bundle.is_deleting() {
+        return Decision::Skip(Intent::Deleting);
+    }
+    match plan.standing(bundle, desired, target) {
+        Standing::Claimed(holder) if !plan.adopt => Decision::Refuse(holder.to_string()),
+        Standing::InSync => Decision::Skip(Intent::Unchanged),
+        Standing::Drifted(drift) if plan.policy == DriftPolicy::Report => {
+            Decision::Skip(Intent::ReportDrift(drift))
+        }
+        Standing::Outdated => Decision::Publish(Box::new(desired.clone()), Intent::Update),
+        Standing::Drifted(drift) => {
+            Decision::Publish(Box::new(desired.clone()), Intent::Correct(drift))
+        }
+        Standing::Claimed(holder) => {
+            Decision::Publish(Box::new(desired.clone()), Intent::Adopt(holder.to_string()))
+        }
+    }
+}
+
+/// What a write [`decide`]d on did.
+fn outcome_of(applied: Applied<Intent, String>, ctx: &Context, target: &Target) -> Published {
+    match applied {
+        Applied::Created { .. } => Published::Created,
+        Applied::Updated { from_version, note } => match note {
+            Intent::Correct(drift) => Published::Corrected {
+                drift,
+                from_version,
+            },
+            Intent::Adopt(from) => Published::Adopted { from, from_version },
+            _ => Published::Updated { from_version },
+        },
+        Applied::Refused(holder) => Published::Claimed(holder),
+        Applied::Skipped { note, current } => {
+            let version = current.as_ref().map_or(0, |b| b.version);
+            if matches!(note, Intent::Unchanged | Intent::ReportDrift(_)) {
+                ctx.poller
+                    .record(&target.consumer, target.resource_id, current.map(|b| *b));
+            }
+            match note {
+                Intent::ReportDrift(drift) => Published::DriftReported { drift, version },
+                Intent::Deleting => Published::Deleting,
+                _ => Published::Unchanged,
+            }
+        }
+    }
+}
+
+/// Publishes the declared work after a fresh read, as [`decide`] says;
+/// an adoption's update is at the version read, so a concurrent change by
+/// the holder makes it fail, not vanish.
 #[tracing::instrument(name = "publish", skip_all, fields(consumer = %target.consumer, work = %target.work))]
 async fn publish(
     ctx: &Context,
@@ -254,76 +338,16 @@ async fn publish(
     let started = Instant::now();
     // "read" until the read before the write tells create from update.
     let mut action = "read";
-    let mut outcome = Err(crate::Error::Protocol("no publish attempted".into()));
-    for attempt in 0..2 {
-        let current = match client.get_bundle(&target.consumer, &target.work).await {
-            Ok(c) => c,
-            Err(e) => {
-                outcome = Err(e);
-                break;
+    let outcome = client
+        .apply_with(&target.consumer, &target.work, |current| {
+            let decision = decide(plan, desired, target, current);
+            if let Decision::Publish(_, intent) = &decision {
+                action = intent.action();
             }
-        };
-        let result = match current {
-            None => {
-                action = "create";
-                client.create(desired).await.map(|()| Published::Created)
-            }
-            Some(bundle) if bundle.is_deleting() => Ok(Published::Deleting),
-            Some(bundle) => {
-                let from_version = bundle.version;
-                let standing = plan.standing(&bundle, desired, target);
-                match standing {
-                    Standing::Claimed(holder) if !plan.adopt => {
-                        outcome = Ok(Published::Claimed(holder.to_string()));
-                        break;
-                    }
-                    Standing::InSync => {
-                        ctx.poller
-                            .record(&target.consumer, target.resource_id, Some(bundle));
-                        outcome = Ok(Published::Unchanged);
-                        break;
-                    }
-                    Standing::Drifted(drift) if plan.policy == DriftPolicy::Report => {
-                        ctx.poller
-                            .record(&target.consumer, target.resource_id, Some(bundle));
-                        outcome = Ok(Published::DriftReported {
-                            drift,
-                            version: from_version,
-                        });
-                        break;
-                    }
-                    Standing::Outdated => {
-                        action = "update";
-                        let written = client.update(desired, from_version).await;
-                        written.map(|()| Published::Updated { from_version })
-                    }
-                    Standing::Drifted(drift) => {
-                        action = "update";
-                        let written = client.update(desired, from_version).await;
-                        written.map(|()| Published::Corrected {
-                            drift,
-                            from_version,
-                        })
-                    }
-                    Standing::Claimed(holder) => {
-                        action = "adopt";
-                        let from = holder.to_string();
-                        let written = client.update(desired, from_version).await;
-                        written.map(|()| Published::Adopted { from, from_version })
-                    }
-                }
-            }
-        };
-        match result {
-            Err(crate::Error::Conflict(_) | crate::Error::StaleVersion { .. }) if attempt == 0 => {
-                debug!(consumer = %target.consumer, work = %target.work, "publish conflict; reading again");
-            }
-            other => {
-                outcome = other;
-                break;
-            }
-        }
-    }
+            decision
+        })
+        .await
+        .map(|applied| outcome_of(applied, ctx, target));
     let published = matches!(
         outcome,
         Ok(Published::Created
@@ -346,3 +370,6 @@ async fn publish(
     }
     outcome
 }
+
+#[cfg(test)]
+mod tests;

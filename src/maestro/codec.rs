@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -483,17 +483,12 @@ fn timestamp(t: DateTime<Utc>) -> CloudEventAttributeValue {
 
 /// A chrono time as a Kubernetes `Time`, which k8s-openapi keeps as a jiff
 /// timestamp.
-pub fn k8s_time(t: DateTime<Utc>) -> Time {
+fn k8s_time(t: DateTime<Utc>) -> Time {
     let nanos = i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0);
     Time(
         k8s_openapi::jiff::Timestamp::new(t.timestamp(), nanos)
             .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
     )
-}
-
-/// RFC 3339 with nanoseconds, as Go prints times.
-pub fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 #[cfg(test)]

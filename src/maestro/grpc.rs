@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use futures::StreamExt;
-use rand::Rng;
 use tokio::sync::mpsc;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -343,38 +343,6 @@ impl Default for SubscribeOptions {
     }
 }
 
-/// Exponential backoff with jitter: each delay is drawn between half and
-/// all of the current step, so reconnecting clients spread out.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    step: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        let min = min.max(Duration::from_millis(1));
-        Backoff {
-            min,
-            max: max.max(min),
-            step: min,
-        }
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let step = self.step;
-        self.step = (self.step * 2).min(self.max);
-        let half = step / 2;
-        let jitter = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
-        half + Duration::from_millis(jitter)
-    }
-
-    pub fn reset(&mut self) {
-        self.step = self.min;
-    }
-}
-
 /// Adds `authorization: Bearer <token>` to every request when a token file
 /// is configured, re-reading the file so rotated tokens apply at once.
 #[derive(Clone)]
@@ -460,59 +428,7 @@ pub fn classify_status(status: &Status, endpoint: &str) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_the_cap_with_jitter_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
-        let delays: Vec<_> = (0..6).map(|_| b.next_delay()).collect();
-        for (d, step) in delays.iter().zip([1, 2, 4, 8, 8, 8]) {
-            let step = Duration::from_secs(step);
-            assert!(
-                *d >= step / 2 && *d <= step,
-                "{d:?} outside [{:?}, {step:?}]",
-                step / 2
-            );
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_secs(1));
-    }
-
-    #[test]
-    fn unknown_status_is_classified_by_maestro_code() {
-        let s = Status::unknown(
-            "failed to update resource: maestro-6: the resource version is not the latest, the latest version: 3",
-        );
-        assert!(matches!(
-            classify_status(&s, "x"),
-            Error::StaleVersion {
-                latest: Some(3),
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn transport_codes_are_classified() {
-        assert!(matches!(
-            classify_status(&Status::unavailable("connection refused"), "x"),
-            Error::Unavailable(_)
-        ));
-        assert!(matches!(
-            classify_status(&Status::unauthenticated("invalid token"), "x"),
-            Error::Unauthenticated(_)
-        ));
-        assert!(matches!(
-            classify_status(
-                &Status::unknown("unauthorized to publish the event from source s"),
-                "x"
-            ),
-            Error::Forbidden(_)
-        ));
-    }
-}
+mod tests;
 
 #[cfg(test)]
-#[path = "grpc_fake_tests.rs"]
 mod fake_tests;

@@ -13,7 +13,9 @@ use super::codec::{self, ManifestBundle, SpecAction};
 use super::config::MaestroConfig;
 use super::fence::WriteFence;
 use super::grpc::{GrpcSourceClient, StreamEvent, SubscribeOptions};
-use super::rest::{LabelSelector, ListOptions, Operator, ResourceBundle, RestClient, Search};
+use super::rest::{
+    Consumer, LabelSelector, ListOptions, Operator, Page, ResourceBundle, RestClient, Search,
+};
 use crate::error::{Error, Result};
 use crate::manifestwork::{ManifestWork, validate_work};
 use crate::names::{ConsumerName, ResourceId, SourceId, WorkName};
@@ -21,9 +23,6 @@ use crate::names::{ConsumerName, ResourceId, SourceId, WorkName};
 /// Annotation holding a digest of what we published, so an unchanged work
 /// costs no publish and no new bundle version.
 pub const SPEC_HASH_ANNOTATION: &str = "maestro.hyperfleet.io/spec-hash";
-
-/// The Go client's page size for lists.
-const LIST_PAGE_SIZE: u32 = 400;
 
 #[derive(Clone, Debug)]
 pub struct WorkClient {
@@ -67,6 +66,63 @@ pub enum DeleteOutcome {
 #[error("{0}")]
 pub struct Refusal(pub String);
 
+/// How often [`WorkClient::apply_with`] reads, decides and writes before
+/// a stale version or a conflict is returned to the caller.
+pub const APPLY_ATTEMPTS: u32 = 3;
+
+/// What a [`WorkClient::apply_with`] decision answers, having seen the
+/// bundle Maestro holds now (`None`: nothing).
+#[derive(Debug)]
+pub enum Decision<T, R = Refusal> {
+    /// Publish this work: a create when Maestro holds nothing, otherwise
+    /// an update at the version just read. `T` is the caller's note of
+    /// what the write means (an update, a correction, an adoption).
+    Publish(Box<ManifestWork>, T),
+    /// Leave Maestro as it is (e.g. it already holds the work).
+    Skip(T),
+    /// Leave Maestro as it is, and tell the caller why not.
+    Refuse(R),
+}
+
+/// What [`WorkClient::apply_with`] did.
+#[derive(Debug)]
+pub enum Applied<T, R = Refusal> {
+    /// Created at version 1.
+    Created {
+        note: T,
+    },
+    /// Updated from `from_version`; Maestro's bundle is now `from_version + 1`.
+    Updated {
+        from_version: i64,
+        note: T,
+    },
+    /// Nothing was written; `current` is the bundle the decision saw.
+    Skipped {
+        note: T,
+        current: Option<Box<ResourceBundle>>,
+    },
+    Refused(R),
+}
+
+/// The decision of a plain apply: create or replace the work as a whole,
+/// nothing when Maestro already holds it (by spec hash), and refuse a work
+/// being deleted.
+pub fn replace(work: &ManifestWork) -> impl FnMut(Option<&ResourceBundle>) -> Decision<()> + '_ {
+    let hash = spec_hash_of_work(work);
+    move |current| match current {
+        None => Decision::Publish(Box::new(work.clone()), ()),
+        Some(bundle) if bundle.is_deleting() => Decision::Refuse(Refusal(format!(
+            "work {}/{} is being deleted; apply again once it is gone",
+            work.metadata.namespace.as_deref().unwrap_or(""),
+            work.metadata.name.as_deref().unwrap_or(""),
+        ))),
+        Some(bundle) if spec_hash_of_bundle(bundle).as_deref() == Some(hash.as_str()) => {
+            Decision::Skip(())
+        }
+        Some(_) => Decision::Publish(Box::new(work.clone()), ()),
+    }
+}
+
 /// One change seen by [`WorkClient::watch`].
 #[derive(Debug, Clone)]
 pub enum WatchEvent {
@@ -105,10 +161,6 @@ impl WorkClient {
         &self.fence
     }
 
-    pub fn rest(&self) -> &RestClient {
-        &self.rest
-    }
-
     pub fn grpc(&self) -> &GrpcSourceClient {
         &self.grpc
     }
@@ -119,6 +171,66 @@ impl WorkClient {
 
     pub fn resource_id(&self, consumer: &ConsumerName, name: &WorkName) -> ResourceId {
         ResourceId::for_work(&self.source, consumer.as_str(), name.as_str())
+    }
+
+    /// Where the REST API answers, for messages.
+    pub fn rest_endpoint(&self) -> &url::Url {
+        self.rest.endpoint()
+    }
+
+    /// Every consumer registered in Maestro, all pages followed.
+    pub async fn list_consumers(&self) -> Result<Vec<Consumer>> {
+        self.rest.list_consumers(&ListOptions::default()).await
+    }
+
+    /// The consumer with this name, if registered.
+    pub async fn find_consumer(&self, name: &ConsumerName) -> Result<Option<Consumer>> {
+        self.rest.find_consumer_by_name(name).await
+    }
+
+    /// The consumer with this server-generated id.
+    pub async fn get_consumer(&self, id: &str) -> Result<Consumer> {
+        self.rest.get_consumer(id).await
+    }
+
+    /// Registers a consumer; a taken name is [`Error::Conflict`].
+    pub async fn create_consumer(
+        &self,
+        name: &ConsumerName,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Consumer> {
+        self.rest.create_consumer(name, labels).await
+    }
+
+    /// Deletes a consumer that has no bundles left; an unknown id succeeds.
+    pub async fn delete_consumer(&self, id: &str) -> Result<()> {
+        self.rest.delete_consumer(id).await
+    }
+
+    /// One page of this source's bundles on `consumer`, ordered by id so
+    /// that paging is stable. Not filtered by labels: a bundle another
+    /// client rewrote without them is still under its resource ID.
+    pub async fn list_page(
+        &self,
+        consumer: &ConsumerName,
+        page: u32,
+        size: u32,
+    ) -> Result<Page<ResourceBundle>> {
+        let options = ListOptions {
+            search: Some(Search::source(&self.source).consumer(consumer).build()),
+            page: Some(page),
+            size: Some(size),
+            order_by: Some("id".into()),
+        };
+        self.rest.list_resource_bundles_page(&options).await
+    }
+
+    /// Deletes a bundle by its id over REST: for bundles other clients
+    /// made under ids this client does not derive, which
+    /// [`WorkClient::delete`] cannot name. Idempotent.
+    pub async fn delete_bundle_by_id(&self, id: &ResourceId) -> Result<()> {
+        self.fence.check()?;
+        self.rest.delete_resource_bundle(id).await
     }
 
     /// The bundle behind a work, or `None` when Maestro has none. Bundles
@@ -188,7 +300,7 @@ impl WorkClient {
         }
         let options = ListOptions {
             search: Some(search.build()),
-            size: Some(LIST_PAGE_SIZE),
+            size: Some(super::rest::DEFAULT_PAGE_SIZE),
             ..ListOptions::default()
         };
         self.rest.list_resource_bundles(&options).await
@@ -213,45 +325,69 @@ impl WorkClient {
         self.publish(SpecAction::Create, &work, 0, &consumer).await
     }
 
-    /// Creates the work, or replaces the existing one with it as a whole.
-    /// Updates carry the version read just before, so a concurrent writer
-    /// causes a conflict rather than a lost update; one stale-version
-    /// conflict is retried with a fresh read.
+    /// Creates the work, or replaces the existing one with it as a whole
+    /// ([`replace`] decides); a work being deleted is a conflict.
     pub async fn apply(&self, work: &ManifestWork) -> Result<ApplyOutcome> {
         self.fence.check()?;
         let (work, consumer) = self.prepare(work)?;
         let name = work_name(&work)?;
-        let mut retried = false;
+        let applied = self.apply_with(&consumer, &name, replace(&work)).await?;
+        match applied {
+            Applied::Created { .. } => Ok(ApplyOutcome::Created { version: 1 }),
+            Applied::Updated { from_version, .. } => Ok(ApplyOutcome::Updated { from_version }),
+            Applied::Skipped { current, .. } => Ok(ApplyOutcome::Unchanged {
+                version: current.map_or(0, |b| b.version),
+            }),
+            Applied::Refused(refusal) => Err(Error::Conflict(refusal.0)),
+        }
+    }
+
+    /// The one read-decide-write loop of every writer: reads the bundle
+    /// behind `consumer`/`name`, lets `decide` answer what to do with it,
+    /// and publishes a [`Decision::Publish`] as a create when Maestro holds
+    /// nothing or as an update at the version just read. That version makes
+    /// a concurrent writer's change a stale-version conflict rather than a
+    /// lost update; such a conflict (or a concurrent create) is answered by
+    /// a fresh read and a fresh decision, up to [`APPLY_ATTEMPTS`] times.
+    pub async fn apply_with<T, R>(
+        &self,
+        consumer: &ConsumerName,
+        name: &WorkName,
+        mut decide: impl FnMut(Option<&ResourceBundle>) -> Decision<T, R>,
+    ) -> Result<Applied<T, R>> {
+        self.fence.check()?;
+        let mut attempt = 1;
         loop {
-            let current = self.get_bundle(&consumer, &name).await?;
+            let current = self.get_bundle(consumer, name).await?;
+            let (work, note) = match decide(current.as_ref()) {
+                Decision::Publish(work, note) => (work, note),
+                Decision::Skip(note) => {
+                    let current = current.map(Box::new);
+                    return Ok(Applied::Skipped { note, current });
+                }
+                Decision::Refuse(refusal) => return Ok(Applied::Refused(refusal)),
+            };
+            let (work, _) = self.prepare_for(&work, consumer, name)?;
             let result = match &current {
                 None => self
-                    .publish(SpecAction::Create, &work, 0, &consumer)
+                    .publish(SpecAction::Create, &work, 0, consumer)
                     .await
-                    .map(|()| ApplyOutcome::Created { version: 1 }),
-                Some(bundle) if bundle.is_deleting() => {
-                    return Err(Error::Conflict(format!(
-                        "work {consumer}/{name} is being deleted; apply again once it is gone"
-                    )));
+                    .map(|()| Applied::Created { note }),
+                Some(bundle) => {
+                    let from_version = bundle.version;
+                    self.publish(SpecAction::Update, &work, from_version, consumer)
+                        .await
+                        .map(|()| Applied::Updated { from_version, note })
                 }
-                Some(bundle) if spec_hash_of_bundle(bundle) == Some(spec_hash_of_work(&work)) => {
-                    return Ok(ApplyOutcome::Unchanged {
-                        version: bundle.version,
-                    });
-                }
-                Some(bundle) => self
-                    .publish(SpecAction::Update, &work, bundle.version, &consumer)
-                    .await
-                    .map(|()| ApplyOutcome::Updated {
-                        from_version: bundle.version,
-                    }),
             };
             match result {
-                Err(Error::StaleVersion { .. } | Error::Conflict(_)) if !retried => {
+                Err(Error::StaleVersion { .. } | Error::Conflict(_))
+                    if attempt < APPLY_ATTEMPTS =>
+                {
                     // A concurrent create or update landed between our read
                     // and our write; read again and decide again.
-                    retried = true;
-                    debug!(%consumer, %name, "conflict on apply; retrying with a fresh read");
+                    attempt += 1;
+                    debug!(%consumer, %name, attempt, "conflict on apply; retrying with a fresh read");
                 }
                 other => return other,
             }
@@ -412,6 +548,24 @@ impl WorkClient {
             .get_or_insert_with(BTreeMap::new)
             .insert(SPEC_HASH_ANNOTATION.into(), hash);
         Ok((work, consumer))
+    }
+
+    /// [`WorkClient::prepare`], and the work must be `consumer`/`name`: a
+    /// decision that publishes a different work is a caller's bug.
+    fn prepare_for(
+        &self,
+        work: &ManifestWork,
+        consumer: &ConsumerName,
+        name: &WorkName,
+    ) -> Result<(ManifestWork, ConsumerName)> {
+        let (work, work_consumer) = self.prepare(work)?;
+        let work_name = work_name(&work)?;
+        if &work_consumer != consumer || &work_name != name {
+            return Err(Error::Config(format!(
+                "asked to apply {consumer}/{name}, but the work is {work_consumer}/{work_name}"
+            )));
+        }
+        Ok((work, work_consumer))
     }
 
     /// Publishes in a producer span when traces are on; the event carries
@@ -631,161 +785,7 @@ impl LabelFilter {
 }
 
 #[cfg(test)]
-#[path = "work_client_fake_tests.rs"]
 mod fake_tests;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifestwork::Manifest;
-
-    fn work(labels: &[(&str, &str)]) -> ManifestWork {
-        let manifest: Manifest = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "c", "namespace": "default"},
-            "data": {"k": "v"}
-        }))
-        .unwrap();
-        let mut w: ManifestWork = serde_json::from_value(serde_json::json!({
-            "apiVersion": "work.open-cluster-management.io/v1",
-            "kind": "ManifestWork",
-            "metadata": {"name": "w", "namespace": "cluster-west-1"},
-            "spec": {"workload": {"manifests": [manifest]}}
-        }))
-        .unwrap();
-        w.metadata.labels = Some(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
-        w
-    }
-
-    #[test]
-    fn spec_hash_ignores_its_own_annotation_and_key_order() {
-        let mut a = work(&[("x", "1"), ("y", "2")]);
-        let b = work(&[("y", "2"), ("x", "1")]);
-        a.metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(SPEC_HASH_ANNOTATION.into(), "old".into());
-        assert_eq!(spec_hash_of_work(&a), spec_hash_of_work(&b));
-    }
-
-    #[test]
-    fn spec_hash_changes_with_manifests_and_labels() {
-        let a = work(&[("x", "1")]);
-        let b = work(&[("x", "2")]);
-        assert_ne!(spec_hash_of_work(&a), spec_hash_of_work(&b));
-        let mut c = work(&[("x", "1")]);
-        c.spec.workload.manifests.clear();
-        assert_ne!(spec_hash_of_work(&a), spec_hash_of_work(&c));
-    }
-
-    #[test]
-    fn label_filter_matches_every_selector_form() {
-        let w = work(&[("env", "prod"), ("tier", "web")]);
-        for (selector, expected) in [
-            ("env=prod", true),
-            ("env==prod,tier=web", true),
-            ("env!=prod", false),
-            ("tier", true),
-            ("missing", false),
-            ("env in (dev,prod)", true),
-            ("env notin (prod)", false),
-            ("missing notin (x)", true),
-            ("!missing", true),
-            ("!env", false),
-        ] {
-            let f = LabelFilter::parse(selector).unwrap();
-            assert_eq!(f.matches(&w), expected, "{selector}");
-        }
-    }
-
-    /// A client whose Maestro is a closed port: any request that went out
-    /// would fail as unavailable, so `Fenced` proves nothing was sent.
-    fn unreachable_client(fence: WriteFence) -> WorkClient {
-        crate::maestro::config::ensure_crypto_provider();
-        let config = MaestroConfig::new(
-            "http://127.0.0.1:1",
-            "http://127.0.0.1:1",
-            SourceId::new("fence-test").unwrap(),
-        )
-        .unwrap();
-        WorkClient::new(&config).unwrap().with_fence(fence)
-    }
-
-    #[tokio::test]
-    async fn listing_over_no_consumers_is_refused_before_any_request() {
-        let client = unreachable_client(WriteFence::open());
-        let err = client.list_bundles_on(&[], None).await.unwrap_err();
-        assert!(matches!(err, Error::Config(_)), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn a_closed_fence_refuses_every_write_before_any_request() {
-        let client = unreachable_client(WriteFence::closed());
-        let w = work(&[]);
-        let consumer = ConsumerName::new("cluster-west-1").unwrap();
-        let name = WorkName::new("w").unwrap();
-        let results = [
-            client.create(&w).await.map(|_| ()),
-            client.apply(&w).await.map(|_| ()),
-            client.update(&w, 3).await,
-            client.delete(&consumer, &name).await.map(|_| ()),
-        ];
-        for result in results {
-            let err = result.unwrap_err();
-            assert!(matches!(err, Error::Fenced(_)), "{err:?}");
-            assert_eq!(err.reason(), "NotLeader");
-            assert!(!err.is_transient());
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_fence_is_checked_again_just_before_the_event_is_sent() {
-        // The fence closes between the caller's checks and the send, as
-        // when the lease runs out during the read that precedes an update.
-        let fence = WriteFence::closed();
-        assert!(fence.extend_until(tokio::time::Instant::now() + Duration::from_secs(1)));
-        let client = unreachable_client(fence);
-        let w = work(&[]);
-        let (prepared, consumer) = client.prepare(&w).unwrap();
-        tokio::time::advance(Duration::from_secs(1)).await;
-        let err = client
-            .publish(SpecAction::Update, &prepared, 3, &consumer)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::Fenced(_)), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn an_open_fence_lets_writes_go_out() {
-        let client = unreachable_client(WriteFence::open());
-        let err = client.create(&work(&[])).await.unwrap_err();
-        assert!(!matches!(err, Error::Fenced(_)), "{err:?}");
-    }
-
-    #[test]
-    fn resync_reports_vanished_works_as_deleted_and_ends_with_synced() {
-        let mut a = work(&[]);
-        a.metadata.uid = Some("55c61e54-a3f6-563d-9fec-b1fe297bdfdb".into());
-        let mut b = work(&[]);
-        b.metadata.uid = Some("0f3c2c35-9a4a-5b0e-8f5f-2d7b6f0b3a11".into());
-        let mut known = HashMap::new();
-        let first = resync(&mut known, vec![a.clone(), b.clone()]);
-        assert_eq!(first.len(), 3);
-        let second = resync(&mut known, vec![a]);
-        let kinds: Vec<_> = second
-            .iter()
-            .map(|e| match e {
-                Ok(WatchEvent::Modified(_)) => "modified",
-                Ok(WatchEvent::Deleted(_)) => "deleted",
-                Ok(WatchEvent::Synced) => "synced",
-                _ => "other",
-            })
-            .collect();
-        assert_eq!(kinds, ["modified", "deleted", "synced"]);
-    }
-}
+mod tests;

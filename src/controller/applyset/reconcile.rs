@@ -28,7 +28,6 @@ use super::status;
 use crate::controller::crd::{API_VERSION, MaestroApply};
 use crate::controller::metrics::Metrics;
 use crate::controller::{Error, MaestroHandle, Result};
-use crate::maestro::rest::ListOptions;
 
 /// The field manager of the set's writes (children, status).
 pub const SET_MANAGER: &str = "maestro-operator-applyset";
@@ -307,12 +306,7 @@ async fn selected_consumers(
     ctx: &SetContext,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
     let spec = &set.spec;
-    let consumers = ctx
-        .maestro
-        .get()
-        .rest()
-        .list_consumers(&ListOptions::default())
-        .await?;
+    let consumers = ctx.maestro.get().list_consumers().await?;
     let mut selected = BTreeMap::new();
     let by_selector = spec.consumer_selector.is_some() || spec.all_consumers;
     for c in consumers {

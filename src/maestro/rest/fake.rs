@@ -1,13 +1,17 @@
-//! A minimal HTTP/1.1 server for the REST client tests: one request per
-//! connection, answered by a closure, every request recorded.
+//! An HTTP server for the REST client tests: every request answered by a
+//! closure and recorded.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
@@ -65,6 +69,12 @@ impl Reply {
 
 type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 
+#[derive(Clone)]
+struct Shared {
+    handler: Arc<Handler>,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
 pub struct FakeServer {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
@@ -76,16 +86,13 @@ impl FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Handler> = Arc::new(handler);
-        let recorded = requests.clone();
+        let shared = Shared {
+            handler: Arc::new(handler),
+            requests: requests.clone(),
+        };
+        let app = Router::new().fallback(answer).with_state(shared);
         let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let handler = handler.clone();
-                let recorded = recorded.clone();
-                tokio::spawn(async move {
-                    serve(stream, handler, recorded).await;
-                });
-            }
+            let _ = axum::serve(listener, app).await;
         });
         FakeServer {
             addr,
@@ -109,108 +116,46 @@ impl Drop for FakeServer {
     }
 }
 
-async fn serve(mut stream: TcpStream, handler: Arc<Handler>, recorded: Arc<Mutex<Vec<Recorded>>>) {
-    let mut buffer = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 4096];
-        let n = match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default().to_string();
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (target, None),
-    };
-    let headers: BTreeMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buffer[head_end..].to_vec();
-    while body.len() < length {
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-        }
-    }
+async fn answer(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let request = Recorded {
-        method,
-        path,
-        query,
-        headers,
-        body,
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                let value = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
+                (k.as_str().to_string(), value)
+            })
+            .collect(),
+        body: body.to_vec(),
     };
-    recorded.lock().unwrap().push(request.clone());
-    let reply = handler(&request);
+    shared.requests.lock().unwrap().push(request.clone());
+    let reply = (shared.handler)(&request);
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    let mut out = format!(
-        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reply.status,
-        reply.body.len()
-    );
+    let mut response = Response::new(Body::from(reply.body));
+    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap();
     for (name, value) in &reply.headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
+        response.headers_mut().append(
+            axum::http::HeaderName::try_from(name.as_str()).unwrap(),
+            axum::http::HeaderValue::try_from(value.as_str()).unwrap(),
+        );
     }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&reply.body);
-    let _ = stream.write_all(&bytes).await;
-    let _ = stream.shutdown().await;
+    response
 }
 
-/// Gzip framing around uncompressed ("stored") deflate blocks: valid gzip
-/// that needs no compression library.
-pub fn gzip_stored(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    let mut chunks = data.chunks(0xffff).peekable();
-    if chunks.peek().is_none() {
-        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
-    }
-    while let Some(chunk) = chunks.next() {
-        out.push(u8::from(chunks.peek().is_none()));
-        let len = u16::try_from(chunk.len()).unwrap();
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
-    }
-    out.extend_from_slice(&crc32(data).to_le_bytes());
-    out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_le_bytes());
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-#[test]
-fn crc32_matches_the_standard_check_value() {
-    assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+/// `data` gzip-compressed.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
 }

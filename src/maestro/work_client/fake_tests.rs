@@ -367,3 +367,158 @@ async fn a_retried_create_that_meets_its_own_earlier_create_succeeds_not_conflic
     .await;
     client.create(&work).await.unwrap();
 }
+
+// apply_with's read-decide-write loop against a gRPC fake that refuses
+// the first publishes as stale.
+
+/// Fails the first `stale` publishes with a stale version, then accepts.
+#[derive(Clone)]
+struct StaleFirst {
+    stale: Arc<Mutex<u32>>,
+    publishes: Publishes,
+}
+
+#[tonic::async_trait]
+impl CloudEventService for StaleFirst {
+    async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<()>, Status> {
+        self.publishes.publish(request).await?;
+        let mut stale = self.stale.lock().unwrap();
+        if *stale > 0 {
+            *stale -= 1;
+            return Err(Status::unknown(STALE));
+        }
+        Ok(Response::new(()))
+    }
+
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(
+        &self,
+        _: Request<SubscriptionRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        Ok(Response::new(Box::pin(futures::stream::pending())))
+    }
+}
+
+/// A client whose REST reads always answer `bundle` and whose first
+/// `stale` publishes are refused as stale.
+async fn stale_first_client(bundle: String, stale: u32) -> (WorkClient, Publishes, FakeServer) {
+    let rest = FakeServer::start(move |_: &Recorded| Reply::json(200, bundle.clone())).await;
+    let publishes = Publishes::default();
+    let fake = StaleFirst {
+        stale: Arc::new(Mutex::new(stale)),
+        publishes: publishes.clone(),
+    };
+    crate::maestro::config::ensure_crypto_provider();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(
+        Server::builder()
+            .add_service(CloudEventServiceServer::new(fake))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let config =
+        MaestroConfig::new(&grpc, &rest.url(), SourceId::new("fake-test").unwrap()).unwrap();
+    (WorkClient::new(&config).unwrap(), publishes, rest)
+}
+
+#[tokio::test]
+async fn apply_with_reads_and_decides_again_after_a_stale_version() {
+    let (client, publishes, rest) = stale_first_client(bundle_of(&declared("theirs"), 3), 1).await;
+    let (consumer, name) = names();
+    let mut seen = Vec::new();
+    let applied = client
+        .apply_with(&consumer, &name, |current| {
+            seen.push(current.map(|b| b.version));
+            Decision::<_, Refusal>::Publish(Box::new(declared("v2")), "mine")
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            applied,
+            Applied::Updated {
+                from_version: 3,
+                note: "mine"
+            }
+        ),
+        "{applied:?}"
+    );
+    assert_eq!(seen, [Some(3), Some(3)], "a fresh decision per read");
+    assert_eq!(publishes.kinds().len(), 2);
+    // Per attempt one read before the write, and one read back after the
+    // stale answer to tell a landed write from a lost one.
+    assert_eq!(rest.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn apply_with_gives_up_with_the_stale_version_after_its_attempts() {
+    let (client, publishes, _rest) =
+        stale_first_client(bundle_of(&declared("theirs"), 3), u32::MAX).await;
+    let (consumer, name) = names();
+    let e = client
+        .apply_with(&consumer, &name, |_| {
+            Decision::<_, Refusal>::Publish(Box::new(declared("v2")), ())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::StaleVersion { .. }), "{e:?}");
+    assert_eq!(publishes.kinds().len(), APPLY_ATTEMPTS as usize);
+}
+
+#[tokio::test]
+async fn apply_with_sends_nothing_on_a_skip_or_a_refusal() {
+    let (client, publishes, _rest) = stale_first_client(bundle_of(&declared("v1"), 3), 0).await;
+    let (consumer, name) = names();
+    let skipped = client
+        .apply_with(&consumer, &name, |_| Decision::<_, Refusal>::Skip(7))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&skipped, Applied::Skipped { note: 7, current: Some(b) } if b.version == 3),
+        "{skipped:?}"
+    );
+    let refused = client
+        .apply_with(&consumer, &name, |_| {
+            Decision::<(), _>::Refuse(Refusal("not yours".into()))
+        })
+        .await
+        .unwrap();
+    assert!(matches!(refused, Applied::Refused(Refusal(r)) if r == "not yours"));
+    assert!(publishes.kinds().is_empty());
+}
+
+#[tokio::test]
+async fn apply_with_refuses_a_decision_to_publish_another_work() {
+    let (client, publishes, _rest) = stale_first_client(bundle_of(&declared("v1"), 3), 0).await;
+    let consumer = ConsumerName::new("cluster-east-2").unwrap();
+    let name = WorkName::new("w").unwrap();
+    let e = client
+        .apply_with(&consumer, &name, |_| {
+            Decision::<_, Refusal>::Publish(Box::new(declared("v2")), ())
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Config(ref m) if m.contains("cluster-east-2/w")),
+        "{e:?}"
+    );
+    assert!(publishes.kinds().is_empty());
+}
+
+#[tokio::test]
+async fn plain_apply_leaves_an_unchanged_work_and_refuses_one_being_deleted() {
+    let work = declared("v1");
+    let (client, publishes, _rest) = stale_first_client(bundle_of(&work, 3), 0).await;
+    assert_eq!(
+        client.apply(&work).await.unwrap(),
+        ApplyOutcome::Unchanged { version: 3 }
+    );
+    let (client, _, _rest) = stale_first_client(bundle_json("uid-mine", true), 0).await;
+    let e = client.apply(&work).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Conflict(ref m) if m.contains("being deleted")),
+        "{e:?}"
+    );
+    assert!(publishes.kinds().is_empty());
+}
