@@ -9,7 +9,7 @@ use std::fmt;
 use crate::error::Error;
 use crate::manifestwork::ValidationErrors;
 
-use super::remote::Snapshot;
+use super::records::Snapshot;
 
 /// How the process ends. The numbers are part of the CLI's interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub enum CliError {
     /// An input file that is missing, unreadable or malformed; the message
     /// names the file and, where known, the line and column.
     #[error("{0}")]
-    Input(String),
+    InputFile(String),
 
     /// A work that fails client-side validation; one problem per line.
     #[error("{}", format_invalid(.origin, .errors))]
@@ -124,7 +124,9 @@ impl CliError {
 
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            CliError::Usage(_) | CliError::Input(_) | CliError::Invalid { .. } => ExitStatus::Usage,
+            CliError::Usage(_) | CliError::InputFile(_) | CliError::Invalid { .. } => {
+                ExitStatus::Usage
+            }
             CliError::NotFound(_) => ExitStatus::NotFound,
             CliError::Timeout { .. } => ExitStatus::Timeout,
             CliError::Interrupted { .. } => ExitStatus::Interrupted,
@@ -152,7 +154,7 @@ impl CliError {
     pub fn reason(&self) -> &'static str {
         match self {
             CliError::Usage(_) => "UsageError",
-            CliError::Input(_) => "InvalidInput",
+            CliError::InputFile(_) => "InvalidInput",
             CliError::Invalid { .. } => "InvalidWork",
             CliError::NotFound(_) => "NotFound",
             CliError::Timeout { .. } => "Timeout",
@@ -171,6 +173,21 @@ impl CliError {
     }
 }
 
+/// Turns "consumer not registered" into a not-found error that says how to
+/// register it.
+pub fn explain_unknown_consumer(e: CliError) -> CliError {
+    match e {
+        CliError::Maestro {
+            source: Error::UnknownConsumer { consumer },
+            ..
+        } => CliError::NotFound(format!(
+            "consumer {consumer:?} is not registered in Maestro; register it with \
+             `maestro-cli consumers create {consumer}`"
+        )),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +198,7 @@ mod tests {
     fn exit_codes_follow_the_documented_table() {
         let cases: Vec<(CliError, u8)> = vec![
             (CliError::Usage("x".into()), 2),
-            (CliError::Input("x".into()), 2),
+            (CliError::InputFile("x".into()), 2),
             (CliError::NotFound("x".into()), 4),
             (
                 CliError::Timeout {

@@ -37,7 +37,7 @@ pub const MAX_YAML_TEXT_BYTES: usize = 64 * 1024 * 1024;
 
 /// A parsed input file.
 #[derive(Debug, Clone)]
-pub struct Input {
+pub struct InputFile {
     /// The file as messages name it (`<stdin>` for `-`).
     pub origin: String,
     pub content: Content,
@@ -49,7 +49,7 @@ pub enum Content {
     Manifests(Vec<Manifest>),
 }
 
-impl Input {
+impl InputFile {
     /// The manifests, whichever shape the file had.
     pub fn manifests(&self) -> &[Manifest] {
         match &self.content {
@@ -74,7 +74,7 @@ pub fn read_text(path: &Path) -> Result<(String, String), CliError> {
         std::io::stdin()
             .take(MAX_INPUT_BYTES + 1)
             .read_to_string(&mut text)
-            .map_err(|e| CliError::Input(format!("<stdin>: cannot read: {e}")))?;
+            .map_err(|e| CliError::InputFile(format!("<stdin>: cannot read: {e}")))?;
         if text.len() as u64 > MAX_INPUT_BYTES {
             return Err(too_large("<stdin>"));
         }
@@ -82,33 +82,35 @@ pub fn read_text(path: &Path) -> Result<(String, String), CliError> {
     }
     let origin = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => CliError::Input(format!("{origin}: file does not exist")),
-        _ => CliError::Input(format!("{origin}: cannot read: {e}")),
+        std::io::ErrorKind::NotFound => {
+            CliError::InputFile(format!("{origin}: file does not exist"))
+        }
+        _ => CliError::InputFile(format!("{origin}: cannot read: {e}")),
     })?;
     if meta.is_dir() {
-        return Err(CliError::Input(format!(
+        return Err(CliError::InputFile(format!(
             "{origin}: is a directory, not a file"
         )));
     }
     if meta.len() > MAX_INPUT_BYTES {
         return Err(too_large(&origin));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::Input(format!("{origin}: cannot read: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::InputFile(format!("{origin}: cannot read: {e}")))?;
     let text = String::from_utf8(bytes)
-        .map_err(|e| CliError::Input(format!("{origin}: is not UTF-8 text: {e}")))?;
+        .map_err(|e| CliError::InputFile(format!("{origin}: is not UTF-8 text: {e}")))?;
     Ok((origin, text))
 }
 
 fn too_large(origin: &str) -> CliError {
-    CliError::Input(format!(
+    CliError::InputFile(format!(
         "{origin}: larger than {} MiB; the manifests of one work may take at most 500 KiB",
         MAX_INPUT_BYTES / 1024 / 1024
     ))
 }
 
 /// Reads and parses a file.
-pub fn load(path: &Path) -> Result<Input, CliError> {
+pub fn load(path: &Path) -> Result<InputFile, CliError> {
     let (origin, text) = read_text(path)?;
     parse(&origin, &text)
 }
@@ -120,7 +122,7 @@ fn is_json(text: &str) -> bool {
 /// The non-empty documents of a YAML or JSON text, as JSON values.
 pub fn documents(origin: &str, text: &str) -> Result<Vec<Value>, CliError> {
     if text.trim().is_empty() {
-        return Err(CliError::Input(format!(
+        return Err(CliError::InputFile(format!(
             "{origin}: is empty; expected a ManifestWork or Kubernetes manifests"
         )));
     }
@@ -147,7 +149,7 @@ pub fn documents(origin: &str, text: &str) -> Result<Vec<Value>, CliError> {
         }
     }
     if docs.is_empty() {
-        return Err(CliError::Input(format!(
+        return Err(CliError::InputFile(format!(
             "{origin}: holds no document; expected a ManifestWork or Kubernetes manifests"
         )));
     }
@@ -155,7 +157,7 @@ pub fn documents(origin: &str, text: &str) -> Result<Vec<Value>, CliError> {
 }
 
 /// Parses a text: a ManifestWork or manifests.
-pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
+pub fn parse(origin: &str, text: &str) -> Result<InputFile, CliError> {
     let docs = documents(origin, text)?;
     let is_work = |v: &Value| v.get("kind").and_then(Value::as_str) == Some(MANIFESTWORK_KIND);
     if docs.len() == 1 && is_work(&docs[0]) {
@@ -167,13 +169,13 @@ pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
         } else {
             serde_norway::from_str(text).map_err(|e| yaml_error(origin, &e))?
         };
-        return Ok(Input {
+        return Ok(InputFile {
             origin: origin.to_string(),
             content: Content::Work(Box::new(work)),
         });
     }
     if let Some(i) = docs.iter().position(is_work) {
-        return Err(CliError::Input(format!(
+        return Err(CliError::InputFile(format!(
             "{origin}: document {} is a ManifestWork; a ManifestWork file must hold that one document only",
             i + 1
         )));
@@ -193,7 +195,7 @@ pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
                 for (i, item) in items.into_iter().enumerate() {
                     manifests.push(
                         to_manifest(item)
-                            .map_err(|m| CliError::Input(place(format!("item {i}: {m}"))))?,
+                            .map_err(|m| CliError::InputFile(place(format!("item {i}: {m}"))))?,
                     );
                 }
             }
@@ -205,22 +207,22 @@ pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
                     Some(Value::Array(items)) => items.clone(),
                     Some(Value::Null) | None => Vec::new(),
                     Some(_) => {
-                        return Err(CliError::Input(place("items: must be a list".into())));
+                        return Err(CliError::InputFile(place("items: must be a list".into())));
                     }
                 };
                 for (i, item) in items.into_iter().enumerate() {
                     manifests.push(
                         to_manifest(item)
-                            .map_err(|m| CliError::Input(place(format!("items[{i}]: {m}"))))?,
+                            .map_err(|m| CliError::InputFile(place(format!("items[{i}]: {m}"))))?,
                     );
                 }
             }
             other => {
-                manifests.push(to_manifest(other).map_err(|m| CliError::Input(place(m)))?);
+                manifests.push(to_manifest(other).map_err(|m| CliError::InputFile(place(m)))?);
             }
         }
     }
-    Ok(Input {
+    Ok(InputFile {
         origin: origin.to_string(),
         content: Content::Manifests(manifests),
     })
@@ -235,14 +237,14 @@ fn check_work_api_version(origin: &str, document: &Value) -> Result<(), CliError
         Some(other) => other.to_string(),
         None => "missing".to_string(),
     };
-    Err(CliError::Input(format!(
+    Err(CliError::InputFile(format!(
         "{origin}: apiVersion is {found}; a {MANIFESTWORK_KIND} must have apiVersion \
          {MANIFESTWORK_API_VERSION:?}"
     )))
 }
 
 fn too_expanded(origin: &str, document: usize) -> CliError {
-    CliError::Input(format!(
+    CliError::InputFile(format!(
         "{origin}: document {document}: expands to more than {MAX_YAML_VALUES} values or \
          {} MiB of text once its YAML aliases (*name) are resolved; a ManifestWork is far \
          smaller (Maestro takes at most 500 KiB of manifests), so this is refused",
@@ -400,7 +402,7 @@ fn json_error(origin: &str, e: &serde_json::Error) -> CliError {
     let message = text
         .rsplit_once(" at line ")
         .map_or(text.as_str(), |(m, _)| m);
-    CliError::Input(format!(
+    CliError::InputFile(format!(
         "{origin}: line {}, column {}: {message}",
         e.line(),
         e.column()
@@ -414,13 +416,13 @@ fn yaml_error(origin: &str, e: &serde_norway::Error) -> CliError {
             let message = text
                 .rsplit_once(" at line ")
                 .map_or(text.as_str(), |(m, _)| m);
-            CliError::Input(format!(
+            CliError::InputFile(format!(
                 "{origin}: line {}, column {}: {message}",
                 loc.line(),
                 loc.column()
             ))
         }
-        None => CliError::Input(format!("{origin}: {text}")),
+        None => CliError::InputFile(format!("{origin}: {text}")),
     }
 }
 
@@ -429,7 +431,7 @@ fn yaml_error(origin: &str, e: &serde_norway::Error) -> CliError {
 /// work named by `--name`. Fields the server sets are dropped, so the
 /// output of `get -o yaml` can be applied again.
 pub fn work_for(
-    input: Input,
+    input: InputFile,
     consumer: &ConsumerName,
     name: Option<&WorkName>,
 ) -> Result<ManifestWork, CliError> {

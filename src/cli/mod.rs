@@ -3,41 +3,42 @@
 //!
 //! [`Cli`] is the command line; [`run`] executes it and returns the exit
 //! status (with the error, if any) for the binary to print and exit with.
-//! Each command lives in its own module; they share the connection and
-//! retry logic of [`context`], the input parsing of [`input`], the printers
-//! of [`output`] and the results file of [`results`].
+//!
+//! Layers, each using only those below it:
+//! - [`commands`]: one module a command; none uses another;
+//! - [`ops`]: operations commands share (wait for a condition, refuse
+//!   works that are not ours to change, read across consumers);
+//! - the work as Maestro holds it ([`remote`]), input files ([`input`],
+//!   [`nodepool`]) and the terminal ([`output`]);
+//! - the base: the connection ([`connection`]), clap argument groups
+//!   ([`args`]), the runtime (deadline, retries, following the status
+//!   stream, signals: [`runtime`]), errors and exit codes ([`errors`]),
+//!   and the results file ([`results`], [`records`]).
 
-pub mod apply;
-pub mod build;
-pub mod consumers;
-pub mod context;
-pub mod delete;
-pub mod describe;
-pub mod diff;
-pub mod errors;
-pub mod fleet;
-pub mod get;
-pub mod input;
-pub mod list;
-pub mod nodepool;
-pub mod output;
-pub mod remote;
-pub mod results;
-pub mod validate;
-pub mod wait;
-pub mod watch;
+mod commands;
+mod connection;
+mod errors;
+mod input;
+mod nodepool;
+mod ops;
+mod output;
+mod records;
+mod remote;
+mod results;
+mod runtime;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use clap_complete::Shell;
 
-use crate::error::Error;
 use crate::telemetry::LogFormat;
 
-pub use context::{ConnectionArgs, Ctx};
-pub use errors::{CliError, EXIT_CODES_HELP, ExitStatus};
-use results::{StatusResult, Target};
+use commands::{apply, build, consumers, delete, describe, diff, get, list, validate, wait, watch};
+use connection::{Connection, ConnectionArgs};
+use errors::EXIT_CODES_HELP;
+pub use errors::{CliError, ExitStatus};
+use results::{Report, StatusResult, Subject};
 
 const ABOUT: &str = "Create, inspect and delete ManifestWorks on Maestro consumers";
 
@@ -225,29 +226,6 @@ impl Command {
     }
 }
 
-/// What a successful command reports.
-#[derive(Debug)]
-pub struct Outcome {
-    pub status: ExitStatus,
-    pub result: Option<StatusResult>,
-}
-
-impl Outcome {
-    pub fn success() -> Outcome {
-        Outcome {
-            status: ExitStatus::Success,
-            result: None,
-        }
-    }
-
-    pub fn with_result(result: StatusResult) -> Outcome {
-        Outcome {
-            status: ExitStatus::Success,
-            result: Some(result),
-        }
-    }
-}
-
 /// How a run ended: the exit status, and the error to print if it failed.
 #[derive(Debug)]
 pub struct RunResult {
@@ -264,18 +242,18 @@ pub async fn run(cli: Cli) -> RunResult {
         invoked_as,
         ..
     } = cli;
-    let ctx = Ctx::new(connection);
+    let conn = Connection::new(connection);
     let results_path = command.results_path().cloned();
     let is_diff = matches!(command, Command::Diff(_));
     let is_watch = matches!(command, Command::Watch(_));
-    let mut target = Target::default();
+    let mut subject = Subject::default();
 
     let outcome = tokio::select! {
-        outcome = dispatch(&ctx, command, invoked_as, &mut target) => outcome,
-        signal = context::shutdown_signal() => {
+        outcome = dispatch(&conn, command, invoked_as, &mut subject) => outcome,
+        signal = runtime::shutdown_signal() => {
             if is_watch {
                 // Stopping a watch is its normal end.
-                Ok(Outcome::success())
+                Ok(Report::success())
             } else {
                 Err(CliError::Interrupted { signal, last_phase: None })
             }
@@ -286,7 +264,7 @@ pub async fn run(cli: Cli) -> RunResult {
         Ok(outcome) => {
             if let Some(path) = &results_path {
                 let mut record = outcome.result.unwrap_or_else(|| {
-                    StatusResult::new(&target, "Succeeded", "command succeeded")
+                    StatusResult::new(&subject, "Succeeded", "command succeeded")
                 });
                 record.exit_code = outcome.status.code();
                 if let Err(e) = results::write_atomic(path, &record) {
@@ -305,7 +283,7 @@ pub async fn run(cli: Cli) -> RunResult {
                 e.exit_status()
             };
             if let Some(path) = &results_path {
-                let record = StatusResult::failure(&target, &e, status.code());
+                let record = StatusResult::failure(&subject, &e, status.code());
                 if let Err(write_error) = results::write_atomic(path, &record) {
                     // The command's own failure is the news; the results
                     // file failing as well is logged beside it.
@@ -318,46 +296,62 @@ pub async fn run(cli: Cli) -> RunResult {
     RunResult { status, error }
 }
 
+/// Records a command line clap refused (`e`, from `args`) in the results
+/// file, when one is named (`--results-path`, else `results_env`, the value
+/// of `RESULTS_PATH`), so that a Job's reporter sees usage errors too.
+pub fn record_usage_error<I, S>(
+    e: &clap::Error,
+    args: I,
+    results_env: Option<String>,
+) -> Result<(), CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let Some(path) = results::path_from_raw_args(args, results_env) else {
+        return Ok(());
+    };
+    let error = CliError::Usage(e.kind().to_string());
+    let mut record = StatusResult::failure(&Subject::default(), &error, ExitStatus::Usage.code());
+    record.message = e
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    results::write_atomic(&path, &record)
+}
+
+/// The variable that names the results file when `--results-path` is not
+/// given.
+pub use results::RESULTS_PATH_ENV;
+
 async fn dispatch(
-    ctx: &Ctx,
+    conn: &Connection,
     command: Command,
     invoked_as: Invocation,
-    target: &mut Target,
-) -> Result<Outcome, CliError> {
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
     match command {
-        Command::Apply(args) => apply::run(ctx, args, target).await,
-        Command::Get(args) => get::run(ctx, args, target).await,
-        Command::List(args) => list::run(ctx, args).await,
-        Command::Describe(args) => describe::run(ctx, args).await,
-        Command::Delete(args) => delete::run(ctx, args, target).await,
-        Command::Validate(args) => validate::run(ctx, args).await,
-        Command::Wait(args) => wait::run(ctx, args, target).await,
-        Command::Watch(args) => watch::run(ctx, args).await,
-        Command::Diff(args) => diff::run(ctx, args).await,
-        Command::Build(args) => build::run(ctx, args, target).await,
-        Command::Consumers(command) => consumers::run(ctx, command).await,
+        Command::Apply(args) => apply::run(conn, args, subject).await,
+        Command::Get(args) => get::run(conn, args, subject).await,
+        Command::List(args) => list::run(conn, args).await,
+        Command::Describe(args) => describe::run(conn, args).await,
+        Command::Delete(args) => delete::run(conn, args, subject).await,
+        Command::Validate(args) => validate::run(conn, args).await,
+        Command::Wait(args) => wait::run(conn, args, subject).await,
+        Command::Watch(args) => watch::run(conn, args).await,
+        Command::Diff(args) => diff::run(conn, args).await,
+        Command::Build(args) => build::run(conn, args, subject).await,
+        Command::Consumers(command) => consumers::run(conn, command).await,
         Command::Completion { shell } => {
             let mut command = invoked_as.command();
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut command, invoked_as.binary_name(), &mut out);
             output::emit(&String::from_utf8_lossy(&out))?;
-            Ok(Outcome::success())
+            Ok(Report::success())
         }
-    }
-}
-
-/// Turns "consumer not registered" into a not-found error that says how to
-/// register it.
-pub fn explain_unknown_consumer(e: CliError) -> CliError {
-    match e {
-        CliError::Maestro {
-            source: Error::UnknownConsumer { consumer },
-            ..
-        } => CliError::NotFound(format!(
-            "consumer {consumer:?} is not registered in Maestro; register it with \
-             `maestro-cli consumers create {consumer}`"
-        )),
-        other => other,
     }
 }
 

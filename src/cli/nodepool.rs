@@ -114,7 +114,7 @@ pub fn parse(origin: &str, text: &str) -> Result<NodepoolConfig, CliError> {
             let msg = msg
                 .rsplit_once(" at line ")
                 .map_or(msg.as_str(), |(m, _)| m);
-            CliError::Input(format!(
+            CliError::InputFile(format!(
                 "{origin}: line {}, column {}: {msg}",
                 e.line(),
                 e.column()
@@ -127,13 +127,13 @@ pub fn parse(origin: &str, text: &str) -> Result<NodepoolConfig, CliError> {
                 let msg = msg
                     .rsplit_once(" at line ")
                     .map_or(msg.as_str(), |(m, _)| m);
-                CliError::Input(format!(
+                CliError::InputFile(format!(
                     "{origin}: line {}, column {}: {msg}",
                     l.line(),
                     l.column()
                 ))
             }
-            None => CliError::Input(format!("{origin}: {e}")),
+            None => CliError::InputFile(format!("{origin}: {e}")),
         })
     }
 }
@@ -185,7 +185,7 @@ pub fn check(origin: &str, config: &NodepoolConfig, consumer: &str) -> Result<()
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(CliError::Input(
+        Err(CliError::InputFile(
             problems
                 .into_iter()
                 .map(|p| format!("{origin}: {p}"))

@@ -10,11 +10,12 @@ use crate::error::Error;
 use crate::manifestwork::{MAX_MANIFESTS_BYTES, Manifest, ValidationErrors, validate_work};
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::parse_timeout;
-use super::errors::CliError;
-use super::input::{self, Content};
-use super::output;
-use super::{Ctx, Outcome};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::input::{self, Content};
+use crate::cli::output;
+use crate::cli::results::Report;
+use crate::cli::runtime::parse_timeout;
 
 /// Stands in for a name or consumer the user did not give, so the rest of
 /// the work can be checked; errors about it are dropped.
@@ -36,7 +37,7 @@ pub struct ValidateArgs {
     pub timeout: Duration,
 }
 
-pub async fn run(ctx: &Ctx, args: ValidateArgs) -> Result<Outcome, CliError> {
+pub async fn run(conn: &Connection, args: ValidateArgs) -> Result<Report, CliError> {
     let input = input::load(&args.manifest_file)?;
     let origin = input.origin.clone();
     let file_name = match &input.content {
@@ -93,7 +94,7 @@ pub async fn run(ctx: &Ctx, args: ValidateArgs) -> Result<Outcome, CliError> {
     let work = work.ok_or_else(|| CliError::Failed("no work to check".into()))?;
 
     if let Some(consumer) = &args.consumer {
-        check_consumer(ctx, consumer, args.timeout).await?;
+        check_consumer(conn, consumer, args.timeout).await?;
     }
 
     let manifests = &work.spec.workload.manifests;
@@ -106,26 +107,26 @@ pub async fn run(ctx: &Ctx, args: ValidateArgs) -> Result<Outcome, CliError> {
             work.metadata.name.as_deref().unwrap_or_default()
         )
     };
-    let target = if placeholder_consumer {
+    let for_consumer = if placeholder_consumer {
         String::new()
     } else {
         format!(" for consumer {consumer}")
     };
     output::emit(&format!(
-        "{origin}: valid {subject}{target}: {} manifests, {bytes} of {MAX_MANIFESTS_BYTES} bytes\n",
+        "{origin}: valid {subject}{for_consumer}: {} manifests, {bytes} of {MAX_MANIFESTS_BYTES} bytes\n",
         manifests.len()
     ))?;
-    Ok(Outcome::success())
+    Ok(Report::success())
 }
 
 /// The consumer must exist when Maestro can be asked; when it cannot, the
 /// check is skipped with a warning (validation works offline).
 async fn check_consumer(
-    ctx: &Ctx,
+    conn: &Connection,
     consumer: &ConsumerName,
     timeout: Duration,
 ) -> Result<(), CliError> {
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let found = tokio::time::timeout(timeout, client.rest().find_consumer_by_name(consumer)).await;
     match found {
         Ok(Ok(Some(_))) => Ok(()),

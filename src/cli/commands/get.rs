@@ -7,13 +7,15 @@ use serde_json::json;
 
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, parse_timeout, retry};
-use super::errors::CliError;
-use super::fleet::{ConsumerSelector, ConsumerState, find_on_each, select_consumers};
-use super::output::{self, OutputFormat, Table};
-use super::remote::{ManifestSelector, Remote, find_retrying, work_not_found};
-use super::results::{ResultsArgs, StatusResult, Target};
-use super::{Ctx, Outcome};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::ops::fleet::{ConsumerSelector, find_on_each, select_consumers};
+use crate::cli::output::{self, OutputFormat, Table};
+use crate::cli::records::{ConsumerState, STATUS_NOT_FOUND};
+use crate::cli::remote::{ManifestSelector, Remote, find_retrying, work_not_found};
+use crate::cli::results::Report;
+use crate::cli::results::{ResultsArgs, StatusResult, Subject};
+use crate::cli::runtime::{Deadline, parse_timeout, retry};
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("where").required(true).args(["consumer", "selector"])))]
@@ -37,48 +39,52 @@ pub struct GetArgs {
     pub results: ResultsArgs,
 }
 
-pub async fn run(ctx: &Ctx, args: GetArgs, target: &mut Target) -> Result<Outcome, CliError> {
-    target.name = args.name.to_string();
+pub async fn run(
+    conn: &Connection,
+    args: GetArgs,
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
+    subject.name = args.name.to_string();
     match (&args.consumer, &args.selector) {
         (Some(consumer), _) => {
-            target.consumer = consumer.to_string();
-            get_one(ctx, &args, consumer, target).await
+            subject.consumer = consumer.to_string();
+            get_one(conn, &args, consumer, subject).await
         }
         (None, Some(selector)) => {
-            target.selector = Some(selector.to_string());
-            get_across(ctx, &args, selector, target).await
+            subject.selector = Some(selector.to_string());
+            get_across(conn, &args, selector, subject).await
         }
         (None, None) => Err(CliError::Usage("get needs --consumer or --selector".into())),
     }
 }
 
 async fn get_one(
-    ctx: &Ctx,
+    conn: &Connection,
     args: &GetArgs,
     consumer: &ConsumerName,
-    target: &Target,
-) -> Result<Outcome, CliError> {
+    subject: &Subject,
+) -> Result<Report, CliError> {
     let selector = args
         .manifest_name
         .as_deref()
         .map(ManifestSelector::parse)
         .transpose()?;
     let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let remote = find_retrying(client, &deadline, consumer, &args.name)
         .await?
         .ok_or_else(|| work_not_found(consumer, &args.name))?;
 
     let snapshot = remote.snapshot();
     let Some(selector) = selector else {
-        print_work(&remote, args.output)?;
+        output::print_work(&remote, args.output)?;
         let message = format!(
             "ManifestWork is {} (version {}, agent observed {})",
-            snapshot.phase, snapshot.version, snapshot.observed_version
+            snapshot.health, snapshot.version, snapshot.observed_version
         );
         let result =
-            StatusResult::new(target, snapshot.phase.clone(), message).with_snapshot(&snapshot);
-        return Ok(Outcome::with_result(result));
+            StatusResult::new(subject, snapshot.health.clone(), message).with_snapshot(&snapshot);
+        return Ok(Report::with_result(result));
     };
 
     let index = selector
@@ -130,7 +136,7 @@ async fn get_one(
         }
     }
     let mut result = StatusResult::new(
-        target,
+        subject,
         resource.status.clone(),
         format!(
             "manifest {} {} is {}",
@@ -139,20 +145,20 @@ async fn get_one(
     )
     .with_snapshot(&snapshot);
     result.resources = vec![resource];
-    Ok(Outcome::with_result(result))
+    Ok(Report::with_result(result))
 }
 
 /// The work on each selected consumer: a table row (or list item) per
 /// consumer holding it. Consumers without it are named on standard error
 /// and make the command fail with not found (exit 4) once all is printed.
 async fn get_across(
-    ctx: &Ctx,
+    conn: &Connection,
     args: &GetArgs,
     selector: &ConsumerSelector,
-    target: &mut Target,
-) -> Result<Outcome, CliError> {
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
     let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let consumers = select_consumers(client, &deadline, selector).await?;
     let found = retry(
         &deadline,
@@ -164,16 +170,16 @@ async fn get_across(
         async || find_on_each(client, &consumers, &args.name).await,
     )
     .await?;
-    target.consumers = found
+    subject.consumers = found
         .iter()
         .map(|(c, r)| ConsumerState::of(c, r.as_ref()))
         .collect();
     let works: Vec<&Remote> = found.values().flatten().collect();
     print_across(&found, &works, args.output)?;
-    let missing: Vec<&str> = target
+    let missing: Vec<&str> = subject
         .consumers
         .iter()
-        .filter(|s| s.status == super::fleet::STATUS_NOT_FOUND)
+        .filter(|s| s.status == STATUS_NOT_FOUND)
         .map(|s| s.consumer.as_str())
         .collect();
     for consumer in &missing {
@@ -195,15 +201,19 @@ async fn get_across(
             missing.join(", ")
         )));
     }
-    let mut phases: Vec<&str> = target.consumers.iter().map(|s| s.status.as_str()).collect();
+    let mut phases: Vec<&str> = subject
+        .consumers
+        .iter()
+        .map(|s| s.status.as_str())
+        .collect();
     phases.sort_unstable();
     phases.dedup();
     let status = match phases.as_slice() {
         [one] => (*one).to_string(),
         _ => STATUS_MIXED.to_string(),
     };
-    Ok(Outcome::with_result(StatusResult::new(
-        target, status, summary,
+    Ok(Report::with_result(StatusResult::new(
+        subject, status, summary,
     )))
 }
 
@@ -242,20 +252,5 @@ fn or_dash(s: &str) -> String {
         "-".into()
     } else {
         s.to_string()
-    }
-}
-
-/// Prints one work in the chosen format.
-pub fn print_work(remote: &Remote, format: OutputFormat) -> Result<(), CliError> {
-    match format {
-        OutputFormat::Json | OutputFormat::Yaml => {
-            output::emit(&output::structured(format, &output::work_value(remote)?)?)
-        }
-        format => {
-            let wide = format == OutputFormat::Wide;
-            let mut table = Table::new(&output::work_header(wide));
-            table.row(output::work_row(remote, wide));
-            output::emit(&table.render())
-        }
     }
 }

@@ -18,12 +18,13 @@ use similar::TextDiff;
 use crate::manifestwork::{Manifest, ManifestKey, ManifestWork};
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, parse_timeout};
-use super::errors::{CliError, ExitStatus};
-use super::input::{self, clean_server_fields};
-use super::output;
-use super::remote::{ManifestSelector, find_retrying};
-use super::{Ctx, Outcome};
+use crate::cli::connection::Connection;
+use crate::cli::errors::{CliError, ExitStatus};
+use crate::cli::input::{self, clean_server_fields};
+use crate::cli::output;
+use crate::cli::remote::{ManifestSelector, find_retrying};
+use crate::cli::results::Report;
+use crate::cli::runtime::{Deadline, parse_timeout};
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
@@ -43,7 +44,7 @@ pub struct DiffArgs {
     pub timeout: Duration,
 }
 
-pub async fn run(ctx: &Ctx, args: DiffArgs) -> Result<Outcome, CliError> {
+pub async fn run(conn: &Connection, args: DiffArgs) -> Result<Report, CliError> {
     let input = input::load(&args.manifest_file)?;
     let origin = input.origin.clone();
     let selector = args
@@ -56,7 +57,7 @@ pub async fn run(ctx: &Ctx, args: DiffArgs) -> Result<Outcome, CliError> {
         .map_err(|e| CliError::Usage(format!("{origin}: {e}")))?;
 
     let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let live = find_retrying(client, &deadline, &args.consumer, &name)
         .await?
         .map(|r| {
@@ -86,10 +87,10 @@ pub async fn run(ctx: &Ctx, args: DiffArgs) -> Result<Outcome, CliError> {
         None => work_diff(&name, live.as_ref(), &desired),
     };
     if text.is_empty() {
-        return Ok(Outcome::success());
+        return Ok(Report::success());
     }
     output::emit(&text)?;
-    Ok(Outcome {
+    Ok(Report {
         status: ExitStatus::Differences,
         result: None,
     })

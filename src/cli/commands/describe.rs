@@ -12,12 +12,14 @@ use crate::manifestwork::{
 };
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, parse_timeout};
-use super::errors::CliError;
-use super::get::print_work;
-use super::output::{self, OutputFormat, Table, age};
-use super::remote::{Remote, chrono_time, describe_manifest, find_retrying, work_not_found};
-use super::{Ctx, Outcome};
+use crate::cli::errors::CliError;
+use crate::cli::runtime::{Deadline, parse_timeout};
+
+use crate::cli::connection::Connection;
+use crate::cli::output::{self, OutputFormat, Table, age};
+use crate::cli::records::chrono_time;
+use crate::cli::remote::{Remote, describe_manifest, find_retrying, work_not_found};
+use crate::cli::results::Report;
 
 /// A deletion still pending after this long deserves a hint.
 const SLOW_DELETE: Duration = Duration::from_secs(120);
@@ -38,18 +40,18 @@ pub struct DescribeArgs {
     pub timeout: Duration,
 }
 
-pub async fn run(ctx: &Ctx, args: DescribeArgs) -> Result<Outcome, CliError> {
+pub async fn run(conn: &Connection, args: DescribeArgs) -> Result<Report, CliError> {
     let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let remote = find_retrying(client, &deadline, &args.consumer, &args.name)
         .await?
         .ok_or_else(|| work_not_found(&args.consumer, &args.name))?;
     if !args.output.is_table() {
-        print_work(&remote, args.output)?;
-        return Ok(Outcome::success());
+        output::print_work(&remote, args.output)?;
+        return Ok(Report::success());
     }
-    output::emit(&page(&remote, ctx.source_id(), Utc::now()))?;
-    Ok(Outcome::success())
+    output::emit(&page(&remote, conn.source_id(), Utc::now()))?;
+    Ok(Report::success())
 }
 
 fn when(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
@@ -96,7 +98,7 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
             remote.observed_version()
         ),
     );
-    field("Status", remote.phase().to_string());
+    field("Status", remote.health().to_string());
     field("Created", when(b.created_at, now));
     field("Updated", when(b.updated_at, now));
     if let Some(deleted) = b.deleted_at {

@@ -1,30 +1,20 @@
-//! What every command shares: the Maestro connection, the deadline, retries
-//! of transient failures, waiting for changes, and progress lines.
+//! The CLI's runtime, below every command and operation: the deadline
+//! (`--timeout`), retries of transient failures, following a consumer's
+//! status stream to know when to look again, and the signals that end a
+//! command early.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use chrono::Local;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::error::Error;
-use crate::maestro::config::MaestroConfig;
 use crate::maestro::grpc::{Backoff, SubscribeOptions};
 use crate::maestro::work_client::{WatchEvent, WorkClient};
-use crate::names::{ConsumerName, SourceId};
+use crate::names::ConsumerName;
 
 use super::errors::CliError;
-use super::remote::Remote;
-
-/// The local stack's endpoints (`tests/stack/stack.sh`).
-pub const DEFAULT_GRPC_ENDPOINT: &str = "http://127.0.0.1:18090";
-pub const DEFAULT_HTTP_ENDPOINT: &str = "http://127.0.0.1:18000";
-/// The source Maestro's own CLI uses too, so each sees the other's works.
-pub const DEFAULT_SOURCE_ID: &str = "maestro-cli";
 
 /// The shortest `--timeout` accepted: less cannot fit one round trip and
 /// a retry.
@@ -42,82 +32,6 @@ const LAST_ATTEMPT_MARGIN: Duration = Duration::from_millis(100);
 /// often while it is down (REST is then the only source).
 const POLL_WITH_STREAM: Duration = Duration::from_secs(5);
 const POLL_WITHOUT_STREAM: Duration = Duration::from_secs(2);
-
-/// How to reach Maestro. Flags win over the environment.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ConnectionArgs {
-    /// Maestro's gRPC endpoint (writes and the status stream)
-    #[arg(long, global = true, env = "MAESTRO_GRPC_ENDPOINT", default_value = DEFAULT_GRPC_ENDPOINT, value_name = "URL")]
-    pub grpc_endpoint: String,
-    /// Maestro's REST endpoint (reads)
-    #[arg(long, global = true, env = "MAESTRO_HTTP_ENDPOINT", default_value = DEFAULT_HTTP_ENDPOINT, value_name = "URL")]
-    pub http_endpoint: String,
-    /// The CloudEvents source this CLI writes as; works are scoped by it
-    #[arg(long, global = true, env = "MAESTRO_SOURCE_ID", default_value = DEFAULT_SOURCE_ID, value_name = "ID")]
-    pub source_id: String,
-    /// CA certificate (PEM) to verify Maestro's TLS certificate
-    #[arg(long, global = true, env = "MAESTRO_CA_FILE", value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS; needs --key-file
-    #[arg(long, global = true, env = "MAESTRO_CERT_FILE", value_name = "FILE")]
-    pub cert_file: Option<PathBuf>,
-    /// Client key (PEM) for mutual TLS
-    #[arg(long, global = true, env = "MAESTRO_KEY_FILE", value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
-    /// File holding a bearer token (re-read per request; never pass a token itself)
-    #[arg(long, global = true, env = "MAESTRO_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Send the token over plaintext (http://) endpoints too; only where the
-    /// connection is protected otherwise
-    #[arg(long, global = true, env = "MAESTRO_ALLOW_INSECURE_TOKEN")]
-    pub allow_insecure_token: bool,
-}
-
-impl ConnectionArgs {
-    pub fn config(&self) -> Result<MaestroConfig, CliError> {
-        let source = SourceId::new(self.source_id.clone())
-            .map_err(|e| CliError::Usage(format!("--source-id: {e}")))?;
-        let mut config = MaestroConfig::new(&self.grpc_endpoint, &self.http_endpoint, source)
-            .map_err(|e| CliError::Usage(e.to_string()))?;
-        config.tls.ca_file = self.ca_file.clone();
-        config.tls.cert_file = self.cert_file.clone();
-        config.tls.key_file = self.key_file.clone();
-        config.token_file = self.token_file.clone();
-        config.allow_insecure_token = self.allow_insecure_token;
-        config.connect_timeout = Duration::from_secs(5);
-        config.check().map_err(|e| CliError::Usage(e.to_string()))?;
-        Ok(config)
-    }
-}
-
-/// The connection, made on first use so that commands which never talk to
-/// Maestro (completion, validate without a server) cost nothing.
-pub struct Ctx {
-    args: ConnectionArgs,
-    client: OnceLock<WorkClient>,
-}
-
-impl Ctx {
-    pub fn new(args: ConnectionArgs) -> Ctx {
-        Ctx {
-            args,
-            client: OnceLock::new(),
-        }
-    }
-
-    pub fn client(&self) -> Result<&WorkClient, CliError> {
-        if let Some(c) = self.client.get() {
-            return Ok(c);
-        }
-        let config = self.args.config()?;
-        let client = WorkClient::new(&config).map_err(|e| CliError::Usage(e.to_string()))?;
-        Ok(self.client.get_or_init(|| client))
-    }
-
-    pub fn source_id(&self) -> &str {
-        &self.args.source_id
-    }
-}
 
 /// When a command must be done by.
 #[derive(Debug, Clone, Copy)]
@@ -376,87 +290,6 @@ impl Follower {
     }
 }
 
-/// Progress lines for `--watch` and `wait`: shown on a terminal (standard
-/// error), silent otherwise so that logs and pipes stay machine-readable.
-pub struct Progress {
-    enabled: bool,
-    started: Instant,
-    last: Option<String>,
-}
-
-impl Progress {
-    pub fn new() -> Progress {
-        Progress::with_terminal(std::io::stderr().is_terminal())
-    }
-
-    pub fn with_terminal(enabled: bool) -> Progress {
-        Progress {
-            enabled,
-            started: Instant::now(),
-            last: None,
-        }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    /// Prints `line` if it differs from the last one, stamped with the
-    /// wall-clock time and the time since the start.
-    pub fn report(&mut self, line: String) {
-        if self.last.as_deref() == Some(line.as_str()) {
-            return;
-        }
-        debug!(progress = %line);
-        if self.enabled {
-            eprintln!(
-                "{} (+{:.1}s) {line}",
-                Local::now().format("%H:%M:%S"),
-                self.started.elapsed().as_secs_f64()
-            );
-        }
-        self.last = Some(line);
-    }
-
-    /// A work's state as one line: phase, conditions and versions.
-    pub fn describe(remote: Option<&Remote>) -> String {
-        let Some(r) = remote else {
-            return "not found".into();
-        };
-        let conditions = r
-            .conditions()
-            .iter()
-            .map(|c| {
-                if c.reason.is_empty() {
-                    format!("{}={}", c.type_, c.status)
-                } else {
-                    format!("{}={} ({})", c.type_, c.status, c.reason)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let conditions = if conditions.is_empty() {
-            "no conditions yet".to_string()
-        } else {
-            conditions
-        };
-        format!(
-            "{}: {} [{}; version {}, agent observed {}]",
-            r.name(),
-            r.phase(),
-            conditions,
-            r.version(),
-            r.observed_version()
-        )
-    }
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Progress::new()
-    }
-}
-
 /// Reads with `fetch` until `done` holds, the deadline passes (then
 /// `on_timeout` builds the error from the last value read) or a signal
 /// arrives. Reads happen at once, on status events and on every poll
@@ -599,14 +432,5 @@ mod tests {
             "{m}"
         );
         assert_eq!(e.exit_status().code(), 1);
-    }
-
-    #[test]
-    fn progress_repeats_no_line() {
-        let mut p = Progress::with_terminal(false);
-        p.report("a".into());
-        p.report("a".into());
-        assert_eq!(p.last.as_deref(), Some("a"));
-        assert_eq!(Progress::describe(None), "not found");
     }
 }

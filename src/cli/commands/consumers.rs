@@ -2,7 +2,6 @@
 //! Consumers are named in commands; Maestro's ids are accepted too.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -10,11 +9,12 @@ use clap::{Args, Subcommand};
 use crate::maestro::rest::{Consumer, ListOptions};
 use crate::names::ConsumerName;
 
-use super::context::{Deadline, parse_timeout, retry};
-use super::errors::CliError;
-use super::fleet::ConsumerSelector;
-use super::output::{self, OutputFormat, Table, age_or_unknown};
-use super::{Ctx, Outcome};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::ops::fleet::ConsumerSelector;
+use crate::cli::output::{self, OutputFormat, Table, age_or_unknown};
+use crate::cli::results::Report;
+use crate::cli::runtime::{Deadline, parse_timeout, retry};
 
 #[derive(Subcommand, Debug)]
 pub enum ConsumersCommand {
@@ -89,8 +89,8 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     }
 }
 
-pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliError> {
-    let client = ctx.client()?;
+pub async fn run(conn: &Connection, command: ConsumersCommand) -> Result<Report, CliError> {
+    let client = conn.client()?;
     let rest = client.rest();
     match command {
         ConsumersCommand::List(args) => {
@@ -107,7 +107,7 @@ pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliErr
         }
         ConsumersCommand::Get(args) => {
             let deadline = Deadline::after(args.common.timeout);
-            let consumer = resolve(ctx, &args.name, &deadline)
+            let consumer = resolve(conn, &args.name, &deadline)
                 .await?
                 .ok_or_else(|| not_found(&args.name))?;
             print_consumers(&[consumer], args.common.output, false)?;
@@ -124,7 +124,7 @@ pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliErr
             {
                 if args.if_not_exists {
                     print_consumers(&[existing], args.common.output, false)?;
-                    return Ok(Outcome::success());
+                    return Ok(Report::success());
                 }
                 return Err(CliError::Failed(format!(
                     "consumer {:?} already exists (id {})",
@@ -149,14 +149,15 @@ pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliErr
         }
         ConsumersCommand::Delete(args) => {
             let deadline = Deadline::after(args.timeout);
-            let Some(consumer) = resolve(ctx, &args.name, &deadline).await? else {
+            let Some(consumer) = resolve(conn, &args.name, &deadline).await? else {
                 if args.ignore_not_found {
                     output::emit(&format!("consumer/{} not found (ignored)\n", args.name))?;
-                    return Ok(Outcome::success());
+                    return Ok(Report::success());
                 }
                 return Err(not_found(&args.name));
             };
-            if !args.yes && std::io::stdin().is_terminal() && !confirm(&consumer)? {
+            let question = format!("Delete consumer {} (id {})?", consumer.name, consumer.id);
+            if !output::confirmed(args.yes, &question)? {
                 return Err(CliError::Failed("deletion cancelled".into()));
             }
             retry(
@@ -168,7 +169,7 @@ pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliErr
             output::emit(&format!("consumer/{} deleted\n", consumer.name))?;
         }
     }
-    Ok(Outcome::success())
+    Ok(Report::success())
 }
 
 fn not_found(name: &str) -> CliError {
@@ -177,11 +178,11 @@ fn not_found(name: &str) -> CliError {
 
 /// Finds a consumer by name, else by id.
 async fn resolve(
-    ctx: &Ctx,
+    conn: &Connection,
     name_or_id: &str,
     deadline: &Deadline,
 ) -> Result<Option<Consumer>, CliError> {
-    let rest = ctx.client()?.rest();
+    let rest = conn.client()?.rest();
     if let Ok(name) = ConsumerName::new(name_or_id)
         && let Some(c) = retry(deadline, "find the consumer", async || {
             rest.find_consumer_by_name(&name).await
@@ -255,23 +256,6 @@ fn print_consumers(
             output::emit(&table.render())
         }
     }
-}
-
-fn confirm(consumer: &Consumer) -> Result<bool, CliError> {
-    eprint!(
-        "Delete consumer {} (id {})? [y/N] ",
-        consumer.name, consumer.id
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::Failed(format!("cannot read the answer: {e}")))?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
 }
 
 #[cfg(test)]

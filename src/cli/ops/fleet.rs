@@ -7,16 +7,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::error::Error;
 use crate::maestro::rest::{LabelSelector, ListOptions, ResourceBundle};
 use crate::maestro::work_client::WorkClient;
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, retry};
-use super::errors::CliError;
-use super::remote::Remote;
+use crate::cli::errors::CliError;
+use crate::cli::records::{ConsumerState, STATUS_NOT_FOUND};
+use crate::cli::remote::Remote;
+use crate::cli::runtime::{Deadline, retry};
 
 /// Consumers per bundle search: the search travels in the URL, so a large
 /// fleet is read in several requests rather than one unbounded one.
@@ -173,7 +172,7 @@ pub async fn bundles_on(
 
 /// The work called `name` on each of `consumers` (`None` where it is
 /// absent). Where another client stored a second bundle of that name, the
-/// one under this client's own id wins, as [`super::remote::find`] does.
+/// one under this client's own id wins, as [`crate::cli::remote::find`] does.
 pub async fn find_on_each(
     client: &WorkClient,
     consumers: &[ConsumerName],
@@ -199,52 +198,17 @@ pub async fn find_on_each(
     Ok(found)
 }
 
-/// One selected consumer in a results file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConsumerState {
-    pub consumer: String,
-    /// The work's phase there, or NotFound.
-    pub status: String,
-    /// Whether the awaited condition holds there (`wait` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub condition_met: Option<bool>,
-    /// What is wrong there, when something is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub observed_version: Option<i64>,
-}
-
-/// Status recorded for a consumer that lacks the work.
-pub const STATUS_NOT_FOUND: &str = "NotFound";
-
 impl ConsumerState {
     pub fn of(consumer: &ConsumerName, remote: Option<&Remote>) -> ConsumerState {
         ConsumerState {
             consumer: consumer.to_string(),
-            status: remote.map_or_else(|| STATUS_NOT_FOUND.to_string(), |r| r.phase().to_string()),
+            status: remote.map_or_else(|| STATUS_NOT_FOUND.to_string(), |r| r.health().to_string()),
             condition_met: None,
             message: None,
             version: remote.map(Remote::version),
             observed_version: remote.map(Remote::observed_version),
         }
     }
-}
-
-/// The quorum a `wait` was held to, for the results file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QuorumSummary {
-    /// As given: a count or a percentage.
-    pub quorum: String,
-    /// How many consumers that is.
-    pub required: usize,
-    pub selected: usize,
-    /// How many met the condition when last looked at.
-    pub met: usize,
 }
 
 #[cfg(test)]

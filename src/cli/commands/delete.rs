@@ -5,7 +5,6 @@
 //! `--watch` waits for that last step.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use clap::Args;
@@ -15,17 +14,17 @@ use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::validate_work;
 use crate::names::{ConsumerName, ResourceId, WorkName};
 
-use super::apply::{Touch, owner_name, refuse_foreign, refuse_managed};
-use super::context::{
-    Deadline, Follower, Progress, format_duration, parse_timeout, poll_until, retry,
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::input::clean_server_fields;
+use crate::cli::ops::guard::{Touch, refuse_foreign, refuse_managed, refuse_managed_among};
+use crate::cli::ops::wait::{self, WorkCondition};
+use crate::cli::output::{self, Progress};
+use crate::cli::remote::{
+    ManifestSelector, Remote, describe_manifest, find_retrying, work_not_found,
 };
-use super::errors::CliError;
-use super::input::clean_server_fields;
-use super::output;
-use super::remote::{ManifestSelector, Remote, describe_manifest, find_retrying, work_not_found};
-use super::results::{ResultsArgs, StatusResult, Target};
-use super::wait::{self, WorkCondition};
-use super::{Ctx, Outcome};
+use crate::cli::results::{Report, ResultsArgs, StatusResult, Subject};
+use crate::cli::runtime::{Deadline, Follower, format_duration, parse_timeout, poll_until, retry};
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
@@ -69,22 +68,26 @@ pub struct DeleteArgs {
     pub results: ResultsArgs,
 }
 
-pub async fn run(ctx: &Ctx, args: DeleteArgs, target: &mut Target) -> Result<Outcome, CliError> {
-    target.consumer = args.consumer.to_string();
+pub async fn run(
+    conn: &Connection,
+    args: DeleteArgs,
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
+    subject.consumer = args.consumer.to_string();
     let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+    let client = conn.client()?;
     match (&args.name, args.all) {
         (Some(name), false) => {
-            target.name = name.to_string();
+            subject.name = name.to_string();
             match &args.manifest_name {
                 Some(m) => {
                     let selector = ManifestSelector::parse(m)?;
-                    delete_manifest(client, &args, name, &selector, target, &deadline).await
+                    delete_manifest(client, &args, name, &selector, subject, &deadline).await
                 }
-                None => delete_work(client, &args, name, target, &deadline).await,
+                None => delete_work(client, &args, name, subject, &deadline).await,
             }
         }
-        (None, true) => delete_all(client, &args, target, &deadline).await,
+        (None, true) => delete_all(client, &args, subject, &deadline).await,
         _ => Err(CliError::Usage("give --name or --all".into())),
     }
 }
@@ -124,16 +127,16 @@ async fn delete_work(
     client: &WorkClient,
     args: &DeleteArgs,
     name: &WorkName,
-    target: &Target,
+    subject: &Subject,
     deadline: &Deadline,
-) -> Result<Outcome, CliError> {
+) -> Result<Report, CliError> {
     let consumer = &args.consumer;
     let remote = find_retrying(client, deadline, consumer, name).await?;
     let Some(remote) = remote else {
         if args.ignore_not_found {
             output::emit(&format!("manifestwork/{name} not found (ignored)\n"))?;
-            return Ok(Outcome::with_result(StatusResult::new(
-                target,
+            return Ok(Report::with_result(StatusResult::new(
+                subject,
                 "Deleted",
                 "ManifestWork does not exist",
             )));
@@ -148,8 +151,8 @@ async fn delete_work(
         output::emit(&format!(
             "manifestwork/{name} deletion requested; the agent removes its resources, then Maestro drops it\n"
         ))?;
-        return Ok(Outcome::with_result(
-            StatusResult::new(target, "Deleting", "deletion requested")
+        return Ok(Report::with_result(
+            StatusResult::new(subject, "Deleting", "deletion requested")
                 .with_snapshot(&remote.snapshot()),
         ));
     }
@@ -165,8 +168,8 @@ async fn delete_work(
     )
     .await?;
     output::emit(&format!("manifestwork/{name} deleted\n"))?;
-    Ok(Outcome::with_result(StatusResult::new(
-        target,
+    Ok(Report::with_result(StatusResult::new(
+        subject,
         "Deleted",
         "the agent removed the resources and Maestro the work",
     )))
@@ -177,9 +180,9 @@ async fn delete_manifest(
     args: &DeleteArgs,
     name: &WorkName,
     selector: &ManifestSelector,
-    target: &Target,
+    subject: &Subject,
     deadline: &Deadline,
-) -> Result<Outcome, CliError> {
+) -> Result<Report, CliError> {
     let consumer = &args.consumer;
     let mut attempts = 0;
     let (removed, version) = loop {
@@ -197,8 +200,8 @@ async fn delete_manifest(
                 output::emit(&format!(
                     "manifestwork/{name}: no manifest {selector} (ignored)\n"
                 ))?;
-                return Ok(Outcome::with_result(
-                    StatusResult::new(target, "Deleted", "the manifest was not in the work")
+                return Ok(Report::with_result(
+                    StatusResult::new(subject, "Deleted", "the manifest was not in the work")
                         .with_snapshot(&remote.snapshot()),
                 ));
             }
@@ -250,8 +253,8 @@ async fn delete_manifest(
         output::emit(&format!(
             "manifestwork/{name}: manifest {what} removed (version {version}); the agent has applied it\n"
         ))?;
-        return Ok(Outcome::with_result(StatusResult::new(
-            target,
+        return Ok(Report::with_result(StatusResult::new(
+            subject,
             "Deleted",
             format!("manifest {what} removed and the agent applied version {version}"),
         )));
@@ -259,8 +262,8 @@ async fn delete_manifest(
     output::emit(&format!(
         "manifestwork/{name}: manifest {what} removed (version {version})\n"
     ))?;
-    Ok(Outcome::with_result(StatusResult::new(
-        target,
+    Ok(Report::with_result(StatusResult::new(
+        subject,
         "Deleting",
         format!("manifest {what} removed from the work (version {version})"),
     )))
@@ -269,9 +272,9 @@ async fn delete_manifest(
 async fn delete_all(
     client: &WorkClient,
     args: &DeleteArgs,
-    target: &mut Target,
+    subject: &mut Subject,
     deadline: &Deadline,
-) -> Result<Outcome, CliError> {
+) -> Result<Report, CliError> {
     let consumer = &args.consumer;
     let bundles = retry(
         deadline,
@@ -286,8 +289,8 @@ async fn delete_all(
         .map_err(|e| CliError::maestro("read the listed works", e))?;
     if works.is_empty() {
         output::emit(&format!("no manifestworks on consumer {consumer}\n"))?;
-        return Ok(Outcome::with_result(StatusResult::new(
-            target,
+        return Ok(Report::with_result(StatusResult::new(
+            subject,
             "Deleted",
             "the consumer had no works",
         )));
@@ -296,7 +299,7 @@ async fn delete_all(
         refuse_managed_among(consumer, &works)?;
     }
     let names: Vec<String> = works.iter().map(|w| w.name().to_string()).collect();
-    if !args.yes && std::io::stdin().is_terminal() && !confirm(consumer, &names)? {
+    if !output::confirmed(args.yes, &delete_all_question(consumer, &names))? {
         return Err(CliError::Failed("deletion cancelled".into()));
     }
 
@@ -323,8 +326,8 @@ async fn delete_all(
     }
     let message = format!("deleted {} works: {}", names.len(), names.join(", "));
     if !args.watch {
-        return Ok(Outcome::with_result(StatusResult::new(
-            target,
+        return Ok(Report::with_result(StatusResult::new(
+            subject,
             "Deleting",
             format!(
                 "deletion requested for {} works: {}",
@@ -381,58 +384,24 @@ async fn delete_all(
         "all {} manifestworks of consumer {consumer} deleted\n",
         ids.len()
     ))?;
-    Ok(Outcome::with_result(StatusResult::new(
-        target, "Deleted", message,
+    Ok(Report::with_result(StatusResult::new(
+        subject, "Deleted", message,
     )))
 }
 
-/// `--all` touches nothing when any of the works is a MaestroApply's:
-/// deleting the others and not those would be a surprise either way.
-fn refuse_managed_among(consumer: &ConsumerName, works: &[Remote]) -> Result<(), CliError> {
-    let managed: Vec<String> = works
-        .iter()
-        .filter(|w| !w.bundle.is_deleting())
-        .filter_map(|w| {
-            let owner = w.managed_by()?;
-            Some(format!("{} (managed by {})", w.name(), owner_name(&owner)))
-        })
-        .collect();
-    if managed.is_empty() {
-        return Ok(());
-    }
-    Err(CliError::Failed(format!(
-        "{} of the works on consumer {consumer} are managed by MaestroApply objects: {}; \
-         nothing was deleted; delete the MaestroApply objects instead, or pass --force to \
-         delete these too (the operator publishes them again while their objects exist)",
-        managed.len(),
-        managed.join(", ")
-    )))
-}
-
-/// Asks on the terminal; only "y" or "yes" confirms.
-fn confirm(consumer: &ConsumerName, names: &[String]) -> Result<bool, CliError> {
+/// "Delete N manifestworks on consumer C (a, b, ... and K more)?"
+fn delete_all_question(consumer: &ConsumerName, names: &[String]) -> String {
     let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
     let more = if names.len() > shown.len() {
         format!(" and {} more", names.len() - shown.len())
     } else {
         String::new()
     };
-    eprint!(
-        "Delete {} manifestworks on consumer {consumer} ({}{more})? [y/N] ",
+    format!(
+        "Delete {} manifestworks on consumer {consumer} ({}{more})?",
         names.len(),
         shown.join(", ")
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::Failed(format!("cannot read the answer: {e}")))?;
-    Ok(is_yes(&answer))
-}
-
-fn is_yes(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    )
 }
 
 #[cfg(test)]
@@ -442,50 +411,14 @@ mod tests {
     use clap::Parser;
 
     #[test]
-    fn only_y_or_yes_confirms() {
-        for (answer, yes) in [
-            ("y\n", true),
-            ("YES", true),
-            ("n", false),
-            ("", false),
-            ("yep", false),
-        ] {
-            assert_eq!(is_yes(answer), yes, "{answer:?}");
-        }
-    }
-
-    #[test]
-    fn delete_all_refuses_when_any_work_is_a_maestroapplys_naming_them() {
-        use crate::controller::target::{OWNER_ANNOTATION, OWNER_UID_LABEL};
-        use serde_json::json;
-        let work = |name: &str, metadata: serde_json::Value| {
-            let mut metadata = metadata;
-            metadata["name"] = json!(name);
-            Remote::from_bundle(
-                serde_json::from_value(json!({
-                    "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 1,
-                    "metadata": metadata,
-                    "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}],
-                }))
-                .unwrap(),
-            )
-            .unwrap()
-        };
+    fn the_question_before_deleting_all_names_at_most_ten_works() {
         let consumer = ConsumerName::new("c1").unwrap();
-        let plain = work("plain", json!({}));
-        let managed = work(
-            "web",
-            json!({"labels": {OWNER_UID_LABEL: "u1"}, "annotations": {OWNER_ANNOTATION: "team-a/hello"}}),
-        );
-        assert!(refuse_managed_among(&consumer, std::slice::from_ref(&plain)).is_ok());
-        let message = refuse_managed_among(&consumer, &[plain, managed])
-            .unwrap_err()
-            .to_string();
+        let names: Vec<String> = (0..12).map(|i| format!("w{i:02}")).collect();
+        let question = delete_all_question(&consumer, &names);
         assert!(
-            message.contains("web (managed by MaestroApply team-a/hello)")
-                && message.contains("nothing was deleted")
-                && message.contains("--force"),
-            "{message}"
+            question.starts_with("Delete 12 manifestworks on consumer c1 (w00, w01,")
+                && question.ends_with("w09 and 2 more)?"),
+            "{question}"
         );
     }
 

@@ -1,65 +1,22 @@
-//! `wait`: until a work, or one of its manifests, meets a condition.
-//!
-//! A condition counts only when the agent reported it for the current
-//! spec version (the bundle's observed version has caught up), so a
-//! condition left from before an update does not end the wait early.
-
-use std::time::Duration;
+//! `wait`: until a work, or one of its manifests, meets a condition, on one
+//! consumer or on a quorum of the consumers a selector picks.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use clap::{ArgGroup, Args, ValueEnum};
+use clap::{ArgGroup, Args};
 
-use crate::maestro::work_client::WorkClient;
-use crate::manifestwork::{
-    CONDITION_APPLIED, CONDITION_AVAILABLE, CONDITION_DEGRADED, CONDITION_DELETED,
-    CONDITION_PROGRESSING,
-};
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, Follower, Progress, format_duration, parse_timeout, poll_until};
-use super::errors::CliError;
-use super::fleet::{
-    ConsumerSelector, ConsumerState, Quorum, QuorumSummary, find_on_each, select_consumers,
-};
-use super::output::{self, OutputFormat};
-use super::remote::{ManifestSelector, Remote, find, work_not_found};
-use super::results::{ResultsArgs, StatusResult, Target};
-use super::{Ctx, Outcome};
-
-/// The conditions `wait` and `--watch` understand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WorkCondition {
-    #[value(name = "Applied")]
-    Applied,
-    #[value(name = "Available")]
-    Available,
-    #[value(name = "Progressing")]
-    Progressing,
-    #[value(name = "Degraded")]
-    Degraded,
-    /// The work (or manifest) is gone.
-    #[value(name = "Deleted")]
-    Deleted,
-}
-
-impl WorkCondition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkCondition::Applied => CONDITION_APPLIED,
-            WorkCondition::Available => CONDITION_AVAILABLE,
-            WorkCondition::Progressing => CONDITION_PROGRESSING,
-            WorkCondition::Degraded => CONDITION_DEGRADED,
-            WorkCondition::Deleted => CONDITION_DELETED,
-        }
-    }
-}
-
-impl std::fmt::Display for WorkCondition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::ops::fleet::{ConsumerSelector, Quorum, find_on_each, select_consumers};
+use crate::cli::ops::wait::{WorkCondition, is_met, wait_for};
+use crate::cli::output::{self, OutputFormat, Progress};
+use crate::cli::records::{ConsumerState, QuorumSummary};
+use crate::cli::remote::{ManifestSelector, Remote};
+use crate::cli::results::{Report, ResultsArgs, StatusResult, Subject};
+use crate::cli::runtime::{Deadline, Follower, format_duration, parse_timeout, poll_until};
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("where").required(true).args(["consumer", "selector"])))]
@@ -90,8 +47,12 @@ pub struct WaitArgs {
     pub results: ResultsArgs,
 }
 
-pub async fn run(ctx: &Ctx, args: WaitArgs, target: &mut Target) -> Result<Outcome, CliError> {
-    target.name = args.name.to_string();
+pub async fn run(
+    conn: &Connection,
+    args: WaitArgs,
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
+    subject.name = args.name.to_string();
     let manifest = args
         .manifest_name
         .as_deref()
@@ -99,12 +60,12 @@ pub async fn run(ctx: &Ctx, args: WaitArgs, target: &mut Target) -> Result<Outco
         .transpose()?;
     let (result, line) = match (&args.consumer, &args.selector) {
         (Some(consumer), _) => {
-            target.consumer = consumer.to_string();
-            wait_one(ctx, &args, consumer, manifest.as_ref(), target).await?
+            subject.consumer = consumer.to_string();
+            wait_one(conn, &args, consumer, manifest.as_ref(), subject).await?
         }
         (None, Some(selector)) => {
-            target.selector = Some(selector.to_string());
-            wait_quorum(ctx, &args, selector, manifest.as_ref(), target).await?
+            subject.selector = Some(selector.to_string());
+            wait_quorum(conn, &args, selector, manifest.as_ref(), subject).await?
         }
         (None, None) => {
             return Err(CliError::Usage(
@@ -117,10 +78,10 @@ pub async fn run(ctx: &Ctx, args: WaitArgs, target: &mut Target) -> Result<Outco
     } else {
         output::emit(&output::structured(args.output, &result)?)?;
     }
-    Ok(Outcome::with_result(result))
+    Ok(Report::with_result(result))
 }
 
-fn subject(name: &WorkName, manifest: Option<&ManifestSelector>) -> String {
+fn awaited(name: &WorkName, manifest: Option<&ManifestSelector>) -> String {
     match manifest {
         Some(s) => format!("manifest {s} of manifestwork/{name}"),
         None => format!("manifestwork/{name}"),
@@ -128,14 +89,14 @@ fn subject(name: &WorkName, manifest: Option<&ManifestSelector>) -> String {
 }
 
 async fn wait_one(
-    ctx: &Ctx,
+    conn: &Connection,
     args: &WaitArgs,
     consumer: &ConsumerName,
     manifest: Option<&ManifestSelector>,
-    target: &Target,
+    subject: &Subject,
 ) -> Result<(StatusResult, String), CliError> {
     let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let mut progress = Progress::new();
     let remote = wait_for(
         client,
@@ -147,33 +108,33 @@ async fn wait_one(
         &mut progress,
     )
     .await?;
-    let subject = subject(&args.name, manifest);
+    let awaited = awaited(&args.name, manifest);
     let mut result = StatusResult::new(
-        target,
+        subject,
         args.condition.as_str(),
-        format!("{subject}: condition {} met", args.condition),
+        format!("{awaited}: condition {} met", args.condition),
     );
     if let Some(remote) = &remote {
         result = result.with_snapshot(&remote.snapshot());
     }
     Ok((
         result,
-        format!("{subject} condition met: {}", args.condition),
+        format!("{awaited} condition met: {}", args.condition),
     ))
 }
 
 /// Waits until a quorum of the selected consumers meets the condition.
-/// Each consumer's state goes into `target` on every look, so the results
+/// Each consumer's state goes into `subject` on every look, so the results
 /// file lists them however the wait ends.
 async fn wait_quorum(
-    ctx: &Ctx,
+    conn: &Connection,
     args: &WaitArgs,
     selector: &ConsumerSelector,
     manifest: Option<&ManifestSelector>,
-    target: &mut Target,
+    subject: &mut Subject,
 ) -> Result<(StatusResult, String), CliError> {
     let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let consumers = select_consumers(client, &deadline, selector).await?;
     let quorum = args.quorum.unwrap_or(Quorum::Percent(100));
     let required = quorum.required(consumers.len(), selector)?;
@@ -198,8 +159,8 @@ async fn wait_quorum(
         },
         |tally: &Tally| {
             progress.report(goal.describe(tally));
-            target.consumers = tally.states.clone();
-            target.quorum = Some(goal.summary(tally));
+            subject.consumers = tally.states.clone();
+            subject.quorum = Some(goal.summary(tally));
             Ok(tally.met >= required)
         },
         |last: Option<Tally>| CliError::Timeout {
@@ -213,7 +174,7 @@ async fn wait_quorum(
     )
     .await?;
     let message = format!("quorum met: {}", goal.describe(&tally));
-    let result = StatusResult::new(target, args.condition.as_str(), message.clone());
+    let result = StatusResult::new(subject, args.condition.as_str(), message.clone());
     Ok((result, message))
 }
 
@@ -282,7 +243,7 @@ impl Goal<'_> {
     fn describe(&self, tally: &Tally) -> String {
         let mut line = format!(
             "{} is {} on {} of {} consumers selected by {:?} (quorum {}, needs {})",
-            subject(self.name, self.manifest),
+            awaited(self.name, self.manifest),
             self.condition,
             tally.met,
             self.selected,
@@ -306,80 +267,6 @@ impl Goal<'_> {
             }
         }
         line
-    }
-}
-
-/// Waits until `condition` holds; returns the work as last read (`None`
-/// once deleted). A missing work is an error unless waiting for Deleted.
-pub async fn wait_for(
-    client: &WorkClient,
-    consumer: &ConsumerName,
-    name: &WorkName,
-    condition: WorkCondition,
-    selector: Option<&ManifestSelector>,
-    deadline: &Deadline,
-    progress: &mut Progress,
-) -> Result<Option<Remote>, CliError> {
-    let mut follower = Follower::start(client, consumer);
-    let subject = match selector {
-        Some(s) => format!("manifest {s} of manifestwork {name} on consumer {consumer}"),
-        None => format!("manifestwork {name} on consumer {consumer}"),
-    };
-    poll_until(
-        &mut follower,
-        deadline,
-        async || find(client, consumer, name).await,
-        |remote: &Option<Remote>| {
-            progress.report(Progress::describe(remote.as_ref()));
-            is_met(remote.as_ref(), condition, selector, consumer, name)
-        },
-        |last: Option<Option<Remote>>| {
-            let last = last.flatten();
-            let state = Progress::describe(last.as_ref());
-            CliError::Timeout {
-                message: format!(
-                    "timed out after {} waiting for {subject} to be {condition}; last status: {state}",
-                    format_duration(deadline.total())
-                ),
-                last: last.map(|r| Box::new(r.snapshot())),
-            }
-        },
-    )
-    .await
-}
-
-/// Whether `condition` holds for the work as read.
-pub fn is_met(
-    remote: Option<&Remote>,
-    condition: WorkCondition,
-    selector: Option<&ManifestSelector>,
-    consumer: &ConsumerName,
-    name: &WorkName,
-) -> Result<bool, CliError> {
-    let Some(remote) = remote else {
-        return if condition == WorkCondition::Deleted {
-            Ok(true)
-        } else {
-            Err(work_not_found(consumer, name))
-        };
-    };
-    let Some(selector) = selector else {
-        return Ok(condition != WorkCondition::Deleted
-            && remote.status_is_current()
-            && remote.is_true(condition.as_str()));
-    };
-    let index = selector.find_in(&remote.work.spec.workload.manifests)?;
-    match (index, condition) {
-        // The manifest left the spec and the agent has seen that spec.
-        (None, WorkCondition::Deleted) => Ok(remote.status_is_current()),
-        (None, _) => Err(CliError::NotFound(format!(
-            "manifestwork {name} on consumer {consumer} has no manifest matching {selector}"
-        ))),
-        (Some(_), WorkCondition::Deleted) => Ok(false),
-        (Some(i), _) => Ok(remote.status_is_current()
-            && remote
-                .manifest_status(i)
-                .is_some_and(|m| m.is_condition_true(condition.as_str(), None))),
     }
 }
 
@@ -409,42 +296,6 @@ mod tests {
 
     fn cond(t: &str, s: &str) -> Value {
         json!({"type": t, "status": s, "reason": "", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"})
-    }
-
-    fn names() -> (ConsumerName, WorkName) {
-        (ConsumerName::new("c").unwrap(), WorkName::new("w").unwrap())
-    }
-
-    #[test]
-    fn a_condition_counts_only_for_the_current_version() {
-        let (c, n) = names();
-        let applied = json!([cond("Applied", "True")]);
-        let fresh = remote(2, 2, applied.clone(), json!([]));
-        let stale = remote(1, 2, applied, json!([]));
-        assert!(is_met(Some(&fresh), WorkCondition::Applied, None, &c, &n).unwrap());
-        assert!(!is_met(Some(&stale), WorkCondition::Applied, None, &c, &n).unwrap());
-        assert!(!is_met(Some(&fresh), WorkCondition::Available, None, &c, &n).unwrap());
-    }
-
-    #[test]
-    fn deleted_is_met_by_absence_and_missing_works_fail_otherwise() {
-        let (c, n) = names();
-        assert!(is_met(None, WorkCondition::Deleted, None, &c, &n).unwrap());
-        let e = is_met(None, WorkCondition::Applied, None, &c, &n).unwrap_err();
-        assert_eq!(e.exit_status().code(), 4);
-    }
-
-    #[test]
-    fn manifest_conditions_are_read_from_the_manifest_status() {
-        let (c, n) = names();
-        let r = remote(1, 1, json!([]), json!([cond("Available", "True")]));
-        let sel = ManifestSelector::parse("ConfigMap/cm").unwrap();
-        assert!(is_met(Some(&r), WorkCondition::Available, Some(&sel), &c, &n).unwrap());
-        assert!(!is_met(Some(&r), WorkCondition::Available, None, &c, &n).unwrap());
-        let missing = ManifestSelector::parse("other").unwrap();
-        let e = is_met(Some(&r), WorkCondition::Available, Some(&missing), &c, &n).unwrap_err();
-        assert_eq!(e.exit_status().code(), 4);
-        assert!(is_met(Some(&r), WorkCondition::Deleted, Some(&missing), &c, &n).unwrap());
     }
 
     #[test]

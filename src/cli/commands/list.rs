@@ -6,12 +6,13 @@ use clap::{ArgGroup, Args, ValueEnum};
 
 use crate::names::ConsumerName;
 
-use super::context::{Deadline, parse_timeout, retry};
-use super::errors::CliError;
-use super::fleet::{ConsumerSelector, bundles_on, select_consumers};
-use super::output::{self, OutputFormat, Table};
-use super::remote::Remote;
-use super::{Ctx, Outcome};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::ops::fleet::{ConsumerSelector, bundles_on, select_consumers};
+use crate::cli::output::{self, OutputFormat, Table};
+use crate::cli::remote::Remote;
+use crate::cli::results::Report;
+use crate::cli::runtime::{Deadline, parse_timeout, retry};
 
 /// `--status`: a condition that must be True, or Deleting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,9 +63,9 @@ pub struct ListArgs {
     pub timeout: Duration,
 }
 
-pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
+pub async fn run(conn: &Connection, args: ListArgs) -> Result<Report, CliError> {
     let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let (bundles, scope) = match (&args.consumer, &args.consumer_selector) {
         (Some(consumer), _) => {
             let bundles = retry(
@@ -136,7 +137,7 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
         format => {
             if works.is_empty() {
                 eprintln!("No manifestworks found for {scope}.");
-                return Ok(Outcome::success());
+                return Ok(Report::success());
             }
             let wide = format == OutputFormat::Wide;
             let across = args.consumer_selector.is_some();
@@ -156,5 +157,5 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
             output::emit(&table.render())?;
         }
     }
-    Ok(Outcome::success())
+    Ok(Report::success())
 }

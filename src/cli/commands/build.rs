@@ -23,16 +23,19 @@ use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::{Manifest, ManifestWork, validate_work};
 use crate::names::{ConsumerName, WorkName};
 
-use super::apply::{Touch, refuse_foreign, refuse_managed};
-use super::context::{Deadline, Progress, parse_timeout, retry};
-use super::errors::CliError;
-use super::input::{self, clean_server_fields};
-use super::nodepool;
-use super::output;
-use super::remote::{Remote, describe_manifest, find_retrying};
-use super::results::{ResultsArgs, StatusResult, Target};
-use super::wait::{self, WorkCondition};
-use super::{Ctx, Outcome, explain_unknown_consumer};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::errors::explain_unknown_consumer;
+use crate::cli::input::{self, clean_server_fields};
+use crate::cli::nodepool;
+use crate::cli::ops::guard::{Touch, refuse_foreign, refuse_managed};
+use crate::cli::ops::wait::{self, WorkCondition};
+use crate::cli::output;
+use crate::cli::output::Progress;
+use crate::cli::remote::{Remote, describe_manifest, find_retrying};
+use crate::cli::results::Report;
+use crate::cli::results::{ResultsArgs, StatusResult, Subject};
+use crate::cli::runtime::{Deadline, parse_timeout, retry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Strategy {
@@ -187,7 +190,7 @@ pub fn load_source(
     }
     let manifests = input::parse(&origin, &text)?.into_manifests();
     if manifests.is_empty() {
-        return Err(CliError::Input(format!("{origin}: holds no manifests")));
+        return Err(CliError::InputFile(format!("{origin}: holds no manifests")));
     }
     Ok(manifests)
 }
@@ -233,12 +236,16 @@ async fn build_once(
     })
 }
 
-pub async fn run(ctx: &Ctx, args: BuildArgs, target: &mut Target) -> Result<Outcome, CliError> {
-    target.name = args.name.to_string();
-    target.consumer = args.consumer.to_string();
+pub async fn run(
+    conn: &Connection,
+    args: BuildArgs,
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
+    subject.name = args.name.to_string();
+    subject.consumer = args.consumer.to_string();
     let deadline = Deadline::after(args.timeout);
     let source = load_source(&args.source_file, &args.consumer)?;
-    let client = ctx.client()?;
+    let client = conn.client()?;
 
     let mut attempt = 0;
     loop {
@@ -252,8 +259,8 @@ pub async fn run(ctx: &Ctx, args: BuildArgs, target: &mut Target) -> Result<Outc
         };
         if args.dry_run {
             eprintln!("dry run: nothing written");
-            return Ok(Outcome::with_result(StatusResult::new(
-                target,
+            return Ok(Report::with_result(StatusResult::new(
+                subject,
                 "Valid",
                 format!("dry run: {summary}"),
             )));
@@ -268,8 +275,8 @@ pub async fn run(ctx: &Ctx, args: BuildArgs, target: &mut Target) -> Result<Outc
             }
         }
         if !args.apply {
-            return Ok(Outcome::with_result(StatusResult::new(
-                target, "Built", summary,
+            return Ok(Report::with_result(StatusResult::new(
+                subject, "Built", summary,
             )));
         }
 
@@ -318,8 +325,8 @@ pub async fn run(ctx: &Ctx, args: BuildArgs, target: &mut Target) -> Result<Outc
         output::emit(&format!("manifestwork/{} {verb}\n", args.name))?;
         let message = format!("ManifestWork {verb}: {summary}");
         if !args.watch {
-            return Ok(Outcome::with_result(StatusResult::new(
-                target,
+            return Ok(Report::with_result(StatusResult::new(
+                subject,
                 "InProgress",
                 message,
             )));
@@ -339,11 +346,11 @@ pub async fn run(ctx: &Ctx, args: BuildArgs, target: &mut Target) -> Result<Outc
             "manifestwork/{} condition met: {}\n",
             args.name, args.condition
         ))?;
-        let mut result = StatusResult::new(target, args.condition.as_str(), message);
+        let mut result = StatusResult::new(subject, args.condition.as_str(), message);
         if let Some(r) = &remote {
             result = result.with_snapshot(&r.snapshot());
         }
-        return Ok(Outcome::with_result(result));
+        return Ok(Report::with_result(result));
     }
 }
 

@@ -17,15 +17,15 @@ use crate::maestro::work_client::{ApplyOutcome, WorkClient};
 use crate::manifestwork::{ManifestWork, validate_work};
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, Progress, parse_timeout, retry};
-use super::errors::CliError;
-use super::input::{self, Content, clean_server_fields};
-use super::output;
-use super::remote::{ManifestSelector, Phase, Remote, describe_manifest, find, find_retrying};
-use super::results::{ResultsArgs, StatusResult, Target};
-use super::wait::{self, WorkCondition};
-use super::{Ctx, Outcome, explain_unknown_consumer};
-use crate::controller::target::Owner;
+use crate::cli::connection::Connection;
+use crate::cli::errors::{CliError, explain_unknown_consumer};
+use crate::cli::input::{self, Content, clean_server_fields};
+use crate::cli::ops::guard::{Touch, refuse_foreign, refuse_managed};
+use crate::cli::ops::wait::{self, WorkCondition};
+use crate::cli::output::{self, Progress};
+use crate::cli::remote::{ManifestSelector, WorkHealth, describe_manifest, find, find_retrying};
+use crate::cli::results::{Report, ResultsArgs, StatusResult, Subject};
+use crate::cli::runtime::{Deadline, parse_timeout, retry};
 
 /// How often a `--manifest-name` update is retried after losing a race to
 /// another writer.
@@ -64,10 +64,14 @@ pub struct ApplyArgs {
     pub results: ResultsArgs,
 }
 
-pub async fn run(ctx: &Ctx, args: ApplyArgs, target: &mut Target) -> Result<Outcome, CliError> {
-    target.consumer = args.consumer.to_string();
+pub async fn run(
+    conn: &Connection,
+    args: ApplyArgs,
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
+    subject.consumer = args.consumer.to_string();
     if let Some(name) = &args.name {
-        target.name = name.to_string();
+        subject.name = name.to_string();
     }
     if args.watch && args.condition == WorkCondition::Deleted {
         return Err(CliError::Usage(
@@ -80,26 +84,26 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs, target: &mut Target) -> Result<Outc
 
     if let Some(selector) = &args.manifest_name {
         let selector = ManifestSelector::parse(selector)?;
-        return apply_one_manifest(ctx, &args, input, &selector, target, &deadline).await;
+        return apply_one_manifest(conn, &args, input, &selector, subject, &deadline).await;
     }
 
     let origin = input.origin.clone();
     let work = input::work_for(input, &args.consumer, args.name.as_ref())?;
-    target.name = work.metadata.name.clone().unwrap_or_default();
+    subject.name = work.metadata.name.clone().unwrap_or_default();
     validate_work(&work).map_err(|errors| CliError::Invalid { origin, errors })?;
-    let name = WorkName::new(target.name.clone()).map_err(|e| CliError::Usage(e.to_string()))?;
+    let name = WorkName::new(subject.name.clone()).map_err(|e| CliError::Usage(e.to_string()))?;
 
     if args.dry_run {
         output::emit(&output::to_yaml(&work)?)?;
         eprintln!("manifestwork/{name} is valid (dry run: nothing sent)");
-        return Ok(Outcome::with_result(StatusResult::new(
-            target,
+        return Ok(Report::with_result(StatusResult::new(
+            subject,
             "Valid",
             "dry run: the work is valid and was not sent",
         )));
     }
 
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let existing = find_retrying(client, &deadline, &args.consumer, &name).await?;
     if let Some(remote) = &existing {
         refuse_foreign(client, &args.consumer, remote)?;
@@ -121,7 +125,7 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs, target: &mut Target) -> Result<Outc
     output::emit(&format!("manifestwork/{name} {verb} (version {version})\n"))?;
     let message = format!("ManifestWork {verb} (version {version})");
     finish(
-        ctx, client, &args, &name, target, &deadline, message, args.watch,
+        conn, client, &args, &name, subject, &deadline, message, args.watch,
     )
     .await
 }
@@ -129,15 +133,15 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs, target: &mut Target) -> Result<Outc
 /// After a write: wait for the condition, or report the state as it is.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
-    _ctx: &Ctx,
+    _ctx: &Connection,
     client: &WorkClient,
     args: &ApplyArgs,
     name: &WorkName,
-    target: &Target,
+    subject: &Subject,
     deadline: &Deadline,
     message: String,
     watch: bool,
-) -> Result<Outcome, CliError> {
+) -> Result<Report, CliError> {
     if watch {
         let mut progress = Progress::new();
         let remote = wait::wait_for(
@@ -152,23 +156,28 @@ async fn finish(
         .await?;
         let condition = args.condition.as_str();
         output::emit(&format!("manifestwork/{name} condition met: {condition}\n"))?;
-        let mut result =
-            StatusResult::new(target, condition, format!("{message}; {condition} is True"));
+        let mut result = StatusResult::new(
+            subject,
+            condition,
+            format!("{message}; {condition} is True"),
+        );
         if let Some(remote) = &remote {
             result = result.with_snapshot(&remote.snapshot());
         }
-        return Ok(Outcome::with_result(result));
+        return Ok(Report::with_result(result));
     }
     // One read for the record; a failure here does not undo the write.
     let current = retry(deadline, "read the applied work", async || {
         find(client, &args.consumer, name).await
     })
     .await;
-    let mut result = StatusResult::new(target, "InProgress", message.clone());
+    let mut result = StatusResult::new(subject, "InProgress", message.clone());
     match current {
         Ok(Some(remote)) => {
-            let phase = remote.phase();
-            if remote.status_is_current() && matches!(phase, Phase::Applied | Phase::Available) {
+            let phase = remote.health();
+            if remote.status_is_current()
+                && matches!(phase, WorkHealth::Applied | WorkHealth::Available)
+            {
                 result.status = phase.to_string();
                 result.message = format!("{message}; the agent reports it {phase}");
             } else {
@@ -179,89 +188,17 @@ async fn finish(
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "could not read the work back"),
     }
-    Ok(Outcome::with_result(result))
-}
-
-/// Bundles made by other clients have ids this CLI does not derive; an
-/// update would create a second bundle of the same name instead.
-pub fn refuse_foreign(
-    client: &WorkClient,
-    consumer: &ConsumerName,
-    remote: &Remote,
-) -> Result<(), CliError> {
-    if remote.is_foreign(client, consumer) {
-        return Err(CliError::Failed(format!(
-            "manifestwork {:?} on consumer \"{consumer}\" is resource bundle {}, created by another \
-             client under an id this CLI does not derive for source {:?}; maestro-cli can read and \
-             delete it but not update it",
-            remote.name(),
-            remote.bundle.id,
-            client.source().as_str()
-        )));
-    }
-    Ok(())
-}
-
-/// What a command is about to do to a work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Touch {
-    Change,
-    Delete,
-}
-
-/// Works a MaestroApply manages belong to the operator: a change here is
-/// drift it undoes (or, with `driftPolicy: Report`, a silent divergence
-/// from the object), and a deletion is undone at its next resync. So the
-/// CLI leaves them alone unless `--force`, and says whose they are.
-pub fn refuse_managed(
-    consumer: &ConsumerName,
-    remote: &Remote,
-    touch: Touch,
-    force: bool,
-) -> Result<(), CliError> {
-    let Some(owner) = remote.managed_by() else {
-        return Ok(());
-    };
-    let owner = owner_name(&owner);
-    let name = remote.name();
-    if force {
-        tracing::warn!(%consumer, work = name, owner, "--force: touching a work a MaestroApply manages");
-        return Ok(());
-    }
-    let (verb, then) = match touch {
-        Touch::Change => (
-            "change",
-            "the operator restores the declared spec at its next resync unless the object's \
-             spec.driftPolicy is Report; change the MaestroApply instead",
-        ),
-        Touch::Delete => (
-            "delete",
-            "the operator publishes it again at its next resync; delete the MaestroApply instead",
-        ),
-    };
-    Err(CliError::Failed(format!(
-        "ManifestWork {name} on consumer {consumer} is managed by {owner}; pass --force to \
-         {verb} it anyway ({then})"
-    )))
-}
-
-/// "MaestroApply ns/name", or by uid when the bundle does not say the name.
-pub fn owner_name(owner: &Owner) -> String {
-    if owner.name.is_empty() {
-        format!("a MaestroApply (uid {})", owner.uid)
-    } else {
-        format!("MaestroApply {owner}")
-    }
+    Ok(Report::with_result(result))
 }
 
 async fn apply_one_manifest(
-    ctx: &Ctx,
+    conn: &Connection,
     args: &ApplyArgs,
-    input: input::Input,
+    input: input::InputFile,
     selector: &ManifestSelector,
-    target: &mut Target,
+    subject: &mut Subject,
     deadline: &Deadline,
-) -> Result<Outcome, CliError> {
+) -> Result<Report, CliError> {
     let origin = input.origin.clone();
     let index = selector.find_in(input.manifests())?.ok_or_else(|| {
         CliError::Usage(format!(
@@ -285,9 +222,9 @@ async fn apply_one_manifest(
             )));
         }
     };
-    target.name = name.to_string();
+    subject.name = name.to_string();
     let what = describe_manifest(&manifest);
-    let client = ctx.client()?;
+    let client = conn.client()?;
 
     for attempt in 1..=MERGE_ATTEMPTS {
         let existing = find_retrying(client, deadline, &args.consumer, &name).await?;
@@ -338,8 +275,8 @@ async fn apply_one_manifest(
         if args.dry_run {
             output::emit(&output::to_yaml(&work)?)?;
             eprintln!("manifest {what} would be {verb} (dry run: nothing sent)");
-            return Ok(Outcome::with_result(StatusResult::new(
-                target,
+            return Ok(Report::with_result(StatusResult::new(
+                subject,
                 "Valid",
                 "dry run: nothing sent",
             )));
@@ -368,7 +305,7 @@ async fn apply_one_manifest(
                 ))?;
                 let message = format!("manifest {what} {verb} (version {version})");
                 return finish(
-                    ctx, client, args, &name, target, deadline, message, args.watch,
+                    conn, client, args, &name, subject, deadline, message, args.watch,
                 )
                 .await;
             }
@@ -388,79 +325,8 @@ async fn apply_one_manifest(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::cli::Cli;
-    use crate::controller::target::{
-        MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_ANNOTATION, OWNER_UID_LABEL,
-    };
     use clap::Parser;
-    use serde_json::{Value, json};
-
-    fn remote(metadata: Value) -> Remote {
-        Remote::from_bundle(
-            serde_json::from_value(json!({
-                "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "c1", "version": 2,
-                "metadata": metadata,
-                "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}],
-            }))
-            .unwrap(),
-        )
-        .unwrap()
-    }
-
-    fn managed() -> Remote {
-        remote(json!({
-            "name": "web",
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, OWNER_UID_LABEL: "0b7c1d1e"},
-            "annotations": {OWNER_ANNOTATION: "team-a/hello"},
-        }))
-    }
-
-    fn consumer() -> ConsumerName {
-        ConsumerName::new("cluster-west-1").unwrap()
-    }
-
-    #[test]
-    fn a_work_a_maestroapply_manages_is_refused_naming_the_owner_and_the_way_out() {
-        for (touch, verb) in [(Touch::Change, "change"), (Touch::Delete, "delete")] {
-            let e = refuse_managed(&consumer(), &managed(), touch, false).unwrap_err();
-            let message = e.to_string();
-            assert!(
-                message.contains(
-                    "ManifestWork web on consumer cluster-west-1 is managed by MaestroApply team-a/hello"
-                ) && message.contains(&format!("pass --force to {verb} it anyway")),
-                "{message}"
-            );
-            assert!(
-                matches!(e, CliError::Failed(_)),
-                "exit code 1, as other refusals"
-            );
-        }
-    }
-
-    #[test]
-    fn force_lets_a_managed_work_be_touched() {
-        assert!(refuse_managed(&consumer(), &managed(), Touch::Change, true).is_ok());
-        assert!(refuse_managed(&consumer(), &managed(), Touch::Delete, true).is_ok());
-    }
-
-    #[test]
-    fn works_without_owner_labels_are_not_refused() {
-        let plain = remote(json!({"name": "web", "labels": {"app": "web"}}));
-        assert!(refuse_managed(&consumer(), &plain, Touch::Change, false).is_ok());
-    }
-
-    #[test]
-    fn an_owner_without_a_recorded_name_is_named_by_uid() {
-        let bare = remote(json!({"name": "web", "labels": {OWNER_UID_LABEL: "0b7c1d1e"}}));
-        let message = refuse_managed(&consumer(), &bare, Touch::Change, false)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("a MaestroApply (uid 0b7c1d1e)"),
-            "{message}"
-        );
-    }
 
     #[test]
     fn apply_delete_and_build_take_force() {
