@@ -15,6 +15,7 @@
 //!   stream, signals: [`runtime`]), errors and exit codes ([`errors`]),
 //!   and the results file ([`results`], [`records`]).
 
+mod args;
 mod commands;
 mod connection;
 mod errors;

@@ -8,7 +8,6 @@
 //! overwritten.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
@@ -17,6 +16,7 @@ use crate::maestro::work_client::{ApplyOutcome, WorkClient};
 use crate::manifestwork::{ManifestWork, validate_work};
 use crate::names::{ConsumerName, WorkName};
 
+use crate::cli::args::WriteTimeout;
 use crate::cli::connection::Connection;
 use crate::cli::errors::{CliError, explain_unknown_consumer};
 use crate::cli::input::{self, Content, clean_server_fields};
@@ -25,7 +25,7 @@ use crate::cli::ops::wait::{self, WorkCondition};
 use crate::cli::output::{self, Progress};
 use crate::cli::remote::{ManifestSelector, WorkHealth, describe_manifest, find, find_retrying};
 use crate::cli::results::{Report, ResultsArgs, StatusResult, Subject};
-use crate::cli::runtime::{Deadline, parse_timeout, retry};
+use crate::cli::runtime::{Deadline, retry};
 
 /// How often a `--manifest-name` update is retried after losing a race to
 /// another writer.
@@ -51,9 +51,8 @@ pub struct ApplyArgs {
     /// The condition --watch waits for
     #[arg(long, value_enum, ignore_case = true, default_value_t = WorkCondition::Applied, requires = "watch")]
     pub condition: WorkCondition,
-    /// Give up after this long (retries and --watch included)
-    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: WriteTimeout,
     /// Check and print the work that would be sent, send nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -79,7 +78,7 @@ pub async fn run(
                 .into(),
         ));
     }
-    let deadline = Deadline::after(args.timeout);
+    let deadline = args.timeout.deadline();
     let input = input::load(&args.manifest_file)?;
 
     if let Some(selector) = &args.manifest_name {

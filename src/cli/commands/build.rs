@@ -14,15 +14,15 @@
 //!   `--force`, so a short source cannot silently drop resources.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use crate::error::Error;
 use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::{Manifest, ManifestWork, validate_work};
-use crate::names::{ConsumerName, WorkName};
+use crate::names::ConsumerName;
 
+use crate::cli::args::{WorkOnConsumer, WriteTimeout};
 use crate::cli::connection::Connection;
 use crate::cli::errors::CliError;
 use crate::cli::errors::explain_unknown_consumer;
@@ -35,7 +35,7 @@ use crate::cli::output::Progress;
 use crate::cli::remote::{Remote, describe_manifest, find_retrying};
 use crate::cli::results::Report;
 use crate::cli::results::{ResultsArgs, StatusResult, Subject};
-use crate::cli::runtime::{Deadline, parse_timeout, retry};
+use crate::cli::runtime::{Deadline, retry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Strategy {
@@ -55,10 +55,8 @@ pub enum FileFormat {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    #[arg(long, value_name = "NAME")]
-    pub name: WorkName,
-    #[arg(long, value_name = "NAME")]
-    pub consumer: ConsumerName,
+    #[command(flatten)]
+    pub work: WorkOnConsumer,
     /// Manifests (YAML/JSON, List, ManifestWork) or a nodepool configuration
     #[arg(long, value_name = "FILE")]
     pub source_file: PathBuf,
@@ -84,9 +82,8 @@ pub struct BuildArgs {
     /// Allow --strategy replace to remove manifests, and --apply to change a work a MaestroApply manages (it carries the operator's owner labels)
     #[arg(long)]
     pub force: bool,
-    /// Give up after this long (retries and --watch included)
-    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: WriteTimeout,
     #[command(flatten)]
     pub results: ResultsArgs,
 }
@@ -207,14 +204,16 @@ async fn build_once(
     source: &[Manifest],
     deadline: &Deadline,
 ) -> Result<Built, CliError> {
-    let remote = find_retrying(client, deadline, &args.consumer, &args.name).await?;
+    let remote = find_retrying(client, deadline, &args.work.consumer, &args.work.name).await?;
     let mut work = match &remote {
         Some(r) => {
             let mut w = r.work.clone();
             clean_server_fields(&mut w);
             w
         }
-        None => ManifestWork::for_consumer(args.consumer.as_str(), args.name.as_str(), vec![]),
+        None => {
+            ManifestWork::for_consumer(args.work.consumer.as_str(), args.work.name.as_str(), vec![])
+        }
     };
     let (manifests, changes) = combine(&work.spec.workload.manifests, source, args.strategy);
     if !changes.removed.is_empty() && !args.force {
@@ -226,7 +225,7 @@ async fn build_once(
     }
     work.spec.workload.manifests = manifests;
     validate_work(&work).map_err(|errors| CliError::Invalid {
-        origin: format!("built manifestwork {}", args.name),
+        origin: format!("built manifestwork {}", args.work.name),
         errors,
     })?;
     Ok(Built {
@@ -241,10 +240,10 @@ pub async fn run(
     args: BuildArgs,
     subject: &mut Subject,
 ) -> Result<Report, CliError> {
-    subject.name = args.name.to_string();
-    subject.consumer = args.consumer.to_string();
-    let deadline = Deadline::after(args.timeout);
-    let source = load_source(&args.source_file, &args.consumer)?;
+    subject.name = args.work.name.to_string();
+    subject.consumer = args.work.consumer.to_string();
+    let deadline = args.timeout.deadline();
+    let source = load_source(&args.source_file, &args.work.consumer)?;
     let client = conn.client()?;
 
     let mut attempt = 0;
@@ -252,7 +251,7 @@ pub async fn run(
         attempt += 1;
         let built = build_once(client, &args, &source, &deadline).await?;
         let summary = built.changes.summary();
-        eprintln!("build manifestwork/{}: {summary}", args.name);
+        eprintln!("build manifestwork/{}: {summary}", args.work.name);
         let rendered = match args.format {
             FileFormat::Yaml => output::to_yaml(&built.work)?,
             FileFormat::Json => output::to_json_pretty(&built.work)?,
@@ -280,37 +279,7 @@ pub async fn run(
             )));
         }
 
-        let written = match &built.remote {
-            Some(remote) => {
-                refuse_foreign(client, &args.consumer, remote)?;
-                refuse_managed(&args.consumer, remote, Touch::Change, args.force)?;
-                if remote.bundle.is_deleting() {
-                    return Err(CliError::Failed(format!(
-                        "manifestwork {} on consumer {} is being deleted; build again once it is gone",
-                        args.name, args.consumer
-                    )));
-                }
-                if built.changes.is_noop() {
-                    Ok(format!("unchanged (version {})", remote.version()))
-                } else {
-                    let version = remote.version();
-                    retry(
-                        &deadline,
-                        &format!("update manifestwork {}", args.name),
-                        async || client.update(&built.work, version).await,
-                    )
-                    .await
-                    .map(|()| format!("configured (version {})", version + 1))
-                }
-            }
-            None => retry(
-                &deadline,
-                &format!("create manifestwork {}", args.name),
-                async || client.create(&built.work).await,
-            )
-            .await
-            .map(|()| "created (version 1)".to_string()),
-        };
+        let written = write(client, &args, &built, &deadline).await;
         let verb = match written {
             Ok(verb) => verb,
             Err(CliError::Maestro {
@@ -322,36 +291,86 @@ pub async fn run(
             }
             Err(e) => return Err(explain_unknown_consumer(e)),
         };
-        output::emit(&format!("manifestwork/{} {verb}\n", args.name))?;
+        output::emit(&format!("manifestwork/{} {verb}\n", args.work.name))?;
         let message = format!("ManifestWork {verb}: {summary}");
-        if !args.watch {
-            return Ok(Report::with_result(StatusResult::new(
-                subject,
-                "InProgress",
-                message,
-            )));
-        }
-        let mut progress = Progress::new();
-        let remote = wait::wait_for(
-            client,
-            &args.consumer,
-            &args.name,
-            args.condition,
-            None,
-            &deadline,
-            &mut progress,
-        )
-        .await?;
-        output::emit(&format!(
-            "manifestwork/{} condition met: {}\n",
-            args.name, args.condition
-        ))?;
-        let mut result = StatusResult::new(subject, args.condition.as_str(), message);
-        if let Some(r) = &remote {
-            result = result.with_snapshot(&r.snapshot());
-        }
-        return Ok(Report::with_result(result));
+        return finish(client, &args, subject, &deadline, message).await;
     }
+}
+
+/// Sends the built work: an update of the version it was built from, or a
+/// create; returns what happened, as `apply` words it.
+async fn write(
+    client: &WorkClient,
+    args: &BuildArgs,
+    built: &Built,
+    deadline: &Deadline,
+) -> Result<String, CliError> {
+    let Some(remote) = &built.remote else {
+        return retry(
+            deadline,
+            &format!("create manifestwork {}", args.work.name),
+            async || client.create(&built.work).await,
+        )
+        .await
+        .map(|()| "created (version 1)".to_string());
+    };
+    refuse_foreign(client, &args.work.consumer, remote)?;
+    refuse_managed(&args.work.consumer, remote, Touch::Change, args.force)?;
+    if remote.bundle.is_deleting() {
+        return Err(CliError::Failed(format!(
+            "manifestwork {} on consumer {} is being deleted; build again once it is gone",
+            args.work.name, args.work.consumer
+        )));
+    }
+    if built.changes.is_noop() {
+        return Ok(format!("unchanged (version {})", remote.version()));
+    }
+    let version = remote.version();
+    retry(
+        deadline,
+        &format!("update manifestwork {}", args.work.name),
+        async || client.update(&built.work, version).await,
+    )
+    .await
+    .map(|()| format!("configured (version {})", version + 1))
+}
+
+/// After the write: with `--watch`, wait for the condition; else report
+/// the work in progress.
+async fn finish(
+    client: &WorkClient,
+    args: &BuildArgs,
+    subject: &Subject,
+    deadline: &Deadline,
+    message: String,
+) -> Result<Report, CliError> {
+    if !args.watch {
+        return Ok(Report::with_result(StatusResult::new(
+            subject,
+            "InProgress",
+            message,
+        )));
+    }
+    let mut progress = Progress::new();
+    let remote = wait::wait_for(
+        client,
+        &args.work.consumer,
+        &args.work.name,
+        args.condition,
+        None,
+        deadline,
+        &mut progress,
+    )
+    .await?;
+    output::emit(&format!(
+        "manifestwork/{} condition met: {}\n",
+        args.work.name, args.condition
+    ))?;
+    let mut result = StatusResult::new(subject, args.condition.as_str(), message);
+    if let Some(r) = &remote {
+        result = result.with_snapshot(&r.snapshot());
+    }
+    Ok(Report::with_result(result))
 }
 
 #[cfg(test)]

@@ -2,19 +2,18 @@
 //! Consumers are named in commands; Maestro's ids are accepted too.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
 use crate::maestro::rest::{Consumer, ListOptions};
 use crate::names::ConsumerName;
 
+use crate::cli::args::{ConsumerSelector, ReadTimeout};
 use crate::cli::connection::Connection;
 use crate::cli::errors::CliError;
-use crate::cli::ops::fleet::ConsumerSelector;
 use crate::cli::output::{self, OutputFormat, Table, age_or_unknown};
 use crate::cli::results::Report;
-use crate::cli::runtime::{Deadline, parse_timeout, retry};
+use crate::cli::runtime::{Deadline, retry};
 
 #[derive(Subcommand, Debug)]
 pub enum ConsumersCommand {
@@ -32,9 +31,8 @@ pub enum ConsumersCommand {
 pub struct Common {
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// Give up after this long (transient failures are retried until then)
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
 }
 
 #[derive(Args, Debug)]
@@ -77,9 +75,8 @@ pub struct DeleteArgs {
     /// Succeed when the consumer does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
-    /// Give up after this long (transient failures are retried until then)
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -94,7 +91,7 @@ pub async fn run(conn: &Connection, command: ConsumersCommand) -> Result<Report,
     let rest = client.rest();
     match command {
         ConsumersCommand::List(args) => {
-            let deadline = Deadline::after(args.common.timeout);
+            let deadline = args.common.timeout.deadline();
             let mut consumers = retry(&deadline, "list consumers", async || {
                 rest.list_consumers(&ListOptions::default()).await
             })
@@ -106,14 +103,14 @@ pub async fn run(conn: &Connection, command: ConsumersCommand) -> Result<Report,
             print_consumers(&consumers, args.common.output, true)?;
         }
         ConsumersCommand::Get(args) => {
-            let deadline = Deadline::after(args.common.timeout);
+            let deadline = args.common.timeout.deadline();
             let consumer = resolve(conn, &args.name, &deadline)
                 .await?
                 .ok_or_else(|| not_found(&args.name))?;
             print_consumers(&[consumer], args.common.output, false)?;
         }
         ConsumersCommand::Create(args) => {
-            let deadline = Deadline::after(args.common.timeout);
+            let deadline = args.common.timeout.deadline();
             let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
             // Look first: a create retried after a lost answer must not
             // fail on the consumer it made itself.
@@ -148,7 +145,7 @@ pub async fn run(conn: &Connection, command: ConsumersCommand) -> Result<Report,
             }
         }
         ConsumersCommand::Delete(args) => {
-            let deadline = Deadline::after(args.timeout);
+            let deadline = args.timeout.deadline();
             let Some(consumer) = resolve(conn, &args.name, &deadline).await? else {
                 if args.ignore_not_found {
                     output::emit(&format!("consumer/{} not found (ignored)\n", args.name))?;

@@ -5,7 +5,6 @@
 //! `--watch` waits for that last step.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use clap::Args;
 
@@ -14,6 +13,7 @@ use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::validate_work;
 use crate::names::{ConsumerName, ResourceId, WorkName};
 
+use crate::cli::args::WriteTimeout;
 use crate::cli::connection::Connection;
 use crate::cli::errors::CliError;
 use crate::cli::input::clean_server_fields;
@@ -24,7 +24,7 @@ use crate::cli::remote::{
     ManifestSelector, Remote, describe_manifest, find_retrying, work_not_found,
 };
 use crate::cli::results::{Report, ResultsArgs, StatusResult, Subject};
-use crate::cli::runtime::{Deadline, Follower, format_duration, parse_timeout, poll_until, retry};
+use crate::cli::runtime::{Deadline, Follower, format_duration, poll_until, retry};
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
@@ -55,9 +55,8 @@ pub struct DeleteArgs {
     /// Wait until the agent has removed the resources and Maestro the work
     #[arg(long)]
     pub watch: bool,
-    /// Give up after this long (retries and --watch included)
-    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: WriteTimeout,
     /// Succeed when the work does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
@@ -74,7 +73,7 @@ pub async fn run(
     subject: &mut Subject,
 ) -> Result<Report, CliError> {
     subject.consumer = args.consumer.to_string();
-    let deadline = Deadline::after(args.timeout);
+    let deadline = args.timeout.deadline();
     let client = conn.client()?;
     match (&args.name, args.all) {
         (Some(name), false) => {
@@ -238,6 +237,39 @@ async fn delete_manifest(
         }
     };
     let what = describe_manifest(&removed);
+    let removal = Removal {
+        name,
+        selector,
+        what: &what,
+        version,
+    };
+    report_removal(client, args, &removal, subject, deadline).await
+}
+
+/// A manifest taken out of a work: which, and the work's version after.
+struct Removal<'a> {
+    name: &'a WorkName,
+    selector: &'a ManifestSelector,
+    what: &'a str,
+    version: i64,
+}
+
+/// After a manifest left the spec: with `--watch`, wait until the agent
+/// has removed it; else report the removal requested.
+async fn report_removal(
+    client: &WorkClient,
+    args: &DeleteArgs,
+    removal: &Removal<'_>,
+    subject: &Subject,
+    deadline: &Deadline,
+) -> Result<Report, CliError> {
+    let Removal {
+        name,
+        selector,
+        what,
+        version,
+    } = removal;
+    let consumer = &args.consumer;
     if args.watch {
         let mut progress = Progress::new();
         wait::wait_for(
@@ -245,7 +277,7 @@ async fn delete_manifest(
             consumer,
             name,
             WorkCondition::Deleted,
-            Some(selector),
+            Some(*selector),
             deadline,
             &mut progress,
         )
@@ -303,27 +335,7 @@ async fn delete_all(
         return Err(CliError::Failed("deletion cancelled".into()));
     }
 
-    let mut failures = Vec::new();
-    for work in &works {
-        if work.bundle.is_deleting() {
-            continue;
-        }
-        match request_delete(client, consumer, work, deadline).await {
-            Ok(()) => output::emit(&format!(
-                "manifestwork/{} deletion requested\n",
-                work.name()
-            ))?,
-            Err(e) => failures.push(format!("{}: {e}", work.name())),
-        }
-    }
-    if !failures.is_empty() {
-        return Err(CliError::Failed(format!(
-            "could not delete {} of {} works:\n{}",
-            failures.len(),
-            works.len(),
-            failures.join("\n")
-        )));
-    }
+    request_each(client, consumer, &works, deadline).await?;
     let message = format!("deleted {} works: {}", names.len(), names.join(", "));
     if !args.watch {
         return Ok(Report::with_result(StatusResult::new(
@@ -338,6 +350,55 @@ async fn delete_all(
     }
 
     let ids: BTreeSet<String> = works.iter().map(|w| w.bundle.id.clone()).collect();
+    wait_all_gone(client, consumer, &ids, deadline).await?;
+    output::emit(&format!(
+        "all {} manifestworks of consumer {consumer} deleted\n",
+        ids.len()
+    ))?;
+    Ok(Report::with_result(StatusResult::new(
+        subject, "Deleted", message,
+    )))
+}
+
+/// Requests the deletion of each work not already being deleted; the
+/// failures are reported together, after every work was tried.
+async fn request_each(
+    client: &WorkClient,
+    consumer: &ConsumerName,
+    works: &[Remote],
+    deadline: &Deadline,
+) -> Result<(), CliError> {
+    let mut failures = Vec::new();
+    for work in works {
+        if work.bundle.is_deleting() {
+            continue;
+        }
+        match request_delete(client, consumer, work, deadline).await {
+            Ok(()) => output::emit(&format!(
+                "manifestwork/{} deletion requested\n",
+                work.name()
+            ))?,
+            Err(e) => failures.push(format!("{}: {e}", work.name())),
+        }
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Failed(format!(
+        "could not delete {} of {} works:\n{}",
+        failures.len(),
+        works.len(),
+        failures.join("\n")
+    )))
+}
+
+/// Waits until none of the bundles `ids` is left on the consumer.
+async fn wait_all_gone(
+    client: &WorkClient,
+    consumer: &ConsumerName,
+    ids: &BTreeSet<String>,
+    deadline: &Deadline,
+) -> Result<(), CliError> {
     let mut follower = Follower::start(client, consumer);
     let mut progress = Progress::new();
     poll_until(
@@ -380,13 +441,7 @@ async fn delete_all(
         },
     )
     .await?;
-    output::emit(&format!(
-        "all {} manifestworks of consumer {consumer} deleted\n",
-        ids.len()
-    ))?;
-    Ok(Report::with_result(StatusResult::new(
-        subject, "Deleted", message,
-    )))
+    Ok(())
 }
 
 /// "Delete N manifestworks on consumer C (a, b, ... and K more)?"

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::manifestwork::{
     CONDITION_APPLIED, CONDITION_AVAILABLE, CONDITION_DEGRADED, CONDITION_STATUS_FEEDBACK_SYNCED,
     MAX_MANIFESTS_BYTES, Manifest,
 };
-use crate::names::{ConsumerName, WorkName};
 
+use crate::cli::args::{ReadTimeout, WorkOnConsumer};
 use crate::cli::errors::CliError;
-use crate::cli::runtime::{Deadline, parse_timeout};
 
 use crate::cli::connection::Connection;
 use crate::cli::output::{self, OutputFormat, Table, age};
@@ -28,24 +28,21 @@ const SLOW_FIRST_STATUS: Duration = Duration::from_secs(60);
 
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
-    #[arg(long, value_name = "NAME")]
-    pub name: WorkName,
-    #[arg(long, value_name = "NAME")]
-    pub consumer: ConsumerName,
+    #[command(flatten)]
+    pub work: WorkOnConsumer,
     /// table (default) prints the page; json or yaml print the work as get does
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// Give up after this long (transient failures are retried until then)
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
 }
 
 pub async fn run(conn: &Connection, args: DescribeArgs) -> Result<Report, CliError> {
-    let deadline = Deadline::after(args.timeout);
+    let deadline = args.timeout.deadline();
     let client = conn.client()?;
-    let remote = find_retrying(client, &deadline, &args.consumer, &args.name)
+    let remote = find_retrying(client, &deadline, &args.work.consumer, &args.work.name)
         .await?
-        .ok_or_else(|| work_not_found(&args.consumer, &args.name))?;
+        .ok_or_else(|| work_not_found(&args.work.consumer, &args.work.name))?;
     if !args.output.is_table() {
         output::print_work(&remote, args.output)?;
         return Ok(Report::success());
@@ -78,11 +75,20 @@ fn indent(text: &str) -> String {
 
 /// The whole page.
 pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    write_fields(&mut out, remote, source, now);
+    write_conditions(&mut out, remote, now);
+    write_resources(&mut out, remote);
+    write_diagnosis(&mut out, remote, now);
+    out
+}
+
+/// The work's own fields, one a line.
+fn write_fields(out: &mut String, remote: &Remote, source: &str, now: DateTime<Utc>) {
     let b = &remote.bundle;
     let w = &remote.work;
     let manifests = &w.spec.workload.manifests;
     let bytes: usize = manifests.iter().map(Manifest::encoded_len).sum();
-    let mut out = String::new();
     let mut field = |label: &str, value: String| {
         let _ = writeln!(out, "{:<19}{value}", format!("{label}:"));
     };
@@ -127,7 +133,10 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
         "Manifest Configs",
         w.spec.manifest_configs.len().to_string(),
     );
+}
 
+/// The work's conditions as a table.
+fn write_conditions(out: &mut String, remote: &Remote, now: DateTime<Utc>) {
     out.push_str("Conditions:\n");
     if remote.conditions().is_empty() {
         out.push_str("  <none>\n");
@@ -144,7 +153,11 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
         }
         out.push_str(&indent(&t.render()));
     }
+}
 
+/// Each manifest with what the agent reported about it, then the status
+/// feedback of those that have some.
+fn write_resources(out: &mut String, remote: &Remote) {
     out.push_str("Resources:\n");
     let resources = remote.snapshot().resources;
     let mut t = Table::new(&["#", "KIND", "NAMESPACE", "NAME", "STATUS", "CONDITIONS"]);
@@ -186,7 +199,10 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
             }
         }
     }
+}
 
+/// What [`diagnose`] finds, or that it finds nothing.
+fn write_diagnosis(out: &mut String, remote: &Remote, now: DateTime<Utc>) {
     out.push_str("Diagnosis:\n");
     let findings = diagnose(remote, now);
     if findings.is_empty() {
@@ -195,11 +211,22 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
     for f in findings {
         let _ = writeln!(out, "  - {f}");
     }
-    out
 }
 
 /// What looks wrong, most fundamental first; empty when all is well.
 pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
+    let mut out = lifecycle_findings(remote, now);
+    if remote.bundle.status.is_none() {
+        return out;
+    }
+    out.extend(condition_findings(remote));
+    out.extend(manifest_findings(remote));
+    out
+}
+
+/// A pending deletion, and a work the agent has not reported on (then
+/// nothing else can be said).
+fn lifecycle_findings(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
     let b = &remote.bundle;
     let mut out = Vec::new();
     let consumer = &b.consumer_name;
@@ -227,8 +254,14 @@ pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
             ));
         }
         out.push(line);
-        return out;
     }
+    out
+}
+
+/// A report on an older version, and the work's conditions that are not
+/// as they should be.
+fn condition_findings(remote: &Remote) -> Vec<String> {
+    let mut out = Vec::new();
     if remote.observed_version() < remote.version() {
         out.push(format!(
             "the agent has not reported on version {} yet (last report was for version {}): the status below may be out of date",
@@ -236,16 +269,6 @@ pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
             remote.observed_version()
         ));
     }
-    let explain = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
-        let mut s = c.reason.clone();
-        if !c.message.is_empty() {
-            if !s.is_empty() {
-                s.push_str(": ");
-            }
-            s.push_str(&c.message);
-        }
-        s
-    };
     if let Some(c) = remote.condition(CONDITION_APPLIED)
         && c.status != "True"
     {
@@ -269,6 +292,12 @@ pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
     {
         out.push(format!("the work is degraded: {}", explain(c)));
     }
+    out
+}
+
+/// Manifests the agent reports failing, or reports nothing about.
+fn manifest_findings(remote: &Remote) -> Vec<String> {
+    let mut out = Vec::new();
     let manifests = &remote.work.spec.workload.manifests;
     for (i, m) in manifests.iter().enumerate() {
         let what = format!("manifest {i} ({})", describe_manifest(m));
@@ -300,6 +329,18 @@ pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
         }
     }
     out
+}
+
+/// A condition's reason and message, for a finding.
+fn explain(c: &Condition) -> String {
+    let mut s = c.reason.clone();
+    if !c.message.is_empty() {
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(&c.message);
+    }
+    s
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@
 //! differences, 1 differences, 2 or more an error.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Value, json};
@@ -18,13 +17,13 @@ use similar::TextDiff;
 use crate::manifestwork::{Manifest, ManifestKey, ManifestWork};
 use crate::names::{ConsumerName, WorkName};
 
+use crate::cli::args::ReadTimeout;
 use crate::cli::connection::Connection;
 use crate::cli::errors::{CliError, ExitStatus};
 use crate::cli::input::{self, clean_server_fields};
 use crate::cli::output;
 use crate::cli::remote::{ManifestSelector, find_retrying};
 use crate::cli::results::Report;
-use crate::cli::runtime::{Deadline, parse_timeout};
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
@@ -39,9 +38,8 @@ pub struct DiffArgs {
     /// Compare only this manifest (NAME, KIND/NAME or KIND/NAMESPACE/NAME)
     #[arg(long, value_name = "MANIFEST")]
     pub manifest_name: Option<String>,
-    /// Give up after this long (transient failures are retried until then)
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
 }
 
 pub async fn run(conn: &Connection, args: DiffArgs) -> Result<Report, CliError> {
@@ -56,7 +54,7 @@ pub async fn run(conn: &Connection, args: DiffArgs) -> Result<Report, CliError> 
     let name = WorkName::new(desired.metadata.name.clone().unwrap_or_default())
         .map_err(|e| CliError::Usage(format!("{origin}: {e}")))?;
 
-    let deadline = Deadline::after(args.timeout);
+    let deadline = args.timeout.deadline();
     let client = conn.client()?;
     let live = find_retrying(client, &deadline, &args.consumer, &name)
         .await?

@@ -2,32 +2,34 @@
 //! consumer or on a quorum of the consumers a selector picks.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use clap::{ArgGroup, Args};
+use clap::Args;
 
 use crate::names::{ConsumerName, WorkName};
 
+use crate::cli::args::{
+    ConsumerSelector, Consumers, Quorum, WorkOnConsumers, WriteTimeout, reword,
+};
 use crate::cli::connection::Connection;
 use crate::cli::errors::CliError;
-use crate::cli::ops::fleet::{ConsumerSelector, Quorum, find_on_each, select_consumers};
+use crate::cli::ops::fleet::{find_on_each, select_consumers};
 use crate::cli::ops::wait::{WorkCondition, is_met, wait_for};
 use crate::cli::output::{self, OutputFormat, Progress};
 use crate::cli::records::{ConsumerState, QuorumSummary};
 use crate::cli::remote::{ManifestSelector, Remote};
 use crate::cli::results::{Report, ResultsArgs, StatusResult, Subject};
-use crate::cli::runtime::{Deadline, Follower, format_duration, parse_timeout, poll_until};
+use crate::cli::runtime::{Follower, format_duration, poll_until};
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("where").required(true).args(["consumer", "selector"])))]
+#[command(
+    mut_args(reword("selector", |a| a.help(
+        "Wait on every consumer whose labels match (kubectl syntax, e.g. env=prod,region in (west))"
+    ))),
+    mut_args(reword("timeout", |a| a.help("Give up after this long (exit 3)")))
+)]
 pub struct WaitArgs {
-    #[arg(long, value_name = "NAME")]
-    pub name: WorkName,
-    #[arg(long, value_name = "NAME")]
-    pub consumer: Option<ConsumerName>,
-    /// Wait on every consumer whose labels match (kubectl syntax, e.g. env=prod,region in (west))
-    #[arg(short = 'l', long, value_name = "SELECTOR", visible_alias = "consumer-selector", value_parser = ConsumerSelector::parse)]
-    pub selector: Option<ConsumerSelector>,
+    #[command(flatten)]
+    pub work: WorkOnConsumers,
     /// With --selector: done once this many selected consumers meet the condition, a count (8) or a percentage, rounded up (95%) [default: 100%]
     #[arg(long, value_name = "N|P%", requires = "selector", conflicts_with = "consumer", value_parser = Quorum::parse)]
     pub quorum: Option<Quorum>,
@@ -37,9 +39,8 @@ pub struct WaitArgs {
     /// Wait for this manifest's condition instead of the work's (NAME, KIND/NAME or KIND/NAMESPACE/NAME)
     #[arg(long, value_name = "MANIFEST")]
     pub manifest_name: Option<String>,
-    /// Give up after this long (exit 3)
-    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: WriteTimeout,
     /// table prints one line; json or yaml print the StatusResult
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -52,25 +53,20 @@ pub async fn run(
     args: WaitArgs,
     subject: &mut Subject,
 ) -> Result<Report, CliError> {
-    subject.name = args.name.to_string();
+    subject.name = args.work.name.to_string();
     let manifest = args
         .manifest_name
         .as_deref()
         .map(ManifestSelector::parse)
         .transpose()?;
-    let (result, line) = match (&args.consumer, &args.selector) {
-        (Some(consumer), _) => {
+    let (result, line) = match args.work.consumers("wait")? {
+        Consumers::One(consumer) => {
             subject.consumer = consumer.to_string();
             wait_one(conn, &args, consumer, manifest.as_ref(), subject).await?
         }
-        (None, Some(selector)) => {
+        Consumers::Selected(selector) => {
             subject.selector = Some(selector.to_string());
             wait_quorum(conn, &args, selector, manifest.as_ref(), subject).await?
-        }
-        (None, None) => {
-            return Err(CliError::Usage(
-                "wait needs --consumer or --selector".into(),
-            ));
         }
     };
     if args.output.is_table() {
@@ -95,20 +91,20 @@ async fn wait_one(
     manifest: Option<&ManifestSelector>,
     subject: &Subject,
 ) -> Result<(StatusResult, String), CliError> {
-    let deadline = Deadline::after(args.timeout);
+    let deadline = args.timeout.deadline();
     let client = conn.client()?;
     let mut progress = Progress::new();
     let remote = wait_for(
         client,
         consumer,
-        &args.name,
+        &args.work.name,
         args.condition,
         manifest,
         &deadline,
         &mut progress,
     )
     .await?;
-    let awaited = awaited(&args.name, manifest);
+    let awaited = awaited(&args.work.name, manifest);
     let mut result = StatusResult::new(
         subject,
         args.condition.as_str(),
@@ -133,13 +129,13 @@ async fn wait_quorum(
     manifest: Option<&ManifestSelector>,
     subject: &mut Subject,
 ) -> Result<(StatusResult, String), CliError> {
-    let deadline = Deadline::after(args.timeout);
+    let deadline = args.timeout.deadline();
     let client = conn.client()?;
     let consumers = select_consumers(client, &deadline, selector).await?;
     let quorum = args.quorum.unwrap_or(Quorum::Percent(100));
     let required = quorum.required(consumers.len(), selector)?;
     let goal = Goal {
-        name: &args.name,
+        name: &args.work.name,
         condition: args.condition,
         manifest,
         selector,
@@ -153,7 +149,7 @@ async fn wait_quorum(
         &mut follower,
         &deadline,
         async || {
-            find_on_each(client, &consumers, &args.name)
+            find_on_each(client, &consumers, &args.work.name)
                 .await
                 .map(|found| goal.tally(found))
         },
