@@ -73,7 +73,7 @@ pub fn chrono_time(t: &Time) -> DateTime<Utc> {
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerState {
     pub consumer: String,
-    /// The work's health there (see [`super::remote::WorkHealth`]), or NotFound.
+    /// The work's health there (the one-word health `list` shows), or NotFound.
     pub status: String,
     /// Whether the awaited condition holds there (`wait` only).
     #[serde(skip_serializing_if = "Option::is_none")]
