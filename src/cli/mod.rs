@@ -5,15 +5,15 @@
 //! status (with the error, if any) for the binary to print and exit with.
 //!
 //! Layers, each using only those below it:
-//! - [`commands`]: one module a command; none uses another;
-//! - [`ops`]: operations commands share (wait for a condition, refuse
+//! - `commands`: one module a command; none uses another;
+//! - `ops`: operations commands share (wait for a condition, refuse
 //!   works that are not ours to change, read across consumers);
-//! - the work as Maestro holds it ([`remote`]), input files ([`input`],
-//!   [`nodepool`]) and the terminal ([`output`]);
-//! - the base: the connection ([`connection`]), clap argument groups
-//!   ([`args`]), the runtime (deadline, retries, following the status
-//!   stream, signals: [`runtime`]), errors and exit codes ([`errors`]),
-//!   and the results file ([`results`], [`records`]).
+//! - the work as Maestro holds it (`remote`), input files (`input`,
+//!   `nodepool`) and the terminal (`output`);
+//! - the base: the connection (`connection`), clap argument groups
+//!   (`args`), the runtime (deadline, retries, following the status
+//!   stream, signals: `runtime`), errors and exit codes (`errors`),
+//!   and the results file (`results`, `records`).
 
 mod args;
 mod commands;
