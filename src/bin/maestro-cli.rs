@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use maestro_operator::cli::results::{self, StatusResult, Target};
 use maestro_operator::cli::{self, ExitStatus, Invocation};
 use maestro_operator::telemetry;
 
@@ -60,24 +59,12 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     if !e.use_stderr() {
         return ExitCode::SUCCESS;
     }
-    let path = results::path_from_raw_args(
+    if let Err(write_error) = cli::record_usage_error(
+        e,
         std::env::args_os(),
-        std::env::var(results::RESULTS_PATH_ENV).ok(),
-    );
-    if let Some(path) = path {
-        let error = cli::CliError::Usage(e.kind().to_string());
-        let mut record =
-            StatusResult::failure(&Target::default(), &error, ExitStatus::Usage.code());
-        record.message = e
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("error: ")
-            .to_string();
-        if let Err(write_error) = results::write_atomic(&path, &record) {
-            eprintln!("error: {write_error}");
-        }
+        std::env::var(cli::RESULTS_PATH_ENV).ok(),
+    ) {
+        eprintln!("error: {write_error}");
     }
     ExitCode::from(ExitStatus::Usage.code())
 }

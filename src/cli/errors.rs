@@ -9,7 +9,7 @@ use std::fmt;
 use crate::error::Error;
 use crate::manifestwork::ValidationErrors;
 
-use super::remote::Snapshot;
+use super::records::Snapshot;
 
 /// How the process ends. The numbers are part of the CLI's interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub enum CliError {
     /// An input file that is missing, unreadable or malformed; the message
     /// names the file and, where known, the line and column.
     #[error("{0}")]
-    Input(String),
+    InputFile(String),
 
     /// A work that fails client-side validation; one problem per line.
     #[error("{}", format_invalid(.origin, .errors))]
@@ -124,7 +124,9 @@ impl CliError {
 
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            CliError::Usage(_) | CliError::Input(_) | CliError::Invalid { .. } => ExitStatus::Usage,
+            CliError::Usage(_) | CliError::InputFile(_) | CliError::Invalid { .. } => {
+                ExitStatus::Usage
+            }
             CliError::NotFound(_) => ExitStatus::NotFound,
             CliError::Timeout { .. } => ExitStatus::Timeout,
             CliError::Interrupted { .. } => ExitStatus::Interrupted,
@@ -152,7 +154,7 @@ impl CliError {
     pub fn reason(&self) -> &'static str {
         match self {
             CliError::Usage(_) => "UsageError",
-            CliError::Input(_) => "InvalidInput",
+            CliError::InputFile(_) => "InvalidInput",
             CliError::Invalid { .. } => "InvalidWork",
             CliError::NotFound(_) => "NotFound",
             CliError::Timeout { .. } => "Timeout",
@@ -171,96 +173,20 @@ impl CliError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifestwork::FieldError;
-    use std::time::Duration;
-
-    #[test]
-    fn exit_codes_follow_the_documented_table() {
-        let cases: Vec<(CliError, u8)> = vec![
-            (CliError::Usage("x".into()), 2),
-            (CliError::Input("x".into()), 2),
-            (CliError::NotFound("x".into()), 4),
-            (
-                CliError::Timeout {
-                    message: "x".into(),
-                    last: None,
-                },
-                3,
-            ),
-            (CliError::Failed("x".into()), 1),
-            (CliError::maestro("c", Error::Unavailable("down".into())), 1),
-            (CliError::maestro("c", Error::NotFound("gone".into())), 4),
-            (
-                CliError::maestro(
-                    "c",
-                    Error::UnknownConsumer {
-                        consumer: "c".into(),
-                    },
-                ),
-                4,
-            ),
-            (
-                CliError::maestro("c", Error::InvalidWork(ValidationErrors::default())),
-                2,
-            ),
-            (
-                CliError::maestro(
-                    "c",
-                    Error::Timeout {
-                        what: "x".into(),
-                        after: Duration::from_secs(1),
-                    },
-                ),
-                3,
-            ),
-            (
-                CliError::Interrupted {
-                    signal: "SIGTERM",
-                    last_phase: None,
-                },
-                130,
-            ),
-        ];
-        for (e, code) in cases {
-            assert_eq!(e.exit_status().code(), code, "{e:?}");
-        }
-        assert_eq!(ExitStatus::Differences.code(), 1);
-    }
-
-    #[test]
-    fn diff_never_uses_1_for_an_error() {
-        let e = CliError::maestro("c", Error::Unavailable("down".into()));
-        assert_eq!(e.diff_exit_status().code(), 2);
-        assert_eq!(CliError::NotFound("x".into()).diff_exit_status().code(), 4);
-    }
-
-    #[test]
-    fn invalid_work_prints_one_line_per_problem_naming_the_file() {
-        let e = CliError::Invalid {
-            origin: "work.yaml".into(),
-            errors: ValidationErrors(vec![
-                FieldError {
-                    field: "metadata.name".into(),
-                    message: "is required".into(),
-                },
-                FieldError {
-                    field: "spec.workload.manifests[1].kind".into(),
-                    message: "is required".into(),
-                },
-            ]),
-        };
-        let text = e.to_string();
-        let lines: Vec<_> = text.lines().collect();
-        assert_eq!(
-            lines,
-            [
-                "work.yaml: metadata.name: is required",
-                "work.yaml: spec.workload.manifests[1].kind: is required"
-            ]
-        );
-        assert_eq!(e.reason(), "InvalidWork");
+/// Turns "consumer not registered" into a not-found error that says how to
+/// register it.
+pub fn explain_unknown_consumer(e: CliError) -> CliError {
+    match e {
+        CliError::Maestro {
+            source: Error::UnknownConsumer { consumer },
+            ..
+        } => CliError::NotFound(format!(
+            "consumer {consumer:?} is not registered in Maestro; register it with \
+             `maestro-cli consumers create {consumer}`"
+        )),
+        other => other,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -37,7 +37,7 @@ pub const MAX_YAML_TEXT_BYTES: usize = 64 * 1024 * 1024;
 
 /// A parsed input file.
 #[derive(Debug, Clone)]
-pub struct Input {
+pub struct InputFile {
     /// The file as messages name it (`<stdin>` for `-`).
     pub origin: String,
     pub content: Content,
@@ -49,7 +49,7 @@ pub enum Content {
     Manifests(Vec<Manifest>),
 }
 
-impl Input {
+impl InputFile {
     /// The manifests, whichever shape the file had.
     pub fn manifests(&self) -> &[Manifest] {
         match &self.content {
@@ -74,7 +74,7 @@ pub fn read_text(path: &Path) -> Result<(String, String), CliError> {
         std::io::stdin()
             .take(MAX_INPUT_BYTES + 1)
             .read_to_string(&mut text)
-            .map_err(|e| CliError::Input(format!("<stdin>: cannot read: {e}")))?;
+            .map_err(|e| CliError::InputFile(format!("<stdin>: cannot read: {e}")))?;
         if text.len() as u64 > MAX_INPUT_BYTES {
             return Err(too_large("<stdin>"));
         }
@@ -82,33 +82,35 @@ pub fn read_text(path: &Path) -> Result<(String, String), CliError> {
     }
     let origin = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => CliError::Input(format!("{origin}: file does not exist")),
-        _ => CliError::Input(format!("{origin}: cannot read: {e}")),
+        std::io::ErrorKind::NotFound => {
+            CliError::InputFile(format!("{origin}: file does not exist"))
+        }
+        _ => CliError::InputFile(format!("{origin}: cannot read: {e}")),
     })?;
     if meta.is_dir() {
-        return Err(CliError::Input(format!(
+        return Err(CliError::InputFile(format!(
             "{origin}: is a directory, not a file"
         )));
     }
     if meta.len() > MAX_INPUT_BYTES {
         return Err(too_large(&origin));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::Input(format!("{origin}: cannot read: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::InputFile(format!("{origin}: cannot read: {e}")))?;
     let text = String::from_utf8(bytes)
-        .map_err(|e| CliError::Input(format!("{origin}: is not UTF-8 text: {e}")))?;
+        .map_err(|e| CliError::InputFile(format!("{origin}: is not UTF-8 text: {e}")))?;
     Ok((origin, text))
 }
 
 fn too_large(origin: &str) -> CliError {
-    CliError::Input(format!(
+    CliError::InputFile(format!(
         "{origin}: larger than {} MiB; the manifests of one work may take at most 500 KiB",
         MAX_INPUT_BYTES / 1024 / 1024
     ))
 }
 
 /// Reads and parses a file.
-pub fn load(path: &Path) -> Result<Input, CliError> {
+pub fn load(path: &Path) -> Result<InputFile, CliError> {
     let (origin, text) = read_text(path)?;
     parse(&origin, &text)
 }
@@ -120,7 +122,7 @@ fn is_json(text: &str) -> bool {
 /// The non-empty documents of a YAML or JSON text, as JSON values.
 pub fn documents(origin: &str, text: &str) -> Result<Vec<Value>, CliError> {
     if text.trim().is_empty() {
-        return Err(CliError::Input(format!(
+        return Err(CliError::InputFile(format!(
             "{origin}: is empty; expected a ManifestWork or Kubernetes manifests"
         )));
     }
@@ -147,7 +149,7 @@ pub fn documents(origin: &str, text: &str) -> Result<Vec<Value>, CliError> {
         }
     }
     if docs.is_empty() {
-        return Err(CliError::Input(format!(
+        return Err(CliError::InputFile(format!(
             "{origin}: holds no document; expected a ManifestWork or Kubernetes manifests"
         )));
     }
@@ -155,7 +157,7 @@ pub fn documents(origin: &str, text: &str) -> Result<Vec<Value>, CliError> {
 }
 
 /// Parses a text: a ManifestWork or manifests.
-pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
+pub fn parse(origin: &str, text: &str) -> Result<InputFile, CliError> {
     let docs = documents(origin, text)?;
     let is_work = |v: &Value| v.get("kind").and_then(Value::as_str) == Some(MANIFESTWORK_KIND);
     if docs.len() == 1 && is_work(&docs[0]) {
@@ -167,13 +169,13 @@ pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
         } else {
             serde_norway::from_str(text).map_err(|e| yaml_error(origin, &e))?
         };
-        return Ok(Input {
+        return Ok(InputFile {
             origin: origin.to_string(),
             content: Content::Work(Box::new(work)),
         });
     }
     if let Some(i) = docs.iter().position(is_work) {
-        return Err(CliError::Input(format!(
+        return Err(CliError::InputFile(format!(
             "{origin}: document {} is a ManifestWork; a ManifestWork file must hold that one document only",
             i + 1
         )));
@@ -193,7 +195,7 @@ pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
                 for (i, item) in items.into_iter().enumerate() {
                     manifests.push(
                         to_manifest(item)
-                            .map_err(|m| CliError::Input(place(format!("item {i}: {m}"))))?,
+                            .map_err(|m| CliError::InputFile(place(format!("item {i}: {m}"))))?,
                     );
                 }
             }
@@ -205,22 +207,22 @@ pub fn parse(origin: &str, text: &str) -> Result<Input, CliError> {
                     Some(Value::Array(items)) => items.clone(),
                     Some(Value::Null) | None => Vec::new(),
                     Some(_) => {
-                        return Err(CliError::Input(place("items: must be a list".into())));
+                        return Err(CliError::InputFile(place("items: must be a list".into())));
                     }
                 };
                 for (i, item) in items.into_iter().enumerate() {
                     manifests.push(
                         to_manifest(item)
-                            .map_err(|m| CliError::Input(place(format!("items[{i}]: {m}"))))?,
+                            .map_err(|m| CliError::InputFile(place(format!("items[{i}]: {m}"))))?,
                     );
                 }
             }
             other => {
-                manifests.push(to_manifest(other).map_err(|m| CliError::Input(place(m)))?);
+                manifests.push(to_manifest(other).map_err(|m| CliError::InputFile(place(m)))?);
             }
         }
     }
-    Ok(Input {
+    Ok(InputFile {
         origin: origin.to_string(),
         content: Content::Manifests(manifests),
     })
@@ -235,14 +237,14 @@ fn check_work_api_version(origin: &str, document: &Value) -> Result<(), CliError
         Some(other) => other.to_string(),
         None => "missing".to_string(),
     };
-    Err(CliError::Input(format!(
+    Err(CliError::InputFile(format!(
         "{origin}: apiVersion is {found}; a {MANIFESTWORK_KIND} must have apiVersion \
          {MANIFESTWORK_API_VERSION:?}"
     )))
 }
 
 fn too_expanded(origin: &str, document: usize) -> CliError {
-    CliError::Input(format!(
+    CliError::InputFile(format!(
         "{origin}: document {document}: expands to more than {MAX_YAML_VALUES} values or \
          {} MiB of text once its YAML aliases (*name) are resolved; a ManifestWork is far \
          smaller (Maestro takes at most 500 KiB of manifests), so this is refused",
@@ -400,7 +402,7 @@ fn json_error(origin: &str, e: &serde_json::Error) -> CliError {
     let message = text
         .rsplit_once(" at line ")
         .map_or(text.as_str(), |(m, _)| m);
-    CliError::Input(format!(
+    CliError::InputFile(format!(
         "{origin}: line {}, column {}: {message}",
         e.line(),
         e.column()
@@ -414,13 +416,13 @@ fn yaml_error(origin: &str, e: &serde_norway::Error) -> CliError {
             let message = text
                 .rsplit_once(" at line ")
                 .map_or(text.as_str(), |(m, _)| m);
-            CliError::Input(format!(
+            CliError::InputFile(format!(
                 "{origin}: line {}, column {}: {message}",
                 loc.line(),
                 loc.column()
             ))
         }
-        None => CliError::Input(format!("{origin}: {text}")),
+        None => CliError::InputFile(format!("{origin}: {text}")),
     }
 }
 
@@ -429,7 +431,7 @@ fn yaml_error(origin: &str, e: &serde_norway::Error) -> CliError {
 /// work named by `--name`. Fields the server sets are dropped, so the
 /// output of `get -o yaml` can be applied again.
 pub fn work_for(
-    input: Input,
+    input: InputFile,
     consumer: &ConsumerName,
     name: Option<&WorkName>,
 ) -> Result<ManifestWork, CliError> {
@@ -499,234 +501,4 @@ pub fn clean_server_fields(work: &mut ManifestWork) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn consumer() -> ConsumerName {
-        ConsumerName::new("cluster-west-1").unwrap()
-    }
-
-    const WORK_YAML: &str = "\
-apiVersion: work.open-cluster-management.io/v1
-kind: ManifestWork
-metadata:
-  name: web
-spec:
-  workload:
-    manifests:
-    - apiVersion: v1
-      kind: ConfigMap
-      metadata: {name: a, namespace: default}
-";
-
-    #[test]
-    fn a_manifestwork_yaml_file_is_read_as_a_work() {
-        let input = parse("w.yaml", WORK_YAML).unwrap();
-        assert!(matches!(input.content, Content::Work(_)));
-        let work = work_for(input, &consumer(), None).unwrap();
-        assert_eq!(work.metadata.namespace.as_deref(), Some("cluster-west-1"));
-        assert_eq!(work.spec.workload.manifests.len(), 1);
-    }
-
-    #[test]
-    fn a_manifestwork_of_another_api_version_is_refused_naming_found_and_expected() {
-        for (api_version, found) in [
-            (
-                "apiVersion: work.open-cluster-management.io/v2\n",
-                "\"work.open-cluster-management.io/v2\"",
-            ),
-            ("apiVersion: v1\n", "\"v1\""),
-            ("apiVersion: 1\n", "1"),
-            ("", "missing"),
-        ] {
-            let yaml = WORK_YAML.replace(
-                "apiVersion: work.open-cluster-management.io/v1\n",
-                api_version,
-            );
-            let m = parse("w.yaml", &yaml).unwrap_err().to_string();
-            assert_eq!(
-                m,
-                format!(
-                    "w.yaml: apiVersion is {found}; a ManifestWork must have apiVersion \
-                     \"work.open-cluster-management.io/v1\""
-                ),
-            );
-            let json =
-                serde_json::to_string(&serde_norway::from_str::<Value>(&yaml).unwrap()).unwrap();
-            assert!(
-                parse("w.json", &json)
-                    .unwrap_err()
-                    .to_string()
-                    .contains("apiVersion is")
-            );
-        }
-    }
-
-    #[test]
-    fn multi_document_yaml_lists_and_arrays_are_manifests() {
-        let yaml = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n";
-        assert_eq!(parse("m.yaml", yaml).unwrap().manifests().len(), 2);
-        let list = r#"{"apiVersion":"v1","kind":"List","items":[
-            {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}},
-            {"apiVersion":"v1","kind":"Secret","metadata":{"name":"b"}}]}"#;
-        assert_eq!(parse("l.json", list).unwrap().manifests().len(), 2);
-        let array = r#"[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}]"#;
-        assert_eq!(parse("a.json", array).unwrap().manifests().len(), 1);
-    }
-
-    #[test]
-    fn malformed_yaml_names_file_line_and_column() {
-        let e = parse(
-            "bad.yaml",
-            "apiVersion: v1\nkind: [ConfigMap\nmetadata: {}\n",
-        )
-        .unwrap_err();
-        let m = e.to_string();
-        assert!(m.starts_with("bad.yaml: line "), "{m}");
-        assert!(m.contains("column"), "{m}");
-        assert_eq!(e.exit_status().code(), 2);
-    }
-
-    #[test]
-    fn malformed_json_names_file_line_and_column() {
-        let e = parse(
-            "bad.json",
-            "{\n  \"kind\": \"ManifestWork\",\n  \"x\": ]\n}",
-        )
-        .unwrap_err();
-        let m = e.to_string();
-        assert!(m.starts_with("bad.json: line 3, column 8: "), "{m}");
-        assert!(!m.ends_with("column 8"), "{m}");
-    }
-
-    #[test]
-    fn a_wrongly_typed_work_field_is_located() {
-        let yaml = WORK_YAML.replace("    manifests:\n", "    manifests: 3\n    x:\n");
-        let m = parse("w.yaml", &yaml).unwrap_err().to_string();
-        assert!(m.starts_with("w.yaml: line "), "{m}");
-        assert!(m.contains("manifests"), "{m}");
-    }
-
-    #[test]
-    fn non_objects_and_objects_without_kind_are_refused_with_their_document() {
-        let m = parse("m.yaml", "apiVersion: v1\nkind: A\n---\njust text\n")
-            .unwrap_err()
-            .to_string();
-        assert!(m.contains("m.yaml: document 2: "), "{m}");
-        let m = parse("m.yaml", "name: x\nreplicas: 3\n")
-            .unwrap_err()
-            .to_string();
-        assert!(m.contains("apiVersion and kind are required"), "{m}");
-    }
-
-    /// Ten levels of ten aliases each: 10^10 strings once expanded.
-    fn billion_laughs() -> String {
-        let mut yaml = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
-        for i in 1..10 {
-            let p = i - 1;
-            yaml.push_str(&format!(
-                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-            ));
-        }
-        yaml
-    }
-
-    /// Three layers a thousand wide: 10^9 strings from 12 KB, with too few
-    /// alias jumps for the YAML decoder's own repetition limit to stop the
-    /// expansion before it took gigabytes.
-    fn wide_laughs() -> String {
-        let row = |item: &str| vec![item; 1000].join(", ");
-        format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\n\
-             a: &a [{}]\nb: &b [{}]\nc: [{}]\n",
-            row("lol"),
-            row("*a"),
-            row("*b")
-        )
-    }
-
-    #[test]
-    fn yaml_aliases_expanding_beyond_the_bound_are_refused_quickly() {
-        for (name, yaml) in [("billion", billion_laughs()), ("wide", wide_laughs())] {
-            let started = std::time::Instant::now();
-            let text =
-                format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ok}}\n---\n{yaml}");
-            let m = parse("laughs.yaml", &text).unwrap_err().to_string();
-            assert!(
-                m.starts_with("laughs.yaml: document 2: expands to more than 1000000 values"),
-                "{name}: {m}"
-            );
-            assert!(m.contains("aliases"), "{name}: {m}");
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(20),
-                "{name}: took {:?}",
-                started.elapsed()
-            );
-        }
-    }
-
-    #[test]
-    fn yaml_aliases_within_the_bound_still_expand() {
-        let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n\
-                    data: &d {k: v}\nextra: *d\n";
-        let input = parse("a.yaml", yaml).unwrap();
-        let manifest = input.manifests()[0].as_map();
-        assert_eq!(manifest.get("extra"), manifest.get("data"));
-        let mut budget = Budget::new();
-        let value = Bounded {
-            budget: &mut budget,
-        }
-        .deserialize(serde_norway::Deserializer::from_str(yaml))
-        .unwrap();
-        assert_eq!(value, serde_norway::from_str::<Value>(yaml).unwrap());
-        // 17: the maps, keys and scalars, the aliased map counted again.
-        assert_eq!(MAX_YAML_VALUES - budget.values, 17);
-    }
-
-    #[test]
-    fn empty_and_missing_files_are_named() {
-        assert!(
-            parse("e.yaml", " \n")
-                .unwrap_err()
-                .to_string()
-                .contains("e.yaml: is empty")
-        );
-        assert!(
-            parse("e.yaml", "---\n---\n")
-                .unwrap_err()
-                .to_string()
-                .contains("no document")
-        );
-        let m = load(Path::new("/nonexistent/w.yaml"))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(m, "/nonexistent/w.yaml: file does not exist");
-    }
-
-    #[test]
-    fn manifests_need_a_name_flag_and_works_must_agree_with_flags() {
-        let input = parse("m.yaml", "apiVersion: v1\nkind: A\nmetadata: {name: a}\n").unwrap();
-        let e = work_for(input, &consumer(), None).unwrap_err();
-        assert!(e.to_string().contains("--name"), "{e}");
-
-        let input = parse("w.yaml", WORK_YAML).unwrap();
-        let other = WorkName::new("other").unwrap();
-        let e = work_for(input, &consumer(), Some(&other)).unwrap_err();
-        assert!(e.to_string().contains("\"web\""), "{e}");
-
-        let yaml = WORK_YAML.replace("  name: web\n", "  name: web\n  namespace: elsewhere\n");
-        let e = work_for(parse("w.yaml", &yaml).unwrap(), &consumer(), None).unwrap_err();
-        assert!(e.to_string().contains("elsewhere"), "{e}");
-    }
-
-    #[test]
-    fn server_fields_are_dropped_so_get_output_can_be_applied() {
-        let yaml = WORK_YAML.replace(
-            "  name: web\n",
-            "  name: web\n  uid: u\n  resourceVersion: \"3\"\n  annotations:\n    maestro.hyperfleet.io/spec-hash: abc\n",
-        ) + "status:\n  conditions: []\n";
-        let work = work_for(parse("w.yaml", &yaml).unwrap(), &consumer(), None).unwrap();
-        assert!(work.metadata.uid.is_none() && work.metadata.resource_version.is_none());
-        assert!(work.metadata.annotations.is_none() && work.status.is_none());
-    }
-}
+mod tests;

@@ -3,41 +3,43 @@
 //!
 //! [`Cli`] is the command line; [`run`] executes it and returns the exit
 //! status (with the error, if any) for the binary to print and exit with.
-//! Each command lives in its own module; they share the connection and
-//! retry logic of [`context`], the input parsing of [`input`], the printers
-//! of [`output`] and the results file of [`results`].
+//!
+//! Layers, each using only those below it:
+//! - `commands`: one module a command; none uses another;
+//! - `ops`: operations commands share (wait for a condition, refuse
+//!   works that are not ours to change, read across consumers);
+//! - the work as Maestro holds it (`remote`), input files (`input`,
+//!   `nodepool`) and the terminal (`output`);
+//! - the base: the connection (`connection`), clap argument groups
+//!   (`args`), the runtime (deadline, retries, following the status
+//!   stream, signals: `runtime`), errors and exit codes (`errors`),
+//!   and the results file (`results`, `records`).
 
-pub mod apply;
-pub mod build;
-pub mod consumers;
-pub mod context;
-pub mod delete;
-pub mod describe;
-pub mod diff;
-pub mod errors;
-pub mod fleet;
-pub mod get;
-pub mod input;
-pub mod list;
-pub mod nodepool;
-pub mod output;
-pub mod remote;
-pub mod results;
-pub mod validate;
-pub mod wait;
-pub mod watch;
+mod args;
+mod commands;
+mod connection;
+mod errors;
+mod input;
+mod nodepool;
+mod ops;
+mod output;
+mod records;
+mod remote;
+mod results;
+mod runtime;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use clap_complete::Shell;
 
-use crate::error::Error;
 use crate::telemetry::LogFormat;
 
-pub use context::{ConnectionArgs, Ctx};
-pub use errors::{CliError, EXIT_CODES_HELP, ExitStatus};
-use results::{StatusResult, Target};
+use commands::{apply, build, consumers, delete, describe, diff, get, list, validate, wait, watch};
+use connection::{Connection, ConnectionArgs};
+use errors::EXIT_CODES_HELP;
+pub use errors::{CliError, ExitStatus};
+use results::{Report, StatusResult, Subject};
 
 const ABOUT: &str = "Create, inspect and delete ManifestWorks on Maestro consumers";
 
@@ -225,29 +227,6 @@ impl Command {
     }
 }
 
-/// What a successful command reports.
-#[derive(Debug)]
-pub struct Outcome {
-    pub status: ExitStatus,
-    pub result: Option<StatusResult>,
-}
-
-impl Outcome {
-    pub fn success() -> Outcome {
-        Outcome {
-            status: ExitStatus::Success,
-            result: None,
-        }
-    }
-
-    pub fn with_result(result: StatusResult) -> Outcome {
-        Outcome {
-            status: ExitStatus::Success,
-            result: Some(result),
-        }
-    }
-}
-
 /// How a run ended: the exit status, and the error to print if it failed.
 #[derive(Debug)]
 pub struct RunResult {
@@ -264,18 +243,18 @@ pub async fn run(cli: Cli) -> RunResult {
         invoked_as,
         ..
     } = cli;
-    let ctx = Ctx::new(connection);
+    let conn = Connection::new(connection);
     let results_path = command.results_path().cloned();
     let is_diff = matches!(command, Command::Diff(_));
     let is_watch = matches!(command, Command::Watch(_));
-    let mut target = Target::default();
+    let mut subject = Subject::default();
 
     let outcome = tokio::select! {
-        outcome = dispatch(&ctx, command, invoked_as, &mut target) => outcome,
-        signal = context::shutdown_signal() => {
+        outcome = dispatch(&conn, command, invoked_as, &mut subject) => outcome,
+        signal = runtime::shutdown_signal() => {
             if is_watch {
                 // Stopping a watch is its normal end.
-                Ok(Outcome::success())
+                Ok(Report::success())
             } else {
                 Err(CliError::Interrupted { signal, last_phase: None })
             }
@@ -286,7 +265,7 @@ pub async fn run(cli: Cli) -> RunResult {
         Ok(outcome) => {
             if let Some(path) = &results_path {
                 let mut record = outcome.result.unwrap_or_else(|| {
-                    StatusResult::new(&target, "Succeeded", "command succeeded")
+                    StatusResult::new(&subject, "Succeeded", "command succeeded")
                 });
                 record.exit_code = outcome.status.code();
                 if let Err(e) = results::write_atomic(path, &record) {
@@ -305,7 +284,7 @@ pub async fn run(cli: Cli) -> RunResult {
                 e.exit_status()
             };
             if let Some(path) = &results_path {
-                let record = StatusResult::failure(&target, &e, status.code());
+                let record = StatusResult::failure(&subject, &e, status.code());
                 if let Err(write_error) = results::write_atomic(path, &record) {
                     // The command's own failure is the news; the results
                     // file failing as well is logged beside it.
@@ -318,255 +297,64 @@ pub async fn run(cli: Cli) -> RunResult {
     RunResult { status, error }
 }
 
+/// Records a command line clap refused (`e`, from `args`) in the results
+/// file, when one is named (`--results-path`, else `results_env`, the value
+/// of `RESULTS_PATH`), so that a Job's reporter sees usage errors too.
+pub fn record_usage_error<I, S>(
+    e: &clap::Error,
+    args: I,
+    results_env: Option<String>,
+) -> Result<(), CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let Some(path) = results::path_from_raw_args(args, results_env) else {
+        return Ok(());
+    };
+    let error = CliError::Usage(e.kind().to_string());
+    let mut record = StatusResult::failure(&Subject::default(), &error, ExitStatus::Usage.code());
+    record.message = e
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    results::write_atomic(&path, &record)
+}
+
+/// The variable that names the results file when `--results-path` is not
+/// given.
+pub use results::RESULTS_PATH_ENV;
+
 async fn dispatch(
-    ctx: &Ctx,
+    conn: &Connection,
     command: Command,
     invoked_as: Invocation,
-    target: &mut Target,
-) -> Result<Outcome, CliError> {
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
     match command {
-        Command::Apply(args) => apply::run(ctx, args, target).await,
-        Command::Get(args) => get::run(ctx, args, target).await,
-        Command::List(args) => list::run(ctx, args).await,
-        Command::Describe(args) => describe::run(ctx, args).await,
-        Command::Delete(args) => delete::run(ctx, args, target).await,
-        Command::Validate(args) => validate::run(ctx, args).await,
-        Command::Wait(args) => wait::run(ctx, args, target).await,
-        Command::Watch(args) => watch::run(ctx, args).await,
-        Command::Diff(args) => diff::run(ctx, args).await,
-        Command::Build(args) => build::run(ctx, args, target).await,
-        Command::Consumers(command) => consumers::run(ctx, command).await,
+        Command::Apply(args) => apply::run(conn, args, subject).await,
+        Command::Get(args) => get::run(conn, args, subject).await,
+        Command::List(args) => list::run(conn, args).await,
+        Command::Describe(args) => describe::run(conn, args).await,
+        Command::Delete(args) => delete::run(conn, args, subject).await,
+        Command::Validate(args) => validate::run(conn, args).await,
+        Command::Wait(args) => wait::run(conn, args, subject).await,
+        Command::Watch(args) => watch::run(conn, args).await,
+        Command::Diff(args) => diff::run(conn, args).await,
+        Command::Build(args) => build::run(conn, args, subject).await,
+        Command::Consumers(command) => consumers::run(conn, command).await,
         Command::Completion { shell } => {
             let mut command = invoked_as.command();
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut command, invoked_as.binary_name(), &mut out);
             output::emit(&String::from_utf8_lossy(&out))?;
-            Ok(Outcome::success())
+            Ok(Report::success())
         }
-    }
-}
-
-/// Turns "consumer not registered" into a not-found error that says how to
-/// register it.
-pub fn explain_unknown_consumer(e: CliError) -> CliError {
-    match e {
-        CliError::Maestro {
-            source: Error::UnknownConsumer { consumer },
-            ..
-        } => CliError::NotFound(format!(
-            "consumer {consumer:?} is not registered in Maestro; register it with \
-             `maestro-cli consumers create {consumer}`"
-        )),
-        other => other,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn help_documents_the_exit_codes() {
-        let help = Cli::command().render_help().to_string();
-        for needle in [
-            "Exit codes:",
-            "3    timeout",
-            "4    not found",
-            "2    usage error",
-        ] {
-            assert!(help.contains(needle), "{needle} missing from:\n{help}");
-        }
-    }
-
-    #[test]
-    fn completion_is_offered_for_bash_zsh_and_fish() {
-        for shell in ["bash", "zsh", "fish"] {
-            assert!(Cli::try_parse_from(["maestro-cli", "completion", shell]).is_ok());
-        }
-        let e = Cli::try_parse_from(["maestro-cli", "completion", "powershell"]).unwrap_err();
-        assert!(e.to_string().contains("bash, zsh and fish"), "{e}");
-    }
-
-    #[test]
-    fn the_kubectl_plugin_is_recognised_by_its_program_name() {
-        use std::ffi::OsStr;
-        for (argv0, expected) in [
-            ("/usr/local/bin/kubectl-maestro", Invocation::KubectlPlugin),
-            ("kubectl-maestro", Invocation::KubectlPlugin),
-            ("C:\\bin\\kubectl-maestro.exe", Invocation::KubectlPlugin),
-            ("/usr/bin/maestro-cli", Invocation::MaestroCli),
-            ("kubectl-maestro-old", Invocation::MaestroCli),
-        ] {
-            // Backslashes are path separators only on Windows.
-            if argv0.contains('\\') && !cfg!(windows) {
-                continue;
-            }
-            assert_eq!(
-                Invocation::from_argv0(Some(OsStr::new(argv0))),
-                expected,
-                "{argv0}"
-            );
-        }
-        assert_eq!(Invocation::from_argv0(None), Invocation::MaestroCli);
-    }
-
-    #[test]
-    fn as_a_kubectl_plugin_help_and_errors_say_kubectl_maestro() {
-        let plugin = Invocation::KubectlPlugin;
-        let help = plugin.command().render_help().to_string();
-        assert!(
-            help.contains("Usage: kubectl maestro [OPTIONS] <COMMAND>"),
-            "{help}"
-        );
-        let e = plugin
-            .parse(["kubectl-maestro", "list", "--bogus"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("Usage: kubectl maestro list"), "{e}");
-        let v = plugin
-            .parse(["kubectl-maestro", "--version"])
-            .unwrap_err()
-            .to_string();
-        assert!(v.starts_with("kubectl maestro "), "{v}");
-        let cli = plugin
-            .parse(["kubectl-maestro", "completion", "fish"])
-            .unwrap();
-        assert_eq!(cli.invoked_as, Invocation::KubectlPlugin);
-        let cli = Invocation::MaestroCli
-            .parse(["maestro-cli", "completion", "bash"])
-            .unwrap();
-        assert_eq!(cli.invoked_as, Invocation::MaestroCli);
-        let help = Invocation::MaestroCli.command().render_help().to_string();
-        assert!(
-            help.contains("Usage: maestro-cli [OPTIONS] <COMMAND>"),
-            "{help}"
-        );
-    }
-
-    #[test]
-    fn missing_required_flags_are_usage_errors() {
-        let e = Cli::try_parse_from(["maestro-cli", "get", "--name", "web"]).unwrap_err();
-        assert!(e.to_string().contains("--consumer"), "{e}");
-        assert_eq!(e.exit_code(), 2);
-    }
-
-    #[test]
-    fn consumer_and_selector_are_alternatives_and_quorum_needs_a_selector() {
-        let wait = |extra: &[&str]| {
-            let mut line = vec![
-                "maestro-cli",
-                "wait",
-                "--name",
-                "w",
-                "--condition",
-                "Applied",
-            ];
-            line.extend_from_slice(extra);
-            Cli::try_parse_from(line)
-        };
-        assert!(wait(&["-l", "env=prod", "--quorum", "95%"]).is_ok());
-        assert!(wait(&["--consumer-selector", "env=prod"]).is_ok());
-        let both = wait(&["--consumer", "c", "-l", "env=prod"]).unwrap_err();
-        assert!(both.to_string().contains("cannot be used with"), "{both}");
-        let neither = wait(&[]).unwrap_err().to_string();
-        assert!(
-            neither.contains("--consumer") && neither.contains("--selector"),
-            "{neither}"
-        );
-        let lone = wait(&["--consumer", "c", "--quorum", "2"]).unwrap_err();
-        assert_eq!(lone.exit_code(), 2);
-        let bad = wait(&["-l", "env=prod", "--quorum", "150%"]).unwrap_err();
-        assert!(bad.to_string().contains("150%"), "{bad}");
-        let bad = wait(&["-l", "env in prod"]).unwrap_err();
-        assert!(bad.to_string().contains("env in prod"), "{bad}");
-        assert!(
-            Cli::try_parse_from(["maestro-cli", "get", "--name", "w", "-l", "env=prod"]).is_ok()
-        );
-        assert!(
-            Cli::try_parse_from([
-                "maestro-cli",
-                "list",
-                "--consumer-selector",
-                "env=prod",
-                "-l",
-                "app=web"
-            ])
-            .is_ok()
-        );
-        let e = Cli::try_parse_from(["maestro-cli", "list", "-l", "app=web"]).unwrap_err();
-        assert!(e.to_string().contains("--consumer-selector"), "{e}");
-    }
-
-    #[test]
-    fn unknown_conditions_are_refused_listing_the_known_ones() {
-        let e = Cli::try_parse_from([
-            "maestro-cli",
-            "wait",
-            "--name",
-            "w",
-            "--consumer",
-            "c",
-            "--condition",
-            "Ready",
-        ])
-        .unwrap_err();
-        let m = e.to_string();
-        assert!(m.contains("Ready") && m.contains("Available"), "{m}");
-        assert!(
-            Cli::try_parse_from([
-                "maestro-cli",
-                "wait",
-                "--name",
-                "w",
-                "--consumer",
-                "c",
-                "--condition",
-                "available",
-            ])
-            .is_ok()
-        );
-    }
-
-    #[test]
-    fn invalid_names_and_small_timeouts_are_refused_by_the_parser() {
-        let e = Cli::try_parse_from(["maestro-cli", "get", "--name", "Web_1", "--consumer", "c"])
-            .unwrap_err();
-        assert!(e.to_string().contains("work name"), "{e}");
-        let e = Cli::try_parse_from([
-            "maestro-cli",
-            "wait",
-            "--name",
-            "w",
-            "--consumer",
-            "c",
-            "--condition",
-            "Applied",
-            "--timeout",
-            "100ms",
-        ])
-        .unwrap_err();
-        assert!(e.to_string().contains("too small"), "{e}");
-    }
-
-    #[test]
-    fn flags_win_over_the_environment_for_connection_settings() {
-        // clap reads the environment only for flags not given, so a flag on
-        // the line is used even when the variable is set.
-        let cli = Cli::try_parse_from([
-            "maestro-cli",
-            "--http-endpoint",
-            "http://flag:1",
-            "list",
-            "--consumer",
-            "c",
-        ])
-        .unwrap();
-        assert_eq!(cli.connection.http_endpoint, "http://flag:1");
-    }
-}
+mod tests;

@@ -1,10 +1,12 @@
-//! Printing: kubectl-style tables, JSON and YAML.
+//! The terminal: kubectl-style tables, JSON and YAML on standard output;
+//! progress lines and yes/no questions on standard error.
 
-use std::io::Write;
+use std::io::{BufRead, IsTerminal, Write};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use tokio::time::Instant;
 
 use super::errors::CliError;
 use super::remote::Remote;
@@ -84,10 +86,6 @@ impl Table {
 
     pub fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.len() <= 1
     }
 
     pub fn render(&self) -> String {
@@ -193,7 +191,7 @@ pub fn work_row_across(consumer: &str, remote: &Remote, wide: bool) -> Vec<Strin
 pub fn work_row(remote: &Remote, wide: bool) -> Vec<String> {
     let mut row = vec![
         remote.name().to_string(),
-        remote.phase().to_string(),
+        remote.health().to_string(),
         remote.work.spec.workload.manifests.len().to_string(),
         remote.version().to_string(),
         age_or_unknown(remote.bundle.created_at),
@@ -255,53 +253,117 @@ pub fn work_value(remote: &Remote) -> Result<Value, CliError> {
     Ok(value)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::Duration;
-
-    #[test]
-    fn ages_follow_kubectl() {
-        let now = Utc::now();
-        let cases = [
-            (5, "5s"),
-            (119, "119s"),
-            (180, "3m"),
-            (192, "3m12s"),
-            (25 * 60, "25m"),
-            (5 * 3600 + 180, "5h3m"),
-            (17 * 3600, "17h"),
-            (3 * 86400, "3d"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(age(now - Duration::seconds(secs), now), want, "{secs}");
+/// Prints one work in the chosen format.
+pub fn print_work(remote: &Remote, format: OutputFormat) -> Result<(), CliError> {
+    match format {
+        OutputFormat::Json | OutputFormat::Yaml => emit(&structured(format, &work_value(remote)?)?),
+        format => {
+            let wide = format == OutputFormat::Wide;
+            let mut table = Table::new(&work_header(wide));
+            table.row(work_row(remote, wide));
+            emit(&table.render())
         }
-        assert_eq!(age(now + Duration::seconds(5), now), "0s");
-    }
-
-    #[test]
-    fn table_aligns_columns_by_the_widest_cell() {
-        let mut t = Table::new(&["NAME", "STATUS"]);
-        t.row(vec!["a-long-name".into(), "Applied".into()]);
-        t.row(vec!["b".into(), "Available".into()]);
-        assert_eq!(
-            t.render(),
-            "NAME          STATUS\na-long-name   Applied\nb             Available\n"
-        );
-        assert!(!t.is_empty());
-        assert!(Table::new(&["X"]).is_empty());
-    }
-
-    #[test]
-    fn structured_output_is_json_or_yaml() {
-        let v = serde_json::json!({"a": [1, 2]});
-        assert_eq!(
-            structured(OutputFormat::Json, &v).unwrap(),
-            "{\n  \"a\": [\n    1,\n    2\n  ]\n}\n"
-        );
-        assert_eq!(
-            structured(OutputFormat::Yaml, &v).unwrap(),
-            "a:\n- 1\n- 2\n"
-        );
     }
 }
+
+/// Whether to go ahead with something that cannot be undone: yes with
+/// `--yes`, or when no one is at a terminal to ask (a Job, a pipe);
+/// otherwise `question` is asked on standard error and only "y" or "yes"
+/// confirms.
+pub fn confirmed(assume_yes: bool, question: &str) -> Result<bool, CliError> {
+    if assume_yes || !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::Failed(format!("cannot read the answer: {e}")))?;
+    Ok(is_yes(&answer))
+}
+
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Progress lines for `--watch` and `wait`: shown on a terminal (standard
+/// error), silent otherwise so that logs and pipes stay machine-readable.
+pub struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Option<String>,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        Progress::with_terminal(std::io::stderr().is_terminal())
+    }
+
+    pub fn with_terminal(enabled: bool) -> Progress {
+        Progress {
+            enabled,
+            started: Instant::now(),
+            last: None,
+        }
+    }
+
+    /// Prints `line` if it differs from the last one, stamped with the
+    /// wall-clock time and the time since the start.
+    pub fn report(&mut self, line: String) {
+        if self.last.as_deref() == Some(line.as_str()) {
+            return;
+        }
+        tracing::debug!(progress = %line);
+        if self.enabled {
+            eprintln!(
+                "{} (+{:.1}s) {line}",
+                Local::now().format("%H:%M:%S"),
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+        self.last = Some(line);
+    }
+
+    /// A work's state as one line: health, conditions and versions.
+    pub fn describe(remote: Option<&Remote>) -> String {
+        let Some(r) = remote else {
+            return "not found".into();
+        };
+        let conditions = r
+            .conditions()
+            .iter()
+            .map(|c| {
+                if c.reason.is_empty() {
+                    format!("{}={}", c.type_, c.status)
+                } else {
+                    format!("{}={} ({})", c.type_, c.status, c.reason)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let conditions = if conditions.is_empty() {
+            "no conditions yet".to_string()
+        } else {
+            conditions
+        };
+        format!(
+            "{}: {} [{}; version {}, agent observed {}]",
+            r.name(),
+            r.health(),
+            conditions,
+            r.version(),
+            r.observed_version()
+        )
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+#[cfg(test)]
+mod tests;

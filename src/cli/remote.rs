@@ -1,5 +1,6 @@
 //! What Maestro holds for one ManifestWork, and what the CLI derives from
-//! it: a one-word phase, per-manifest summaries, condition checks.
+//! it: a one-word health, per-manifest summaries, condition checks; and
+//! finding a work by name.
 //!
 //! Everything here reads the REST bundle rather than the gRPC status
 //! events: the bundle carries the spec version and the version the agent
@@ -8,13 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use serde::Serialize;
-use serde_json::Value;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::controller::target::{Owner, bundle_owner};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::maestro::rest::ResourceBundle;
 use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::{
@@ -23,8 +21,9 @@ use crate::manifestwork::{
 };
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, retry};
 use super::errors::CliError;
+use super::records::{ConditionResult, ResourceResult, Snapshot};
+use super::runtime::{Deadline, retry};
 
 /// A work as Maestro stores it.
 #[derive(Debug, Clone)]
@@ -79,11 +78,11 @@ impl Remote {
         self.condition(type_).is_some_and(|c| c.status == "True")
     }
 
-    pub fn phase(&self) -> Phase {
+    pub fn health(&self) -> WorkHealth {
         if self.bundle.is_deleting() {
-            return Phase::Deleting;
+            return WorkHealth::Deleting;
         }
-        phase_of_conditions(self.conditions())
+        health_of_conditions(self.conditions())
     }
 
     /// Whether this bundle was created by another client (such as Maestro's
@@ -110,7 +109,7 @@ impl Remote {
 
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            phase: self.phase().to_string(),
+            health: self.health().to_string(),
             bundle_id: self.bundle.id.clone(),
             version: self.version(),
             observed_version: self.observed_version(),
@@ -153,9 +152,12 @@ pub async fn find_retrying(
     .await
 }
 
-/// A one-word summary of a work, as `list` shows it.
+/// A one-word summary of a work, as `list` shows it, read from what the
+/// agent reported. Not called a phase: the MaestroApply's `Phase` is the
+/// operator's progress, where `Failed` is an error it retries; here
+/// `Failed` is the agent's verdict that it could not apply the work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum WorkHealth {
     /// No status from the agent yet.
     Pending,
     Progressing,
@@ -167,22 +169,22 @@ pub enum Phase {
     Deleting,
 }
 
-impl std::fmt::Display for Phase {
+impl std::fmt::Display for WorkHealth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Phase::Pending => "Pending",
-            Phase::Progressing => "Progressing",
-            Phase::Applied => "Applied",
-            Phase::Available => "Available",
-            Phase::Degraded => "Degraded",
-            Phase::Failed => "Failed",
-            Phase::Deleting => "Deleting",
+            WorkHealth::Pending => "Pending",
+            WorkHealth::Progressing => "Progressing",
+            WorkHealth::Applied => "Applied",
+            WorkHealth::Available => "Available",
+            WorkHealth::Degraded => "Degraded",
+            WorkHealth::Failed => "Failed",
+            WorkHealth::Deleting => "Deleting",
         })
     }
 }
 
-/// The phase from work (or manifest) conditions, worst news first.
-pub fn phase_of_conditions(conditions: &[Condition]) -> Phase {
+/// The health from work (or manifest) conditions, worst news first.
+pub fn health_of_conditions(conditions: &[Condition]) -> WorkHealth {
     let status = |t: &str| {
         conditions
             .iter()
@@ -190,78 +192,18 @@ pub fn phase_of_conditions(conditions: &[Condition]) -> Phase {
             .map(|c| c.status.as_str())
     };
     if status(CONDITION_DEGRADED) == Some("True") {
-        Phase::Degraded
+        WorkHealth::Degraded
     } else if status(CONDITION_APPLIED) == Some("False") {
-        Phase::Failed
+        WorkHealth::Failed
     } else if status(CONDITION_AVAILABLE) == Some("True") {
-        Phase::Available
+        WorkHealth::Available
     } else if status(CONDITION_APPLIED) == Some("True") {
-        Phase::Applied
+        WorkHealth::Applied
     } else if status(CONDITION_PROGRESSING) == Some("True") {
-        Phase::Progressing
+        WorkHealth::Progressing
     } else {
-        Phase::Pending
+        WorkHealth::Pending
     }
-}
-
-/// The last known state of a work, for results files and timeouts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    pub phase: String,
-    pub bundle_id: String,
-    pub version: i64,
-    pub observed_version: i64,
-    pub resources: Vec<ResourceResult>,
-}
-
-/// One manifest of a work and what the agent reported about it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceResult {
-    pub ordinal: usize,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub api_version: String,
-    pub kind: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub namespace: String,
-    pub name: String,
-    /// Pending, Applied, Available, Degraded or Failed.
-    pub status: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<ConditionResult>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub feedback: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConditionResult {
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub status: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub message: String,
-    #[serde(rename = "lastTransitionTime")]
-    pub last_transition_time: DateTime<Utc>,
-}
-
-impl From<&Condition> for ConditionResult {
-    fn from(c: &Condition) -> Self {
-        ConditionResult {
-            type_: c.type_.clone(),
-            status: c.status.clone(),
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-            last_transition_time: chrono_time(&c.last_transition_time),
-        }
-    }
-}
-
-/// A Kubernetes time as a chrono time (the epoch if out of range).
-pub fn chrono_time(t: &Time) -> DateTime<Utc> {
-    let nanos = u32::try_from(t.0.subsec_nanosecond()).unwrap_or(0);
-    DateTime::from_timestamp(t.0.as_second(), nanos).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 /// One entry per manifest of the spec, joined with its status by ordinal.
@@ -288,9 +230,9 @@ fn resource_result(
 ) -> ResourceResult {
     let key = manifest.key();
     let (status, conditions, feedback) = match reported {
-        None => (Phase::Pending, vec![], BTreeMap::new()),
+        None => (WorkHealth::Pending, vec![], BTreeMap::new()),
         Some(r) => (
-            phase_of_conditions(&r.conditions),
+            health_of_conditions(&r.conditions),
             r.conditions.iter().map(ConditionResult::from).collect(),
             r.status_feedback
                 .values
@@ -422,126 +364,5 @@ pub fn work_not_found(consumer: &ConsumerName, name: &WorkName) -> CliError {
     ))
 }
 
-/// Keeps library errors that mean "missing" apart from real failures.
-pub fn is_not_found(e: &Error) -> bool {
-    matches!(e, Error::NotFound(_))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn bundle(status: Value, version: i64) -> ResourceBundle {
-        serde_json::from_value(json!({
-            "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "c1", "version": version,
-            "metadata": {"name": "web"},
-            "manifests": [
-                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}},
-                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "namespace": "default"}}
-            ],
-            "status": status
-        }))
-        .unwrap()
-    }
-
-    fn cond(t: &str, s: &str) -> Value {
-        json!({"type": t, "status": s, "reason": "R", "message": "m",
-               "lastTransitionTime": "2025-01-01T00:00:00Z"})
-    }
-
-    #[test]
-    fn phase_reports_the_worst_news_first() {
-        let cases = [
-            (vec![], Phase::Pending),
-            (vec![cond("Applied", "True")], Phase::Applied),
-            (
-                vec![cond("Applied", "True"), cond("Available", "True")],
-                Phase::Available,
-            ),
-            (
-                vec![cond("Applied", "False"), cond("Available", "True")],
-                Phase::Failed,
-            ),
-            (
-                vec![cond("Available", "True"), cond("Degraded", "True")],
-                Phase::Degraded,
-            ),
-            (vec![cond("Progressing", "True")], Phase::Progressing),
-        ];
-        for (conditions, phase) in cases {
-            let status = json!({"ObservedVersion": 1, "SequenceID": "1", "conditions": conditions});
-            let r = Remote::from_bundle(bundle(status, 1)).unwrap();
-            assert_eq!(r.phase(), phase);
-        }
-    }
-
-    #[test]
-    fn status_of_an_older_version_is_not_current() {
-        let status = json!({"ObservedVersion": 1, "SequenceID": "1",
-                            "conditions": [cond("Applied", "True")]});
-        let old = Remote::from_bundle(bundle(status.clone(), 2)).unwrap();
-        assert!(!old.status_is_current());
-        let now = Remote::from_bundle(bundle(status, 1)).unwrap();
-        assert!(now.status_is_current());
-        let none = Remote::from_bundle(bundle(Value::Null, 1)).unwrap();
-        assert!(!none.status_is_current());
-        assert_eq!(none.phase(), Phase::Pending);
-    }
-
-    #[test]
-    fn resources_join_spec_and_status_by_ordinal() {
-        let status = json!({"ObservedVersion": 1, "SequenceID": "1", "conditions": [],
-        "resourceStatus": [{
-            "resourceMeta": {"ordinal": 1, "kind": "Secret", "name": "a", "namespace": "default"},
-            "conditions": [cond("Applied", "True")],
-            "statusFeedback": {"values": [{"name": "n", "fieldValue": {"type": "Integer", "integer": 3}}]}
-        }]});
-        let r = Remote::from_bundle(bundle(status, 1)).unwrap();
-        let res = r.snapshot().resources;
-        assert_eq!(res.len(), 2);
-        assert_eq!(
-            (res[0].kind.as_str(), res[0].status.as_str()),
-            ("ConfigMap", "Pending")
-        );
-        assert_eq!(
-            (res[1].kind.as_str(), res[1].status.as_str()),
-            ("Secret", "Applied")
-        );
-        assert_eq!(res[1].feedback.get("n"), Some(&json!(3)));
-    }
-
-    #[test]
-    fn manifest_selector_needs_qualifying_when_ambiguous() {
-        let r = Remote::from_bundle(bundle(Value::Null, 1)).unwrap();
-        let m = &r.work.spec.workload.manifests;
-        let e = ManifestSelector::parse("a")
-            .unwrap()
-            .find_in(m)
-            .unwrap_err();
-        assert!(e.to_string().contains("ConfigMap default/a"), "{e}");
-        assert_eq!(
-            ManifestSelector::parse("secret/a")
-                .unwrap()
-                .find_in(m)
-                .unwrap(),
-            Some(1)
-        );
-        assert_eq!(
-            ManifestSelector::parse("ConfigMap/default/a")
-                .unwrap()
-                .find_in(m)
-                .unwrap(),
-            Some(0)
-        );
-        assert_eq!(
-            ManifestSelector::parse("ConfigMap/other/a")
-                .unwrap()
-                .find_in(m)
-                .unwrap(),
-            None
-        );
-        assert!(ManifestSelector::parse("a//b").is_err());
-        assert!(ManifestSelector::parse("a/b/c/d").is_err());
-    }
-}
+mod tests;

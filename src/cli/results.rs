@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::errors::CliError;
-use super::fleet::{ConsumerState, QuorumSummary};
-use super::remote::{ResourceResult, Snapshot};
+use super::errors::{CliError, ExitStatus};
+use super::records::{ConsumerState, QuorumSummary, ResourceResult, Snapshot};
 
 /// The variable that names the results file when `--results-path` is not
 /// given.
@@ -59,7 +58,7 @@ pub struct StatusResult {
 /// also each consumer's last known state, so that a failure (a timeout, a
 /// signal) records it too.
 #[derive(Debug, Clone, Default)]
-pub struct Target {
+pub struct Subject {
     pub name: String,
     pub consumer: String,
     pub selector: Option<String>,
@@ -68,10 +67,10 @@ pub struct Target {
 }
 
 impl StatusResult {
-    pub fn new(target: &Target, status: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(subject: &Subject, status: impl Into<String>, message: impl Into<String>) -> Self {
         StatusResult {
-            manifest_work_name: target.name.clone(),
-            consumer: target.consumer.clone(),
+            manifest_work_name: subject.name.clone(),
+            consumer: subject.consumer.clone(),
             status: status.into(),
             message: message.into(),
             timestamp: Utc::now(),
@@ -81,9 +80,9 @@ impl StatusResult {
             bundle_id: None,
             version: None,
             observed_version: None,
-            consumer_selector: target.selector.clone(),
-            quorum: target.quorum.clone(),
-            consumers: target.consumers.clone(),
+            consumer_selector: subject.selector.clone(),
+            quorum: subject.quorum.clone(),
+            consumers: subject.consumers.clone(),
         }
     }
 
@@ -97,18 +96,42 @@ impl StatusResult {
     }
 
     /// The record of a failed command.
-    pub fn failure(target: &Target, error: &CliError, exit_code: u8) -> Self {
+    pub fn failure(subject: &Subject, error: &CliError, exit_code: u8) -> Self {
         let status = match error {
             CliError::Timeout { .. } => STATUS_TIMEOUT,
             _ => STATUS_FAILED,
         };
-        let mut result = StatusResult::new(target, status, error.to_string());
+        let mut result = StatusResult::new(subject, status, error.to_string());
         if let Some(snapshot) = error.last_snapshot() {
             result = result.with_snapshot(snapshot);
         }
         result.reason = Some(error.reason().to_string());
         result.exit_code = exit_code;
         result
+    }
+}
+
+/// What a successful command reports: its exit status, and the record for
+/// the results file when it has more to say than "command succeeded".
+#[derive(Debug)]
+pub struct Report {
+    pub status: ExitStatus,
+    pub result: Option<StatusResult>,
+}
+
+impl Report {
+    pub fn success() -> Report {
+        Report {
+            status: ExitStatus::Success,
+            result: None,
+        }
+    }
+
+    pub fn with_result(result: StatusResult) -> Report {
+        Report {
+            status: ExitStatus::Success,
+            result: Some(result),
+        }
     }
 }
 
@@ -184,102 +207,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::Value;
-
-    fn target() -> Target {
-        Target {
-            name: "web".into(),
-            consumer: "cluster-west-1".into(),
-            ..Target::default()
-        }
-    }
-
-    #[test]
-    fn result_has_the_guides_fields_in_camel_case() {
-        let r = StatusResult::new(&target(), "Applied", "ok");
-        let v: Value = serde_json::to_value(&r).unwrap();
-        for key in [
-            "manifestWorkName",
-            "consumer",
-            "status",
-            "message",
-            "timestamp",
-            "resources",
-        ] {
-            assert!(v.get(key).is_some(), "{key} missing in {v}");
-        }
-        assert_eq!(v["manifestWorkName"], "web");
-        assert!(v.get("reason").is_none());
-        let ts = v["timestamp"].as_str().unwrap();
-        assert!(DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
-    }
-
-    #[test]
-    fn timeout_and_failure_records_carry_reason_and_exit_code() {
-        let e = CliError::Timeout {
-            message: "timed out after 5s waiting for Available".into(),
-            last: None,
-        };
-        let r = StatusResult::failure(&target(), &e, 3);
-        assert_eq!(
-            (r.status.as_str(), r.reason.as_deref(), r.exit_code),
-            ("Timeout", Some("Timeout"), 3)
-        );
-        let e = CliError::NotFound("manifestwork \"web\" not found".into());
-        let r = StatusResult::failure(&target(), &e, 4);
-        assert_eq!(
-            (r.status.as_str(), r.reason.as_deref()),
-            ("Failed", Some("NotFound"))
-        );
-        assert!(r.message.contains("not found"));
-    }
-
-    #[test]
-    fn write_replaces_the_file_whole_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("results.json");
-        std::fs::write(&path, "old").unwrap();
-        write_atomic(&path, &StatusResult::new(&target(), "Applied", "first")).unwrap();
-        write_atomic(&path, &StatusResult::new(&target(), "Available", "second")).unwrap();
-        let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(v["status"], "Available");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, ["results.json"]);
-    }
-
-    #[test]
-    fn write_into_a_missing_directory_names_the_path() {
-        let e = write_atomic(
-            Path::new("/nonexistent-dir/results.json"),
-            &StatusResult::new(&target(), "Applied", "x"),
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string().contains("/nonexistent-dir/results.json"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn raw_args_flag_wins_over_the_environment() {
-        let env = Some("/env.json".to_string());
-        assert_eq!(
-            path_from_raw_args(["x", "--results-path", "/a.json"], env.clone()),
-            Some(PathBuf::from("/a.json"))
-        );
-        assert_eq!(
-            path_from_raw_args(["x", "--results-path=/b.json"], env.clone()),
-            Some(PathBuf::from("/b.json"))
-        );
-        assert_eq!(
-            path_from_raw_args(["x"], env),
-            Some(PathBuf::from("/env.json"))
-        );
-        assert_eq!(path_from_raw_args(["x"], Some(String::new())), None);
-    }
-}
+mod tests;

@@ -1,4 +1,3 @@
-
 use super::*;
 use kube::Resource;
 use pretty_assertions::assert_eq;

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::manifestwork::{
     ConditionRule, FeedbackRule, IgnoreField, IgnoreFieldsCondition, JsonPath,

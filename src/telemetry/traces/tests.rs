@@ -1,4 +1,3 @@
-
 use std::collections::HashMap;
 
 use opentelemetry::trace::{Tracer, TracerProvider as _};

@@ -1,17 +1,18 @@
 //! `list`: the works of a consumer, filtered by status and labels.
 
-use std::time::Duration;
-
 use clap::{ArgGroup, Args, ValueEnum};
 
+use crate::maestro::work_client::WorkClient;
 use crate::names::ConsumerName;
 
-use super::context::{Deadline, parse_timeout, retry};
-use super::errors::CliError;
-use super::fleet::{ConsumerSelector, bundles_on, select_consumers};
-use super::output::{self, OutputFormat, Table};
-use super::remote::Remote;
-use super::{Ctx, Outcome};
+use crate::cli::args::{ConsumerSelector, ReadTimeout};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::ops::fleet::{bundles_on, select_consumers};
+use crate::cli::output::{self, OutputFormat, Table};
+use crate::cli::remote::Remote;
+use crate::cli::results::Report;
+use crate::cli::runtime::{Deadline, retry};
 
 /// `--status`: a condition that must be True, or Deleting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,18 +58,47 @@ pub struct ListArgs {
     pub selector: Option<String>,
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// Give up after this long (transient failures are retried until then)
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
 }
 
-pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
-    let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+pub async fn run(conn: &Connection, args: ListArgs) -> Result<Report, CliError> {
+    let deadline = args.timeout.deadline();
+    let client = conn.client()?;
+    let (works, scope) = read_works(client, &args, &deadline).await?;
+    if let Some(consumer) = &args.consumer
+        && works.is_empty()
+        && args.status.is_none()
+        && args.selector.is_none()
+    {
+        // An empty list may mean a typo in the consumer: say so.
+        let exists = retry(&deadline, "find the consumer", async || {
+            client.find_consumer(consumer).await
+        })
+        .await?;
+        if exists.is_none() {
+            return Err(CliError::NotFound(format!(
+                "consumer {:?} is not registered in Maestro",
+                consumer.as_str()
+            )));
+        }
+    }
+
+    print_works(&args, &works, &scope)?;
+    Ok(Report::success())
+}
+
+/// The works the flags ask for, sorted by consumer and name, and the scope
+/// they were read from, for messages.
+async fn read_works(
+    client: &WorkClient,
+    args: &ListArgs,
+    deadline: &Deadline,
+) -> Result<(Vec<Remote>, String), CliError> {
     let (bundles, scope) = match (&args.consumer, &args.consumer_selector) {
         (Some(consumer), _) => {
             let bundles = retry(
-                &deadline,
+                deadline,
                 &format!("list manifestworks of consumer {consumer}"),
                 async || {
                     client
@@ -80,10 +110,10 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
             (bundles, format!("consumer {consumer}"))
         }
         (None, Some(selector)) => {
-            let consumers = select_consumers(client, &deadline, selector).await?;
+            let consumers = select_consumers(client, deadline, selector).await?;
             let scope = format!("the consumers selected by {:?}", selector.as_str());
             let bundles = retry(
-                &deadline,
+                deadline,
                 &format!("list manifestworks of {scope}"),
                 async || bundles_on(client, &consumers, args.selector.as_deref()).await,
             )
@@ -107,24 +137,10 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
             .cmp(&(b.bundle.consumer_name.as_str(), b.name()))
     });
 
-    if let Some(consumer) = &args.consumer
-        && works.is_empty()
-        && args.status.is_none()
-        && args.selector.is_none()
-    {
-        // An empty list may mean a typo in the consumer: say so.
-        let exists = retry(&deadline, "find the consumer", async || {
-            client.find_consumer(consumer).await
-        })
-        .await?;
-        if exists.is_none() {
-            return Err(CliError::NotFound(format!(
-                "consumer {:?} is not registered in Maestro",
-                consumer.as_str()
-            )));
-        }
-    }
+    Ok((works, scope))
+}
 
+fn print_works(args: &ListArgs, works: &[Remote], scope: &str) -> Result<(), CliError> {
     match args.output {
         OutputFormat::Json | OutputFormat::Yaml => {
             let items = works
@@ -136,7 +152,7 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
         format => {
             if works.is_empty() {
                 eprintln!("No manifestworks found for {scope}.");
-                return Ok(Outcome::success());
+                return Ok(());
             }
             let wide = format == OutputFormat::Wide;
             let across = args.consumer_selector.is_some();
@@ -146,7 +162,7 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
                 output::work_header(wide)
             };
             let mut table = Table::new(&header);
-            for work in &works {
+            for work in works {
                 table.row(if across {
                     output::work_row_across(&work.bundle.consumer_name, work, wide)
                 } else {
@@ -156,5 +172,5 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<Outcome, CliError> {
             output::emit(&table.render())?;
         }
     }
-    Ok(Outcome::success())
+    Ok(())
 }

@@ -17,11 +17,12 @@ use tracing::warn;
 use crate::maestro::rest::ResourceBundle;
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, Follower, parse_timeout, retry};
-use super::errors::CliError;
-use super::output::{self, OutputFormat};
-use super::remote::Remote;
-use super::{Ctx, Outcome};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::output::{self, OutputFormat};
+use crate::cli::remote::Remote;
+use crate::cli::results::Report;
+use crate::cli::runtime::{Deadline, Follower, parse_timeout, retry};
 
 /// Without `--timeout`, a watch runs until interrupted.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -102,9 +103,9 @@ fn fingerprint(b: &ResourceBundle) -> String {
     .to_string()
 }
 
-pub async fn run(ctx: &Ctx, args: WatchArgs) -> Result<Outcome, CliError> {
+pub async fn run(conn: &Connection, args: WatchArgs) -> Result<Report, CliError> {
     let deadline = Deadline::after(args.timeout.unwrap_or(FOREVER));
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let startup = Deadline::after(deadline.remaining().min(Duration::from_secs(30)));
     let consumer = retry(&startup, "find the consumer", async || {
         client.find_consumer(&args.consumer).await
@@ -152,7 +153,7 @@ pub async fn run(ctx: &Ctx, args: WatchArgs) -> Result<Outcome, CliError> {
         }
         tokio::select! {
             () = follower.changed() => {}
-            () = tokio::time::sleep_until(deadline.end()) => return Ok(Outcome::success()),
+            () = tokio::time::sleep_until(deadline.end()) => return Ok(Report::success()),
         }
     }
 }
@@ -176,7 +177,7 @@ fn print_event(format: OutputFormat, event: EventType, remote: &Remote) -> Resul
             let status = if event == EventType::Deleted {
                 "Deleted".to_string()
             } else {
-                remote.phase().to_string()
+                remote.health().to_string()
             };
             output::emit(&format!(
                 "{:<9} {:<9} {:<40} {:<12} {:<8} {:<9} {}\n",
@@ -193,46 +194,4 @@ fn print_event(format: OutputFormat, event: EventType, remote: &Remote) -> Resul
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn remote(id: &str, name: &str, version: i64) -> Remote {
-        let bundle: ResourceBundle = serde_json::from_value(json!({
-            "id": id, "version": version, "metadata": {"name": name}
-        }))
-        .unwrap();
-        Remote::from_bundle(bundle).unwrap()
-    }
-
-    fn kinds(events: &[(EventType, Remote)]) -> Vec<(EventType, String)> {
-        events
-            .iter()
-            .map(|(e, r)| (*e, r.name().to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn tracker_reports_each_change_once() {
-        let mut t = Tracker::default();
-        let first = t.update(vec![remote("2", "b", 1), remote("1", "a", 1)]);
-        assert_eq!(
-            kinds(&first),
-            [
-                (EventType::Added, "a".into()),
-                (EventType::Added, "b".into())
-            ]
-        );
-        assert!(
-            t.update(vec![remote("1", "a", 1), remote("2", "b", 1)])
-                .is_empty()
-        );
-        let next = t.update(vec![remote("1", "a", 2)]);
-        assert_eq!(
-            kinds(&next),
-            [
-                (EventType::Modified, "a".into()),
-                (EventType::Deleted, "b".into())
-            ]
-        );
-    }
-}
+mod tests;

@@ -9,7 +9,6 @@
 //! differences, 1 differences, 2 or more an error.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Value, json};
@@ -18,12 +17,13 @@ use similar::TextDiff;
 use crate::manifestwork::{Manifest, ManifestKey, ManifestWork};
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, parse_timeout};
-use super::errors::{CliError, ExitStatus};
-use super::input::{self, clean_server_fields};
-use super::output;
-use super::remote::{ManifestSelector, find_retrying};
-use super::{Ctx, Outcome};
+use crate::cli::args::ReadTimeout;
+use crate::cli::connection::Connection;
+use crate::cli::errors::{CliError, ExitStatus};
+use crate::cli::input::{self, clean_server_fields};
+use crate::cli::output;
+use crate::cli::remote::{ManifestSelector, find_retrying};
+use crate::cli::results::Report;
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
@@ -38,12 +38,11 @@ pub struct DiffArgs {
     /// Compare only this manifest (NAME, KIND/NAME or KIND/NAMESPACE/NAME)
     #[arg(long, value_name = "MANIFEST")]
     pub manifest_name: Option<String>,
-    /// Give up after this long (transient failures are retried until then)
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
 }
 
-pub async fn run(ctx: &Ctx, args: DiffArgs) -> Result<Outcome, CliError> {
+pub async fn run(conn: &Connection, args: DiffArgs) -> Result<Report, CliError> {
     let input = input::load(&args.manifest_file)?;
     let origin = input.origin.clone();
     let selector = args
@@ -55,8 +54,8 @@ pub async fn run(ctx: &Ctx, args: DiffArgs) -> Result<Outcome, CliError> {
     let name = WorkName::new(desired.metadata.name.clone().unwrap_or_default())
         .map_err(|e| CliError::Usage(format!("{origin}: {e}")))?;
 
-    let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+    let deadline = args.timeout.deadline();
+    let client = conn.client()?;
     let live = find_retrying(client, &deadline, &args.consumer, &name)
         .await?
         .map(|r| {
@@ -86,10 +85,10 @@ pub async fn run(ctx: &Ctx, args: DiffArgs) -> Result<Outcome, CliError> {
         None => work_diff(&name, live.as_ref(), &desired),
     };
     if text.is_empty() {
-        return Ok(Outcome::success());
+        return Ok(Report::success());
     }
     output::emit(&text)?;
-    Ok(Outcome {
+    Ok(Report {
         status: ExitStatus::Differences,
         result: None,
     })
@@ -177,75 +176,4 @@ pub fn work_diff(name: &WorkName, live: Option<&ManifestWork>, desired: &Manifes
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn manifest(name: &str, data: &str) -> Manifest {
-        serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": "default"},
-            "data": {"k": data}
-        }))
-        .unwrap()
-    }
-
-    fn work(manifests: Vec<Manifest>) -> ManifestWork {
-        ManifestWork::for_consumer("c", "w", manifests)
-    }
-
-    fn name() -> WorkName {
-        WorkName::new("w").unwrap()
-    }
-
-    #[test]
-    fn equal_works_have_no_diff() {
-        let w = work(vec![manifest("a", "1")]);
-        assert_eq!(work_diff(&name(), Some(&w), &w), "");
-    }
-
-    #[test]
-    fn a_changed_value_shows_as_a_unified_diff_of_that_manifest_only() {
-        let live = work(vec![manifest("a", "1"), manifest("b", "1")]);
-        let desired = work(vec![manifest("a", "2"), manifest("b", "1")]);
-        let d = work_diff(&name(), Some(&live), &desired);
-        assert!(
-            d.contains("--- live/v1/ConfigMap/default/a\n+++ desired/v1/ConfigMap/default/a\n"),
-            "{d}"
-        );
-        assert!(
-            d.contains("-  k: '1'\n+  k: '2'\n") || d.contains("-  k: \"1\"\n+  k: \"2\"\n"),
-            "{d}"
-        );
-        assert!(!d.contains("ConfigMap/default/b"), "{d}");
-    }
-
-    #[test]
-    fn added_and_removed_manifests_diff_against_nothing() {
-        let live = work(vec![manifest("a", "1")]);
-        let desired = work(vec![manifest("b", "1")]);
-        let d = work_diff(&name(), Some(&live), &desired);
-        assert!(
-            d.contains("-kind: ConfigMap") && d.contains("+kind: ConfigMap"),
-            "{d}"
-        );
-        assert!(
-            d.find("default/a").unwrap() < d.find("default/b").unwrap(),
-            "{d}"
-        );
-    }
-
-    #[test]
-    fn a_missing_live_work_shows_everything_as_added_and_labels_count() {
-        let desired = work(vec![manifest("a", "1")]);
-        let d = work_diff(&name(), None, &desired);
-        assert!(
-            d.contains("+++ desired/ManifestWork/w")
-                && d.contains("+++ desired/v1/ConfigMap/default/a"),
-            "{d}"
-        );
-        let mut labelled = desired.clone();
-        labelled.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
-        let d = work_diff(&name(), Some(&desired), &labelled);
-        assert!(d.contains("+    app: web"), "{d}");
-    }
-}
+mod tests;

@@ -14,25 +14,28 @@
 //!   `--force`, so a short source cannot silently drop resources.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use crate::error::Error;
 use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::{Manifest, ManifestWork, validate_work};
-use crate::names::{ConsumerName, WorkName};
+use crate::names::ConsumerName;
 
-use super::apply::{Touch, refuse_foreign, refuse_managed};
-use super::context::{Deadline, Progress, parse_timeout, retry};
-use super::errors::CliError;
-use super::input::{self, clean_server_fields};
-use super::nodepool;
-use super::output;
-use super::remote::{Remote, describe_manifest, find_retrying};
-use super::results::{ResultsArgs, StatusResult, Target};
-use super::wait::{self, WorkCondition};
-use super::{Ctx, Outcome, explain_unknown_consumer};
+use crate::cli::args::{WorkOnConsumer, WriteTimeout};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::errors::explain_unknown_consumer;
+use crate::cli::input::{self, clean_server_fields};
+use crate::cli::nodepool;
+use crate::cli::ops::guard::{Touch, refuse_foreign, refuse_managed};
+use crate::cli::ops::wait::{self, WorkCondition};
+use crate::cli::output;
+use crate::cli::output::Progress;
+use crate::cli::remote::{Remote, describe_manifest, find_retrying};
+use crate::cli::results::Report;
+use crate::cli::results::{ResultsArgs, StatusResult, Subject};
+use crate::cli::runtime::{Deadline, retry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Strategy {
@@ -52,10 +55,8 @@ pub enum FileFormat {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    #[arg(long, value_name = "NAME")]
-    pub name: WorkName,
-    #[arg(long, value_name = "NAME")]
-    pub consumer: ConsumerName,
+    #[command(flatten)]
+    pub work: WorkOnConsumer,
     /// Manifests (YAML/JSON, List, ManifestWork) or a nodepool configuration
     #[arg(long, value_name = "FILE")]
     pub source_file: PathBuf,
@@ -81,9 +82,8 @@ pub struct BuildArgs {
     /// Allow --strategy replace to remove manifests, and --apply to change a work a MaestroApply manages (it carries the operator's owner labels)
     #[arg(long)]
     pub force: bool,
-    /// Give up after this long (retries and --watch included)
-    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: WriteTimeout,
     #[command(flatten)]
     pub results: ResultsArgs,
 }
@@ -187,7 +187,7 @@ pub fn load_source(
     }
     let manifests = input::parse(&origin, &text)?.into_manifests();
     if manifests.is_empty() {
-        return Err(CliError::Input(format!("{origin}: holds no manifests")));
+        return Err(CliError::InputFile(format!("{origin}: holds no manifests")));
     }
     Ok(manifests)
 }
@@ -204,14 +204,16 @@ async fn build_once(
     source: &[Manifest],
     deadline: &Deadline,
 ) -> Result<Built, CliError> {
-    let remote = find_retrying(client, deadline, &args.consumer, &args.name).await?;
+    let remote = find_retrying(client, deadline, &args.work.consumer, &args.work.name).await?;
     let mut work = match &remote {
         Some(r) => {
             let mut w = r.work.clone();
             clean_server_fields(&mut w);
             w
         }
-        None => ManifestWork::for_consumer(args.consumer.as_str(), args.name.as_str(), vec![]),
+        None => {
+            ManifestWork::for_consumer(args.work.consumer.as_str(), args.work.name.as_str(), vec![])
+        }
     };
     let (manifests, changes) = combine(&work.spec.workload.manifests, source, args.strategy);
     if !changes.removed.is_empty() && !args.force {
@@ -223,7 +225,7 @@ async fn build_once(
     }
     work.spec.workload.manifests = manifests;
     validate_work(&work).map_err(|errors| CliError::Invalid {
-        origin: format!("built manifestwork {}", args.name),
+        origin: format!("built manifestwork {}", args.work.name),
         errors,
     })?;
     Ok(Built {
@@ -233,27 +235,31 @@ async fn build_once(
     })
 }
 
-pub async fn run(ctx: &Ctx, args: BuildArgs, target: &mut Target) -> Result<Outcome, CliError> {
-    target.name = args.name.to_string();
-    target.consumer = args.consumer.to_string();
-    let deadline = Deadline::after(args.timeout);
-    let source = load_source(&args.source_file, &args.consumer)?;
-    let client = ctx.client()?;
+pub async fn run(
+    conn: &Connection,
+    args: BuildArgs,
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
+    subject.name = args.work.name.to_string();
+    subject.consumer = args.work.consumer.to_string();
+    let deadline = args.timeout.deadline();
+    let source = load_source(&args.source_file, &args.work.consumer)?;
+    let client = conn.client()?;
 
     let mut attempt = 0;
     loop {
         attempt += 1;
         let built = build_once(client, &args, &source, &deadline).await?;
         let summary = built.changes.summary();
-        eprintln!("build manifestwork/{}: {summary}", args.name);
+        eprintln!("build manifestwork/{}: {summary}", args.work.name);
         let rendered = match args.format {
             FileFormat::Yaml => output::to_yaml(&built.work)?,
             FileFormat::Json => output::to_json_pretty(&built.work)?,
         };
         if args.dry_run {
             eprintln!("dry run: nothing written");
-            return Ok(Outcome::with_result(StatusResult::new(
-                target,
+            return Ok(Report::with_result(StatusResult::new(
+                subject,
                 "Valid",
                 format!("dry run: {summary}"),
             )));
@@ -268,42 +274,12 @@ pub async fn run(ctx: &Ctx, args: BuildArgs, target: &mut Target) -> Result<Outc
             }
         }
         if !args.apply {
-            return Ok(Outcome::with_result(StatusResult::new(
-                target, "Built", summary,
+            return Ok(Report::with_result(StatusResult::new(
+                subject, "Built", summary,
             )));
         }
 
-        let written = match &built.remote {
-            Some(remote) => {
-                refuse_foreign(client, &args.consumer, remote)?;
-                refuse_managed(&args.consumer, remote, Touch::Change, args.force)?;
-                if remote.bundle.is_deleting() {
-                    return Err(CliError::Failed(format!(
-                        "manifestwork {} on consumer {} is being deleted; build again once it is gone",
-                        args.name, args.consumer
-                    )));
-                }
-                if built.changes.is_noop() {
-                    Ok(format!("unchanged (version {})", remote.version()))
-                } else {
-                    let version = remote.version();
-                    retry(
-                        &deadline,
-                        &format!("update manifestwork {}", args.name),
-                        async || client.update(&built.work, version).await,
-                    )
-                    .await
-                    .map(|()| format!("configured (version {})", version + 1))
-                }
-            }
-            None => retry(
-                &deadline,
-                &format!("create manifestwork {}", args.name),
-                async || client.create(&built.work).await,
-            )
-            .await
-            .map(|()| "created (version 1)".to_string()),
-        };
+        let written = write(client, &args, &built, &deadline).await;
         let verb = match written {
             Ok(verb) => verb,
             Err(CliError::Maestro {
@@ -315,88 +291,87 @@ pub async fn run(ctx: &Ctx, args: BuildArgs, target: &mut Target) -> Result<Outc
             }
             Err(e) => return Err(explain_unknown_consumer(e)),
         };
-        output::emit(&format!("manifestwork/{} {verb}\n", args.name))?;
+        output::emit(&format!("manifestwork/{} {verb}\n", args.work.name))?;
         let message = format!("ManifestWork {verb}: {summary}");
-        if !args.watch {
-            return Ok(Outcome::with_result(StatusResult::new(
-                target,
-                "InProgress",
-                message,
-            )));
-        }
-        let mut progress = Progress::new();
-        let remote = wait::wait_for(
-            client,
-            &args.consumer,
-            &args.name,
-            args.condition,
-            None,
-            &deadline,
-            &mut progress,
-        )
-        .await?;
-        output::emit(&format!(
-            "manifestwork/{} condition met: {}\n",
-            args.name, args.condition
-        ))?;
-        let mut result = StatusResult::new(target, args.condition.as_str(), message);
-        if let Some(r) = &remote {
-            result = result.with_snapshot(&r.snapshot());
-        }
-        return Ok(Outcome::with_result(result));
+        return finish(client, &args, subject, &deadline, message).await;
     }
+}
+
+/// Sends the built work: an update of the version it was built from, or a
+/// create; returns what happened, as `apply` words it.
+async fn write(
+    client: &WorkClient,
+    args: &BuildArgs,
+    built: &Built,
+    deadline: &Deadline,
+) -> Result<String, CliError> {
+    let Some(remote) = &built.remote else {
+        return retry(
+            deadline,
+            &format!("create manifestwork {}", args.work.name),
+            async || client.create(&built.work).await,
+        )
+        .await
+        .map(|()| "created (version 1)".to_string());
+    };
+    refuse_foreign(client, &args.work.consumer, remote)?;
+    refuse_managed(&args.work.consumer, remote, Touch::Change, args.force)?;
+    if remote.bundle.is_deleting() {
+        return Err(CliError::Failed(format!(
+            "manifestwork {} on consumer {} is being deleted; build again once it is gone",
+            args.work.name, args.work.consumer
+        )));
+    }
+    if built.changes.is_noop() {
+        return Ok(format!("unchanged (version {})", remote.version()));
+    }
+    let version = remote.version();
+    retry(
+        deadline,
+        &format!("update manifestwork {}", args.work.name),
+        async || client.update(&built.work, version).await,
+    )
+    .await
+    .map(|()| format!("configured (version {})", version + 1))
+}
+
+/// After the write: with `--watch`, wait for the condition; else report
+/// the work in progress.
+async fn finish(
+    client: &WorkClient,
+    args: &BuildArgs,
+    subject: &Subject,
+    deadline: &Deadline,
+    message: String,
+) -> Result<Report, CliError> {
+    if !args.watch {
+        return Ok(Report::with_result(StatusResult::new(
+            subject,
+            "InProgress",
+            message,
+        )));
+    }
+    let mut progress = Progress::new();
+    let remote = wait::wait_for(
+        client,
+        &args.work.consumer,
+        &args.work.name,
+        args.condition,
+        None,
+        deadline,
+        &mut progress,
+    )
+    .await?;
+    output::emit(&format!(
+        "manifestwork/{} condition met: {}\n",
+        args.work.name, args.condition
+    ))?;
+    let mut result = StatusResult::new(subject, args.condition.as_str(), message);
+    if let Some(r) = &remote {
+        result = result.with_snapshot(&r.snapshot());
+    }
+    Ok(Report::with_result(result))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn m(kind: &str, name: &str, v: i64) -> Manifest {
-        serde_json::from_value(json!({"apiVersion": "v1", "kind": kind,
-            "metadata": {"name": name, "namespace": "ns"}, "data": {"v": v}}))
-        .unwrap()
-    }
-
-    #[test]
-    fn merge_replaces_in_place_adds_new_and_keeps_the_rest() {
-        let existing = vec![
-            m("ConfigMap", "a", 1),
-            m("NodePool", "old", 1),
-            m("Secret", "s", 1),
-        ];
-        let source = vec![m("NodePool", "new", 1), m("ConfigMap", "a", 2)];
-        let (out, changes) = combine(&existing, &source, Strategy::Merge);
-        let names: Vec<_> = out.iter().map(|x| x.name().unwrap()).collect();
-        assert_eq!(names, ["a", "old", "s", "new"]);
-        assert_eq!(out[0], m("ConfigMap", "a", 2));
-        assert_eq!(changes.replaced, ["ConfigMap ns/a"]);
-        assert_eq!(changes.added, ["NodePool ns/new"]);
-        assert_eq!(changes.kept.len(), 2);
-        assert!(changes.removed.is_empty());
-    }
-
-    #[test]
-    fn replace_drops_unlisted_manifests_of_the_sources_kinds_only() {
-        let existing = vec![m("ConfigMap", "a", 1), m("NodePool", "old", 1)];
-        let source = vec![m("NodePool", "new", 1)];
-        let (out, changes) = combine(&existing, &source, Strategy::Replace);
-        let names: Vec<_> = out.iter().map(|x| x.name().unwrap()).collect();
-        assert_eq!(names, ["a", "new"]);
-        assert_eq!(changes.removed, ["NodePool ns/old"]);
-        assert!(!changes.is_noop());
-    }
-
-    #[test]
-    fn an_identical_source_changes_nothing() {
-        let existing = vec![m("ConfigMap", "a", 1)];
-        let (out, changes) = combine(&existing, &existing, Strategy::Merge);
-        assert_eq!(out, existing);
-        assert!(changes.is_noop());
-        assert!(
-            changes
-                .summary()
-                .starts_with("0 added, 0 replaced, 1 unchanged")
-        );
-    }
-}
+mod tests;

@@ -7,20 +7,26 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::Error;
-use crate::manifestwork::{MAX_MANIFESTS_BYTES, Manifest, ValidationErrors, validate_work};
+use crate::manifestwork::{
+    MAX_MANIFESTS_BYTES, Manifest, ManifestWork, ValidationErrors, validate_work,
+};
 use crate::names::{ConsumerName, WorkName};
 
-use super::context::parse_timeout;
-use super::errors::CliError;
-use super::input::{self, Content};
-use super::output;
-use super::{Ctx, Outcome};
+use crate::cli::args::{ReadTimeout, reword};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::input::{self, Content};
+use crate::cli::output;
+use crate::cli::results::Report;
 
 /// Stands in for a name or consumer the user did not give, so the rest of
 /// the work can be checked; errors about it are dropped.
 const PLACEHOLDER: &str = "placeholder";
 
 #[derive(Args, Debug)]
+#[command(mut_args(reword("timeout", |a| a
+    .default_value("10s")
+    .help("How long to try reaching Maestro for the consumer check"))))]
 pub struct ValidateArgs {
     /// A ManifestWork, or manifests, in YAML or JSON; - reads standard input
     #[arg(long, short = 'f', value_name = "FILE")]
@@ -31,12 +37,11 @@ pub struct ValidateArgs {
     /// The work's name, for files that hold manifests
     #[arg(long, value_name = "NAME")]
     pub name: Option<WorkName>,
-    /// How long to try reaching Maestro for the consumer check
-    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
 }
 
-pub async fn run(ctx: &Ctx, args: ValidateArgs) -> Result<Outcome, CliError> {
+pub async fn run(conn: &Connection, args: ValidateArgs) -> Result<Report, CliError> {
     let input = input::load(&args.manifest_file)?;
     let origin = input.origin.clone();
     let file_name = match &input.content {
@@ -93,9 +98,22 @@ pub async fn run(ctx: &Ctx, args: ValidateArgs) -> Result<Outcome, CliError> {
     let work = work.ok_or_else(|| CliError::Failed("no work to check".into()))?;
 
     if let Some(consumer) = &args.consumer {
-        check_consumer(ctx, consumer, args.timeout).await?;
+        check_consumer(conn, consumer, args.timeout.duration).await?;
     }
 
+    let consumer = (!placeholder_consumer).then_some(&consumer);
+    output::emit(&verdict(&origin, &work, placeholder_name, consumer))?;
+    Ok(Report::success())
+}
+
+/// The line that says the file is valid, naming only what the user gave
+/// (a placeholder name or consumer stays unsaid).
+fn verdict(
+    origin: &str,
+    work: &ManifestWork,
+    placeholder_name: bool,
+    consumer: Option<&ConsumerName>,
+) -> String {
     let manifests = &work.spec.workload.manifests;
     let bytes: usize = manifests.iter().map(Manifest::encoded_len).sum();
     let subject = if placeholder_name {
@@ -106,26 +124,21 @@ pub async fn run(ctx: &Ctx, args: ValidateArgs) -> Result<Outcome, CliError> {
             work.metadata.name.as_deref().unwrap_or_default()
         )
     };
-    let target = if placeholder_consumer {
-        String::new()
-    } else {
-        format!(" for consumer {consumer}")
-    };
-    output::emit(&format!(
-        "{origin}: valid {subject}{target}: {} manifests, {bytes} of {MAX_MANIFESTS_BYTES} bytes\n",
+    let for_consumer = consumer.map_or_else(String::new, |c| format!(" for consumer {c}"));
+    format!(
+        "{origin}: valid {subject}{for_consumer}: {} manifests, {bytes} of {MAX_MANIFESTS_BYTES} bytes\n",
         manifests.len()
-    ))?;
-    Ok(Outcome::success())
+    )
 }
 
 /// The consumer must exist when Maestro can be asked; when it cannot, the
 /// check is skipped with a warning (validation works offline).
 async fn check_consumer(
-    ctx: &Ctx,
+    conn: &Connection,
     consumer: &ConsumerName,
     timeout: Duration,
 ) -> Result<(), CliError> {
-    let client = ctx.client()?;
+    let client = conn.client()?;
     let found = tokio::time::timeout(timeout, client.find_consumer(consumer)).await;
     match found {
         Ok(Ok(Some(_))) => Ok(()),

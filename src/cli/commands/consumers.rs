@@ -2,19 +2,18 @@
 //! Consumers are named in commands; Maestro's ids are accepted too.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
 use crate::maestro::rest::Consumer;
 use crate::names::ConsumerName;
 
-use super::context::{Deadline, parse_timeout, retry};
-use super::errors::CliError;
-use super::fleet::ConsumerSelector;
-use super::output::{self, OutputFormat, Table, age_or_unknown};
-use super::{Ctx, Outcome};
+use crate::cli::args::{ConsumerSelector, ReadTimeout};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::output::{self, OutputFormat, Table, age_or_unknown};
+use crate::cli::results::Report;
+use crate::cli::runtime::{Deadline, retry};
 
 #[derive(Subcommand, Debug)]
 pub enum ConsumersCommand {
@@ -32,9 +31,8 @@ pub enum ConsumersCommand {
 pub struct Common {
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// Give up after this long (transient failures are retried until then)
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
 }
 
 #[derive(Args, Debug)]
@@ -77,9 +75,8 @@ pub struct DeleteArgs {
     /// Succeed when the consumer does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
-    /// Give up after this long (transient failures are retried until then)
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -89,12 +86,12 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     }
 }
 
-pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliError> {
-    let client = ctx.client()?;
+pub async fn run(conn: &Connection, command: ConsumersCommand) -> Result<Report, CliError> {
+    let client = conn.client()?;
     let rest = client;
     match command {
         ConsumersCommand::List(args) => {
-            let deadline = Deadline::after(args.common.timeout);
+            let deadline = args.common.timeout.deadline();
             let mut consumers = retry(&deadline, "list consumers", async || {
                 rest.list_consumers().await
             })
@@ -106,14 +103,14 @@ pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliErr
             print_consumers(&consumers, args.common.output, true)?;
         }
         ConsumersCommand::Get(args) => {
-            let deadline = Deadline::after(args.common.timeout);
-            let consumer = resolve(ctx, &args.name, &deadline)
+            let deadline = args.common.timeout.deadline();
+            let consumer = resolve(conn, &args.name, &deadline)
                 .await?
                 .ok_or_else(|| not_found(&args.name))?;
             print_consumers(&[consumer], args.common.output, false)?;
         }
         ConsumersCommand::Create(args) => {
-            let deadline = Deadline::after(args.common.timeout);
+            let deadline = args.common.timeout.deadline();
             let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
             // Look first: a create retried after a lost answer must not
             // fail on the consumer it made itself.
@@ -124,7 +121,7 @@ pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliErr
             {
                 if args.if_not_exists {
                     print_consumers(&[existing], args.common.output, false)?;
-                    return Ok(Outcome::success());
+                    return Ok(Report::success());
                 }
                 return Err(CliError::Failed(format!(
                     "consumer {:?} already exists (id {})",
@@ -148,15 +145,16 @@ pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliErr
             }
         }
         ConsumersCommand::Delete(args) => {
-            let deadline = Deadline::after(args.timeout);
-            let Some(consumer) = resolve(ctx, &args.name, &deadline).await? else {
+            let deadline = args.timeout.deadline();
+            let Some(consumer) = resolve(conn, &args.name, &deadline).await? else {
                 if args.ignore_not_found {
                     output::emit(&format!("consumer/{} not found (ignored)\n", args.name))?;
-                    return Ok(Outcome::success());
+                    return Ok(Report::success());
                 }
                 return Err(not_found(&args.name));
             };
-            if !args.yes && std::io::stdin().is_terminal() && !confirm(&consumer)? {
+            let question = format!("Delete consumer {} (id {})?", consumer.name, consumer.id);
+            if !output::confirmed(args.yes, &question)? {
                 return Err(CliError::Failed("deletion cancelled".into()));
             }
             retry(
@@ -168,7 +166,7 @@ pub async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Outcome, CliErr
             output::emit(&format!("consumer/{} deleted\n", consumer.name))?;
         }
     }
-    Ok(Outcome::success())
+    Ok(Report::success())
 }
 
 fn not_found(name: &str) -> CliError {
@@ -177,11 +175,11 @@ fn not_found(name: &str) -> CliError {
 
 /// Finds a consumer by name, else by id.
 async fn resolve(
-    ctx: &Ctx,
+    conn: &Connection,
     name_or_id: &str,
     deadline: &Deadline,
 ) -> Result<Option<Consumer>, CliError> {
-    let rest = ctx.client()?;
+    let rest = conn.client()?;
     if let Ok(name) = ConsumerName::new(name_or_id)
         && let Some(c) = retry(deadline, "find the consumer", async || {
             rest.find_consumer(&name).await
@@ -257,38 +255,5 @@ fn print_consumers(
     }
 }
 
-fn confirm(consumer: &Consumer) -> Result<bool, CliError> {
-    eprint!(
-        "Delete consumer {} (id {})? [y/N] ",
-        consumer.name, consumer.id
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::Failed(format!("cannot read the answer: {e}")))?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_need_a_key_and_an_equals_sign() {
-        assert_eq!(
-            parse_label("env=prod").unwrap(),
-            ("env".into(), "prod".into())
-        );
-        assert_eq!(
-            parse_label("empty=").unwrap(),
-            ("empty".into(), String::new())
-        );
-        assert!(parse_label("novalue").is_err());
-        assert!(parse_label("=x").is_err());
-    }
-}
+mod tests;

@@ -5,8 +5,6 @@
 //! `--watch` waits for that last step.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
-use std::time::Duration;
 
 use clap::Args;
 
@@ -15,17 +13,18 @@ use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::validate_work;
 use crate::names::{ConsumerName, ResourceId, WorkName};
 
-use super::apply::{Touch, owner_name, refuse_foreign, refuse_managed};
-use super::context::{
-    Deadline, Follower, Progress, format_duration, parse_timeout, poll_until, retry,
+use crate::cli::args::WriteTimeout;
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::input::clean_server_fields;
+use crate::cli::ops::guard::{Touch, refuse_foreign, refuse_managed, refuse_managed_among};
+use crate::cli::ops::wait::{self, WorkCondition};
+use crate::cli::output::{self, Progress};
+use crate::cli::remote::{
+    ManifestSelector, Remote, describe_manifest, find_retrying, work_not_found,
 };
-use super::errors::CliError;
-use super::input::clean_server_fields;
-use super::output;
-use super::remote::{ManifestSelector, Remote, describe_manifest, find_retrying, work_not_found};
-use super::results::{ResultsArgs, StatusResult, Target};
-use super::wait::{self, WorkCondition};
-use super::{Ctx, Outcome};
+use crate::cli::results::{Report, ResultsArgs, StatusResult, Subject};
+use crate::cli::runtime::{Deadline, Follower, format_duration, poll_until, retry};
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
@@ -56,9 +55,8 @@ pub struct DeleteArgs {
     /// Wait until the agent has removed the resources and Maestro the work
     #[arg(long)]
     pub watch: bool,
-    /// Give up after this long (retries and --watch included)
-    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: WriteTimeout,
     /// Succeed when the work does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
@@ -69,22 +67,26 @@ pub struct DeleteArgs {
     pub results: ResultsArgs,
 }
 
-pub async fn run(ctx: &Ctx, args: DeleteArgs, target: &mut Target) -> Result<Outcome, CliError> {
-    target.consumer = args.consumer.to_string();
-    let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+pub async fn run(
+    conn: &Connection,
+    args: DeleteArgs,
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
+    subject.consumer = args.consumer.to_string();
+    let deadline = args.timeout.deadline();
+    let client = conn.client()?;
     match (&args.name, args.all) {
         (Some(name), false) => {
-            target.name = name.to_string();
+            subject.name = name.to_string();
             match &args.manifest_name {
                 Some(m) => {
                     let selector = ManifestSelector::parse(m)?;
-                    delete_manifest(client, &args, name, &selector, target, &deadline).await
+                    delete_manifest(client, &args, name, &selector, subject, &deadline).await
                 }
-                None => delete_work(client, &args, name, target, &deadline).await,
+                None => delete_work(client, &args, name, subject, &deadline).await,
             }
         }
-        (None, true) => delete_all(client, &args, target, &deadline).await,
+        (None, true) => delete_all(client, &args, subject, &deadline).await,
         _ => Err(CliError::Usage("give --name or --all".into())),
     }
 }
@@ -124,16 +126,16 @@ async fn delete_work(
     client: &WorkClient,
     args: &DeleteArgs,
     name: &WorkName,
-    target: &Target,
+    subject: &Subject,
     deadline: &Deadline,
-) -> Result<Outcome, CliError> {
+) -> Result<Report, CliError> {
     let consumer = &args.consumer;
     let remote = find_retrying(client, deadline, consumer, name).await?;
     let Some(remote) = remote else {
         if args.ignore_not_found {
             output::emit(&format!("manifestwork/{name} not found (ignored)\n"))?;
-            return Ok(Outcome::with_result(StatusResult::new(
-                target,
+            return Ok(Report::with_result(StatusResult::new(
+                subject,
                 "Deleted",
                 "ManifestWork does not exist",
             )));
@@ -148,8 +150,8 @@ async fn delete_work(
         output::emit(&format!(
             "manifestwork/{name} deletion requested; the agent removes its resources, then Maestro drops it\n"
         ))?;
-        return Ok(Outcome::with_result(
-            StatusResult::new(target, "Deleting", "deletion requested")
+        return Ok(Report::with_result(
+            StatusResult::new(subject, "Deleting", "deletion requested")
                 .with_snapshot(&remote.snapshot()),
         ));
     }
@@ -165,8 +167,8 @@ async fn delete_work(
     )
     .await?;
     output::emit(&format!("manifestwork/{name} deleted\n"))?;
-    Ok(Outcome::with_result(StatusResult::new(
-        target,
+    Ok(Report::with_result(StatusResult::new(
+        subject,
         "Deleted",
         "the agent removed the resources and Maestro the work",
     )))
@@ -177,9 +179,9 @@ async fn delete_manifest(
     args: &DeleteArgs,
     name: &WorkName,
     selector: &ManifestSelector,
-    target: &Target,
+    subject: &Subject,
     deadline: &Deadline,
-) -> Result<Outcome, CliError> {
+) -> Result<Report, CliError> {
     let consumer = &args.consumer;
     let mut attempts = 0;
     let (removed, version) = loop {
@@ -197,8 +199,8 @@ async fn delete_manifest(
                 output::emit(&format!(
                     "manifestwork/{name}: no manifest {selector} (ignored)\n"
                 ))?;
-                return Ok(Outcome::with_result(
-                    StatusResult::new(target, "Deleted", "the manifest was not in the work")
+                return Ok(Report::with_result(
+                    StatusResult::new(subject, "Deleted", "the manifest was not in the work")
                         .with_snapshot(&remote.snapshot()),
                 ));
             }
@@ -235,6 +237,39 @@ async fn delete_manifest(
         }
     };
     let what = describe_manifest(&removed);
+    let removal = Removal {
+        name,
+        selector,
+        what: &what,
+        version,
+    };
+    report_removal(client, args, &removal, subject, deadline).await
+}
+
+/// A manifest taken out of a work: which, and the work's version after.
+struct Removal<'a> {
+    name: &'a WorkName,
+    selector: &'a ManifestSelector,
+    what: &'a str,
+    version: i64,
+}
+
+/// After a manifest left the spec: with `--watch`, wait until the agent
+/// has removed it; else report the removal requested.
+async fn report_removal(
+    client: &WorkClient,
+    args: &DeleteArgs,
+    removal: &Removal<'_>,
+    subject: &Subject,
+    deadline: &Deadline,
+) -> Result<Report, CliError> {
+    let Removal {
+        name,
+        selector,
+        what,
+        version,
+    } = removal;
+    let consumer = &args.consumer;
     if args.watch {
         let mut progress = Progress::new();
         wait::wait_for(
@@ -242,7 +277,7 @@ async fn delete_manifest(
             consumer,
             name,
             WorkCondition::Deleted,
-            Some(selector),
+            Some(*selector),
             deadline,
             &mut progress,
         )
@@ -250,8 +285,8 @@ async fn delete_manifest(
         output::emit(&format!(
             "manifestwork/{name}: manifest {what} removed (version {version}); the agent has applied it\n"
         ))?;
-        return Ok(Outcome::with_result(StatusResult::new(
-            target,
+        return Ok(Report::with_result(StatusResult::new(
+            subject,
             "Deleted",
             format!("manifest {what} removed and the agent applied version {version}"),
         )));
@@ -259,8 +294,8 @@ async fn delete_manifest(
     output::emit(&format!(
         "manifestwork/{name}: manifest {what} removed (version {version})\n"
     ))?;
-    Ok(Outcome::with_result(StatusResult::new(
-        target,
+    Ok(Report::with_result(StatusResult::new(
+        subject,
         "Deleting",
         format!("manifest {what} removed from the work (version {version})"),
     )))
@@ -269,9 +304,9 @@ async fn delete_manifest(
 async fn delete_all(
     client: &WorkClient,
     args: &DeleteArgs,
-    target: &mut Target,
+    subject: &mut Subject,
     deadline: &Deadline,
-) -> Result<Outcome, CliError> {
+) -> Result<Report, CliError> {
     let consumer = &args.consumer;
     let bundles = retry(
         deadline,
@@ -286,8 +321,8 @@ async fn delete_all(
         .map_err(|e| CliError::maestro("read the listed works", e))?;
     if works.is_empty() {
         output::emit(&format!("no manifestworks on consumer {consumer}\n"))?;
-        return Ok(Outcome::with_result(StatusResult::new(
-            target,
+        return Ok(Report::with_result(StatusResult::new(
+            subject,
             "Deleted",
             "the consumer had no works",
         )));
@@ -296,12 +331,45 @@ async fn delete_all(
         refuse_managed_among(consumer, &works)?;
     }
     let names: Vec<String> = works.iter().map(|w| w.name().to_string()).collect();
-    if !args.yes && std::io::stdin().is_terminal() && !confirm(consumer, &names)? {
+    if !output::confirmed(args.yes, &delete_all_question(consumer, &names))? {
         return Err(CliError::Failed("deletion cancelled".into()));
     }
 
+    request_each(client, consumer, &works, deadline).await?;
+    let message = format!("deleted {} works: {}", names.len(), names.join(", "));
+    if !args.watch {
+        return Ok(Report::with_result(StatusResult::new(
+            subject,
+            "Deleting",
+            format!(
+                "deletion requested for {} works: {}",
+                names.len(),
+                names.join(", ")
+            ),
+        )));
+    }
+
+    let ids: BTreeSet<String> = works.iter().map(|w| w.bundle.id.clone()).collect();
+    wait_all_gone(client, consumer, &ids, deadline).await?;
+    output::emit(&format!(
+        "all {} manifestworks of consumer {consumer} deleted\n",
+        ids.len()
+    ))?;
+    Ok(Report::with_result(StatusResult::new(
+        subject, "Deleted", message,
+    )))
+}
+
+/// Requests the deletion of each work not already being deleted; the
+/// failures are reported together, after every work was tried.
+async fn request_each(
+    client: &WorkClient,
+    consumer: &ConsumerName,
+    works: &[Remote],
+    deadline: &Deadline,
+) -> Result<(), CliError> {
     let mut failures = Vec::new();
-    for work in &works {
+    for work in works {
         if work.bundle.is_deleting() {
             continue;
         }
@@ -313,28 +381,24 @@ async fn delete_all(
             Err(e) => failures.push(format!("{}: {e}", work.name())),
         }
     }
-    if !failures.is_empty() {
-        return Err(CliError::Failed(format!(
-            "could not delete {} of {} works:\n{}",
-            failures.len(),
-            works.len(),
-            failures.join("\n")
-        )));
+    if failures.is_empty() {
+        return Ok(());
     }
-    let message = format!("deleted {} works: {}", names.len(), names.join(", "));
-    if !args.watch {
-        return Ok(Outcome::with_result(StatusResult::new(
-            target,
-            "Deleting",
-            format!(
-                "deletion requested for {} works: {}",
-                names.len(),
-                names.join(", ")
-            ),
-        )));
-    }
+    Err(CliError::Failed(format!(
+        "could not delete {} of {} works:\n{}",
+        failures.len(),
+        works.len(),
+        failures.join("\n")
+    )))
+}
 
-    let ids: BTreeSet<String> = works.iter().map(|w| w.bundle.id.clone()).collect();
+/// Waits until none of the bundles `ids` is left on the consumer.
+async fn wait_all_gone(
+    client: &WorkClient,
+    consumer: &ConsumerName,
+    ids: &BTreeSet<String>,
+    deadline: &Deadline,
+) -> Result<(), CliError> {
     let mut follower = Follower::start(client, consumer);
     let mut progress = Progress::new();
     poll_until(
@@ -377,145 +441,23 @@ async fn delete_all(
         },
     )
     .await?;
-    output::emit(&format!(
-        "all {} manifestworks of consumer {consumer} deleted\n",
-        ids.len()
-    ))?;
-    Ok(Outcome::with_result(StatusResult::new(
-        target, "Deleted", message,
-    )))
+    Ok(())
 }
 
-/// `--all` touches nothing when any of the works is a MaestroApply's:
-/// deleting the others and not those would be a surprise either way.
-fn refuse_managed_among(consumer: &ConsumerName, works: &[Remote]) -> Result<(), CliError> {
-    let managed: Vec<String> = works
-        .iter()
-        .filter(|w| !w.bundle.is_deleting())
-        .filter_map(|w| {
-            let owner = w.managed_by()?;
-            Some(format!("{} (managed by {})", w.name(), owner_name(&owner)))
-        })
-        .collect();
-    if managed.is_empty() {
-        return Ok(());
-    }
-    Err(CliError::Failed(format!(
-        "{} of the works on consumer {consumer} are managed by MaestroApply objects: {}; \
-         nothing was deleted; delete the MaestroApply objects instead, or pass --force to \
-         delete these too (the operator publishes them again while their objects exist)",
-        managed.len(),
-        managed.join(", ")
-    )))
-}
-
-/// Asks on the terminal; only "y" or "yes" confirms.
-fn confirm(consumer: &ConsumerName, names: &[String]) -> Result<bool, CliError> {
+/// "Delete N manifestworks on consumer C (a, b, ... and K more)?"
+fn delete_all_question(consumer: &ConsumerName, names: &[String]) -> String {
     let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
     let more = if names.len() > shown.len() {
         format!(" and {} more", names.len() - shown.len())
     } else {
         String::new()
     };
-    eprint!(
-        "Delete {} manifestworks on consumer {consumer} ({}{more})? [y/N] ",
+    format!(
+        "Delete {} manifestworks on consumer {consumer} ({}{more})?",
         names.len(),
         shown.join(", ")
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::Failed(format!("cannot read the answer: {e}")))?;
-    Ok(is_yes(&answer))
-}
-
-fn is_yes(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    )
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::Cli;
-    use clap::Parser;
-
-    #[test]
-    fn only_y_or_yes_confirms() {
-        for (answer, yes) in [
-            ("y\n", true),
-            ("YES", true),
-            ("n", false),
-            ("", false),
-            ("yep", false),
-        ] {
-            assert_eq!(is_yes(answer), yes, "{answer:?}");
-        }
-    }
-
-    #[test]
-    fn delete_all_refuses_when_any_work_is_a_maestroapplys_naming_them() {
-        use crate::controller::target::{OWNER_ANNOTATION, OWNER_UID_LABEL};
-        use serde_json::json;
-        let work = |name: &str, metadata: serde_json::Value| {
-            let mut metadata = metadata;
-            metadata["name"] = json!(name);
-            Remote::from_bundle(
-                serde_json::from_value(json!({
-                    "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 1,
-                    "metadata": metadata,
-                    "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}],
-                }))
-                .unwrap(),
-            )
-            .unwrap()
-        };
-        let consumer = ConsumerName::new("c1").unwrap();
-        let plain = work("plain", json!({}));
-        let managed = work(
-            "web",
-            json!({"labels": {OWNER_UID_LABEL: "u1"}, "annotations": {OWNER_ANNOTATION: "team-a/hello"}}),
-        );
-        assert!(refuse_managed_among(&consumer, std::slice::from_ref(&plain)).is_ok());
-        let message = refuse_managed_among(&consumer, &[plain, managed])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("web (managed by MaestroApply team-a/hello)")
-                && message.contains("nothing was deleted")
-                && message.contains("--force"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn all_and_name_exclude_each_other_and_one_is_needed() {
-        assert!(Cli::try_parse_from(["maestro-cli", "delete", "--consumer", "c"]).is_err());
-        assert!(
-            Cli::try_parse_from([
-                "maestro-cli",
-                "delete",
-                "--consumer",
-                "c",
-                "--all",
-                "--name",
-                "w"
-            ])
-            .is_err()
-        );
-        assert!(Cli::try_parse_from(["maestro-cli", "delete", "--consumer", "c", "--all"]).is_ok());
-        assert!(
-            Cli::try_parse_from([
-                "maestro-cli",
-                "delete",
-                "--consumer",
-                "c",
-                "--all",
-                "--manifest-name",
-                "m"
-            ])
-            .is_err()
-        );
-    }
-}
+mod tests;

@@ -1,84 +1,84 @@
 //! `get`: one work, or one manifest of it.
 
-use std::time::Duration;
-
-use clap::{ArgGroup, Args};
+use clap::Args;
 use serde_json::json;
 
-use crate::names::{ConsumerName, WorkName};
+use crate::names::ConsumerName;
 
-use super::context::{Deadline, parse_timeout, retry};
-use super::errors::CliError;
-use super::fleet::{ConsumerSelector, ConsumerState, find_on_each, select_consumers};
-use super::output::{self, OutputFormat, Table};
-use super::remote::{ManifestSelector, Remote, find_retrying, work_not_found};
-use super::results::{ResultsArgs, StatusResult, Target};
-use super::{Ctx, Outcome};
+use crate::cli::args::{ConsumerSelector, Consumers, ReadTimeout, WorkOnConsumers, reword};
+use crate::cli::connection::Connection;
+use crate::cli::errors::CliError;
+use crate::cli::ops::fleet::{find_on_each, select_consumers};
+use crate::cli::output::{self, OutputFormat, Table};
+use crate::cli::records::{ConsumerState, ResourceResult, STATUS_NOT_FOUND};
+use crate::cli::remote::{ManifestSelector, Remote, find_retrying, work_not_found};
+use crate::cli::results::Report;
+use crate::cli::results::{ResultsArgs, StatusResult, Subject};
+use crate::cli::runtime::retry;
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("where").required(true).args(["consumer", "selector"])))]
+#[command(mut_args(reword("selector", |a| a.help(
+    "Show the work on every consumer whose labels match (kubectl syntax, e.g. env=prod,region in (west))"
+))))]
 pub struct GetArgs {
-    #[arg(long, value_name = "NAME")]
-    pub name: WorkName,
-    #[arg(long, value_name = "NAME")]
-    pub consumer: Option<ConsumerName>,
-    /// Show the work on every consumer whose labels match (kubectl syntax, e.g. env=prod,region in (west))
-    #[arg(short = 'l', long, value_name = "SELECTOR", visible_alias = "consumer-selector", value_parser = ConsumerSelector::parse)]
-    pub selector: Option<ConsumerSelector>,
+    #[command(flatten)]
+    pub work: WorkOnConsumers,
     /// Show only this manifest and its status (NAME, KIND/NAME or KIND/NAMESPACE/NAME)
     #[arg(long, value_name = "MANIFEST", conflicts_with = "selector")]
     pub manifest_name: Option<String>,
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// Give up after this long (transient failures are retried until then)
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
     #[command(flatten)]
     pub results: ResultsArgs,
 }
 
-pub async fn run(ctx: &Ctx, args: GetArgs, target: &mut Target) -> Result<Outcome, CliError> {
-    target.name = args.name.to_string();
-    match (&args.consumer, &args.selector) {
-        (Some(consumer), _) => {
-            target.consumer = consumer.to_string();
-            get_one(ctx, &args, consumer, target).await
+pub async fn run(
+    conn: &Connection,
+    args: GetArgs,
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
+    subject.name = args.work.name.to_string();
+    match args.work.consumers("get")? {
+        Consumers::One(consumer) => {
+            subject.consumer = consumer.to_string();
+            get_one(conn, &args, consumer, subject).await
         }
-        (None, Some(selector)) => {
-            target.selector = Some(selector.to_string());
-            get_across(ctx, &args, selector, target).await
+        Consumers::Selected(selector) => {
+            subject.selector = Some(selector.to_string());
+            get_across(conn, &args, selector, subject).await
         }
-        (None, None) => Err(CliError::Usage("get needs --consumer or --selector".into())),
     }
 }
 
 async fn get_one(
-    ctx: &Ctx,
+    conn: &Connection,
     args: &GetArgs,
     consumer: &ConsumerName,
-    target: &Target,
-) -> Result<Outcome, CliError> {
+    subject: &Subject,
+) -> Result<Report, CliError> {
     let selector = args
         .manifest_name
         .as_deref()
         .map(ManifestSelector::parse)
         .transpose()?;
-    let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
-    let remote = find_retrying(client, &deadline, consumer, &args.name)
+    let deadline = args.timeout.deadline();
+    let client = conn.client()?;
+    let remote = find_retrying(client, &deadline, consumer, &args.work.name)
         .await?
-        .ok_or_else(|| work_not_found(consumer, &args.name))?;
+        .ok_or_else(|| work_not_found(consumer, &args.work.name))?;
 
     let snapshot = remote.snapshot();
     let Some(selector) = selector else {
-        print_work(&remote, args.output)?;
+        output::print_work(&remote, args.output)?;
         let message = format!(
             "ManifestWork is {} (version {}, agent observed {})",
-            snapshot.phase, snapshot.version, snapshot.observed_version
+            snapshot.health, snapshot.version, snapshot.observed_version
         );
         let result =
-            StatusResult::new(target, snapshot.phase.clone(), message).with_snapshot(&snapshot);
-        return Ok(Outcome::with_result(result));
+            StatusResult::new(subject, snapshot.health.clone(), message).with_snapshot(&snapshot);
+        return Ok(Report::with_result(result));
     };
 
     let index = selector
@@ -86,17 +86,39 @@ async fn get_one(
         .ok_or_else(|| {
             CliError::NotFound(format!(
                 "manifestwork {} on consumer {consumer} has no manifest matching {selector}",
-                args.name
+                args.work.name
             ))
         })?;
     let resource = snapshot.resources[index].clone();
-    match args.output {
+    print_manifest(&remote, index, &resource, args.output)?;
+    let mut result = StatusResult::new(
+        subject,
+        resource.status.clone(),
+        format!(
+            "manifest {} {} is {}",
+            resource.kind, resource.name, resource.status
+        ),
+    )
+    .with_snapshot(&snapshot);
+    result.resources = vec![resource];
+    Ok(Report::with_result(result))
+}
+
+/// One manifest of a work: as it is and what the agent reported (json,
+/// yaml), or a table row.
+fn print_manifest(
+    remote: &Remote,
+    index: usize,
+    resource: &ResourceResult,
+    format: OutputFormat,
+) -> Result<(), CliError> {
+    match format {
         OutputFormat::Json | OutputFormat::Yaml => {
             let value = json!({
                 "manifest": remote.work.spec.workload.manifests[index],
                 "status": remote.manifest_status(index),
             });
-            output::emit(&output::structured(args.output, &value)?)?;
+            output::emit(&output::structured(format, &value)?)?;
         }
         format => {
             let mut header = vec!["KIND", "NAMESPACE", "NAME", "STATUS"];
@@ -129,62 +151,52 @@ async fn get_one(
             output::emit(&table.render())?;
         }
     }
-    let mut result = StatusResult::new(
-        target,
-        resource.status.clone(),
-        format!(
-            "manifest {} {} is {}",
-            resource.kind, resource.name, resource.status
-        ),
-    )
-    .with_snapshot(&snapshot);
-    result.resources = vec![resource];
-    Ok(Outcome::with_result(result))
+    Ok(())
 }
 
 /// The work on each selected consumer: a table row (or list item) per
 /// consumer holding it. Consumers without it are named on standard error
 /// and make the command fail with not found (exit 4) once all is printed.
 async fn get_across(
-    ctx: &Ctx,
+    conn: &Connection,
     args: &GetArgs,
     selector: &ConsumerSelector,
-    target: &mut Target,
-) -> Result<Outcome, CliError> {
-    let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
+    subject: &mut Subject,
+) -> Result<Report, CliError> {
+    let deadline = args.timeout.deadline();
+    let client = conn.client()?;
     let consumers = select_consumers(client, &deadline, selector).await?;
     let found = retry(
         &deadline,
         &format!(
             "read manifestwork {} on the consumers selected by {:?}",
-            args.name,
+            args.work.name,
             selector.as_str()
         ),
-        async || find_on_each(client, &consumers, &args.name).await,
+        async || find_on_each(client, &consumers, &args.work.name).await,
     )
     .await?;
-    target.consumers = found
+    subject.consumers = found
         .iter()
         .map(|(c, r)| ConsumerState::of(c, r.as_ref()))
         .collect();
     let works: Vec<&Remote> = found.values().flatten().collect();
     print_across(&found, &works, args.output)?;
-    let missing: Vec<&str> = target
+    let missing: Vec<&str> = subject
         .consumers
         .iter()
-        .filter(|s| s.status == super::fleet::STATUS_NOT_FOUND)
+        .filter(|s| s.status == STATUS_NOT_FOUND)
         .map(|s| s.consumer.as_str())
         .collect();
     for consumer in &missing {
         eprintln!(
             "manifestwork {} not found on consumer {consumer}",
-            args.name
+            args.work.name
         );
     }
     let summary = format!(
         "manifestwork {} found on {} of {} consumers selected by {:?}",
-        args.name,
+        args.work.name,
         works.len(),
         found.len(),
         selector.as_str()
@@ -195,15 +207,19 @@ async fn get_across(
             missing.join(", ")
         )));
     }
-    let mut phases: Vec<&str> = target.consumers.iter().map(|s| s.status.as_str()).collect();
+    let mut phases: Vec<&str> = subject
+        .consumers
+        .iter()
+        .map(|s| s.status.as_str())
+        .collect();
     phases.sort_unstable();
     phases.dedup();
     let status = match phases.as_slice() {
         [one] => (*one).to_string(),
         _ => STATUS_MIXED.to_string(),
     };
-    Ok(Outcome::with_result(StatusResult::new(
-        target, status, summary,
+    Ok(Report::with_result(StatusResult::new(
+        subject, status, summary,
     )))
 }
 
@@ -242,20 +258,5 @@ fn or_dash(s: &str) -> String {
         "-".into()
     } else {
         s.to_string()
-    }
-}
-
-/// Prints one work in the chosen format.
-pub fn print_work(remote: &Remote, format: OutputFormat) -> Result<(), CliError> {
-    match format {
-        OutputFormat::Json | OutputFormat::Yaml => {
-            output::emit(&output::structured(format, &output::work_value(remote)?)?)
-        }
-        format => {
-            let wide = format == OutputFormat::Wide;
-            let mut table = Table::new(&output::work_header(wide));
-            table.row(output::work_row(remote, wide));
-            output::emit(&table.render())
-        }
     }
 }

@@ -5,19 +5,21 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::manifestwork::{
     CONDITION_APPLIED, CONDITION_AVAILABLE, CONDITION_DEGRADED, CONDITION_STATUS_FEEDBACK_SYNCED,
     MAX_MANIFESTS_BYTES, Manifest,
 };
-use crate::names::{ConsumerName, WorkName};
 
-use super::context::{Deadline, parse_timeout};
-use super::errors::CliError;
-use super::get::print_work;
-use super::output::{self, OutputFormat, Table, age};
-use super::remote::{Remote, chrono_time, describe_manifest, find_retrying, work_not_found};
-use super::{Ctx, Outcome};
+use crate::cli::args::{ReadTimeout, WorkOnConsumer};
+use crate::cli::errors::CliError;
+
+use crate::cli::connection::Connection;
+use crate::cli::output::{self, OutputFormat, Table, age};
+use crate::cli::records::chrono_time;
+use crate::cli::remote::{Remote, describe_manifest, find_retrying, work_not_found};
+use crate::cli::results::Report;
 
 /// A deletion still pending after this long deserves a hint.
 const SLOW_DELETE: Duration = Duration::from_secs(120);
@@ -26,30 +28,27 @@ const SLOW_FIRST_STATUS: Duration = Duration::from_secs(60);
 
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
-    #[arg(long, value_name = "NAME")]
-    pub name: WorkName,
-    #[arg(long, value_name = "NAME")]
-    pub consumer: ConsumerName,
+    #[command(flatten)]
+    pub work: WorkOnConsumer,
     /// table (default) prints the page; json or yaml print the work as get does
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// Give up after this long (transient failures are retried until then)
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: ReadTimeout,
 }
 
-pub async fn run(ctx: &Ctx, args: DescribeArgs) -> Result<Outcome, CliError> {
-    let deadline = Deadline::after(args.timeout);
-    let client = ctx.client()?;
-    let remote = find_retrying(client, &deadline, &args.consumer, &args.name)
+pub async fn run(conn: &Connection, args: DescribeArgs) -> Result<Report, CliError> {
+    let deadline = args.timeout.deadline();
+    let client = conn.client()?;
+    let remote = find_retrying(client, &deadline, &args.work.consumer, &args.work.name)
         .await?
-        .ok_or_else(|| work_not_found(&args.consumer, &args.name))?;
+        .ok_or_else(|| work_not_found(&args.work.consumer, &args.work.name))?;
     if !args.output.is_table() {
-        print_work(&remote, args.output)?;
-        return Ok(Outcome::success());
+        output::print_work(&remote, args.output)?;
+        return Ok(Report::success());
     }
-    output::emit(&page(&remote, ctx.source_id(), Utc::now()))?;
-    Ok(Outcome::success())
+    output::emit(&page(&remote, conn.source_id(), Utc::now()))?;
+    Ok(Report::success())
 }
 
 fn when(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
@@ -76,11 +75,20 @@ fn indent(text: &str) -> String {
 
 /// The whole page.
 pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    write_fields(&mut out, remote, source, now);
+    write_conditions(&mut out, remote, now);
+    write_resources(&mut out, remote);
+    write_diagnosis(&mut out, remote, now);
+    out
+}
+
+/// The work's own fields, one a line.
+fn write_fields(out: &mut String, remote: &Remote, source: &str, now: DateTime<Utc>) {
     let b = &remote.bundle;
     let w = &remote.work;
     let manifests = &w.spec.workload.manifests;
     let bytes: usize = manifests.iter().map(Manifest::encoded_len).sum();
-    let mut out = String::new();
     let mut field = |label: &str, value: String| {
         let _ = writeln!(out, "{:<19}{value}", format!("{label}:"));
     };
@@ -96,7 +104,7 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
             remote.observed_version()
         ),
     );
-    field("Status", remote.phase().to_string());
+    field("Status", remote.health().to_string());
     field("Created", when(b.created_at, now));
     field("Updated", when(b.updated_at, now));
     if let Some(deleted) = b.deleted_at {
@@ -125,7 +133,10 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
         "Manifest Configs",
         w.spec.manifest_configs.len().to_string(),
     );
+}
 
+/// The work's conditions as a table.
+fn write_conditions(out: &mut String, remote: &Remote, now: DateTime<Utc>) {
     out.push_str("Conditions:\n");
     if remote.conditions().is_empty() {
         out.push_str("  <none>\n");
@@ -142,7 +153,11 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
         }
         out.push_str(&indent(&t.render()));
     }
+}
 
+/// Each manifest with what the agent reported about it, then the status
+/// feedback of those that have some.
+fn write_resources(out: &mut String, remote: &Remote) {
     out.push_str("Resources:\n");
     let resources = remote.snapshot().resources;
     let mut t = Table::new(&["#", "KIND", "NAMESPACE", "NAME", "STATUS", "CONDITIONS"]);
@@ -184,7 +199,10 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
             }
         }
     }
+}
 
+/// What [`diagnose`] finds, or that it finds nothing.
+fn write_diagnosis(out: &mut String, remote: &Remote, now: DateTime<Utc>) {
     out.push_str("Diagnosis:\n");
     let findings = diagnose(remote, now);
     if findings.is_empty() {
@@ -193,11 +211,22 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
     for f in findings {
         let _ = writeln!(out, "  - {f}");
     }
-    out
 }
 
 /// What looks wrong, most fundamental first; empty when all is well.
 pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
+    let mut out = lifecycle_findings(remote, now);
+    if remote.bundle.status.is_none() {
+        return out;
+    }
+    out.extend(condition_findings(remote));
+    out.extend(manifest_findings(remote));
+    out
+}
+
+/// A pending deletion, and a work the agent has not reported on (then
+/// nothing else can be said).
+fn lifecycle_findings(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
     let b = &remote.bundle;
     let mut out = Vec::new();
     let consumer = &b.consumer_name;
@@ -225,8 +254,14 @@ pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
             ));
         }
         out.push(line);
-        return out;
     }
+    out
+}
+
+/// A report on an older version, and the work's conditions that are not
+/// as they should be.
+fn condition_findings(remote: &Remote) -> Vec<String> {
+    let mut out = Vec::new();
     if remote.observed_version() < remote.version() {
         out.push(format!(
             "the agent has not reported on version {} yet (last report was for version {}): the status below may be out of date",
@@ -234,16 +269,6 @@ pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
             remote.observed_version()
         ));
     }
-    let explain = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
-        let mut s = c.reason.clone();
-        if !c.message.is_empty() {
-            if !s.is_empty() {
-                s.push_str(": ");
-            }
-            s.push_str(&c.message);
-        }
-        s
-    };
     if let Some(c) = remote.condition(CONDITION_APPLIED)
         && c.status != "True"
     {
@@ -267,6 +292,12 @@ pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
     {
         out.push(format!("the work is degraded: {}", explain(c)));
     }
+    out
+}
+
+/// Manifests the agent reports failing, or reports nothing about.
+fn manifest_findings(remote: &Remote) -> Vec<String> {
+    let mut out = Vec::new();
     let manifests = &remote.work.spec.workload.manifests;
     for (i, m) in manifests.iter().enumerate() {
         let what = format!("manifest {i} ({})", describe_manifest(m));
@@ -300,97 +331,17 @@ pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::maestro::rest::ResourceBundle;
-    use serde_json::{Value, json};
-
-    fn remote(extra: Value) -> Remote {
-        let mut v = json!({
-            "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "cluster-west-1", "version": 2,
-            "created_at": "2025-01-01T00:00:00Z",
-            "metadata": {"name": "web", "labels": {"app": "web"}},
-            "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}}]
-        });
-        v.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        let bundle: ResourceBundle = serde_json::from_value(v).unwrap();
-        Remote::from_bundle(bundle).unwrap()
-    }
-
-    fn now() -> DateTime<Utc> {
-        "2025-01-01T00:10:00Z".parse().unwrap()
-    }
-
-    fn cond(t: &str, s: &str, reason: &str, message: &str) -> Value {
-        json!({"type": t, "status": s, "reason": reason, "message": message,
-               "lastTransitionTime": "2025-01-01T00:05:00Z"})
-    }
-
-    #[test]
-    fn a_work_without_status_points_at_the_agent() {
-        let d = diagnose(&remote(json!({})), now());
-        assert_eq!(d.len(), 1);
-        assert!(
-            d[0].contains("agent running for consumer cluster-west-1"),
-            "{d:?}"
-        );
-    }
-
-    #[test]
-    fn failures_of_the_work_and_its_manifests_are_explained() {
-        let r = remote(json!({"status": {
-            "ObservedVersion": 1, "SequenceID": "1",
-            "conditions": [cond("Applied", "False", "AppliedManifestWorkFailed", "1 of 1 failed")],
-            "resourceStatus": [{"resourceMeta": {"ordinal": 0}, "conditions": [
-                cond("Applied", "False", "AppliedManifestFailed", "no matches for kind \"NodePool\"")]}]
-        }}));
-        let d = diagnose(&r, now()).join("\n");
-        assert!(d.contains("has not reported on version 2"), "{d}");
-        assert!(
-            d.contains("AppliedManifestWorkFailed: 1 of 1 failed"),
-            "{d}"
-        );
-        assert!(
-            d.contains("manifest 0 (ConfigMap default/cm): not applied: AppliedManifestFailed"),
-            "{d}"
-        );
-    }
-
-    #[test]
-    fn a_healthy_work_has_no_findings_and_the_page_shows_everything() {
-        let r = remote(json!({"status": {
-            "ObservedVersion": 2, "SequenceID": "1",
-            "conditions": [cond("Applied", "True", "AppliedManifestWorkComplete", "ok"),
-                           cond("Available", "True", "ResourcesAvailable", "ok")],
-            "resourceStatus": [{"resourceMeta": {"ordinal": 0}, "conditions": [cond("Available", "True", "", "")],
-                                "statusFeedback": {"values": [{"name": "replicas", "fieldValue": {"type": "Integer", "integer": 3}}]}}]
-        }}));
-        assert!(diagnose(&r, now()).is_empty());
-        let p = page(&r, "maestro-cli", now());
-        for needle in [
-            "Name:              web",
-            "Bundle ID:         55c61e54",
-            "Version:           2 (agent observed 2)",
-            "Status:            Available",
-            "Labels:            app=web",
-            "AppliedManifestWorkComplete   5m",
-            "replicas: 3",
-            "No problems found.",
-        ] {
-            assert!(p.contains(needle), "{needle:?} missing from:\n{p}");
+/// A condition's reason and message, for a finding.
+fn explain(c: &Condition) -> String {
+    let mut s = c.reason.clone();
+    if !c.message.is_empty() {
+        if !s.is_empty() {
+            s.push_str(": ");
         }
+        s.push_str(&c.message);
     }
-
-    #[test]
-    fn a_slow_deletion_is_flagged() {
-        let r = remote(json!({"deleted_at": "2025-01-01T00:01:00Z"}));
-        let d = diagnose(&r, now()).join("\n");
-        assert!(
-            d.contains("deletion was requested 9m ago") && d.contains("is the agent"),
-            "{d}"
-        );
-    }
+    s
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,45 @@
+use super::*;
+use crate::cli::Cli;
+use clap::Parser;
+
+#[test]
+fn the_question_before_deleting_all_names_at_most_ten_works() {
+    let consumer = ConsumerName::new("c1").unwrap();
+    let names: Vec<String> = (0..12).map(|i| format!("w{i:02}")).collect();
+    let question = delete_all_question(&consumer, &names);
+    assert!(
+        question.starts_with("Delete 12 manifestworks on consumer c1 (w00, w01,")
+            && question.ends_with("w09 and 2 more)?"),
+        "{question}"
+    );
+}
+
+#[test]
+fn all_and_name_exclude_each_other_and_one_is_needed() {
+    assert!(Cli::try_parse_from(["maestro-cli", "delete", "--consumer", "c"]).is_err());
+    assert!(
+        Cli::try_parse_from([
+            "maestro-cli",
+            "delete",
+            "--consumer",
+            "c",
+            "--all",
+            "--name",
+            "w"
+        ])
+        .is_err()
+    );
+    assert!(Cli::try_parse_from(["maestro-cli", "delete", "--consumer", "c", "--all"]).is_ok());
+    assert!(
+        Cli::try_parse_from([
+            "maestro-cli",
+            "delete",
+            "--consumer",
+            "c",
+            "--all",
+            "--manifest-name",
+            "m"
+        ])
+        .is_err()
+    );
+}

@@ -1,0 +1,61 @@
+use super::*;
+use crate::maestro::rest::ResourceBundle;
+use serde_json::{Value, json};
+
+fn remote(
+    observed: i64,
+    version: i64,
+    work_conditions: Value,
+    manifest_conditions: Value,
+) -> Remote {
+    let bundle: ResourceBundle = serde_json::from_value(json!({
+            "id": "x", "consumer_name": "c", "version": version,
+            "metadata": {"name": "w"},
+            "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}}],
+            "status": {"ObservedVersion": observed, "SequenceID": "1", "conditions": work_conditions,
+                       "resourceStatus": [{"resourceMeta": {"ordinal": 0, "kind": "ConfigMap", "name": "cm"},
+                                           "conditions": manifest_conditions}]}
+        }))
+        .unwrap();
+    Remote::from_bundle(bundle).unwrap()
+}
+
+fn cond(t: &str, s: &str) -> Value {
+    json!({"type": t, "status": s, "reason": "", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"})
+}
+
+fn names() -> (ConsumerName, WorkName) {
+    (ConsumerName::new("c").unwrap(), WorkName::new("w").unwrap())
+}
+
+#[test]
+fn a_condition_counts_only_for_the_current_version() {
+    let (c, n) = names();
+    let applied = json!([cond("Applied", "True")]);
+    let fresh = remote(2, 2, applied.clone(), json!([]));
+    let stale = remote(1, 2, applied, json!([]));
+    assert!(is_met(Some(&fresh), WorkCondition::Applied, None, &c, &n).unwrap());
+    assert!(!is_met(Some(&stale), WorkCondition::Applied, None, &c, &n).unwrap());
+    assert!(!is_met(Some(&fresh), WorkCondition::Available, None, &c, &n).unwrap());
+}
+
+#[test]
+fn deleted_is_met_by_absence_and_missing_works_fail_otherwise() {
+    let (c, n) = names();
+    assert!(is_met(None, WorkCondition::Deleted, None, &c, &n).unwrap());
+    let e = is_met(None, WorkCondition::Applied, None, &c, &n).unwrap_err();
+    assert_eq!(e.exit_status().code(), 4);
+}
+
+#[test]
+fn manifest_conditions_are_read_from_the_manifest_status() {
+    let (c, n) = names();
+    let r = remote(1, 1, json!([]), json!([cond("Available", "True")]));
+    let sel = ManifestSelector::parse("ConfigMap/cm").unwrap();
+    assert!(is_met(Some(&r), WorkCondition::Available, Some(&sel), &c, &n).unwrap());
+    assert!(!is_met(Some(&r), WorkCondition::Available, None, &c, &n).unwrap());
+    let missing = ManifestSelector::parse("other").unwrap();
+    let e = is_met(Some(&r), WorkCondition::Available, Some(&missing), &c, &n).unwrap_err();
+    assert_eq!(e.exit_status().code(), 4);
+    assert!(is_met(Some(&r), WorkCondition::Deleted, Some(&missing), &c, &n).unwrap());
+}
