@@ -14,8 +14,9 @@ use tracing::{info, warn};
 
 use super::crd::{DeletionPolicy, DeletionTimeoutAction, MaestroApply, Phase};
 use super::deletions::Admission;
-use super::poller::{Pace, View};
-use super::reconcile::{event, now, write_status};
+use super::pacing;
+use super::poller::View;
+use super::report::{event, now, write_status};
 use super::status::{self, Input, Outcome};
 use super::target::{Target, bundle_owner};
 use super::{Context, Error, Result};
@@ -168,19 +169,7 @@ pub(super) async fn cleanup(
         .await;
         return Ok(None);
     }
-    // Waiting for the agent's confirmation is like waiting to be Ready,
-    // except that polls stay at `pollInterval` while the stream is up too:
-    // a confirmation the stream delivered while the bundle was not cached
-    // (a poll's page missed it) is otherwise seen only at `interval`.
-    let pace = obj
-        .spec
-        .intervals()
-        .map(|i| super::reconcile::pace(&i, false))
-        .map(|p| Pace {
-            stream_up: p.stream_down,
-            ..p
-        })
-        .unwrap_or(Pace::every(Duration::from_secs(10)));
+    let pace = pacing::awaiting_deletion(obj.spec.intervals().ok().as_ref());
     ctx.poller
         .register(&key, &target.consumer, target.resource_id, pace);
     ctx.poller
@@ -327,24 +316,20 @@ pub(super) async fn cleanup(
         },
     };
     let view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
+    let outcome = match not_confirmed {
+        Some(stalled) => Outcome::DeletionNotConfirmed { message, stalled },
+        None if queued => Outcome::DeletionQueued { message },
+        None => Outcome::Deleting { message },
+    };
+    let resource_id = target.resource_id.to_string();
+    let names = (
+        target.consumer.as_str(),
+        target.work.as_str(),
+        resource_id.as_str(),
+    );
     let status = status::compute(
         obj.status.as_ref(),
-        &Input {
-            generation: obj.meta().generation,
-            consumer: target.consumer.as_str(),
-            work_name: target.work.as_str(),
-            resource_id: &target.resource_id.to_string(),
-            wait_for: obj.spec.wait_for,
-            timeout: Duration::ZERO,
-            view: &view,
-            outcome: &match not_confirmed {
-                Some(stalled) => Outcome::DeletionNotConfirmed { message, stalled },
-                None if queued => Outcome::DeletionQueued { message },
-                None => Outcome::Deleting { message },
-            },
-            requested_at: None,
-            now: now(),
-        },
+        &Input::new(obj, names, &view, &outcome, now()),
     );
     write_status(obj, api, ctx, status).await?;
     ctx.metrics.set_phase(&key, Some(Phase::Deleting));

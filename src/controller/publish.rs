@@ -8,7 +8,7 @@ use tracing::{debug, info};
 
 use super::crd::{ADOPT_ANNOTATION, DriftPolicy, MaestroApply};
 use super::poller::View;
-use super::reconcile::event;
+use super::report::event;
 use super::status::Outcome;
 use super::target::{Drift, Standing, Target, standing};
 use super::{Context, Error};

@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Error as FinalizerError, Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -21,14 +21,16 @@ use rand::Rng;
 use serde_json::json;
 use tracing::{Instrument, debug, warn};
 
-use super::crd::{API_VERSION, Intervals, KIND, MaestroApply, MaestroApplyStatus, Phase};
+use super::crd::{MaestroApply, MaestroApplyStatus, Phase};
 use super::delete::cleanup;
-use super::poller::{Pace, View};
+use super::pacing;
+use super::poller::View;
 use super::publish::sync_work;
 use super::raw::RawMaestroApply;
+use super::report::{announce, event, now, write_status};
 use super::status::{self, Input, Outcome};
 use super::target::Target;
-use super::{Context, Error, FINALIZER, MANAGER, Result};
+use super::{Context, Error, FINALIZER, Result};
 use crate::maestro::work_client::spec_hash_of_work;
 
 /// Entry point for `Controller::run`: decodes the object, then reconciles
@@ -144,12 +146,6 @@ fn until(deadline: Timestamp) -> Option<Duration> {
         .map(|d| d + Duration::from_secs(1))
 }
 
-/// A status timestamp: Kubernetes keeps seconds, so finer ones would make
-/// every comparison with the stored status differ.
-pub(super) fn now() -> Timestamp {
-    Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now())
-}
-
 async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -> Result<Action> {
     let key = ObjectRef::from_obj(&*obj);
     let source = ctx.maestro.get().source().clone();
@@ -166,7 +162,7 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
         &key,
         &target.consumer,
         target.resource_id,
-        pace(&intervals, ready_before),
+        pacing::of(&intervals, ready_before),
     );
 
     // A new reconcile-requested-at value asks for fresh data: a shared
@@ -195,22 +191,18 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
         view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
     }
 
-    let status = status::compute(
-        prev,
-        &Input {
-            generation: obj.meta().generation,
-            consumer: target.consumer.as_str(),
-            work_name: target.work.as_str(),
-            resource_id: &target.resource_id.to_string(),
-            wait_for: obj.spec.wait_for,
-            timeout: intervals.timeout,
-            view: &view,
-            outcome: &outcome,
-            requested_at: if handle_request { requested } else { None },
-            now: now(),
-        },
+    let resource_id = target.resource_id.to_string();
+    let names = (
+        target.consumer.as_str(),
+        target.work.as_str(),
+        resource_id.as_str(),
     );
-    let mut status = status;
+    let mut status = status::compute(
+        prev,
+        &Input::new(&obj, names, &view, &outcome, now())
+            .timeout(intervals.timeout)
+            .requested_at(requested.filter(|_| handle_request)),
+    );
     record_publish(&mut status, &outcome, || spec_hash_of_work(&desired));
     note_drift(&mut status, prev, &outcome);
     if note_raised_intervals(&mut status, prev, &raised) {
@@ -234,7 +226,7 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
             &key,
             &target.consumer,
             target.resource_id,
-            pace(&intervals, ready),
+            pacing::of(&intervals, ready),
         );
     }
     // The poller wakes the object when its bundle changes, so waiting on
@@ -250,21 +242,6 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
     match error {
         Some(e) => Err(e),
         None => Ok(Action::requeue(next)),
-    }
-}
-
-/// How often the object's bundle is read: without the stream, every
-/// `pollInterval` until Ready and every `interval` after; with it, every
-/// `interval` (a safety net), and every `pollInterval` while it is down.
-pub(super) fn pace(intervals: &Intervals, ready: bool) -> Pace {
-    Pace {
-        polled: if ready {
-            intervals.resync
-        } else {
-            intervals.poll
-        },
-        stream_down: intervals.poll,
-        stream_up: intervals.resync,
     }
 }
 
@@ -415,20 +392,11 @@ async fn invalid(
         message,
         terminal: true,
     };
+    let view = View::default();
+    let names = (obj.spec.consumer.as_str(), obj.work_name(), "");
     let status = status::compute(
         obj.status.as_ref(),
-        &Input {
-            generation: obj.meta().generation,
-            consumer: &obj.spec.consumer,
-            work_name: obj.work_name(),
-            resource_id: "",
-            wait_for: obj.spec.wait_for,
-            timeout: Duration::ZERO,
-            view: &View::default(),
-            outcome: &outcome,
-            requested_at: obj.requested_at(),
-            now: now(),
-        },
+        &Input::new(obj, names, &view, &outcome, now()).requested_at(obj.requested_at()),
     );
     let status = MaestroApplyStatus {
         resource_bundle_id: None,
@@ -439,101 +407,6 @@ async fn invalid(
     ctx.metrics
         .set_phase(&ObjectRef::from_obj(obj), status.phase);
     Ok(Action::await_change())
-}
-
-/// Writes the status when it differs from the stored one, so an idle
-/// object costs no API write and the operator's own writes (filtered out
-/// of the watch) never wake it.
-pub(super) async fn write_status(
-    obj: &MaestroApply,
-    api: &Api<MaestroApply>,
-    ctx: &Context,
-    status: MaestroApplyStatus,
-) -> Result<()> {
-    if obj.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    // A replica whose leader lease ended must not overwrite what the new
-    // leader writes (both patch as the same, forcing, field manager).
-    ctx.maestro.get().fence().check()?;
-    let patch = json!({
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "status": status,
-    });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.metrics.status_written();
-    Ok(())
-}
-
-/// Events on transitions only: becoming Ready, and each new failure
-/// reason. A poll that changes nothing says nothing.
-async fn announce(
-    obj: &MaestroApply,
-    ctx: &Context,
-    prev: Option<&MaestroApplyStatus>,
-    new: &MaestroApplyStatus,
-) {
-    let Some(ready) = new.condition(super::crd::CONDITION_READY) else {
-        return;
-    };
-    let old = prev.and_then(|p| p.condition(super::crd::CONDITION_READY));
-    if old.is_some_and(|o| o.reason == ready.reason && o.status == ready.status) {
-        return;
-    }
-    let type_ = match new.phase {
-        Some(Phase::Stalled | Phase::Failed | Phase::Degraded) => EventType::Warning,
-        Some(Phase::Applied | Phase::Available | Phase::Suspended) => EventType::Normal,
-        _ => return,
-    };
-    event(
-        ctx,
-        obj,
-        type_,
-        &ready.reason,
-        "Reconcile",
-        ready.message.clone(),
-    )
-    .await;
-}
-
-pub(super) async fn event<K: Resource<DynamicType = ()>>(
-    ctx: &Context,
-    obj: &K,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = KubeEvent {
-        type_,
-        reason: reason.to_string(),
-        note: Some(truncate_note(note)),
-        action: action.to_string(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        // Events are best effort; the status carries the same news.
-        debug!(error = %e, reason, "cannot publish an event");
-    }
-}
-
-/// Event notes are limited to 1 kB.
-fn truncate_note(mut note: String) -> String {
-    if note.len() > 1000 {
-        let mut end = 997;
-        while !note.is_char_boundary(end) {
-            end -= 1;
-        }
-        note.truncate(end);
-        note.push_str("...");
-    }
-    note
 }
 
 #[cfg(test)]
@@ -642,11 +515,5 @@ mod tests {
         let mut fixed = again.clone();
         note_drift(&mut fixed, Some(&again), &Outcome::InSync);
         assert!(fixed.condition(CONDITION_DRIFTED).is_none());
-    }
-
-    #[test]
-    fn long_event_notes_are_cut_at_a_char_boundary() {
-        let note = truncate_note("é".repeat(800));
-        assert!(note.len() <= 1000 && note.ends_with("..."));
     }
 }
