@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::crd::parse_duration;
+use super::crd::parse_duration_at_least;
 use super::stream::StatusSource;
 use super::{Error, Result, Settings};
 use crate::maestro::config::{MaestroConfig, TlsFiles};
@@ -221,19 +221,13 @@ pub struct OperatorConfig {
 }
 
 fn duration(value: &str) -> std::result::Result<Duration, String> {
-    // Zero is meaningful for none of these; reuse the CRD's rules.
-    parse_duration("flag", value).map_err(|e| e.replace("spec.flag ", ""))
+    // Zero is meaningful for none of these; the CRD's rules.
+    parse_duration_at_least(value, Duration::from_secs(1))
 }
 
 /// A duration that may be zero or below a second (`0`, `250ms`).
 fn short_duration(value: &str) -> std::result::Result<Duration, String> {
-    let parsed: kube::core::Duration = value
-        .parse()
-        .map_err(|e| format!("{value:?} is not a duration: {e}"))?;
-    if parsed.is_negative() {
-        return Err(format!("{value:?} must not be negative"));
-    }
-    Ok(Duration::from(parsed))
+    parse_duration_at_least(value, Duration::ZERO)
 }
 
 impl OperatorConfig {
