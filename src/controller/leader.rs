@@ -37,9 +37,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::shutdown::Shutdown;
 use super::{Error, Result};
 use crate::maestro::fence::WriteFence;
+use tokio_util::sync::CancellationToken;
 
 /// The shortest lease: the Lease spec counts whole seconds, and below this
 /// the margin would leave almost no time to renew.
@@ -151,7 +151,7 @@ pub async fn join(
 impl Election {
     /// Waits until this replica leads; `false` if `shutdown` fires first or
     /// the election ends.
-    pub async fn acquired(&mut self, shutdown: Shutdown) -> bool {
+    pub async fn acquired(&mut self, shutdown: CancellationToken) -> bool {
         tokio::select! {
             result = self.leading.wait_for(|leading| *leading) => {
                 if result.is_ok() {
@@ -162,7 +162,7 @@ impl Election {
                     false
                 }
             }
-            _ = shutdown.wait() => false,
+            () = shutdown.cancelled() => false,
         }
     }
 

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, controller, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::config::OperatorConfig;
@@ -24,10 +24,10 @@ use super::ratelimit::RateLimiter;
 use super::raw::{RawMaestroApply, raw_ref};
 use super::reconcile::{error_policy, reconcile};
 use super::server::{Health, Server};
-use super::shutdown::{self, Shutdown};
+
 use super::stream::StatusSource;
 use super::watch_health::WatchHealth;
-use super::{Context, Error, Failures, MANAGER, MaestroHandle, Result, leader};
+use super::{Context, Error, Failures, MaestroHandle, Result, leader};
 use crate::maestro::fence::WriteFence;
 use crate::maestro::grpc::SubscribeOptions;
 use crate::maestro::work_client::WorkClient;
@@ -40,9 +40,36 @@ const STEP_DOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long the probe server may take to stop.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How the operator process ends other than by a signal: a failed start,
+/// a lost lease, a failed probe server. Apart from [`Error`], which a
+/// reconcile can fail with too, since none of these is about one object.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Start(#[from] Error),
+
+    #[error("cannot serve /metrics, /healthz and /readyz: {0}")]
+    Bind(#[source] std::io::Error),
+
+    #[error(
+        "the leader lease ended (not renewed in time, or taken over); exiting so this replica \
+         restarts as a standby"
+    )]
+    LeaseLost,
+
+    #[error("the probe server failed: {0}")]
+    ProbeServerFailed(#[source] std::io::Error),
+
+    #[error("the probe server panicked: {0}")]
+    ProbeServerPanicked(#[source] tokio::task::JoinError),
+
+    #[error("the probe server did not stop within {}", crate::durations::format(*.0))]
+    ProbeServerHung(Duration),
+}
+
 /// Runs until SIGTERM or Ctrl-C (`Ok`), or until leadership is lost
 /// (`Err`, so the process exits non-zero and is restarted as a standby).
-pub async fn run(config: OperatorConfig) -> Result<()> {
+pub async fn run(config: OperatorConfig) -> std::result::Result<(), RunError> {
     let maestro_config = config.maestro()?;
     let client = super::kube_client::client(config.kube_qps, config.kube_burst).await?;
     check_crd(&client, config.namespace.as_deref()).await?;
@@ -53,7 +80,11 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
     } else {
         WriteFence::open()
     };
-    let maestro = MaestroHandle::new(WorkClient::new(&maestro_config)?.with_fence(fence.clone()));
+    let maestro = MaestroHandle::new(
+        WorkClient::new(&maestro_config)
+            .map_err(Error::Maestro)?
+            .with_fence(fence.clone()),
+    );
     let metrics = Arc::new(Metrics::new());
     let health = Health::default();
     health.set_ready(
@@ -61,8 +92,7 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
         "waiting for the initial list of MaestroApply objects",
     );
 
-    let (trigger, shutdown) = shutdown::channel();
-    shutdown::on_signals(trigger.clone());
+    let shutdown = crate::signals::cancel_on_signal();
     let server = Server::bind(
         config.metrics_address,
         config.health_address,
@@ -71,7 +101,7 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
         health.clone(),
     )
     .await
-    .map_err(|e| Error::Config(e.to_string()))?;
+    .map_err(RunError::Bind)?;
     info!(addresses = ?server.addresses(), "serving /metrics, /healthz and /readyz");
     let server_task = tokio::spawn(server.run(shutdown.clone()));
     tokio::spawn(super::tls_reload::reload_on_change(
@@ -117,25 +147,24 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
             fence.clone(),
             metrics.clone(),
             health.clone(),
-            trigger.clone(),
+            shutdown.clone(),
         ));
         election = Some(e);
     }
 
-    let stop_requested = shutdown.clone();
     let controller = run_controller(
         &config,
         client,
         maestro,
         metrics.clone(),
         health.clone(),
-        shutdown,
+        shutdown.clone(),
     );
     // After SIGTERM in-flight reconciles may finish, for a bounded time
     // that fits the pod's termination grace period (the kubelet's SIGKILL
     // would otherwise cut them at a worse moment).
     let stopping_then_grace = async {
-        stop_requested.wait().await;
+        shutdown.cancelled().await;
         tokio::time::sleep(config.shutdown_timeout).await;
     };
     // Once fenced, the controller gets a short grace to stop; the process
@@ -165,16 +194,14 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
         Some(e) => e.release().await,
         None => {}
     }
-    trigger.fire();
+    shutdown.cancel();
     let stopped = tokio::time::timeout(SERVER_STOP_TIMEOUT, finish(server_task)).await;
     if lost {
-        return Err(Error::Config(
-            "the leader lease ended (not renewed in time, or taken over); exiting so this replica restarts as a standby".into(),
-        ));
+        return Err(RunError::LeaseLost);
     }
     match stopped {
         Ok(result) => result,
-        Err(_) => Err(Error::Config("the probe server did not stop".into())),
+        Err(_) => Err(RunError::ProbeServerHung(SERVER_STOP_TIMEOUT)),
     }
 }
 
@@ -184,7 +211,7 @@ async fn step_down_when_fenced(
     fence: WriteFence,
     metrics: Arc<Metrics>,
     health: Health,
-    trigger: shutdown::Trigger,
+    shutdown: CancellationToken,
 ) {
     fence.ended().await;
     metrics.set_leader(false);
@@ -193,18 +220,19 @@ async fn step_down_when_fenced(
         "the leader lease ended (not renewed before its deadline, or taken over); \
          writes to Maestro are fenced off; stopping so a standby takes over"
     );
-    trigger.fire();
+    shutdown.cancel();
 }
 
-async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<()> {
+async fn finish(
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> std::result::Result<(), RunError> {
     match server.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Error::Config(format!("the probe server failed: {e}"))),
-        Err(e) => Err(Error::Config(format!("the probe server panicked: {e}"))),
+        Ok(Err(e)) => Err(RunError::ProbeServerFailed(e)),
+        Err(e) => Err(RunError::ProbeServerPanicked(e)),
     }
 }
 
-/// Fails start-up with a hint when the CRD is missing.
 /// Fails early, with a hint, when the CRD is missing. Lists only where the
 /// operator watches: with one namespace its Role grants nothing wider.
 async fn check_crd(client: &kube::Client, namespace: Option<&str>) -> Result<()> {
@@ -230,7 +258,7 @@ async fn run_controller(
     maestro: MaestroHandle,
     metrics: Arc<Metrics>,
     health: Health,
-    shutdown: Shutdown,
+    shutdown: CancellationToken,
 ) {
     let api: Api<RawMaestroApply> = match &config.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -285,13 +313,7 @@ async fn run_controller(
         StatusSource::Poll => info!("status from REST polls only (--status-source=poll)"),
     }
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: MANAGER.into(),
-                instance: config.identity.clone(),
-            },
-        ),
+        recorder: super::recorder(client.clone(), config),
         client,
         maestro,
         poller,
@@ -349,7 +371,7 @@ async fn run_controller(
     let applies = Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .reconcile_on(UnboundedReceiverStream::new(triggers).map(|key| raw_ref(&key)))
-        .graceful_shutdown_on(shutdown.wait())
+        .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {

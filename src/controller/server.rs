@@ -13,13 +13,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::shutdown::Shutdown;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::config::MetricsServing;
@@ -200,11 +200,11 @@ impl Server {
     }
 
     /// Serves until `shutdown` fires.
-    pub async fn run(self, shutdown: Shutdown) -> std::io::Result<()> {
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let serving = self.listeners.into_iter().map(|(listener, router)| {
             let shutdown = shutdown.clone();
             async move {
-                let stop = async move { shutdown.wait().await };
+                let stop = shutdown.cancelled_owned();
                 match listener {
                     Listening::Plain(l) => {
                         axum::serve(l, router).with_graceful_shutdown(stop).await
@@ -274,8 +274,8 @@ mod tests {
             .await
             .unwrap();
         let address = server.addresses()[0];
-        let (trigger, shutdown) = super::super::shutdown::channel();
-        let task = tokio::spawn(server.run(shutdown));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
 
         assert_eq!(get_text(address, "/healthz").await.0, 200);
         health.set_ready(false, "waiting for the leader lease");
@@ -291,7 +291,7 @@ mod tests {
         health.set_broken("the controller stopped");
         assert_eq!(get_text(address, "/healthz").await.0, 503);
 
-        trigger.fire();
+        shutdown.cancel();
         task.await.unwrap().unwrap();
     }
 
@@ -334,8 +334,8 @@ mod tests {
         .unwrap();
         let (metrics_at, health_at) = (server.addresses()[0], server.addresses()[1]);
         assert_ne!(metrics_at, health_at);
-        let (trigger, shutdown) = super::super::shutdown::channel();
-        let task = tokio::spawn(server.run(shutdown));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
 
         assert_eq!(scrape(metrics_at, None).await.0, 401);
         assert_eq!(scrape(metrics_at, Some("forged")).await.0, 401);
@@ -358,7 +358,7 @@ mod tests {
         assert_eq!(get_text(health_at, "/healthz").await.0, 200);
         assert_eq!(get_text(health_at, "/metrics").await.0, 404);
 
-        trigger.fire();
+        shutdown.cancel();
         task.await.unwrap().unwrap();
     }
 

@@ -7,8 +7,8 @@ use std::hash::{Hash, Hasher};
 use tracing::{info, warn};
 
 use super::MaestroHandle;
-use super::shutdown::Shutdown;
 use crate::maestro::config::MaestroConfig;
+use tokio_util::sync::CancellationToken;
 
 /// Rebuilds the Maestro client when a TLS file changes on disk. Polling
 /// rather than inotify: Kubernetes updates mounted Secrets by swapping a
@@ -17,7 +17,7 @@ pub async fn reload_on_change(
     config: MaestroConfig,
     maestro: MaestroHandle,
     every: std::time::Duration,
-    shutdown: Shutdown,
+    shutdown: CancellationToken,
 ) {
     let files: Vec<_> = [
         &config.tls.ca_file,
@@ -44,7 +44,7 @@ pub async fn reload_on_change(
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
-            _ = shutdown.clone().wait() => return,
+            () = shutdown.cancelled() => return,
         }
         let now = fingerprint();
         if now == last {
@@ -98,12 +98,12 @@ mod tests {
         .unwrap();
         config.tls.ca_file = Some(ca.clone());
         let handle = MaestroHandle::new(WorkClient::new(&config).unwrap());
-        let (trigger, shutdown) = crate::controller::shutdown::channel();
+        let shutdown = CancellationToken::new();
         let task = tokio::spawn(reload_on_change(
             config,
             handle.clone(),
             Duration::from_millis(20),
-            shutdown,
+            shutdown.clone(),
         ));
 
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -120,7 +120,7 @@ mod tests {
         std::fs::write(&ca, rotated).unwrap();
         wait_for("a reload", || handle.reloads() == 1).await;
 
-        trigger.fire();
+        shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(1), task)
             .await
             .expect("stops on shutdown")

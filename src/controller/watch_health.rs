@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::server::Health;
-use super::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 /// When the watch started failing, and the last error.
 #[derive(Clone, Default)]
@@ -54,12 +54,12 @@ impl WatchHealth {
     }
 
     /// Marks the process broken once the watch has failed for `limit`.
-    pub async fn enforce(self, limit: Duration, health: Health, shutdown: Shutdown) {
+    pub async fn enforce(self, limit: Duration, health: Health, shutdown: CancellationToken) {
         let every = (limit / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = shutdown.clone().wait() => return,
+                () = shutdown.cancelled() => return,
             }
             if let Some((failed_for, error)) = self.failing_for()
                 && failed_for >= limit
@@ -87,7 +87,7 @@ mod tests {
     async fn a_watch_failing_past_the_limit_breaks_liveness_and_a_success_resets_it() {
         let watch = WatchHealth::default();
         let health = Health::default();
-        let (_trigger, shutdown) = super::super::shutdown::channel();
+        let shutdown = CancellationToken::new();
         let limit = Duration::from_secs(60);
         tokio::spawn(watch.clone().enforce(limit, health.clone(), shutdown));
 
