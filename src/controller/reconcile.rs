@@ -21,7 +21,7 @@ use rand::Rng;
 use serde_json::json;
 use tracing::{Instrument, debug, warn};
 
-use super::crd::{MaestroApply, MaestroApplyStatus, Phase};
+use super::crd::{Intervals, MaestroApply, MaestroApplyStatus, Phase};
 use super::delete::cleanup;
 use super::pacing;
 use super::poller::View;
@@ -165,21 +165,10 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
         pacing::of(&intervals, ready_before),
     );
 
-    // A new reconcile-requested-at value asks for fresh data: a shared
-    // poll of the consumer, not a read of this one bundle, so a pulse over
-    // many objects still costs one list.
     let requested = obj.requested_at();
     let handle_request = requested.is_some()
         && requested != prev.and_then(|s| s.last_handled_reconcile_at.as_deref());
-    if handle_request {
-        ctx.poller
-            .refresh(&target.consumer, ctx.settings.sync_wait)
-            .await;
-    } else {
-        ctx.poller
-            .wait_polled(&target.consumer, ctx.settings.sync_wait)
-            .await;
-    }
+    await_poll(ctx, &target, handle_request).await;
     let mut view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
 
     let desired = target.build_work(&obj);
@@ -229,19 +218,39 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
             pacing::of(&intervals, ready),
         );
     }
-    // The poller wakes the object when its bundle changes, so waiting on
-    // pollInterval here would only re-read the cache. Come back for the
-    // resync, the timeout, or (claimed) to see whether the holder let go.
-    let next = match &outcome {
-        _ if ready => intervals.resync,
+    match error {
+        Some(e) => Err(e),
+        None => Ok(Action::requeue(next_visit(&outcome, &status, &intervals))),
+    }
+}
+
+/// Waits for the consumer's first poll, or (`fresh`: a new
+/// reconcile-requested-at value) for a new one: a shared poll of the
+/// consumer, not a read of this one bundle, so a pulse over many objects
+/// still costs one list.
+async fn await_poll(ctx: &Context, target: &Target, fresh: bool) {
+    if fresh {
+        ctx.poller
+            .refresh(&target.consumer, ctx.settings.sync_wait)
+            .await;
+    } else {
+        ctx.poller
+            .wait_polled(&target.consumer, ctx.settings.sync_wait)
+            .await;
+    }
+}
+
+/// When to reconcile again. The poller wakes the object when its bundle
+/// changes, so waiting on pollInterval here would only re-read the cache.
+/// Come back for the resync, the timeout, or (claimed) to see whether the
+/// holder let go.
+fn next_visit(outcome: &Outcome, status: &MaestroApplyStatus, intervals: &Intervals) -> Duration {
+    match outcome {
+        _ if status.is_ready() => intervals.resync,
         Outcome::Claimed { .. } => intervals.poll,
         _ => status::deadline(status.last_publish_time.as_ref(), intervals.timeout)
             .and_then(until)
             .map_or(intervals.resync, |left| left.min(intervals.resync)),
-    };
-    match error {
-        Some(e) => Err(e),
-        None => Ok(Action::requeue(next)),
     }
 }
 
