@@ -119,38 +119,11 @@ pub async fn run(config: OperatorConfig) -> std::result::Result<(), RunError> {
         "maestro-operator starting"
     );
 
-    let mut election = None;
-    if config.leader_elect {
-        let identity = config.identity();
-        // The lease gets a client of its own, outside the rate limit: a
-        // renewal queued behind a burst of status patches would let the
-        // lease expire (client-go's leader election has its own client
-        // for the same reason). Renewals are a few requests a minute.
-        let lease_client = super::kube_client::client(0.0, 1).await?;
-        let mut e = leader::join(
-            lease_client,
-            &config.lease_namespace(),
-            &config.lease_name,
-            &identity,
-            config.lease_duration,
-            fence.clone(),
-        )
-        .await?;
-        // A standby is healthy and ready: it serves probes and takes over.
-        health.set_ready(true, "");
-        if !e.acquired(shutdown.clone()).await {
-            e.release().await;
-            return finish(server_task).await;
-        }
-        metrics.set_leader(true);
-        tokio::spawn(step_down_when_fenced(
-            fence.clone(),
-            metrics.clone(),
-            health.clone(),
-            shutdown.clone(),
-        ));
-        election = Some(e);
-    }
+    let election = match lead(&config, &fence, &metrics, &health, &shutdown).await? {
+        Leadership::Alone => None,
+        Leadership::Leading(e) => Some(e),
+        Leadership::Stopped => return finish(server_task).await,
+    };
 
     let controller = run_controller(
         &config,
@@ -160,6 +133,87 @@ pub async fn run(config: OperatorConfig) -> std::result::Result<(), RunError> {
         health.clone(),
         shutdown.clone(),
     );
+    wait_stopped(controller, &config, &fence, &shutdown).await;
+
+    let lost = config.leader_elect && fence.has_ended();
+    metrics.set_leader(false);
+    match election {
+        // The lease is gone or about to be another's: nothing to release,
+        // and the API server may be out of reach.
+        Some(e) if lost => e.abandon(),
+        Some(e) => e.release().await,
+        None => {}
+    }
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(SERVER_STOP_TIMEOUT, finish(server_task)).await;
+    if lost {
+        return Err(RunError::LeaseLost);
+    }
+    match stopped {
+        Ok(result) => result,
+        Err(_) => Err(RunError::ProbeServerHung(SERVER_STOP_TIMEOUT)),
+    }
+}
+
+/// Whether, and how, this replica goes on to run the controller.
+enum Leadership {
+    /// No leader election: it runs alone.
+    Alone,
+    Leading(leader::Election),
+    /// Shut down while standing by.
+    Stopped,
+}
+
+/// With `--leader-elect`, stands by until the lease is held (ready, serving
+/// probes, so it can take over), then watches the fence to step down.
+async fn lead(
+    config: &OperatorConfig,
+    fence: &WriteFence,
+    metrics: &Arc<Metrics>,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<Leadership> {
+    if !config.leader_elect {
+        return Ok(Leadership::Alone);
+    }
+    // The lease gets a client of its own, outside the rate limit: a
+    // renewal queued behind a burst of status patches would let the
+    // lease expire (client-go's leader election has its own client
+    // for the same reason). Renewals are a few requests a minute.
+    let lease_client = super::kube_client::client(0.0, 1).await?;
+    let mut e = leader::join(
+        lease_client,
+        &config.lease_namespace(),
+        &config.lease_name,
+        &config.identity(),
+        config.lease_duration,
+        fence.clone(),
+    )
+    .await?;
+    // A standby is healthy and ready: it serves probes and takes over.
+    health.set_ready(true, "");
+    if !e.acquired(shutdown.clone()).await {
+        e.release().await;
+        return Ok(Leadership::Stopped);
+    }
+    metrics.set_leader(true);
+    tokio::spawn(step_down_when_fenced(
+        fence.clone(),
+        metrics.clone(),
+        health.clone(),
+        shutdown.clone(),
+    ));
+    Ok(Leadership::Leading(e))
+}
+
+/// Runs `controller` until it stops, or for a bounded grace once shut
+/// down or fenced.
+async fn wait_stopped(
+    controller: impl std::future::Future<Output = ()>,
+    config: &OperatorConfig,
+    fence: &WriteFence,
+    shutdown: &CancellationToken,
+) {
     // After SIGTERM in-flight reconciles may finish, for a bounded time
     // that fits the pod's termination grace period (the kubelet's SIGKILL
     // would otherwise cut them at a worse moment).
@@ -183,25 +237,6 @@ pub async fn run(config: OperatorConfig) -> std::result::Result<(), RunError> {
             warn!(grace_ms = config.shutdown_timeout.as_millis() as u64,
                   "in-flight reconciles did not finish within --shutdown-timeout; exiting without them");
         }
-    }
-
-    let lost = config.leader_elect && fence.has_ended();
-    metrics.set_leader(false);
-    match election {
-        // The lease is gone or about to be another's: nothing to release,
-        // and the API server may be out of reach.
-        Some(e) if lost => e.abandon(),
-        Some(e) => e.release().await,
-        None => {}
-    }
-    shutdown.cancel();
-    let stopped = tokio::time::timeout(SERVER_STOP_TIMEOUT, finish(server_task)).await;
-    if lost {
-        return Err(RunError::LeaseLost);
-    }
-    match stopped {
-        Ok(result) => result,
-        Err(_) => Err(RunError::ProbeServerHung(SERVER_STOP_TIMEOUT)),
     }
 }
 
@@ -260,14 +295,6 @@ async fn run_controller(
     health: Health,
     shutdown: CancellationToken,
 ) {
-    let api: Api<RawMaestroApply> = match &config.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let mut watch_config = watcher::Config::default().any_semantic();
-    if let Some(selector) = &config.label_selector {
-        watch_config = watch_config.labels(selector);
-    }
     let (reader, writer) = reflector::store();
     let watch_health = WatchHealth::default();
     tokio::spawn(watch_health.clone().enforce(
@@ -275,20 +302,7 @@ async fn run_controller(
         health.clone(),
         shutdown.clone(),
     ));
-    let stream = watcher(api, watch_config)
-        .default_backoff()
-        .inspect(move |item| watch_health.observe(item))
-        // managedFields, and kubectl's client-side apply copy of the whole
-        // object, can be larger than the rest of it and are never read
-        // here; spec and status are kept deflated until a reconcile.
-        .modify(|o: &mut RawMaestroApply| {
-            o.managed_fields_mut().clear();
-            o.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
-            o.pack();
-        })
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(changes_that_matter, PredicateConfig::default());
+    let stream = watch(config, &client, writer, watch_health);
 
     let (poller, triggers) = Poller::new(
         maestro_fetcher(maestro.clone()),
@@ -333,33 +347,7 @@ async fn run_controller(
         }
     }));
 
-    // Until the first list is in, the store is empty, not authoritative.
-    let listed = Arc::new(AtomicBool::new(false));
-    ctx.poller.set_liveness(Arc::new({
-        let reader = reader.clone();
-        let listed = listed.clone();
-        move |key| !listed.load(Ordering::SeqCst) || reader.get(&raw_ref(key)).is_some()
-    }));
-    let ready_reader = reader.clone();
-    let ready_health = health.clone();
-    tokio::spawn(async move {
-        // Polled in rounds: the store's ready signal wakes only its most
-        // recent waiter, and the controller itself waits on it too.
-        loop {
-            let wait = ready_reader.wait_until_ready();
-            match tokio::time::timeout(std::time::Duration::from_secs(1), wait).await {
-                Ok(Ok(())) => break,
-                Ok(Err(_)) => return,
-                Err(_) => {}
-            }
-        }
-        listed.store(true, Ordering::SeqCst);
-        ready_health.set_ready(true, "");
-        info!(
-            objects = ready_reader.len(),
-            "initial list done; reconciling"
-        );
-    });
+    ready_when_listed(&ctx, reader.clone(), health.clone());
 
     let sets = super::applyset::run(
         config,
@@ -383,6 +371,65 @@ async fn run_controller(
         });
     tokio::join!(applies, sets);
     info!("controller stopped");
+}
+
+/// Until the first list is in, the store is empty, not authoritative:
+/// the poller treats every object as live, and the replica is not ready.
+fn ready_when_listed(ctx: &Context, reader: reflector::Store<RawMaestroApply>, health: Health) {
+    let listed = Arc::new(AtomicBool::new(false));
+    ctx.poller.set_liveness(Arc::new({
+        let reader = reader.clone();
+        let listed = listed.clone();
+        move |key| !listed.load(Ordering::SeqCst) || reader.get(&raw_ref(key)).is_some()
+    }));
+    tokio::spawn(async move {
+        // Polled in rounds: the store's ready signal wakes only its most
+        // recent waiter, and the controller itself waits on it too.
+        loop {
+            let wait = reader.wait_until_ready();
+            match tokio::time::timeout(std::time::Duration::from_secs(1), wait).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
+        }
+        listed.store(true, Ordering::SeqCst);
+        health.set_ready(true, "");
+        info!(objects = reader.len(), "initial list done; reconciling");
+    });
+}
+
+/// The objects' watch, kept in `writer`'s store (slimmed: see below),
+/// yielding the changes worth a reconcile.
+fn watch(
+    config: &OperatorConfig,
+    client: &kube::Client,
+    writer: reflector::store::Writer<RawMaestroApply>,
+    watch_health: WatchHealth,
+) -> impl futures::Stream<Item = std::result::Result<RawMaestroApply, watcher::Error>> + Send + use<>
+{
+    let api: Api<RawMaestroApply> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut watch_config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &config.label_selector {
+        watch_config = watch_config.labels(selector);
+    }
+    watcher(api, watch_config)
+        .default_backoff()
+        .inspect(move |item| watch_health.observe(item))
+        // managedFields, and kubectl's client-side apply copy of the whole
+        // object, can be larger than the rest of it and are never read
+        // here; spec and status are kept deflated until a reconcile.
+        .modify(|o: &mut RawMaestroApply| {
+            o.managed_fields_mut().clear();
+            o.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+            o.pack();
+        })
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(changes_that_matter, PredicateConfig::default())
 }
 
 /// Where `kubectl apply` (client-side) keeps the object as last applied.
