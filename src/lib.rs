@@ -9,6 +9,7 @@
 //!   ManifestWork-level facade over both;
 //! - [`names`]: validated names and resource IDs;
 //! - [`durations`]: durations as people write them;
+//! - [`signals`]: SIGINT and SIGTERM, for both binaries;
 //! - [`telemetry`]: logging set-up;
 //! - [`cli`]: the `maestro-cli` commands.
 
@@ -20,6 +21,7 @@ pub mod error;
 pub mod maestro;
 pub mod manifestwork;
 pub mod names;
+pub mod signals;
 pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -36,7 +36,7 @@ pub const ADOPT_ANNOTATION: &str = "maestro.hyperfleet.io/adopt";
 /// here. Kept in step with [`parse_duration`].
 /// `[.]` rather than `\.`: the pattern sits in a CEL string literal,
 /// where `\.` is not a valid escape.
-const DURATION_PATTERN: &str = "^([0-9]+([.][0-9]+)?(ms|s|m|h))+$";
+pub(crate) const DURATION_PATTERN: &str = "^([0-9]+([.][0-9]+)?(ms|s|m|h))+$";
 
 /// A DNS-1123 label, what the Go work client accepts as a work name.
 const LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
@@ -583,18 +583,28 @@ impl MaestroApplySpec {
     }
 }
 
-/// Parses a Go duration (`10s`, `1m30s`, `1.5h`) as the API server's
-/// pattern admits it.
+/// Parses `spec.<field>`, a Go duration (`10s`, `1m30s`, `1.5h`) as the
+/// API server's pattern admits it, of at least a second.
 pub fn parse_duration(field: &str, value: &str) -> Result<Duration, String> {
+    parse_duration_at_least(value, Duration::from_secs(1)).map_err(|e| format!("spec.{field} {e}"))
+}
+
+/// Parses a Go duration that must not be negative nor below `min`. The
+/// error starts with the quoted value, so callers put the field's name
+/// before it.
+pub fn parse_duration_at_least(value: &str, min: Duration) -> Result<Duration, String> {
     let parsed: kube::core::Duration = value
         .parse()
-        .map_err(|e| format!("spec.{field} {value:?} is not a duration: {e}"))?;
+        .map_err(|e| format!("{value:?} is not a duration: {e}"))?;
     if parsed.is_negative() {
-        return Err(format!("spec.{field} {value:?} must not be negative"));
+        return Err(format!("{value:?} must not be negative"));
     }
     let duration = Duration::from(parsed);
-    if duration < Duration::from_secs(1) {
-        return Err(format!("spec.{field} {value:?} must be at least 1s"));
+    if duration < min {
+        return Err(format!(
+            "{value:?} must be at least {}",
+            crate::durations::format(min)
+        ));
     }
     Ok(duration)
 }

@@ -14,8 +14,9 @@ use tracing::{info, warn};
 
 use super::crd::{DeletionPolicy, DeletionTimeoutAction, MaestroApply, Phase};
 use super::deletions::Admission;
-use super::poller::{Pace, View};
-use super::reconcile::{event, now, write_status};
+use super::pacing;
+use super::poller::View;
+use super::report::{event, now, write_status};
 use super::status::{self, Input, Outcome};
 use super::target::{Target, bundle_owner};
 use super::{Context, Error, Result};
@@ -43,27 +44,70 @@ enum DeleteStep {
     Request,
 }
 
-/// The next step. `direct` is a direct read of the bundle when one was
-/// made (`Some(None)`: Maestro answered that it has none); it outranks the
-/// poller's `view`. `published`: the object's status records a publish
-/// under this resource ID (see [`owned_by`]).
-fn decide_delete(
-    view: &View,
-    direct: Option<Option<&ResourceBundle>>,
-    uid: &str,
-    published: bool,
-) -> DeleteStep {
-    let bundle = match direct {
-        Some(read) => read,
-        None => view.bundle.as_deref(),
+/// What deletion needs to know of a bundle that is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    /// This object's to delete (see [`owned_by`]).
+    ours: bool,
+    /// Maestro marked it for deletion; the agent has yet to confirm.
+    deleting: bool,
+}
+
+impl Seen {
+    /// `published`: the object's status records a publish under this
+    /// resource ID.
+    fn of(bundle: &ResourceBundle, uid: &str, published: bool) -> Seen {
+        Seen {
+            ours: owned_by(bundle, uid, published),
+            deleting: bundle.is_deleting(),
+        }
+    }
+}
+
+/// What is known of the bundle, and from where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    /// The poller's cache; `readable` when it is synced and its last poll
+    /// worked.
+    Cached {
+        bundle: Option<Seen>,
+        readable: bool,
+    },
+    /// A direct read; `None`: Maestro answered that it has none.
+    Read(Option<Seen>),
+}
+
+impl Known {
+    fn cached(view: &View, uid: &str, published: bool) -> Known {
+        Known::Cached {
+            bundle: view.bundle.as_deref().map(|b| Seen::of(b, uid, published)),
+            readable: view.synced && view.error.is_none(),
+        }
+    }
+}
+
+/// The next step. A direct read outranks the cache: only it proves a
+/// bundle gone.
+fn decide_delete(known: Known) -> DeleteStep {
+    let seen = match known {
+        Known::Read(None) => return DeleteStep::Gone,
+        Known::Cached {
+            bundle: None,
+            readable: true,
+        } => return DeleteStep::Confirm,
+        Known::Cached {
+            bundle: None,
+            readable: false,
+        } => return DeleteStep::Unreadable,
+        Known::Read(Some(seen))
+        | Known::Cached {
+            bundle: Some(seen), ..
+        } => seen,
     };
-    match bundle {
-        None if direct.is_some() => DeleteStep::Gone,
-        None if view.synced && view.error.is_none() => DeleteStep::Confirm,
-        None => DeleteStep::Unreadable,
-        Some(b) if !owned_by(b, uid, published) => DeleteStep::NotOurs,
-        Some(b) if b.is_deleting() => DeleteStep::AwaitAgent,
-        Some(_) => DeleteStep::Request,
+    match seen {
+        Seen { ours: false, .. } => DeleteStep::NotOurs,
+        Seen { deleting: true, .. } => DeleteStep::AwaitAgent,
+        Seen { .. } => DeleteStep::Request,
     }
 }
 
@@ -143,208 +187,37 @@ pub(super) async fn cleanup(
     ctx: &Context,
 ) -> Result<Option<Action>> {
     let key = ObjectRef::from_obj(obj);
-    let client = ctx.maestro.get();
-    let Ok(target) = Target::of(obj, client.source()) else {
+    let Ok(target) = Target::of(obj, ctx.maestro.get().source()) else {
         // Nothing valid was ever published.
         ctx.metrics.set_phase(&key, None);
         return Ok(None);
     };
     if obj.spec.deletion_policy == DeletionPolicy::Orphan {
-        ctx.poller.unregister(&key, &target.consumer);
-        // It may have been waiting in line before the policy changed.
-        release(ctx, &target);
-        ctx.metrics.set_phase(&key, None);
-        event(
-            ctx,
-            obj,
-            EventType::Normal,
-            "Orphaned",
-            "Delete",
-            format!(
-                "left ManifestWork {} on consumer {} in place (deletionPolicy: Orphan)",
-                target.work, target.consumer
-            ),
-        )
-        .await;
+        orphan(ctx, obj, &key, &target).await;
         return Ok(None);
     }
-    // Waiting for the agent's confirmation is like waiting to be Ready,
-    // except that polls stay at `pollInterval` while the stream is up too:
-    // a confirmation the stream delivered while the bundle was not cached
-    // (a poll's page missed it) is otherwise seen only at `interval`.
-    let pace = obj
-        .spec
-        .intervals()
-        .map(|i| super::reconcile::pace(&i, false))
-        .map(|p| Pace {
-            stream_up: p.stream_down,
-            ..p
-        })
-        .unwrap_or(Pace::every(Duration::from_secs(10)));
+    let pace = pacing::awaiting_deletion(obj.spec.intervals().ok().as_ref());
     ctx.poller
         .register(&key, &target.consumer, target.resource_id, pace);
     ctx.poller
         .wait_polled(&target.consumer, ctx.settings.sync_wait)
         .await;
-    let view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
-    let uid = target.owner.uid.as_str();
-    let published = obj.published_hash_at(&target.resource_id).is_some();
-    let mut step = decide_delete(&view, None, uid, published);
-    let mut confirm_error = None;
-    if step == DeleteStep::Confirm {
-        match client.get_bundle(&target.consumer, &target.work).await {
-            Ok(read) => {
-                if let Some(bundle) = &read {
-                    info!(consumer = %target.consumer, work = %target.work,
-                          "the poller no longer lists the bundle but Maestro still has it");
-                    ctx.poller
-                        .record(&target.consumer, target.resource_id, Some(bundle.clone()));
-                }
-                step = decide_delete(&view, Some(read.as_ref()), uid, published);
-            }
-            Err(e) => confirm_error = Some(e),
-        }
-    }
-    // Some(stalled) once the unconfirmed deletion is reported.
-    let mut not_confirmed = None;
-    let mut queued = false;
-    let waited = obj
-        .meta()
-        .deletion_timestamp
-        .as_ref()
-        .and_then(|t| Duration::try_from(t.0.duration_until(now())).ok())
-        .unwrap_or_default();
-    let timeout = obj.spec.deletion_timeout().ok().flatten();
-    let (message, error) = match step {
-        DeleteStep::Gone => {
-            return finished(ctx, obj, &key, &target, Finish::Gone)
-                .await
-                .map(|()| None);
-        }
-        DeleteStep::NotOurs => {
-            // Never ours, or adopted by another object meanwhile.
-            return finished(ctx, obj, &key, &target, Finish::NotOurs)
-                .await
-                .map(|()| None);
-        }
-        DeleteStep::Confirm => match confirm_error {
-            Some(e) => (
-                format!("cannot confirm the deletion: {e}"),
-                Some(Error::Maestro(e)),
-            ),
-            None => ("cannot confirm the deletion yet".to_string(), None),
-        },
-        DeleteStep::Unreadable => (
-            "cannot confirm the deletion while Maestro cannot be read".to_string(),
-            None,
-        ),
-        DeleteStep::AwaitAgent => {
-            ctx.deletions.awaiting(&target.consumer, target.resource_id);
-            match overdue(waited, timeout, obj.spec.deletion_timeout_action, &target) {
-                Overdue::Orphan { message } => {
-                    return timed_out(ctx, obj, &key, &target, message).await;
-                }
-                Overdue::Report { message, stalled } => {
-                    not_confirmed = Some(stalled);
-                    (message, None)
-                }
-                Overdue::No => (
-                    format!(
-                        "waiting for the agent on consumer {} to confirm the deletion of ManifestWork {}",
-                        target.consumer, target.work
-                    ),
-                    None,
-                ),
-            }
-        }
-        DeleteStep::Request
-            if let Admission::Queued {
-                position,
-                unconfirmed,
-                limit,
-            } = ctx.deletions.admit(
-                &target.consumer,
-                target.resource_id,
-                &key,
-                &ctx.poller.deleting(&target.consumer),
-            ) =>
-        {
-            // A queued deletion honours deletionTimeoutAction: Orphan too.
-            if let Overdue::Orphan { message } =
-                overdue(waited, timeout, obj.spec.deletion_timeout_action, &target)
-            {
-                return timed_out(ctx, obj, &key, &target, message).await;
-            }
-            queued = true;
-            (
-                format!(
-                    "deletion of ManifestWork {} queued ({position} in line): {unconfirmed} \
-                     deletions on consumer {} await its agent's confirmation, at most {limit} \
-                     at a time (--max-unconfirmed-deletions)",
-                    target.work, target.consumer
-                ),
-                None,
-            )
-        }
-        DeleteStep::Request => match delete(ctx, &target, published).await {
-            Ok(DeleteOutcome::Deleting) => {
-                event(
-                    ctx,
-                    obj,
-                    EventType::Normal,
-                    "Deleting",
-                    "Delete",
-                    format!(
-                        "asked Maestro to delete ManifestWork {} on consumer {}",
-                        target.work, target.consumer
-                    ),
-                )
-                .await;
-                (
-                    format!(
-                        "deletion of ManifestWork {} requested; waiting for the agent on consumer {}",
-                        target.work, target.consumer
-                    ),
-                    None,
-                )
-            }
-            // The read just before the write decided: gone, or taken over
-            // by another owner since the poll.
-            Ok(DeleteOutcome::NotFound) => {
-                return finished(ctx, obj, &key, &target, Finish::Gone)
-                    .await
-                    .map(|()| None);
-            }
-            Ok(DeleteOutcome::Refused(_)) => {
-                return finished(ctx, obj, &key, &target, Finish::NotOurs)
-                    .await
-                    .map(|()| None);
-            }
-            Err(e) => (
-                format!("cannot request the deletion: {e}"),
-                Some(Error::Maestro(e)),
-            ),
-        },
+    let (step, confirm_error) = next_step(ctx, obj, &key, &target).await;
+    let Waiting { outcome, error } = match act(ctx, obj, &key, &target, step, confirm_error).await?
+    {
+        Acted::Finished => return Ok(None),
+        Acted::Waiting(waiting) => waiting,
     };
     let view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
+    let resource_id = target.resource_id.to_string();
+    let names = (
+        target.consumer.as_str(),
+        target.work.as_str(),
+        resource_id.as_str(),
+    );
     let status = status::compute(
         obj.status.as_ref(),
-        &Input {
-            generation: obj.meta().generation,
-            consumer: target.consumer.as_str(),
-            work_name: target.work.as_str(),
-            resource_id: &target.resource_id.to_string(),
-            wait_for: obj.spec.wait_for,
-            timeout: Duration::ZERO,
-            view: &view,
-            outcome: &match not_confirmed {
-                Some(stalled) => Outcome::DeletionNotConfirmed { message, stalled },
-                None if queued => Outcome::DeletionQueued { message },
-                None => Outcome::Deleting { message },
-            },
-            requested_at: None,
-            now: now(),
-        },
+        &Input::new(obj, names, &view, &outcome, now()),
     );
     write_status(obj, api, ctx, status).await?;
     ctx.metrics.set_phase(&key, Some(Phase::Deleting));
@@ -358,6 +231,219 @@ pub(super) async fn cleanup(
     }
 }
 
+/// `deletionPolicy: Orphan`: let go at once, and say so.
+async fn orphan(ctx: &Context, obj: &MaestroApply, key: &ObjectRef<MaestroApply>, target: &Target) {
+    ctx.poller.unregister(key, &target.consumer);
+    // It may have been waiting in line before the policy changed.
+    release(ctx, target);
+    ctx.metrics.set_phase(key, None);
+    event(
+        ctx,
+        obj,
+        EventType::Normal,
+        "Orphaned",
+        "Delete",
+        format!(
+            "left ManifestWork {} on consumer {} in place (deletionPolicy: Orphan)",
+            target.work, target.consumer
+        ),
+    )
+    .await;
+}
+
+/// The next step from the poller's cache, confirmed by a direct read when
+/// the cache has no bundle. The read's error, if it failed.
+async fn next_step(
+    ctx: &Context,
+    obj: &MaestroApply,
+    key: &ObjectRef<MaestroApply>,
+    target: &Target,
+) -> (DeleteStep, Option<crate::Error>) {
+    let view = ctx.poller.view(key, &target.consumer, &target.resource_id);
+    let uid = target.owner.uid.as_str();
+    let published = obj.published_hash_at(&target.resource_id).is_some();
+    let step = decide_delete(Known::cached(&view, uid, published));
+    if step != DeleteStep::Confirm {
+        return (step, None);
+    }
+    match ctx
+        .maestro
+        .get()
+        .get_bundle(&target.consumer, &target.work)
+        .await
+    {
+        Ok(read) => {
+            if let Some(bundle) = &read {
+                info!(consumer = %target.consumer, work = %target.work,
+                      "the poller no longer lists the bundle but Maestro still has it");
+                ctx.poller
+                    .record(&target.consumer, target.resource_id, Some(bundle.clone()));
+            }
+            let seen = read.as_ref().map(|b| Seen::of(b, uid, published));
+            (decide_delete(Known::Read(seen)), None)
+        }
+        Err(e) => (step, Some(e)),
+    }
+}
+
+/// What a deletion step came to.
+enum Acted {
+    /// The finalizer may go.
+    Finished,
+    Waiting(Waiting),
+}
+
+/// A deletion still under way: what the status says, and the error worth
+/// a retry with backoff, if any.
+struct Waiting {
+    outcome: Outcome,
+    error: Option<Error>,
+}
+
+impl Waiting {
+    fn deleting(message: String, error: Option<Error>) -> Acted {
+        Acted::Waiting(Waiting {
+            outcome: Outcome::Deleting { message },
+            error,
+        })
+    }
+}
+
+async fn act(
+    ctx: &Context,
+    obj: &MaestroApply,
+    key: &ObjectRef<MaestroApply>,
+    target: &Target,
+    step: DeleteStep,
+    confirm_error: Option<crate::Error>,
+) -> Result<Acted> {
+    match step {
+        DeleteStep::Gone => Ok(finished(ctx, obj, key, target, Finish::Gone).await),
+        // Never ours, or adopted by another object meanwhile.
+        DeleteStep::NotOurs => Ok(finished(ctx, obj, key, target, Finish::NotOurs).await),
+        DeleteStep::Confirm => Ok(match confirm_error {
+            Some(e) => Waiting::deleting(
+                format!("cannot confirm the deletion: {e}"),
+                Some(Error::Maestro(e)),
+            ),
+            None => Waiting::deleting("cannot confirm the deletion yet".into(), None),
+        }),
+        DeleteStep::Unreadable => Ok(Waiting::deleting(
+            "cannot confirm the deletion while Maestro cannot be read".into(),
+            None,
+        )),
+        DeleteStep::AwaitAgent => Ok(await_agent(ctx, obj, key, target).await),
+        DeleteStep::Request => request(ctx, obj, key, target).await,
+    }
+}
+
+/// How overdue the agent's confirmation is, by the object's clock.
+fn overdue_now(obj: &MaestroApply, target: &Target) -> Overdue {
+    let waited = obj
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .and_then(|t| Duration::try_from(t.0.duration_until(now())).ok())
+        .unwrap_or_default();
+    let timeout = obj.spec.deletion_timeout().ok().flatten();
+    overdue(waited, timeout, obj.spec.deletion_timeout_action, target)
+}
+
+/// Ours and marked for deletion: wait for the agent, reporting a wait
+/// that grows long, or orphaning past the timeout if the spec says so.
+async fn await_agent(
+    ctx: &Context,
+    obj: &MaestroApply,
+    key: &ObjectRef<MaestroApply>,
+    target: &Target,
+) -> Acted {
+    ctx.deletions.awaiting(&target.consumer, target.resource_id);
+    match overdue_now(obj, target) {
+        Overdue::Orphan { message } => timed_out(ctx, obj, key, target, message).await,
+        Overdue::Report { message, stalled } => Acted::Waiting(Waiting {
+            outcome: Outcome::DeletionNotConfirmed { message, stalled },
+            error: None,
+        }),
+        Overdue::No => Waiting::deleting(
+            format!(
+                "waiting for the agent on consumer {} to confirm the deletion of ManifestWork {}",
+                target.consumer, target.work
+            ),
+            None,
+        ),
+    }
+}
+
+/// Ours: ask Maestro to delete it once the bound on unconfirmed deletions
+/// lets this one through.
+async fn request(
+    ctx: &Context,
+    obj: &MaestroApply,
+    key: &ObjectRef<MaestroApply>,
+    target: &Target,
+) -> Result<Acted> {
+    let admission = ctx.deletions.admit(
+        &target.consumer,
+        target.resource_id,
+        key,
+        &ctx.poller.deleting(&target.consumer),
+    );
+    if let Admission::Queued {
+        position,
+        unconfirmed,
+        limit,
+    } = admission
+    {
+        // A queued deletion honours deletionTimeoutAction: Orphan too.
+        if let Overdue::Orphan { message } = overdue_now(obj, target) {
+            return Ok(timed_out(ctx, obj, key, target, message).await);
+        }
+        return Ok(Acted::Waiting(Waiting {
+            outcome: Outcome::DeletionQueued {
+                message: format!(
+                    "deletion of ManifestWork {} queued ({position} in line): {unconfirmed} \
+                     deletions on consumer {} await its agent's confirmation, at most {limit} \
+                     at a time (--max-unconfirmed-deletions)",
+                    target.work, target.consumer
+                ),
+            },
+            error: None,
+        }));
+    }
+    let published = obj.published_hash_at(&target.resource_id).is_some();
+    match delete(ctx, target, published).await {
+        Ok(DeleteOutcome::Deleting) => {
+            event(
+                ctx,
+                obj,
+                EventType::Normal,
+                "Deleting",
+                "Delete",
+                format!(
+                    "asked Maestro to delete ManifestWork {} on consumer {}",
+                    target.work, target.consumer
+                ),
+            )
+            .await;
+            Ok(Waiting::deleting(
+                format!(
+                    "deletion of ManifestWork {} requested; waiting for the agent on consumer {}",
+                    target.work, target.consumer
+                ),
+                None,
+            ))
+        }
+        // The read just before the write decided: gone, or taken over
+        // by another owner since the poll.
+        Ok(DeleteOutcome::NotFound) => Ok(finished(ctx, obj, key, target, Finish::Gone).await),
+        Ok(DeleteOutcome::Refused(_)) => Ok(finished(ctx, obj, key, target, Finish::NotOurs).await),
+        Err(e) => Ok(Waiting::deleting(
+            format!("cannot request the deletion: {e}"),
+            Some(Error::Maestro(e)),
+        )),
+    }
+}
+
 /// `deletionTimeoutAction: Orphan` after `deletionTimeout`: say so in a
 /// Warning event and let the object go.
 async fn timed_out(
@@ -366,7 +452,7 @@ async fn timed_out(
     key: &ObjectRef<MaestroApply>,
     target: &Target,
     message: String,
-) -> Result<Option<Action>> {
+) -> Acted {
     event(
         ctx,
         obj,
@@ -376,9 +462,7 @@ async fn timed_out(
         message,
     )
     .await;
-    finished(ctx, obj, key, target, Finish::TimedOut)
-        .await
-        .map(|()| None)
+    finished(ctx, obj, key, target, Finish::TimedOut).await
 }
 
 /// This object's deletion no longer takes a place: wake the next in line.
@@ -435,12 +519,12 @@ async fn finished(
     key: &ObjectRef<MaestroApply>,
     target: &Target,
     why: Finish,
-) -> Result<()> {
+) -> Acted {
     ctx.poller.unregister(key, &target.consumer);
     ctx.metrics.set_phase(key, None);
     release(ctx, target);
     if why == Finish::TimedOut {
-        return Ok(());
+        return Acted::Finished;
     }
     event(
         ctx,
@@ -461,199 +545,8 @@ async fn finished(
         },
     )
     .await;
-    Ok(())
+    Acted::Finished
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use chrono::Utc;
-    use serde_json::json;
-
-    use super::*;
-    use crate::controller::poller::PollError;
-    use crate::controller::target::OWNER_UID_LABEL;
-
-    const UID: &str = "6f1c1a52-8b8e-4a0e-9d3f-0c1d2e3f4a5b";
-
-    fn bundle(owner_uid: &str, deleting: bool) -> ResourceBundle {
-        let mut b = json!({
-            "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 2,
-            "metadata": {"name": "web", "labels": {OWNER_UID_LABEL: owner_uid}},
-        });
-        if deleting {
-            b["deleted_at"] = json!("2025-12-13T13:32:30Z");
-        }
-        serde_json::from_value(b).unwrap()
-    }
-
-    fn cached(bundle: Option<ResourceBundle>) -> View {
-        View {
-            bundle: bundle.map(Arc::new),
-            synced: true,
-            error: None,
-        }
-    }
-
-    #[test]
-    fn a_bundle_missing_from_the_cache_is_read_directly_before_letting_go() {
-        assert_eq!(
-            decide_delete(&cached(None), None, UID, false),
-            DeleteStep::Confirm
-        );
-        assert_eq!(
-            decide_delete(&cached(None), Some(None), UID, false),
-            DeleteStep::Gone
-        );
-    }
-
-    #[test]
-    fn a_direct_read_that_still_finds_our_bundle_keeps_the_finalizer() {
-        let ours = bundle(UID, false);
-        assert_eq!(
-            decide_delete(&cached(None), Some(Some(&ours)), UID, false),
-            DeleteStep::Request,
-            "the poller missed it: delete it again"
-        );
-        let deleting = bundle(UID, true);
-        assert_eq!(
-            decide_delete(&cached(None), Some(Some(&deleting)), UID, false),
-            DeleteStep::AwaitAgent
-        );
-    }
-
-    #[test]
-    fn a_bundle_of_another_owner_is_let_go_untouched() {
-        let theirs = bundle("another-uid", false);
-        assert_eq!(
-            decide_delete(&cached(Some(theirs.clone())), None, UID, false),
-            DeleteStep::NotOurs
-        );
-        assert_eq!(
-            decide_delete(&cached(None), Some(Some(&theirs)), UID, false),
-            DeleteStep::NotOurs
-        );
-    }
-
-    #[test]
-    fn an_unlabelled_bundle_this_object_published_is_deleted_not_left_behind() {
-        let unlabelled: ResourceBundle = serde_json::from_value(json!({
-            "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 3,
-            "metadata": {"name": "web"},
-        }))
-        .unwrap();
-        assert_eq!(
-            decide_delete(&cached(Some(unlabelled.clone())), None, UID, true),
-            DeleteStep::Request,
-            "rewritten without our labels by another client: still ours"
-        );
-        assert_eq!(
-            decide_delete(&cached(None), Some(Some(&unlabelled)), UID, true),
-            DeleteStep::Request
-        );
-        assert_eq!(
-            decide_delete(&cached(Some(unlabelled)), None, UID, false),
-            DeleteStep::NotOurs,
-            "never published there: another client's"
-        );
-        // Another object's label outranks our record.
-        assert_eq!(
-            decide_delete(&cached(Some(bundle("another-uid", false))), None, UID, true),
-            DeleteStep::NotOurs
-        );
-    }
-
-    #[test]
-    fn an_unsynced_or_failing_cache_waits() {
-        let mut view = cached(None);
-        view.synced = false;
-        assert_eq!(
-            decide_delete(&view, None, UID, false),
-            DeleteStep::Unreadable
-        );
-        let mut view = cached(None);
-        view.error = Some(PollError {
-            reason: "MaestroUnavailable",
-            message: "connection refused".into(),
-            since: Utc::now(),
-        });
-        assert_eq!(
-            decide_delete(&view, None, UID, false),
-            DeleteStep::Unreadable
-        );
-    }
-
-    #[test]
-    fn our_bundle_in_the_cache_is_deleted_or_awaited() {
-        assert_eq!(
-            decide_delete(&cached(Some(bundle(UID, false))), None, UID, false),
-            DeleteStep::Request
-        );
-        assert_eq!(
-            decide_delete(&cached(Some(bundle(UID, true))), None, UID, false),
-            DeleteStep::AwaitAgent
-        );
-    }
-
-    fn target() -> Target {
-        let spec: crate::controller::crd::MaestroApplySpec = serde_json::from_value(json!({
-            "consumer": "cluster-gone",
-            "manifestWork": {"workload": {"manifests": [
-                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"}}
-            ]}},
-        }))
-        .unwrap();
-        let mut obj = MaestroApply::new("web", spec);
-        obj.metadata.namespace = Some("team-a".into());
-        obj.metadata.uid = Some(UID.into());
-        Target::of(&obj, &crate::names::SourceId::new("s").unwrap()).unwrap()
-    }
-
-    #[test]
-    fn an_unconfirmed_deletion_is_reported_after_five_minutes_without_a_timeout() {
-        let t = target();
-        let min = |m: u64| Duration::from_secs(60 * m);
-        assert_eq!(
-            overdue(min(4), None, DeletionTimeoutAction::Wait, &t),
-            Overdue::No
-        );
-        let Overdue::Report { message, stalled } =
-            overdue(min(6), None, DeletionTimeoutAction::Wait, &t)
-        else {
-            panic!("reported after five minutes")
-        };
-        assert!(!stalled, "no timeout: still progressing");
-        assert!(message.contains("consumer cluster-gone"), "{message}");
-        assert!(message.contains("deletionPolicy: Orphan"), "{message}");
-    }
-
-    #[test]
-    fn past_the_deletion_timeout_it_stalls_or_orphans_as_the_spec_says() {
-        let t = target();
-        let (ten, eleven) = (Duration::from_secs(600), Duration::from_secs(660));
-        assert_eq!(
-            overdue(
-                Duration::from_secs(599),
-                Some(ten),
-                DeletionTimeoutAction::Orphan,
-                &t
-            ),
-            Overdue::No
-        );
-        let Overdue::Report { message, stalled } =
-            overdue(eleven, Some(ten), DeletionTimeoutAction::Wait, &t)
-        else {
-            panic!("reported past the timeout")
-        };
-        assert!(stalled);
-        assert!(
-            message.contains("cluster-gone") && message.contains("deletionTimeout (10m)"),
-            "{message}"
-        );
-        assert!(matches!(
-            overdue(eleven, Some(ten), DeletionTimeoutAction::Orphan, &t),
-            Overdue::Orphan { message } if message.contains("removing the finalizer")
-        ));
-    }
-}
+mod tests;

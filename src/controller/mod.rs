@@ -22,14 +22,15 @@ pub mod deletions;
 pub mod kube_client;
 pub mod leader;
 pub mod metrics;
+mod pacing;
 pub mod poller;
 mod publish;
 pub mod ratelimit;
 pub mod raw;
 pub mod reconcile;
+mod report;
 pub mod run;
 pub mod server;
-pub mod shutdown;
 pub mod status;
 pub mod stream;
 pub mod target;
@@ -102,6 +103,18 @@ impl From<kube::Error> for Error {
     fn from(e: kube::Error) -> Self {
         Error::Kube(e)
     }
+}
+
+/// The recorder of both controllers' events: one reporting component,
+/// this replica as its instance.
+pub fn recorder(client: kube::Client, config: &config::OperatorConfig) -> Recorder {
+    Recorder::new(
+        client,
+        kube::runtime::events::Reporter {
+            controller: MANAGER.into(),
+            instance: config.identity.clone(),
+        },
+    )
 }
 
 /// The Maestro client, swapped when TLS files change on disk so rotated

@@ -8,7 +8,7 @@ use tracing::{debug, info};
 
 use super::crd::{ADOPT_ANNOTATION, DriftPolicy, MaestroApply};
 use super::poller::View;
-use super::reconcile::event;
+use super::report::event;
 use super::status::Outcome;
 use super::target::{Drift, Standing, Target, standing};
 use super::{Context, Error};
@@ -68,7 +68,21 @@ pub(super) async fn sync_work(
         }
     }
     match publish(ctx, target, desired, &plan).await {
-        Ok(Published::Created) => {
+        Ok(published) => (announce(ctx, obj, target, published).await, None),
+        Err(e) => failed(Error::Maestro(e)),
+    }
+}
+
+/// What a publish did, as an outcome; what it wrote is announced in an
+/// event (drift corrected also counted).
+async fn announce(
+    ctx: &Context,
+    obj: &MaestroApply,
+    target: &Target,
+    published: Published,
+) -> Outcome {
+    match published {
+        Published::Created => {
             event(
                 ctx,
                 obj,
@@ -81,9 +95,9 @@ pub(super) async fn sync_work(
                 ),
             )
             .await;
-            (Outcome::Published, None)
+            Outcome::Published
         }
-        Ok(Published::Updated { from_version }) => {
+        Published::Updated { from_version } => {
             event(
                 ctx,
                 obj,
@@ -96,12 +110,12 @@ pub(super) async fn sync_work(
                 ),
             )
             .await;
-            (Outcome::Published, None)
+            Outcome::Published
         }
-        Ok(Published::Corrected {
+        Published::Corrected {
             drift,
             from_version,
-        }) => {
+        } => {
             ctx.metrics.drift_corrected();
             info!(consumer = %target.consumer, work = %target.work, %drift, from_version,
                   "restored a work changed behind our back");
@@ -121,9 +135,9 @@ pub(super) async fn sync_work(
                 ),
             )
             .await;
-            (Outcome::Published, None)
+            Outcome::Published
         }
-        Ok(Published::Adopted { from, from_version }) => {
+        Published::Adopted { from, from_version } => {
             event(
                 ctx,
                 obj,
@@ -136,15 +150,12 @@ pub(super) async fn sync_work(
                 ),
             )
             .await;
-            (Outcome::Published, None)
+            Outcome::Published
         }
-        Ok(Published::Unchanged) => (Outcome::InSync, None),
-        Ok(Published::Deleting) => (Outcome::WaitingForOldBundle, None),
-        Ok(Published::Claimed(owner)) => (Outcome::Claimed { owner }, None),
-        Ok(Published::DriftReported { drift, version }) => {
-            (drift_reported(target, drift, version), None)
-        }
-        Err(e) => failed(Error::Maestro(e)),
+        Published::Unchanged => Outcome::InSync,
+        Published::Deleting => Outcome::WaitingForOldBundle,
+        Published::Claimed(owner) => Outcome::Claimed { owner },
+        Published::DriftReported { drift, version } => drift_reported(target, drift, version),
     }
 }
 

@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Error as FinalizerError, Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -21,14 +21,16 @@ use rand::Rng;
 use serde_json::json;
 use tracing::{Instrument, debug, warn};
 
-use super::crd::{API_VERSION, Intervals, KIND, MaestroApply, MaestroApplyStatus, Phase};
+use super::crd::{Intervals, MaestroApply, MaestroApplyStatus, Phase};
 use super::delete::cleanup;
-use super::poller::{Pace, View};
+use super::pacing;
+use super::poller::View;
 use super::publish::sync_work;
 use super::raw::RawMaestroApply;
+use super::report::{announce, event, now, write_status};
 use super::status::{self, Input, Outcome};
 use super::target::Target;
-use super::{Context, Error, FINALIZER, MANAGER, Result};
+use super::{Context, Error, FINALIZER, Result};
 use crate::maestro::work_client::spec_hash_of_work;
 
 /// Entry point for `Controller::run`: decodes the object, then reconciles
@@ -144,12 +146,6 @@ fn until(deadline: Timestamp) -> Option<Duration> {
         .map(|d| d + Duration::from_secs(1))
 }
 
-/// A status timestamp: Kubernetes keeps seconds, so finer ones would make
-/// every comparison with the stored status differ.
-pub(super) fn now() -> Timestamp {
-    Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now())
-}
-
 async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -> Result<Action> {
     let key = ObjectRef::from_obj(&*obj);
     let source = ctx.maestro.get().source().clone();
@@ -166,24 +162,13 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
         &key,
         &target.consumer,
         target.resource_id,
-        pace(&intervals, ready_before),
+        pacing::of(&intervals, ready_before),
     );
 
-    // A new reconcile-requested-at value asks for fresh data: a shared
-    // poll of the consumer, not a read of this one bundle, so a pulse over
-    // many objects still costs one list.
     let requested = obj.requested_at();
     let handle_request = requested.is_some()
         && requested != prev.and_then(|s| s.last_handled_reconcile_at.as_deref());
-    if handle_request {
-        ctx.poller
-            .refresh(&target.consumer, ctx.settings.sync_wait)
-            .await;
-    } else {
-        ctx.poller
-            .wait_polled(&target.consumer, ctx.settings.sync_wait)
-            .await;
-    }
+    await_poll(ctx, &target, handle_request).await;
     let mut view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
 
     let desired = target.build_work(&obj);
@@ -195,22 +180,18 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
         view = ctx.poller.view(&key, &target.consumer, &target.resource_id);
     }
 
-    let status = status::compute(
-        prev,
-        &Input {
-            generation: obj.meta().generation,
-            consumer: target.consumer.as_str(),
-            work_name: target.work.as_str(),
-            resource_id: &target.resource_id.to_string(),
-            wait_for: obj.spec.wait_for,
-            timeout: intervals.timeout,
-            view: &view,
-            outcome: &outcome,
-            requested_at: if handle_request { requested } else { None },
-            now: now(),
-        },
+    let resource_id = target.resource_id.to_string();
+    let names = (
+        target.consumer.as_str(),
+        target.work.as_str(),
+        resource_id.as_str(),
     );
-    let mut status = status;
+    let mut status = status::compute(
+        prev,
+        &Input::new(&obj, names, &view, &outcome, now())
+            .timeout(intervals.timeout)
+            .requested_at(requested.filter(|_| handle_request)),
+    );
     record_publish(&mut status, &outcome, || spec_hash_of_work(&desired));
     note_drift(&mut status, prev, &outcome);
     if note_raised_intervals(&mut status, prev, &raised) {
@@ -234,37 +215,42 @@ async fn apply(obj: Arc<MaestroApply>, api: &Api<MaestroApply>, ctx: &Context) -
             &key,
             &target.consumer,
             target.resource_id,
-            pace(&intervals, ready),
+            pacing::of(&intervals, ready),
         );
     }
-    // The poller wakes the object when its bundle changes, so waiting on
-    // pollInterval here would only re-read the cache. Come back for the
-    // resync, the timeout, or (claimed) to see whether the holder let go.
-    let next = match &outcome {
-        _ if ready => intervals.resync,
+    match error {
+        Some(e) => Err(e),
+        None => Ok(Action::requeue(next_visit(&outcome, &status, &intervals))),
+    }
+}
+
+/// Waits for the consumer's first poll, or (`fresh`: a new
+/// reconcile-requested-at value) for a new one: a shared poll of the
+/// consumer, not a read of this one bundle, so a pulse over many objects
+/// still costs one list.
+async fn await_poll(ctx: &Context, target: &Target, fresh: bool) {
+    if fresh {
+        ctx.poller
+            .refresh(&target.consumer, ctx.settings.sync_wait)
+            .await;
+    } else {
+        ctx.poller
+            .wait_polled(&target.consumer, ctx.settings.sync_wait)
+            .await;
+    }
+}
+
+/// When to reconcile again. The poller wakes the object when its bundle
+/// changes, so waiting on pollInterval here would only re-read the cache.
+/// Come back for the resync, the timeout, or (claimed) to see whether the
+/// holder let go.
+fn next_visit(outcome: &Outcome, status: &MaestroApplyStatus, intervals: &Intervals) -> Duration {
+    match outcome {
+        _ if status.is_ready() => intervals.resync,
         Outcome::Claimed { .. } => intervals.poll,
         _ => status::deadline(status.last_publish_time.as_ref(), intervals.timeout)
             .and_then(until)
             .map_or(intervals.resync, |left| left.min(intervals.resync)),
-    };
-    match error {
-        Some(e) => Err(e),
-        None => Ok(Action::requeue(next)),
-    }
-}
-
-/// How often the object's bundle is read: without the stream, every
-/// `pollInterval` until Ready and every `interval` after; with it, every
-/// `interval` (a safety net), and every `pollInterval` while it is down.
-pub(super) fn pace(intervals: &Intervals, ready: bool) -> Pace {
-    Pace {
-        polled: if ready {
-            intervals.resync
-        } else {
-            intervals.poll
-        },
-        stream_down: intervals.poll,
-        stream_up: intervals.resync,
     }
 }
 
@@ -415,20 +401,11 @@ async fn invalid(
         message,
         terminal: true,
     };
+    let view = View::default();
+    let names = (obj.spec.consumer.as_str(), obj.work_name(), "");
     let status = status::compute(
         obj.status.as_ref(),
-        &Input {
-            generation: obj.meta().generation,
-            consumer: &obj.spec.consumer,
-            work_name: obj.work_name(),
-            resource_id: "",
-            wait_for: obj.spec.wait_for,
-            timeout: Duration::ZERO,
-            view: &View::default(),
-            outcome: &outcome,
-            requested_at: obj.requested_at(),
-            now: now(),
-        },
+        &Input::new(obj, names, &view, &outcome, now()).requested_at(obj.requested_at()),
     );
     let status = MaestroApplyStatus {
         resource_bundle_id: None,
@@ -441,212 +418,5 @@ async fn invalid(
     Ok(Action::await_change())
 }
 
-/// Writes the status when it differs from the stored one, so an idle
-/// object costs no API write and the operator's own writes (filtered out
-/// of the watch) never wake it.
-pub(super) async fn write_status(
-    obj: &MaestroApply,
-    api: &Api<MaestroApply>,
-    ctx: &Context,
-    status: MaestroApplyStatus,
-) -> Result<()> {
-    if obj.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    // A replica whose leader lease ended must not overwrite what the new
-    // leader writes (both patch as the same, forcing, field manager).
-    ctx.maestro.get().fence().check()?;
-    let patch = json!({
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "status": status,
-    });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.metrics.status_written();
-    Ok(())
-}
-
-/// Events on transitions only: becoming Ready, and each new failure
-/// reason. A poll that changes nothing says nothing.
-async fn announce(
-    obj: &MaestroApply,
-    ctx: &Context,
-    prev: Option<&MaestroApplyStatus>,
-    new: &MaestroApplyStatus,
-) {
-    let Some(ready) = new.condition(super::crd::CONDITION_READY) else {
-        return;
-    };
-    let old = prev.and_then(|p| p.condition(super::crd::CONDITION_READY));
-    if old.is_some_and(|o| o.reason == ready.reason && o.status == ready.status) {
-        return;
-    }
-    let type_ = match new.phase {
-        Some(Phase::Stalled | Phase::Failed | Phase::Degraded) => EventType::Warning,
-        Some(Phase::Applied | Phase::Available | Phase::Suspended) => EventType::Normal,
-        _ => return,
-    };
-    event(
-        ctx,
-        obj,
-        type_,
-        &ready.reason,
-        "Reconcile",
-        ready.message.clone(),
-    )
-    .await;
-}
-
-pub(super) async fn event<K: Resource<DynamicType = ()>>(
-    ctx: &Context,
-    obj: &K,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = KubeEvent {
-        type_,
-        reason: reason.to_string(),
-        note: Some(truncate_note(note)),
-        action: action.to_string(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        // Events are best effort; the status carries the same news.
-        debug!(error = %e, reason, "cannot publish an event");
-    }
-}
-
-/// Event notes are limited to 1 kB.
-fn truncate_note(mut note: String) -> String {
-    if note.len() > 1000 {
-        let mut end = 997;
-        while !note.is_char_boundary(end) {
-            end -= 1;
-        }
-        note.truncate(end);
-        note.push_str("...");
-    }
-    note
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_per_failure_up_to_the_cap_with_jitter() {
-        let min = Duration::from_secs(2);
-        let max = Duration::from_secs(300);
-        for (failures, step) in [(1, 2), (2, 4), (3, 8), (8, 256), (9, 300), (1000, 300)] {
-            let step = Duration::from_secs(step);
-            for _ in 0..20 {
-                let d = backoff_delay(failures, min, max);
-                assert!(
-                    d >= step / 2 && d <= step,
-                    "failure {failures}: {d:?} for step {step:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn raised_intervals_are_a_condition_announced_once_and_removed_when_gone() {
-        let raised = vec!["spec.pollInterval 1s is below the operator's minimum".to_string()];
-        let mut first = MaestroApplyStatus::default();
-        assert!(note_raised_intervals(&mut first, None, &raised), "new");
-        let c = first.condition(CONDITION_INTERVALS_RAISED).unwrap();
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_str()),
-            ("True", REASON_INTERVALS_RAISED)
-        );
-
-        let mut again = MaestroApplyStatus::default();
-        assert!(
-            !note_raised_intervals(&mut again, Some(&first), &raised),
-            "not new"
-        );
-        assert_eq!(
-            again
-                .condition(CONDITION_INTERVALS_RAISED)
-                .unwrap()
-                .last_transition_time,
-            c.last_transition_time
-        );
-
-        let mut fixed = again.clone();
-        assert!(!note_raised_intervals(&mut fixed, Some(&again), &[]));
-        assert!(fixed.condition(CONDITION_INTERVALS_RAISED).is_none());
-    }
-
-    #[test]
-    fn a_publish_records_its_digest_and_a_claim_forgets_it() {
-        let mut s = MaestroApplyStatus {
-            published_spec_hash: Some("h1".into()),
-            ..Default::default()
-        };
-        record_publish(&mut s, &Outcome::Published, || "h2".into());
-        assert_eq!(s.published_spec_hash.as_deref(), Some("h2"));
-        record_publish(&mut s, &Outcome::InSync, || "h3".into());
-        assert_eq!(s.published_spec_hash.as_deref(), Some("h3"));
-        // A failed publish or reported drift publishes nothing: what was
-        // published stays the measure of drift.
-        let failed = Outcome::Failed {
-            reason: "MaestroUnavailable".into(),
-            message: "down".into(),
-            terminal: false,
-        };
-        for outcome in [
-            failed,
-            Outcome::Drifted {
-                what: "spec".into(),
-            },
-            Outcome::Suspended,
-        ] {
-            record_publish(&mut s, &outcome, || "other".into());
-            assert_eq!(s.published_spec_hash.as_deref(), Some("h3"), "{outcome:?}");
-        }
-        record_publish(
-            &mut s,
-            &Outcome::Claimed {
-                owner: "MaestroApply a/b (uid u)".into(),
-            },
-            || "h4".into(),
-        );
-        assert_eq!(s.published_spec_hash, None, "another holder's now");
-    }
-
-    #[test]
-    fn reported_drift_is_a_condition_kept_while_it_lasts_and_removed_after() {
-        let drifted = Outcome::Drifted {
-            what: "its spec changed".into(),
-        };
-        let mut first = MaestroApplyStatus::default();
-        note_drift(&mut first, None, &drifted);
-        let c = first.condition(CONDITION_DRIFTED).unwrap();
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
-            ("True", "DriftDetected", "its spec changed")
-        );
-
-        let mut again = MaestroApplyStatus::default();
-        note_drift(&mut again, Some(&first), &drifted);
-        assert_eq!(again, first, "unchanged: nothing to write");
-
-        let mut fixed = again.clone();
-        note_drift(&mut fixed, Some(&again), &Outcome::InSync);
-        assert!(fixed.condition(CONDITION_DRIFTED).is_none());
-    }
-
-    #[test]
-    fn long_event_notes_are_cut_at_a_char_boundary() {
-        let note = truncate_note("é".repeat(800));
-        assert!(note.len() <= 1000 && note.ends_with("..."));
-    }
-}
+mod tests;

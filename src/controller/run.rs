@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, controller, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::config::OperatorConfig;
@@ -24,10 +24,10 @@ use super::ratelimit::RateLimiter;
 use super::raw::{RawMaestroApply, raw_ref};
 use super::reconcile::{error_policy, reconcile};
 use super::server::{Health, Server};
-use super::shutdown::{self, Shutdown};
+
 use super::stream::StatusSource;
 use super::watch_health::WatchHealth;
-use super::{Context, Error, Failures, MANAGER, MaestroHandle, Result, leader};
+use super::{Context, Error, Failures, MaestroHandle, Result, leader};
 use crate::maestro::fence::WriteFence;
 use crate::maestro::grpc::SubscribeOptions;
 use crate::maestro::work_client::WorkClient;
@@ -40,9 +40,36 @@ const STEP_DOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long the probe server may take to stop.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How the operator process ends other than by a signal: a failed start,
+/// a lost lease, a failed probe server. Apart from [`Error`], which a
+/// reconcile can fail with too, since none of these is about one object.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Start(#[from] Error),
+
+    #[error("cannot serve /metrics, /healthz and /readyz: {0}")]
+    Bind(#[source] std::io::Error),
+
+    #[error(
+        "the leader lease ended (not renewed in time, or taken over); exiting so this replica \
+         restarts as a standby"
+    )]
+    LeaseLost,
+
+    #[error("the probe server failed: {0}")]
+    ProbeServerFailed(#[source] std::io::Error),
+
+    #[error("the probe server panicked: {0}")]
+    ProbeServerPanicked(#[source] tokio::task::JoinError),
+
+    #[error("the probe server did not stop within {}", crate::durations::format(*.0))]
+    ProbeServerHung(Duration),
+}
+
 /// Runs until SIGTERM or Ctrl-C (`Ok`), or until leadership is lost
 /// (`Err`, so the process exits non-zero and is restarted as a standby).
-pub async fn run(config: OperatorConfig) -> Result<()> {
+pub async fn run(config: OperatorConfig) -> std::result::Result<(), RunError> {
     let maestro_config = config.maestro()?;
     let client = super::kube_client::client(config.kube_qps, config.kube_burst).await?;
     check_crd(&client, config.namespace.as_deref()).await?;
@@ -53,7 +80,11 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
     } else {
         WriteFence::open()
     };
-    let maestro = MaestroHandle::new(WorkClient::new(&maestro_config)?.with_fence(fence.clone()));
+    let maestro = MaestroHandle::new(
+        WorkClient::new(&maestro_config)
+            .map_err(Error::Maestro)?
+            .with_fence(fence.clone()),
+    );
     let metrics = Arc::new(Metrics::new());
     let health = Health::default();
     health.set_ready(
@@ -61,8 +92,7 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
         "waiting for the initial list of MaestroApply objects",
     );
 
-    let (trigger, shutdown) = shutdown::channel();
-    shutdown::on_signals(trigger.clone());
+    let shutdown = crate::signals::cancel_on_signal();
     let server = Server::bind(
         config.metrics_address,
         config.health_address,
@@ -71,7 +101,7 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
         health.clone(),
     )
     .await
-    .map_err(|e| Error::Config(e.to_string()))?;
+    .map_err(RunError::Bind)?;
     info!(addresses = ?server.addresses(), "serving /metrics, /healthz and /readyz");
     let server_task = tokio::spawn(server.run(shutdown.clone()));
     tokio::spawn(super::tls_reload::reload_on_change(
@@ -89,53 +119,106 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
         "maestro-operator starting"
     );
 
-    let mut election = None;
-    if config.leader_elect {
-        let identity = config.identity();
-        // The lease gets a client of its own, outside the rate limit: a
-        // renewal queued behind a burst of status patches would let the
-        // lease expire (client-go's leader election has its own client
-        // for the same reason). Renewals are a few requests a minute.
-        let lease_client = super::kube_client::client(0.0, 1).await?;
-        let mut e = leader::join(
-            lease_client,
-            &config.lease_namespace(),
-            &config.lease_name,
-            &identity,
-            config.lease_duration,
-            fence.clone(),
-        )
-        .await?;
-        // A standby is healthy and ready: it serves probes and takes over.
-        health.set_ready(true, "");
-        if !e.acquired(shutdown.clone()).await {
-            e.release().await;
-            return finish(server_task).await;
-        }
-        metrics.set_leader(true);
-        tokio::spawn(step_down_when_fenced(
-            fence.clone(),
-            metrics.clone(),
-            health.clone(),
-            trigger.clone(),
-        ));
-        election = Some(e);
-    }
+    let election = match lead(&config, &fence, &metrics, &health, &shutdown).await? {
+        Leadership::Alone => None,
+        Leadership::Leading(e) => Some(e),
+        Leadership::Stopped => return finish(server_task).await,
+    };
 
-    let stop_requested = shutdown.clone();
     let controller = run_controller(
         &config,
         client,
         maestro,
         metrics.clone(),
         health.clone(),
-        shutdown,
+        shutdown.clone(),
     );
+    wait_stopped(controller, &config, &fence, &shutdown).await;
+
+    let lost = config.leader_elect && fence.has_ended();
+    metrics.set_leader(false);
+    match election {
+        // The lease is gone or about to be another's: nothing to release,
+        // and the API server may be out of reach.
+        Some(e) if lost => e.abandon(),
+        Some(e) => e.release().await,
+        None => {}
+    }
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(SERVER_STOP_TIMEOUT, finish(server_task)).await;
+    if lost {
+        return Err(RunError::LeaseLost);
+    }
+    match stopped {
+        Ok(result) => result,
+        Err(_) => Err(RunError::ProbeServerHung(SERVER_STOP_TIMEOUT)),
+    }
+}
+
+/// Whether, and how, this replica goes on to run the controller.
+enum Leadership {
+    /// No leader election: it runs alone.
+    Alone,
+    Leading(leader::Election),
+    /// Shut down while standing by.
+    Stopped,
+}
+
+/// With `--leader-elect`, stands by until the lease is held (ready, serving
+/// probes, so it can take over), then watches the fence to step down.
+async fn lead(
+    config: &OperatorConfig,
+    fence: &WriteFence,
+    metrics: &Arc<Metrics>,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<Leadership> {
+    if !config.leader_elect {
+        return Ok(Leadership::Alone);
+    }
+    // The lease gets a client of its own, outside the rate limit: a
+    // renewal queued behind a burst of status patches would let the
+    // lease expire (client-go's leader election has its own client
+    // for the same reason). Renewals are a few requests a minute.
+    let lease_client = super::kube_client::client(0.0, 1).await?;
+    let mut e = leader::join(
+        lease_client,
+        &config.lease_namespace(),
+        &config.lease_name,
+        &config.identity(),
+        config.lease_duration,
+        fence.clone(),
+    )
+    .await?;
+    // A standby is healthy and ready: it serves probes and takes over.
+    health.set_ready(true, "");
+    if !e.acquired(shutdown.clone()).await {
+        e.release().await;
+        return Ok(Leadership::Stopped);
+    }
+    metrics.set_leader(true);
+    tokio::spawn(step_down_when_fenced(
+        fence.clone(),
+        metrics.clone(),
+        health.clone(),
+        shutdown.clone(),
+    ));
+    Ok(Leadership::Leading(e))
+}
+
+/// Runs `controller` until it stops, or for a bounded grace once shut
+/// down or fenced.
+async fn wait_stopped(
+    controller: impl std::future::Future<Output = ()>,
+    config: &OperatorConfig,
+    fence: &WriteFence,
+    shutdown: &CancellationToken,
+) {
     // After SIGTERM in-flight reconciles may finish, for a bounded time
     // that fits the pod's termination grace period (the kubelet's SIGKILL
     // would otherwise cut them at a worse moment).
     let stopping_then_grace = async {
-        stop_requested.wait().await;
+        shutdown.cancelled().await;
         tokio::time::sleep(config.shutdown_timeout).await;
     };
     // Once fenced, the controller gets a short grace to stop; the process
@@ -155,27 +238,6 @@ pub async fn run(config: OperatorConfig) -> Result<()> {
                   "in-flight reconciles did not finish within --shutdown-timeout; exiting without them");
         }
     }
-
-    let lost = config.leader_elect && fence.has_ended();
-    metrics.set_leader(false);
-    match election {
-        // The lease is gone or about to be another's: nothing to release,
-        // and the API server may be out of reach.
-        Some(e) if lost => e.abandon(),
-        Some(e) => e.release().await,
-        None => {}
-    }
-    trigger.fire();
-    let stopped = tokio::time::timeout(SERVER_STOP_TIMEOUT, finish(server_task)).await;
-    if lost {
-        return Err(Error::Config(
-            "the leader lease ended (not renewed in time, or taken over); exiting so this replica restarts as a standby".into(),
-        ));
-    }
-    match stopped {
-        Ok(result) => result,
-        Err(_) => Err(Error::Config("the probe server did not stop".into())),
-    }
 }
 
 /// The moment the fence closes: writes to Maestro already stop there (the
@@ -184,7 +246,7 @@ async fn step_down_when_fenced(
     fence: WriteFence,
     metrics: Arc<Metrics>,
     health: Health,
-    trigger: shutdown::Trigger,
+    shutdown: CancellationToken,
 ) {
     fence.ended().await;
     metrics.set_leader(false);
@@ -193,18 +255,19 @@ async fn step_down_when_fenced(
         "the leader lease ended (not renewed before its deadline, or taken over); \
          writes to Maestro are fenced off; stopping so a standby takes over"
     );
-    trigger.fire();
+    shutdown.cancel();
 }
 
-async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<()> {
+async fn finish(
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> std::result::Result<(), RunError> {
     match server.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Error::Config(format!("the probe server failed: {e}"))),
-        Err(e) => Err(Error::Config(format!("the probe server panicked: {e}"))),
+        Ok(Err(e)) => Err(RunError::ProbeServerFailed(e)),
+        Err(e) => Err(RunError::ProbeServerPanicked(e)),
     }
 }
 
-/// Fails start-up with a hint when the CRD is missing.
 /// Fails early, with a hint, when the CRD is missing. Lists only where the
 /// operator watches: with one namespace its Role grants nothing wider.
 async fn check_crd(client: &kube::Client, namespace: Option<&str>) -> Result<()> {
@@ -230,16 +293,8 @@ async fn run_controller(
     maestro: MaestroHandle,
     metrics: Arc<Metrics>,
     health: Health,
-    shutdown: Shutdown,
+    shutdown: CancellationToken,
 ) {
-    let api: Api<RawMaestroApply> = match &config.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let mut watch_config = watcher::Config::default().any_semantic();
-    if let Some(selector) = &config.label_selector {
-        watch_config = watch_config.labels(selector);
-    }
     let (reader, writer) = reflector::store();
     let watch_health = WatchHealth::default();
     tokio::spawn(watch_health.clone().enforce(
@@ -247,20 +302,7 @@ async fn run_controller(
         health.clone(),
         shutdown.clone(),
     ));
-    let stream = watcher(api, watch_config)
-        .default_backoff()
-        .inspect(move |item| watch_health.observe(item))
-        // managedFields, and kubectl's client-side apply copy of the whole
-        // object, can be larger than the rest of it and are never read
-        // here; spec and status are kept deflated until a reconcile.
-        .modify(|o: &mut RawMaestroApply| {
-            o.managed_fields_mut().clear();
-            o.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
-            o.pack();
-        })
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(changes_that_matter, PredicateConfig::default());
+    let stream = watch(config, &client, writer, watch_health);
 
     let (poller, triggers) = Poller::new(
         maestro_fetcher(maestro.clone()),
@@ -285,13 +327,7 @@ async fn run_controller(
         StatusSource::Poll => info!("status from REST polls only (--status-source=poll)"),
     }
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: MANAGER.into(),
-                instance: config.identity.clone(),
-            },
-        ),
+        recorder: super::recorder(client.clone(), config),
         client,
         maestro,
         poller,
@@ -311,33 +347,7 @@ async fn run_controller(
         }
     }));
 
-    // Until the first list is in, the store is empty, not authoritative.
-    let listed = Arc::new(AtomicBool::new(false));
-    ctx.poller.set_liveness(Arc::new({
-        let reader = reader.clone();
-        let listed = listed.clone();
-        move |key| !listed.load(Ordering::SeqCst) || reader.get(&raw_ref(key)).is_some()
-    }));
-    let ready_reader = reader.clone();
-    let ready_health = health.clone();
-    tokio::spawn(async move {
-        // Polled in rounds: the store's ready signal wakes only its most
-        // recent waiter, and the controller itself waits on it too.
-        loop {
-            let wait = ready_reader.wait_until_ready();
-            match tokio::time::timeout(std::time::Duration::from_secs(1), wait).await {
-                Ok(Ok(())) => break,
-                Ok(Err(_)) => return,
-                Err(_) => {}
-            }
-        }
-        listed.store(true, Ordering::SeqCst);
-        ready_health.set_ready(true, "");
-        info!(
-            objects = ready_reader.len(),
-            "initial list done; reconciling"
-        );
-    });
+    ready_when_listed(&ctx, reader.clone(), health.clone());
 
     let sets = super::applyset::run(
         config,
@@ -349,7 +359,7 @@ async fn run_controller(
     let applies = Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .reconcile_on(UnboundedReceiverStream::new(triggers).map(|key| raw_ref(&key)))
-        .graceful_shutdown_on(shutdown.wait())
+        .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
@@ -361,6 +371,65 @@ async fn run_controller(
         });
     tokio::join!(applies, sets);
     info!("controller stopped");
+}
+
+/// Until the first list is in, the store is empty, not authoritative:
+/// the poller treats every object as live, and the replica is not ready.
+fn ready_when_listed(ctx: &Context, reader: reflector::Store<RawMaestroApply>, health: Health) {
+    let listed = Arc::new(AtomicBool::new(false));
+    ctx.poller.set_liveness(Arc::new({
+        let reader = reader.clone();
+        let listed = listed.clone();
+        move |key| !listed.load(Ordering::SeqCst) || reader.get(&raw_ref(key)).is_some()
+    }));
+    tokio::spawn(async move {
+        // Polled in rounds: the store's ready signal wakes only its most
+        // recent waiter, and the controller itself waits on it too.
+        loop {
+            let wait = reader.wait_until_ready();
+            match tokio::time::timeout(std::time::Duration::from_secs(1), wait).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
+        }
+        listed.store(true, Ordering::SeqCst);
+        health.set_ready(true, "");
+        info!(objects = reader.len(), "initial list done; reconciling");
+    });
+}
+
+/// The objects' watch, kept in `writer`'s store (slimmed: see below),
+/// yielding the changes worth a reconcile.
+fn watch(
+    config: &OperatorConfig,
+    client: &kube::Client,
+    writer: reflector::store::Writer<RawMaestroApply>,
+    watch_health: WatchHealth,
+) -> impl futures::Stream<Item = std::result::Result<RawMaestroApply, watcher::Error>> + Send + use<>
+{
+    let api: Api<RawMaestroApply> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut watch_config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &config.label_selector {
+        watch_config = watch_config.labels(selector);
+    }
+    watcher(api, watch_config)
+        .default_backoff()
+        .inspect(move |item| watch_health.observe(item))
+        // managedFields, and kubectl's client-side apply copy of the whole
+        // object, can be larger than the rest of it and are never read
+        // here; spec and status are kept deflated until a reconcile.
+        .modify(|o: &mut RawMaestroApply| {
+            o.managed_fields_mut().clear();
+            o.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+            o.pack();
+        })
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(changes_that_matter, PredicateConfig::default())
 }
 
 /// Where `kubectl apply` (client-side) keeps the object as last applied.

@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::crd::{
-    CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED, MaestroApplyStatus, ManifestStatus,
-    Phase, WaitFor,
+    CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED, MaestroApply, MaestroApplyStatus,
+    ManifestStatus, Phase, WaitFor,
 };
 use super::poller::View;
 use crate::maestro::rest::ResourceBundle;
@@ -104,6 +104,43 @@ pub struct Input<'a> {
     /// The `reconcile-requested-at` value this reconcile handled.
     pub requested_at: Option<&'a str>,
     pub now: Timestamp,
+}
+
+impl<'a> Input<'a> {
+    /// The input for `obj` as published under `consumer`, `work_name` and
+    /// `resource_id`: no timeout and no handled reconcile request unless
+    /// set with [`Input::timeout`] and [`Input::requested_at`].
+    pub fn new(
+        obj: &MaestroApply,
+        (consumer, work_name, resource_id): (&'a str, &'a str, &'a str),
+        view: &'a View,
+        outcome: &'a Outcome,
+        now: Timestamp,
+    ) -> Self {
+        Input {
+            generation: obj.metadata.generation,
+            consumer,
+            work_name,
+            resource_id,
+            wait_for: obj.spec.wait_for,
+            timeout: Duration::ZERO,
+            view,
+            outcome,
+            requested_at: None,
+            now,
+        }
+    }
+
+    pub fn timeout(self, timeout: Duration) -> Self {
+        Input { timeout, ..self }
+    }
+
+    pub fn requested_at(self, requested_at: Option<&'a str>) -> Self {
+        Input {
+            requested_at,
+            ..self
+        }
+    }
 }
 
 /// The status to store, given the stored one.

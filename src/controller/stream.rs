@@ -17,8 +17,8 @@ use tracing::{debug, info, warn};
 use super::MaestroHandle;
 use super::metrics::Metrics;
 use super::poller::{EventOutcome, Poller};
-use super::shutdown::Shutdown;
 use crate::maestro::grpc::{StreamEvent, SubscribeOptions};
+use tokio_util::sync::CancellationToken;
 
 /// How often to check whether the Maestro client was rebuilt (rotated TLS
 /// files): the stream must then move to the new connection.
@@ -40,9 +40,9 @@ pub async fn follow(
     maestro: MaestroHandle,
     metrics: Arc<Metrics>,
     options: SubscribeOptions,
-    shutdown: Shutdown,
+    shutdown: CancellationToken,
 ) {
-    let stop = shutdown.wait();
+    let stop = shutdown.cancelled();
     tokio::pin!(stop);
     loop {
         let reloads = maestro.reloads();

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::server::Health;
-use super::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 /// When the watch started failing, and the last error.
 #[derive(Clone, Default)]
@@ -54,12 +54,12 @@ impl WatchHealth {
     }
 
     /// Marks the process broken once the watch has failed for `limit`.
-    pub async fn enforce(self, limit: Duration, health: Health, shutdown: Shutdown) {
+    pub async fn enforce(self, limit: Duration, health: Health, shutdown: CancellationToken) {
         let every = (limit / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = shutdown.clone().wait() => return,
+                () = shutdown.cancelled() => return,
             }
             if let Some((failed_for, error)) = self.failing_for()
                 && failed_for >= limit
@@ -80,28 +80,4 @@ impl WatchHealth {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_watch_failing_past_the_limit_breaks_liveness_and_a_success_resets_it() {
-        let watch = WatchHealth::default();
-        let health = Health::default();
-        let (_trigger, shutdown) = super::super::shutdown::channel();
-        let limit = Duration::from_secs(60);
-        tokio::spawn(watch.clone().enforce(limit, health.clone(), shutdown));
-
-        watch.observe::<(), _>(&Err("list refused"));
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        watch.observe::<_, String>(&Ok(()));
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        assert!(!health.is_broken(), "a success in between resets the clock");
-
-        watch.observe::<(), _>(&Err("forbidden"));
-        tokio::time::sleep(Duration::from_secs(59)).await;
-        assert!(!health.is_broken());
-        tokio::time::sleep(Duration::from_secs(20)).await;
-        assert!(health.is_broken());
-        assert!(health.reason().contains("forbidden"), "{}", health.reason());
-    }
-}
+mod tests;

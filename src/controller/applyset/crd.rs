@@ -16,12 +16,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::controller::crd::MaestroApplySpec;
+use crate::controller::crd::{DURATION_PATTERN, MaestroApplySpec, parse_duration_at_least};
 
 pub const KIND: &str = "MaestroApplySet";
-
-/// Go duration syntax including zero (`0s`): a soak time may be none.
-const DURATION_PATTERN: &str = "^([0-9]+([.][0-9]+)?(ms|s|m|h))+$";
 
 /// Delivers one MaestroApply template to every Maestro consumer the
 /// selector (and the explicit list) picks, one child MaestroApply per
@@ -368,15 +365,8 @@ impl RolloutStrategy {
 }
 
 fn parse_duration(field: &str, value: &str) -> Result<Duration, String> {
-    let parsed: kube::core::Duration = value
-        .parse()
-        .map_err(|e| format!("spec.rolloutStrategy.{field} {value:?} is not a duration: {e}"))?;
-    if parsed.is_negative() {
-        return Err(format!(
-            "spec.rolloutStrategy.{field} {value:?} must not be negative"
-        ));
-    }
-    Ok(Duration::from(parsed))
+    parse_duration_at_least(value, Duration::ZERO)
+        .map_err(|e| format!("spec.rolloutStrategy.{field} {e}"))
 }
 
 /// The CRD as YAML, as `crdgen maestroapplyset` prints it.
@@ -388,6 +378,7 @@ pub fn crd_yaml() -> Result<String, serde_norway::Error> {
     ))
 }
 
+/// The pattern admits zero (`0s`): a soak time may be none.
 fn duration_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "string",

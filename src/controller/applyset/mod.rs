@@ -31,17 +31,16 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use tracing::{debug, info, warn};
 
 pub use crd::{MaestroApplySet, MaestroApplySetSpec, MaestroApplySetStatus};
 
+use super::MaestroHandle;
 use super::config::OperatorConfig;
 use super::crd::MaestroApply;
 use super::metrics::Metrics;
-use super::shutdown::Shutdown;
-use super::{MANAGER, MaestroHandle};
+use tokio_util::sync::CancellationToken;
 
 /// Runs the set controller until `shutdown`. Without the CRD (an install
 /// that predates it) it says so and returns: MaestroApply delivery goes on.
@@ -50,7 +49,7 @@ pub async fn run(
     client: kube::Client,
     maestro: MaestroHandle,
     metrics: Arc<Metrics>,
-    shutdown: Shutdown,
+    shutdown: CancellationToken,
 ) {
     let (sets, children): (Api<MaestroApplySet>, Api<PartialObjectMeta<MaestroApply>>) =
         match &config.namespace {
@@ -65,13 +64,7 @@ pub async fn run(
         return;
     }
     let ctx = Arc::new(reconcile::SetContext {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: MANAGER.into(),
-                instance: config.identity.clone(),
-            },
-        ),
+        recorder: super::recorder(client.clone(), config),
         client,
         maestro,
         relist: config.consumer_relist_interval,
@@ -96,7 +89,7 @@ pub async fn run(
     controller
         .owns_stream(child_events)
         .with_config(controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown.wait())
+        .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| {
             // From the watch cache after every reconcile, so it follows

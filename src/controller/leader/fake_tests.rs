@@ -123,7 +123,7 @@ fn holder_of(store: &Shared) -> Option<String> {
 
 async fn lead(client: Client, identity: &str) -> (Election, WriteFence) {
     let fence = WriteFence::closed();
-    let (trigger, shutdown) = super::super::shutdown::channel();
+    let shutdown = tokio_util::sync::CancellationToken::new();
     let mut e = join(client, NAMESPACE, LEASE, identity, secs(3), fence.clone())
         .await
         .unwrap();
@@ -131,7 +131,6 @@ async fn lead(client: Client, identity: &str) -> (Election, WriteFence) {
         .await
         .expect("acquired in time");
     assert!(acquired);
-    drop(trigger);
     assert!(fence.check().is_ok(), "the leader may write");
     (e, fence)
 }
