@@ -251,7 +251,7 @@ pub async fn run(cli: Cli) -> RunResult {
 
     let outcome = tokio::select! {
         outcome = dispatch(&conn, command, invoked_as, &mut subject) => outcome,
-        signal = runtime::shutdown_signal() => {
+        signal = crate::signals::signalled() => {
             if is_watch {
                 // Stopping a watch is its normal end.
                 Ok(Report::success())

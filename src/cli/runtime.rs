@@ -203,29 +203,6 @@ pub async fn retry<T>(
     }
 }
 
-/// Resolves on SIGINT or SIGTERM (a Job's pod being stopped), naming it.
-pub async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
-    }
-}
-
 /// Tells when to look at Maestro again: on a status event of the
 /// consumer's works, or after a poll interval, which is short while the
 /// status stream is down so REST carries on alone.

@@ -17,7 +17,6 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Error as FinalizerError, Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use rand::Rng;
 use serde_json::json;
 use tracing::{Instrument, debug, warn};
 
@@ -78,7 +77,8 @@ async fn reconcile_raw(raw: Arc<RawMaestroApply>, ctx: Arc<Context>) -> Result<A
 pub fn error_policy(obj: Arc<RawMaestroApply>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = obj.typed_ref();
     let failures = ctx.failures.bump(&key);
-    let delay = backoff_delay(failures, ctx.settings.min_backoff, ctx.settings.max_backoff);
+    let delay =
+        crate::backoff::delay_after(failures, ctx.settings.min_backoff, ctx.settings.max_backoff);
     warn!(
         namespace = obj.namespace().unwrap_or_default(),
         name = obj.name_any(),
@@ -89,16 +89,6 @@ pub fn error_policy(obj: Arc<RawMaestroApply>, error: &Error, ctx: Arc<Context>)
         "reconcile failed"
     );
     Action::requeue(delay)
-}
-
-/// The delay before retry `failures` (1-based): `min` doubling up to `max`,
-/// drawn between half and all of that.
-pub fn backoff_delay(failures: u32, min: Duration, max: Duration) -> Duration {
-    let exponent = failures.saturating_sub(1).min(20);
-    let step = min.saturating_mul(1 << exponent).min(max);
-    let half = step / 2;
-    let jitter_ms = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
-    half + Duration::from_millis(jitter_ms)
 }
 
 async fn reconcile_object(obj: Arc<MaestroApply>, ctx: &Context) -> Result<Action> {

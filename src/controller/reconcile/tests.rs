@@ -3,22 +3,6 @@ use super::*;
 mod offline;
 
 #[test]
-fn backoff_doubles_per_failure_up_to_the_cap_with_jitter() {
-    let min = Duration::from_secs(2);
-    let max = Duration::from_secs(300);
-    for (failures, step) in [(1, 2), (2, 4), (3, 8), (8, 256), (9, 300), (1000, 300)] {
-        let step = Duration::from_secs(step);
-        for _ in 0..20 {
-            let d = backoff_delay(failures, min, max);
-            assert!(
-                d >= step / 2 && d <= step,
-                "failure {failures}: {d:?} for step {step:?}"
-            );
-        }
-    }
-}
-
-#[test]
 fn raised_intervals_are_a_condition_announced_once_and_removed_when_gone() {
     let raised = vec!["spec.pollInterval 1s is below the operator's minimum".to_string()];
     let mut first = MaestroApplyStatus::default();
