@@ -13,8 +13,9 @@
 //! of bundles Maestro shows deleting counts too, so a new leader does not
 //! flood an agent that is still working through the old leader's requests.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::runtime::reflector::ObjectRef;
@@ -82,9 +83,9 @@ impl Deletions {
         }
     }
 
-    fn ledgers(&self) -> std::sync::MutexGuard<'_, HashMap<ConsumerName, Ledger>> {
+    fn ledgers(&self) -> parking_lot::MutexGuard<'_, HashMap<ConsumerName, Ledger>> {
         // Nothing panics while holding the lock; the map stays consistent.
-        self.consumers.lock().unwrap_or_else(|p| p.into_inner())
+        self.consumers.lock()
     }
 
     /// May the deletion of `id` be requested now? `also_deleting`: bundles

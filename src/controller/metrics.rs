@@ -1,7 +1,7 @@
 //! Prometheus metrics of the operator, served on `/metrics`.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use kube::runtime::reflector::ObjectRef;
@@ -476,7 +476,7 @@ impl Metrics {
 
     /// Records an object's phase; `None` when it is gone.
     pub fn set_phase(&self, key: &ObjectRef<MaestroApply>, phase: Option<Phase>) {
-        let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+        let mut phases = self.phases.lock();
         let old = match phase {
             Some(p) => phases.insert(key.clone(), p),
             None => phases.remove(key),

@@ -37,9 +37,10 @@ pub mod target;
 pub mod tls_reload;
 pub mod watch_health;
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kube::runtime::events::Recorder;
@@ -140,22 +141,14 @@ impl MaestroHandle {
 
     /// The current client (a cheap clone).
     pub fn get(&self) -> WorkClient {
-        match self.client.read() {
-            Ok(c) => c.clone(),
-            // A panic while swapping cannot leave a half-written client:
-            // the guarded value is replaced in one assignment.
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.client.read().clone()
     }
 
     /// Rebuilds the client from `config`, reading the TLS files again. The
     /// write fence carries over: a reload must not reopen it.
     pub fn reload(&self, config: &MaestroConfig) -> crate::Result<()> {
         let fresh = WorkClient::new(config)?.with_fence(self.get().fence().clone());
-        match self.client.write() {
-            Ok(mut c) => *c = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
-        }
+        *self.client.write() = fresh;
         self.reloads.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -170,27 +163,19 @@ pub struct Failures {
 impl Failures {
     /// Counts one more failure and returns the new count.
     pub fn bump(&self, key: &ObjectRef<MaestroApply>) -> u32 {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self.counts.lock();
         let n = counts.entry(key.clone()).or_insert(0);
         *n = n.saturating_add(1);
         *n
     }
 
     pub fn reset(&self, key: &ObjectRef<MaestroApply>) {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.counts.lock().remove(key);
     }
 
     /// The objects waiting in backoff.
     pub fn keys(&self) -> Vec<ObjectRef<MaestroApply>> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        self.counts.lock().keys().cloned().collect()
     }
 }
 

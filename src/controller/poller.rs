@@ -17,10 +17,11 @@
 //! `interval`); while it is down they fall back to `pollInterval` at once,
 //! for Ready objects too, whose changes the stream was reporting.
 
+use parking_lot::Mutex;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -263,10 +264,10 @@ struct Consumer {
 }
 
 impl Consumer {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> parking_lot::MutexGuard<'_, State> {
         // No code panics while holding the lock; if one did, the cache is
         // still a consistent (if stale) map.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 }
 
@@ -324,11 +325,8 @@ impl Poller {
         (poller, rx)
     }
 
-    fn consumers(&self) -> std::sync::MutexGuard<'_, HashMap<ConsumerName, Arc<Consumer>>> {
-        self.inner
-            .consumers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    fn consumers(&self) -> parking_lot::MutexGuard<'_, HashMap<ConsumerName, Arc<Consumer>>> {
+        self.inner.consumers.lock()
     }
 
     fn consumer(&self, name: &ConsumerName) -> Option<Arc<Consumer>> {
@@ -492,21 +490,13 @@ impl Poller {
     /// Tells the pollers how to check that an object still exists; until
     /// then no interest is dropped but by [`Poller::unregister`].
     pub fn set_liveness(&self, liveness: Liveness) {
-        *self
-            .inner
-            .liveness
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(liveness);
+        *self.inner.liveness.lock() = Some(liveness);
     }
 
     /// What to do when a consumer's polls work again after failures
     /// (wake the objects waiting in backoff).
     pub fn set_on_recovery(&self, hook: Recovery) {
-        *self
-            .inner
-            .on_recovery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+        *self.inner.on_recovery.lock() = Some(hook);
     }
 
     /// Reconciles `key` now.
@@ -524,11 +514,7 @@ impl Poller {
     /// most one status patch) per object per window. The first report of
     /// a burst still wakes the object at once.
     pub fn set_wake_window(&self, window: Duration) {
-        *self
-            .inner
-            .wake_window
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = window;
+        *self.inner.wake_window.lock() = window;
     }
 
     /// Whether the status stream is subscribed.
@@ -654,11 +640,7 @@ impl Poller {
     }
 
     fn wake_window(&self) -> Duration {
-        *self
-            .inner
-            .wake_window
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        *self.inner.wake_window.lock()
     }
 }
 
@@ -856,14 +838,10 @@ async fn run_consumer(inner: Weak<Inner>, consumer: Arc<Consumer>) {
             // Lock order: the consumer map, then the consumer's state (as
             // in `register`), so a registration cannot slip in between the
             // emptiness check and the removal.
-            let mut consumers = strong.consumers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut consumers = strong.consumers.lock();
             let mut state = consumer.state();
             let now = Instant::now();
-            let liveness = strong
-                .liveness
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            let liveness = strong.liveness.lock().clone();
             if let Some(alive) = liveness {
                 state.interests.retain(|key, _| alive(key));
             }
@@ -976,7 +954,7 @@ async fn poll_once(inner: &Inner, consumer: &Arc<Consumer>) {
     if state.refresh_wanted.is_some_and(|w| w <= number) {
         state.refresh_wanted = None;
     }
-    let window = *inner.wake_window.lock().unwrap_or_else(|p| p.into_inner());
+    let window = *inner.wake_window.lock();
     notify_changed(
         inner,
         consumer,
@@ -989,11 +967,7 @@ async fn poll_once(inner: &Inner, consumer: &Arc<Consumer>) {
     drop(state);
     consumer.done.send_replace(completed);
     if recovered {
-        let hook = inner
-            .on_recovery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let hook = inner.on_recovery.lock().clone();
         if let Some(hook) = hook {
             hook();
         }

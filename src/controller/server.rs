@@ -9,9 +9,10 @@
 mod auth;
 mod tls;
 
+use parking_lot::Mutex;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -44,7 +45,7 @@ impl Health {
     /// Ready (or not) to serve, with what is missing.
     pub fn set_ready(&self, ready: bool, reason: &str) {
         self.inner.ready.store(ready, Ordering::SeqCst);
-        *self.inner.reason.lock().unwrap_or_else(|p| p.into_inner()) = reason.to_string();
+        *self.inner.reason.lock() = reason.to_string();
     }
 
     /// The process cannot recover by itself; the liveness probe fails so
@@ -61,11 +62,7 @@ impl Health {
 
     /// What is missing (readiness) or broken (liveness).
     pub fn reason(&self) -> String {
-        self.inner
-            .reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.reason.lock().clone()
     }
 }
 

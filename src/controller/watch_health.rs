@@ -4,7 +4,8 @@
 //! fails so the kubelet restarts the pod and the failure shows as restarts,
 //! not as silence.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,7 +24,7 @@ impl WatchHealth {
     /// Records one item of the watch stream.
     pub fn observe<T, E: std::fmt::Display>(&self, item: &Result<T, E>) {
         // The guarded value is a timestamp and a text, never half-written.
-        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failing = self.failing.lock();
         match item {
             Ok(_) => {
                 if let Some((since, _)) = failing.take() {
@@ -48,7 +49,6 @@ impl WatchHealth {
     pub fn failing_for(&self) -> Option<(Duration, String)> {
         self.failing
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|(since, error)| (since.elapsed(), error.clone()))
     }

@@ -2,7 +2,8 @@
 //! real API server cannot be made to do on demand: hang every request,
 //! hand the Lease to someone else between two renewals.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -46,7 +47,7 @@ fn json(status: StatusCode, body: String) -> Response {
 }
 
 async fn hang_if_asked(store: &Shared) {
-    let hang = store.lock().unwrap().hang;
+    let hang = store.lock().hang;
     if hang {
         std::future::pending::<()>().await;
     }
@@ -54,14 +55,14 @@ async fn hang_if_asked(store: &Shared) {
 
 async fn get_lease(State(store): State<Shared>) -> Response {
     hang_if_asked(&store).await;
-    let s = store.lock().unwrap();
+    let s = store.lock();
     json(StatusCode::OK, lease_json(&s))
 }
 
 async fn patch_lease(State(store): State<Shared>, body: Bytes) -> Response {
     hang_if_asked(&store).await;
     let patch: Value = serde_json::from_slice(&body).unwrap();
-    let mut s = store.lock().unwrap();
+    let mut s = store.lock();
     let wanted = patch["metadata"]["resourceVersion"].as_str().unwrap_or("");
     if wanted != s.version.to_string() {
         return json(
@@ -116,7 +117,7 @@ async fn serve(spec: Value) -> (Client, Shared) {
 }
 
 fn holder_of(store: &Shared) -> Option<String> {
-    store.lock().unwrap().spec["holderIdentity"]
+    store.lock().spec["holderIdentity"]
         .as_str()
         .map(str::to_string)
 }
@@ -145,11 +146,11 @@ async fn a_leader_whose_api_server_hangs_stops_writing_at_its_deadline() {
     let (election, fence) = lead(client, "a").await;
     // Let a few renewals through, then cut the API server off.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let renewals = store.lock().unwrap().writes.len();
+    let renewals = store.lock().writes.len();
     assert!(renewals >= 3, "acquired and renewed: {renewals} writes");
-    store.lock().unwrap().hang = true;
+    store.lock().hang = true;
     let cut_at = Instant::now();
-    let last_write = store.lock().unwrap().writes.last().unwrap().0;
+    let last_write = store.lock().writes.last().unwrap().0;
 
     tokio::time::timeout(secs(5), fence.ended())
         .await
@@ -187,7 +188,7 @@ async fn a_standby_waits_a_full_duration_of_an_unrenewed_record_then_takes_it() 
     assert!(took >= secs(3), "took over after {took:?}");
     assert!(took < secs(5), "took over after {took:?}");
     assert_eq!(holder_of(&store).as_deref(), Some("b"));
-    assert_eq!(store.lock().unwrap().spec["leaseTransitions"], 1);
+    assert_eq!(store.lock().spec["leaseTransitions"], 1);
     election.release().await;
 }
 
@@ -197,7 +198,7 @@ async fn a_lease_taken_by_another_replica_closes_the_fence_at_the_next_renewal()
     let (election, fence) = lead(client, "a").await;
     {
         // Someone else holds it now (an operator forcing a hand-over).
-        let mut s = store.lock().unwrap();
+        let mut s = store.lock();
         s.spec["holderIdentity"] = "z".into();
         s.version += 1;
     }
@@ -217,5 +218,5 @@ async fn release_closes_the_fence_and_frees_the_lease() {
     election.release().await;
     assert!(fence.check().is_err());
     assert_eq!(holder_of(&store), None);
-    assert!(store.lock().unwrap().spec.get("renewTime").is_none());
+    assert!(store.lock().spec.get("renewTime").is_none());
 }

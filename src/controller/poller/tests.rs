@@ -26,7 +26,7 @@ impl Fake {
             "metadata": {"name": work},
         }))
         .unwrap();
-        let mut all = self.bundles.lock().unwrap();
+        let mut all = self.bundles.lock();
         let list = all.entry(consumer.to_string()).or_default();
         list.retain(|b| b.id != bundle.id);
         list.push(bundle);
@@ -35,7 +35,7 @@ impl Fake {
     }
 
     fn remove(&self, consumer: &str, id: ResourceId) {
-        let mut all = self.bundles.lock().unwrap();
+        let mut all = self.bundles.lock();
         if let Some(list) = all.get_mut(consumer) {
             list.retain(|b| b.id != id.to_string());
         }
@@ -50,7 +50,7 @@ fn fetcher(fake: Arc<Fake>) -> PageFetcher {
     Arc::new(move |req: PageRequest| {
         let fake = fake.clone();
         Box::pin(async move {
-            let gate = fake.gate.lock().unwrap().clone();
+            let gate = fake.gate.lock().clone();
             if let Some(gate) = gate {
                 gate.acquire().await.unwrap().forget();
             }
@@ -58,7 +58,7 @@ fn fetcher(fake: Arc<Fake>) -> PageFetcher {
             if fake.fail.load(Ordering::SeqCst) {
                 return Err(crate::Error::Unavailable("connection refused".into()));
             }
-            let all = fake.bundles.lock().unwrap();
+            let all = fake.bundles.lock();
             let list = all.get(req.consumer.as_str()).cloned().unwrap_or_default();
             let start = ((req.page - 1) * req.size) as usize;
             let items: Vec<_> = list
@@ -297,13 +297,13 @@ async fn our_own_write_is_not_undone_by_a_poll_that_read_before_it() {
     let west = consumer("west");
     let id = ResourceId::for_work(&SourceId::new("test").unwrap(), "west", "a");
     let gate = Arc::new(Semaphore::new(0));
-    *fake.gate.lock().unwrap() = Some(gate.clone());
+    *fake.gate.lock() = Some(gate.clone());
     p.register(&key(0), &west, id, Pace::every(TEN_S));
     tokio::time::sleep(Duration::from_millis(10)).await;
     // The first poll is in flight and will answer "no bundle"; meanwhile
     // we publish and record what we created.
     let created = fake.put("west", "a", 1);
-    let bundle = fake.bundles.lock().unwrap()["west"][0].clone();
+    let bundle = fake.bundles.lock()["west"][0].clone();
     fake.remove("west", created);
     p.record(&west, id, Some(bundle));
     gate.add_permits(1);
@@ -473,7 +473,7 @@ async fn held_refresh(
     consumer: &ConsumerName,
 ) -> (Arc<Semaphore>, tokio::task::JoinHandle<()>) {
     let gate = Arc::new(Semaphore::new(0));
-    *fake.gate.lock().unwrap() = Some(gate.clone());
+    *fake.gate.lock() = Some(gate.clone());
     let refresh = tokio::spawn({
         let p = p.clone();
         let consumer = consumer.clone();
@@ -508,8 +508,8 @@ async fn a_poll_that_read_before_a_stream_report_does_not_undo_it() {
     assert_eq!(sequence(&p, &key(0), a).as_deref(), Some("110"));
 
     // A later poll that lists an older report keeps the newer one too.
-    *fake.gate.lock().unwrap() = None;
-    fake.bundles.lock().unwrap().get_mut("west").unwrap()[0].status =
+    *fake.gate.lock() = None;
+    fake.bundles.lock().get_mut("west").unwrap()[0].status =
         Some(serde_json::from_value(json!({"ObservedVersion": 1, "SequenceID": "105"})).unwrap());
     p.refresh(&west, TEN_S).await;
     assert_eq!(sequence(&p, &key(0), a).as_deref(), Some("110"));
@@ -529,7 +529,7 @@ async fn a_report_that_beats_our_read_back_is_kept_until_the_bundle_is_recorded(
         p.apply_event(&event("west", id, 1, 100, false)),
         EventOutcome::Early
     );
-    let read_back = fake.bundles.lock().unwrap()["west"][0].clone();
+    let read_back = fake.bundles.lock()["west"][0].clone();
     p.record(&west, id, Some(read_back));
     assert_eq!(sequence(&p, &key(0), id).as_deref(), Some("100"));
 }
@@ -623,7 +623,7 @@ async fn while_the_stream_is_healthy_polls_are_a_safety_net_and_its_loss_brings_
 
 /// A bundle as Maestro serves it once its deletion was requested.
 fn deleting(fake: &Fake, consumer: &str, id: ResourceId) -> ResourceBundle {
-    let mut all = fake.bundles.lock().unwrap();
+    let mut all = fake.bundles.lock();
     let bundle = all
         .get_mut(consumer)
         .and_then(|list| list.iter_mut().find(|b| b.id == id.to_string()))
@@ -690,7 +690,7 @@ async fn a_work_created_again_after_a_confirmed_deletion_is_kept() {
     );
     // Not deleting, so not the confirmed one: a new work under that ID.
     fake.put("west", "a", 1);
-    let created = fake.bundles.lock().unwrap()["west"][0].clone();
+    let created = fake.bundles.lock()["west"][0].clone();
     p.record(&west, id, Some(created));
     assert!(p.view(&key(0), &west, &id).bundle.is_some());
 }

@@ -7,8 +7,9 @@
 //! neither logged nor kept), so a scrape every 15 s costs no review most of
 //! the time.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -282,8 +283,8 @@ impl DecisionCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, (Decision, Instant)>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<TokenHash, (Decision, Instant)>> {
+        self.entries.lock()
     }
 
     pub fn get(&self, key: &TokenHash, now: Instant) -> Option<Decision> {

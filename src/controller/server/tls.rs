@@ -2,9 +2,10 @@
 //! when they change, or self-signed at start-up) and a listener that
 //! completes TLS handshakes off the accept loop.
 
+use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
@@ -141,7 +142,7 @@ impl FileCert {
     }
 
     fn current(&self, now: Instant) -> Arc<CertifiedKey> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock();
         if now.saturating_duration_since(state.checked) >= RELOAD_CHECK {
             state.checked = now;
             let fingerprint = fingerprint(&self.files);

@@ -2,9 +2,10 @@
 //! Maestro cannot be made to do on demand: drop streams, fall silent,
 //! demand client certificates.
 
+use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
@@ -71,11 +72,7 @@ impl CloudEventService for Fake {
         request: Request<SubscriptionRequest>,
     ) -> Result<Response<EventStream>, Status> {
         self.record_auth(&request);
-        self.seen
-            .lock()
-            .unwrap()
-            .subscriptions
-            .push(request.into_inner());
+        self.seen.lock().subscriptions.push(request.into_inner());
         let stream: EventStream = match self.behaviour {
             Behaviour::HeartbeatThenEnd => Box::pin(tokio_stream::iter([Ok(heartbeat())])),
             Behaviour::Silent => Box::pin(futures::stream::pending()),
@@ -109,7 +106,7 @@ impl Fake {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        self.seen.lock().unwrap().authorization.push(auth);
+        self.seen.lock().authorization.push(auth);
     }
 
     async fn serve(self, tls: Option<ServerTlsConfig>) -> String {
@@ -203,7 +200,7 @@ async fn a_dropped_stream_is_resubscribed_with_a_fresh_subscribed_signal() {
         }
     }
     assert!(disconnected >= 2);
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock();
     assert!(seen.subscriptions.len() >= 3);
     assert_eq!(seen.subscriptions[0].source, "fake-test");
     assert_eq!(seen.subscriptions[0].data_type, DATA_TYPE);
@@ -269,7 +266,7 @@ async fn the_token_file_is_sent_as_a_bearer_token_and_re_read() {
         StreamEvent::Subscribed { .. }
     ));
 
-    let auth = seen.lock().unwrap().authorization.clone();
+    let auth = seen.lock().authorization.clone();
     assert_eq!(
         auth,
         [

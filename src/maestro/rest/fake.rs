@@ -1,9 +1,10 @@
 //! An HTTP server for the REST client tests: every request answered by a
 //! closure and recorded.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -106,7 +107,7 @@ impl FakeServer {
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
+        self.requests.lock().clone()
     }
 }
 
@@ -136,7 +137,7 @@ async fn answer(
             .collect(),
         body: body.to_vec(),
     };
-    shared.requests.lock().unwrap().push(request.clone());
+    shared.requests.lock().push(request.clone());
     let reply = (shared.handler)(&request);
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;

@@ -3,8 +3,9 @@
 //! what is published, for what the real stack cannot be made to do on
 //! demand (a bundle changing owner between two reads).
 
+use parking_lot::Mutex;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
@@ -38,7 +39,7 @@ impl CloudEventService for Publishes {
             .event
             .map(|e| e.r#type)
             .unwrap_or_default();
-        self.0.lock().unwrap().push(kind);
+        self.0.lock().push(kind);
         Ok(Response::new(()))
     }
 
@@ -66,7 +67,7 @@ impl Publishes {
     }
 
     fn kinds(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
+        self.0.lock().clone()
     }
 }
 
@@ -224,7 +225,7 @@ impl CloudEventService for Committing {
         self.publishes.publish(request).await?;
         match &self.answer {
             Answer::CommitThenHang => {
-                *self.held.lock().unwrap() = Some(self.commit.clone());
+                *self.held.lock() = Some(self.commit.clone());
                 futures::future::pending().await
             }
             Answer::Hang => futures::future::pending().await,
@@ -279,7 +280,7 @@ async fn committing_client(
 ) -> (WorkClient, Publishes, FakeServer) {
     let held = Arc::new(Mutex::new(held));
     let served = held.clone();
-    let rest = FakeServer::start(move |_: &Recorded| match served.lock().unwrap().clone() {
+    let rest = FakeServer::start(move |_: &Recorded| match served.lock().clone() {
         Some(b) => Reply::json(200, b),
         None => Reply::json(
             404,
@@ -382,7 +383,7 @@ struct StaleFirst {
 impl CloudEventService for StaleFirst {
     async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<()>, Status> {
         self.publishes.publish(request).await?;
-        let mut stale = self.stale.lock().unwrap();
+        let mut stale = self.stale.lock();
         if *stale > 0 {
             *stale -= 1;
             return Err(Status::unknown(STALE));

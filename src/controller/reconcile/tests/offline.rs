@@ -5,10 +5,11 @@
 //! publish as the test scripts it), so each path runs through the real
 //! `WorkClient`, poller, limiter and status code.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::Stream;
@@ -82,11 +83,11 @@ impl CloudEventService for ScriptedMaestro {
             .event
             .map(|e| e.r#type)
             .unwrap_or_default();
-        self.published.lock().unwrap().push(kind.clone());
-        let Some(answer) = self.script.lock().unwrap().pop_front() else {
+        self.published.lock().push(kind.clone());
+        let Some(answer) = self.script.lock().pop_front() else {
             return Err(Status::internal(format!("unexpected publish {kind}")));
         };
-        *self.held.lock().unwrap() = answer.then;
+        *self.held.lock() = answer.then;
         answer.reply.map(Response::new)
     }
 
@@ -104,7 +105,7 @@ impl ScriptedMaestro {
     /// The kinds of event published, shortened to `create`, `update`,
     /// `delete`.
     fn published(&self) -> Vec<String> {
-        let kinds = self.published.lock().unwrap().clone();
+        let kinds = self.published.lock().clone();
         kinds
             .iter()
             .map(|k| {
@@ -151,10 +152,7 @@ fn kube_mock(object: Value) -> (kube::Client, Arc<Mutex<Vec<KubeRequest>>>) {
                              "reason": "NotFound", "code": 404, "message": "not mocked"}),
                 )
             };
-            recorded
-                .lock()
-                .unwrap()
-                .push(KubeRequest { method, path, body });
+            recorded.lock().push(KubeRequest { method, path, body });
             send.send_response(
                 HttpResponse::builder()
                     .status(status)
@@ -253,7 +251,7 @@ impl Rig {
         let held: Held = Arc::new(Mutex::new(held));
         let served = held.clone();
         let rest = FakeServer::start(move |r: &Recorded| {
-            let bundle = served.lock().unwrap().clone();
+            let bundle = served.lock().clone();
             if r.path.ends_with("/resource-bundles") {
                 let items: Vec<Value> = bundle.into_iter().collect();
                 let n = items.len();
@@ -392,7 +390,7 @@ impl Rig {
     }
 
     fn requests(&self, method: &str) -> Vec<KubeRequest> {
-        let all = self.kube.lock().unwrap().clone();
+        let all = self.kube.lock().clone();
         assert!(
             all.iter()
                 .all(|r| r.path.ends_with("/events") || r.path.ends_with("/status")),
@@ -402,7 +400,7 @@ impl Rig {
     }
 
     fn held(&self) -> Option<Value> {
-        self.maestro.held.lock().unwrap().clone()
+        self.maestro.held.lock().clone()
     }
 }
 
@@ -539,7 +537,7 @@ async fn a_deleted_object_deletes_its_work_and_keeps_the_finalizer_until_it_is_g
     assert_eq!(rig.phases(), [Phase::Deleting.as_str()]);
 
     // The agent confirmed: Maestro no longer has the bundle.
-    *rig.maestro.held.lock().unwrap() = None;
+    *rig.maestro.held.lock() = None;
     rig.ctx
         .poller
         .refresh(&rig.target.consumer, Duration::from_secs(5))
