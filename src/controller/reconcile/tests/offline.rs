@@ -484,20 +484,21 @@ async fn a_stale_version_is_read_again_and_the_update_retried_once() {
 }
 
 #[tokio::test]
-async fn a_version_stale_twice_fails_for_a_retry_with_backoff() {
+async fn a_version_stale_on_every_attempt_fails_for_a_retry_with_backoff() {
+    use crate::maestro::work_client::APPLY_ATTEMPTS;
     let probe = Declared::of(&object(json!({})));
     let (v3, v4) = (
         bundle_of(&probe.earlier(), 3),
         bundle_of(&probe.earlier(), 4),
     );
-    let stale = |then: Value| Answer {
+    let stale = || Answer {
         reply: Err(Status::unknown(STALE)),
-        then: Some(then),
+        then: Some(v4.clone()),
     };
     let rig = Rig::new(
         object(json!({})),
         Some(v3),
-        vec![stale(v4.clone()), stale(v4)],
+        (0..APPLY_ATTEMPTS).map(|_| stale()).collect(),
     )
     .await;
     let (outcome, error) = rig.sync().await;
@@ -514,8 +515,8 @@ async fn a_version_stale_twice_fails_for_a_retry_with_backoff() {
     );
     assert_eq!(
         rig.maestro.published(),
-        ["update", "update"],
-        "one retry only"
+        vec!["update"; APPLY_ATTEMPTS as usize],
+        "each attempt reads again and updates once"
     );
 }
 
