@@ -22,7 +22,9 @@ use super::children::{
     self, REVISION_LABEL, SET_LABEL, build_child, consumer_of_child, owned_by, revision_name,
     revision_of, revision_of_child, selector_matches, selector_string, set_label,
 };
-use super::crd::{ApplyTemplate, KIND, MaestroApplySet, MaestroApplySetStatus, RolledBack};
+use super::crd::{
+    ApplyTemplate, KIND, MaestroApplySet, MaestroApplySetStatus, RolledBack, StrategyTimes,
+};
 use super::rollout::{self, Child, Decision, Member, Outcome, Strategy};
 use super::status;
 use crate::controller::crd::{API_VERSION, MaestroApply};
@@ -84,38 +86,18 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
     let revisions_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut revisions = stored_revisions(&revisions_api, set).await?;
     if !revisions.contains_key(&update) && !spec.suspend {
-        fenced(ctx)?;
-        let number = revisions.values().map(|r| r.number).max().unwrap_or(0) + 1;
-        store_revision(&revisions_api, set, &update, &spec.template, number).await?;
-        revisions.insert(
-            update.clone(),
-            Stored {
-                template: spec.template.clone(),
-                number,
-                complete: false,
-                rolled_back: None,
-            },
-        );
+        store_update_revision(ctx, &revisions_api, set, &update, &mut revisions).await?;
     }
 
     let selected = selected_consumers(set, ctx).await?;
     let children_api: Api<MaestroApply> = Api::namespaced(ctx.client.clone(), &namespace);
     let children = owned_children(&children_api, set).await?;
 
-    let group_by = spec.rollout_strategy.group_by.as_deref();
-    let members: Vec<Member> = selected
-        .iter()
-        .map(|(consumer, labels)| Member {
-            consumer: consumer.clone(),
-            group: group_by.and_then(|k| labels.get(k).cloned()),
-            child: children.get(consumer).and_then(|c| {
-                Some(Child {
-                    revision: revision_of_child(c)?.to_string(),
-                    health: children::health(c),
-                })
-            }),
-        })
-        .collect();
+    let members = members(
+        &selected,
+        &children,
+        spec.rollout_strategy.group_by.as_deref(),
+    );
 
     let prev = set.status.as_ref();
     let current = revisions
@@ -126,17 +108,9 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
     let halted = revisions
         .get(&update)
         .is_some_and(|r| r.rolled_back.is_some());
-    let strategy = Strategy {
-        type_: spec.rollout_strategy.type_,
-        max_concurrency: spec.rollout_strategy.max_concurrency.clone(),
-        max_failures: spec.rollout_strategy.max_failures.clone(),
-        times,
-        mandatory_groups: spec.rollout_strategy.mandatory_groups.clone(),
-        automatic_rollback: spec.rollback.automatic,
-    };
     let decision = rollout::decide(&rollout::Input {
         members: &members,
-        strategy: &strategy,
+        strategy: &strategy(set, times),
         update: &update,
         current: current.as_deref(),
         halted,
@@ -208,6 +182,63 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
         .recheck_in
         .map_or(ctx.relist, |r| r.min(ctx.relist));
     Ok(Action::requeue(wait.max(Duration::from_secs(1))))
+}
+
+/// Stores the template as a new revision, numbered after the others.
+async fn store_update_revision(
+    ctx: &SetContext,
+    api: &Api<ControllerRevision>,
+    set: &MaestroApplySet,
+    update: &str,
+    revisions: &mut HashMap<String, Stored>,
+) -> Result<()> {
+    fenced(ctx)?;
+    let number = revisions.values().map(|r| r.number).max().unwrap_or(0) + 1;
+    store_revision(api, set, update, &set.spec.template, number).await?;
+    revisions.insert(
+        update.to_string(),
+        Stored {
+            template: set.spec.template.clone(),
+            number,
+            complete: false,
+            rolled_back: None,
+        },
+    );
+    Ok(())
+}
+
+/// The selected consumers as the rollout sees them: their group and
+/// their child's revision and health, if they have one.
+fn members(
+    selected: &BTreeMap<String, BTreeMap<String, String>>,
+    children: &HashMap<String, MaestroApply>,
+    group_by: Option<&str>,
+) -> Vec<Member> {
+    selected
+        .iter()
+        .map(|(consumer, labels)| Member {
+            consumer: consumer.clone(),
+            group: group_by.and_then(|k| labels.get(k).cloned()),
+            child: children.get(consumer).and_then(|c| {
+                Some(Child {
+                    revision: revision_of_child(c)?.to_string(),
+                    health: children::health(c),
+                })
+            }),
+        })
+        .collect()
+}
+
+fn strategy(set: &MaestroApplySet, times: StrategyTimes) -> Strategy {
+    let spec = &set.spec;
+    Strategy {
+        type_: spec.rollout_strategy.type_,
+        max_concurrency: spec.rollout_strategy.max_concurrency.clone(),
+        max_failures: spec.rollout_strategy.max_failures.clone(),
+        times,
+        mandatory_groups: spec.rollout_strategy.mandatory_groups.clone(),
+        automatic_rollback: spec.rollback.automatic,
+    }
 }
 
 /// The revision to record as current and the rollback record: marked on
