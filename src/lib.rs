@@ -5,23 +5,23 @@
 //! - [`manifestwork`]: the Open Cluster Management `ManifestWork` types and
 //!   the validation Maestro and its agent apply;
 //! - [`maestro`]: the Maestro client: the CloudEvents codec, the gRPC source
-//!   client (writes and the status stream), the REST client (reads) and a
-//!   ManifestWork-level facade over both;
+//!   client (writes and the status stream), the REST client (reads), a
+//!   ManifestWork-level facade over both and Maestro's error type;
 //! - [`names`]: validated names and resource IDs;
 //! - [`durations`]: durations as people write them;
 //! - [`signals`]: SIGINT and SIGTERM, for both binaries;
-//! - [`telemetry`]: logging set-up;
+//! - [`backoff`]: the jittered exponential backoff of every retry;
+//! - [`telemetry`]: logging, traces and their set-up;
+//! - [`controller`]: the `maestro-operator` controllers (MaestroApply and
+//!   MaestroApplySet), their status, metrics and servers;
 //! - [`cli`]: the `maestro-cli` commands.
 
 pub mod backoff;
 pub mod cli;
 pub mod controller;
 pub mod durations;
-pub mod error;
 pub mod maestro;
 pub mod manifestwork;
 pub mod names;
 pub mod signals;
 pub mod telemetry;
-
-pub use error::{Error, Result};

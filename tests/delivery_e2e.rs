@@ -472,7 +472,7 @@ async fn bundle_gone(client: &WorkClient, consumer: &str, name: &str) -> Result<
 
 // ------------------------------------------------------------------- watch
 
-type Events = mpsc::Receiver<maestro_operator::Result<WatchEvent>>;
+type Events = mpsc::Receiver<maestro_operator::maestro::Result<WatchEvent>>;
 
 /// Starts watching `consumer` for `client`'s source and waits for the end of
 /// the initial list, so that what follows is news.

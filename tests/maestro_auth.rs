@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use maestro_operator::Error;
+use maestro_operator::maestro::Error;
 use maestro_operator::maestro::config::{MaestroConfig, TlsFiles};
 use maestro_operator::maestro::grpc::{StreamEvent, SubscribeOptions};
 use maestro_operator::maestro::work_client::{ApplyOutcome, WatchEvent, WorkClient};
@@ -162,7 +162,7 @@ async fn deliver_and_remove(client: &WorkClient) {
 }
 
 async fn wait_for(
-    events: &mut tokio::sync::mpsc::Receiver<maestro_operator::Result<WatchEvent>>,
+    events: &mut tokio::sync::mpsc::Receiver<maestro_operator::maestro::Result<WatchEvent>>,
     what: &str,
     accept: impl Fn(&WatchEvent) -> bool,
 ) {

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use maestro_operator::Error;
+use maestro_operator::maestro::Error;
 use maestro_operator::maestro::grpc::SubscribeOptions;
 use maestro_operator::maestro::rest::ListOptions;
 use maestro_operator::maestro::work_client::{ApplyOutcome, DeleteOutcome, WatchEvent};

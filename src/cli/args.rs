@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Arg, ArgGroup, Args};
 
-use crate::error::Error;
+use crate::maestro::error::Error;
 use crate::maestro::rest::LabelSelector;
 use crate::names::{ConsumerName, WorkName};
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::error::Error;
+use crate::maestro::error::Error;
 use crate::manifestwork::ValidationErrors;
 
 use super::records::Snapshot;

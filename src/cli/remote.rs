@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::controller::target::{Owner, bundle_owner};
-use crate::error::Result;
+use crate::maestro::error::Result;
 use crate::maestro::rest::ResourceBundle;
 use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::{

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::backoff::Backoff;
-use crate::error::Error;
+use crate::maestro::error::Error;
 use crate::maestro::grpc::SubscribeOptions;
 use crate::maestro::work_client::{WatchEvent, WorkClient};
 use crate::names::ConsumerName;
@@ -207,7 +207,7 @@ pub async fn retry<T>(
 /// consumer's works, or after a poll interval, which is short while the
 /// status stream is down so REST carries on alone.
 pub struct Follower {
-    events: Option<mpsc::Receiver<crate::error::Result<WatchEvent>>>,
+    events: Option<mpsc::Receiver<crate::maestro::error::Result<WatchEvent>>>,
     stream_up: bool,
 }
 

@@ -258,7 +258,7 @@ async fn next_step(
     obj: &MaestroApply,
     key: &ObjectRef<MaestroApply>,
     target: &Target,
-) -> (DeleteStep, Option<crate::Error>) {
+) -> (DeleteStep, Option<crate::maestro::Error>) {
     let view = ctx.poller.view(key, &target.consumer, &target.resource_id);
     let uid = target.owner.uid.as_str();
     let published = obj.published_hash_at(&target.resource_id).is_some();
@@ -315,7 +315,7 @@ async fn act(
     key: &ObjectRef<MaestroApply>,
     target: &Target,
     step: DeleteStep,
-    confirm_error: Option<crate::Error>,
+    confirm_error: Option<crate::maestro::Error>,
 ) -> Result<Acted> {
     match step {
         DeleteStep::Gone => Ok(finished(ctx, obj, key, target, Finish::Gone).await),
@@ -474,7 +474,11 @@ fn release(ctx: &Context, target: &Target) {
 
 /// Asks Maestro to delete the bundle if, read right before the write, it
 /// is still ours: the poll that showed it ours may be minutes old.
-async fn delete(ctx: &Context, target: &Target, published: bool) -> crate::Result<DeleteOutcome> {
+async fn delete(
+    ctx: &Context,
+    target: &Target,
+    published: bool,
+) -> crate::maestro::Result<DeleteOutcome> {
     ctx.limiter.acquire().await;
     let client = ctx.maestro.get();
     let started = Instant::now();

@@ -67,7 +67,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Maestro(#[from] crate::Error),
+    Maestro(#[from] crate::maestro::Error),
 
     #[error("Kubernetes API: {0}")]
     Kube(#[source] kube::Error),
@@ -146,7 +146,7 @@ impl MaestroHandle {
 
     /// Rebuilds the client from `config`, reading the TLS files again. The
     /// write fence carries over: a reload must not reopen it.
-    pub fn reload(&self, config: &MaestroConfig) -> crate::Result<()> {
+    pub fn reload(&self, config: &MaestroConfig) -> crate::maestro::Result<()> {
         let fresh = WorkClient::new(config)?.with_fence(self.get().fence().clone());
         *self.client.write() = fresh;
         self.reloads.fetch_add(1, Ordering::SeqCst);
@@ -230,15 +230,15 @@ impl Context {
         &self,
         action: &str,
         started: std::time::Instant,
-        result: std::result::Result<(), &crate::Error>,
+        result: std::result::Result<(), &crate::maestro::Error>,
     ) {
-        if matches!(result, Err(crate::Error::Fenced(_))) {
+        if matches!(result, Err(crate::maestro::Error::Fenced(_))) {
             return;
         }
         self.metrics.publish_finished(
             action,
             started.elapsed(),
-            result.err().map(crate::Error::reason),
+            result.err().map(crate::maestro::Error::reason),
         );
         match result {
             Err(e) if e.is_transient() => self.maestro_failing.store(true, Ordering::SeqCst),

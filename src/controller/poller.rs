@@ -57,7 +57,9 @@ pub struct PageRequest {
 /// Fetches one page of a consumer's bundles. A function rather than the
 /// REST client itself so the request counting can be tested offline.
 pub type PageFetcher = Arc<
-    dyn Fn(PageRequest) -> BoxFuture<'static, crate::Result<Page<ResourceBundle>>> + Send + Sync,
+    dyn Fn(PageRequest) -> BoxFuture<'static, crate::maestro::Result<Page<ResourceBundle>>>
+        + Send
+        + Sync,
 >;
 
 /// The fetcher that lists this source's bundles of one consumer, ordered
@@ -978,7 +980,7 @@ async fn poll_once(inner: &Inner, consumer: &Arc<Consumer>) {
 async fn list_all(
     inner: &Inner,
     consumer: &ConsumerName,
-) -> (crate::Result<Vec<ResourceBundle>>, u64) {
+) -> (crate::maestro::Result<Vec<ResourceBundle>>, u64) {
     let size = inner.page_size;
     let fetch = |page: u32| {
         (inner.fetch)(PageRequest {

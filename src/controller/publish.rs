@@ -200,12 +200,12 @@ fn failed(error: Error) -> (Outcome, Option<Error>) {
     let terminal = match &error {
         Error::Maestro(e) => matches!(
             e,
-            crate::Error::InvalidWork(_)
-                | crate::Error::Rejected { .. }
-                | crate::Error::UnknownConsumer { .. }
-                | crate::Error::Unauthenticated(_)
-                | crate::Error::Forbidden(_)
-                | crate::Error::Config(_)
+            crate::maestro::Error::InvalidWork(_)
+                | crate::maestro::Error::Rejected { .. }
+                | crate::maestro::Error::UnknownConsumer { .. }
+                | crate::maestro::Error::Unauthenticated(_)
+                | crate::maestro::Error::Forbidden(_)
+                | crate::maestro::Error::Config(_)
         ),
         Error::InvalidSpec(_) | Error::Config(_) => true,
         Error::Kube(_) | Error::Finalizer(_) => false,
@@ -343,7 +343,7 @@ async fn publish(
     target: &Target,
     desired: &ManifestWork,
     plan: &Plan<'_>,
-) -> crate::Result<Published> {
+) -> crate::maestro::Result<Published> {
     ctx.limiter.acquire().await;
     let client = ctx.maestro.get();
     let started = Instant::now();

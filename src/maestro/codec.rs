@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::proto::cloud_event::Data;
 use super::proto::cloud_event_attribute_value::Attr;
 use super::proto::{CloudEvent, CloudEventAttributeValue};
-use crate::error::{Error, Result};
+use crate::maestro::error::{Error, Result};
 use crate::manifestwork::{
     DeleteOption, Manifest, ManifestCondition, ManifestConfigOption, ManifestResourceStatus,
     ManifestWork, ManifestWorkExecutor, ManifestWorkSpec, ManifestWorkStatus, ManifestsTemplate,

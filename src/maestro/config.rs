@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::maestro::error::{Error, Result};
 use crate::names::SourceId;
 
 /// Everything a client needs to talk to one Maestro server.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::maestro::error::{Error, Result};
 
 /// Whether writes may be sent now. Cheap to clone; clones share state.
 #[derive(Clone, Debug, Default)]

@@ -23,7 +23,7 @@ use super::config::{MaestroConfig, read_file};
 use super::proto::cloud_event_service_client::CloudEventServiceClient;
 use super::proto::{CloudEvent, PublishRequest, SubscriptionRequest};
 use super::tls_probe;
-use crate::error::{Error, Result};
+use crate::maestro::error::{Error, Result};
 use crate::names::SourceId;
 
 /// Status events can carry whole bundles and exceed gRPC's 4 MiB default;
@@ -86,7 +86,10 @@ impl GrpcSourceClient {
         config.check_token_transport("gRPC", &config.grpc_endpoint, tls)?;
         if tls {
             endpoint = endpoint.tls_config(tls_config(config)?).map_err(|e| {
-                Error::Config(format!("gRPC TLS for {url}: {}", crate::error::causes(&e)))
+                Error::Config(format!(
+                    "gRPC TLS for {url}: {}",
+                    crate::maestro::error::causes(&e)
+                ))
             })?;
         }
 
@@ -391,7 +394,7 @@ pub fn classify_status(status: &Status, endpoint: &str) -> Error {
     // Connection and TLS failures arrive as `Unknown: transport error` with
     // the cause only in the source chain; without it the text says nothing.
     if let Some(cause) = std::error::Error::source(status) {
-        let detail = crate::error::causes(cause);
+        let detail = crate::maestro::error::causes(cause);
         if let Some(why) = tls_probe::explain_reported_alert(&detail) {
             return Error::Unauthenticated(format!("{endpoint}: {why}"));
         }
@@ -412,11 +415,11 @@ pub fn classify_status(status: &Status, endpoint: &str) -> Error {
             Error::Unavailable(format!("{endpoint}: deadline exceeded: {message}"))
         }
         Code::ResourceExhausted => Error::Rejected {
-            code: crate::error::MaestroCode(None),
+            code: crate::maestro::error::MaestroCode(None),
             message: format!("message too large for Maestro: {message}"),
         },
         Code::InvalidArgument => Error::Rejected {
-            code: crate::error::MaestroCode(None),
+            code: crate::maestro::error::MaestroCode(None),
             message: message.to_string(),
         },
         _ if message.starts_with("unauthorized to ") => Error::Forbidden(message.to_string()),

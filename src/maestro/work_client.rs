@@ -16,7 +16,7 @@ use super::grpc::{GrpcSourceClient, StreamEvent, SubscribeOptions};
 use super::rest::{
     Consumer, LabelSelector, ListOptions, Operator, Page, ResourceBundle, RestClient, Search,
 };
-use crate::error::{Error, Result};
+use crate::maestro::error::{Error, Result};
 use crate::manifestwork::{ManifestWork, validate_work};
 use crate::names::{ConsumerName, ResourceId, SourceId, WorkName};
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::Error;
+use crate::maestro::error::Error;
 use crate::maestro::rest::ResourceBundle;
 use crate::maestro::work_client::{
     APPLY_ATTEMPTS, Applied, Decision, Refusal, WorkClient, replace,

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::error::Error;
+use crate::maestro::error::Error;
 use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::{Manifest, ManifestWork, validate_work};
 use crate::names::ConsumerName;

@@ -195,13 +195,13 @@ async fn resolve(
     {
         Ok(c) => Ok(Some(c)),
         Err(CliError::Maestro {
-            source: crate::error::Error::NotFound(_),
+            source: crate::maestro::error::Error::NotFound(_),
             ..
         }) => Ok(None),
         // A name that is no id makes the server answer oddly; the name
         // search above has already said it does not exist.
         Err(CliError::Maestro {
-            source: crate::error::Error::Protocol(_),
+            source: crate::maestro::error::Error::Protocol(_),
             ..
         }) => Ok(None),
         Err(e) => Err(e),

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use clap::Args;
 
-use crate::error::Error;
+use crate::maestro::error::Error;
 use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::validate_work;
 use crate::names::{ConsumerName, ResourceId, WorkName};

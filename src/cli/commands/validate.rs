@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::error::Error;
+use crate::maestro::error::Error;
 use crate::manifestwork::{
     MAX_MANIFESTS_BYTES, Manifest, ManifestWork, ValidationErrors, validate_work,
 };

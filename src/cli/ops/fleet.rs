@@ -60,7 +60,7 @@ pub async fn bundles_on(
     client: &WorkClient,
     consumers: &[ConsumerName],
     work_labels: Option<&str>,
-) -> crate::error::Result<Vec<ResourceBundle>> {
+) -> crate::maestro::error::Result<Vec<ResourceBundle>> {
     let mut bundles = Vec::new();
     for batch in consumers.chunks(CONSUMERS_PER_SEARCH) {
         bundles.extend(client.list_bundles_on(batch, work_labels).await?);
@@ -75,7 +75,7 @@ pub async fn find_on_each(
     client: &WorkClient,
     consumers: &[ConsumerName],
     name: &WorkName,
-) -> crate::error::Result<BTreeMap<ConsumerName, Option<Remote>>> {
+) -> crate::maestro::error::Result<BTreeMap<ConsumerName, Option<Remote>>> {
     let mut found: BTreeMap<ConsumerName, Option<Remote>> =
         consumers.iter().map(|c| (c.clone(), None)).collect();
     for bundle in bundles_on(client, consumers, None).await? {

@@ -56,7 +56,9 @@ fn fetcher(fake: Arc<Fake>) -> PageFetcher {
             }
             fake.requests.fetch_add(1, Ordering::SeqCst);
             if fake.fail.load(Ordering::SeqCst) {
-                return Err(crate::Error::Unavailable("connection refused".into()));
+                return Err(crate::maestro::Error::Unavailable(
+                    "connection refused".into(),
+                ));
             }
             let all = fake.bundles.lock();
             let list = all.get(req.consumer.as_str()).cloned().unwrap_or_default();

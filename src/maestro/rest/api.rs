@@ -11,7 +11,7 @@ use super::types::Identified;
 use super::{
     Consumer, DEFAULT_PAGE_SIZE, ListOptions, MAX_PAGE_SIZE, Page, ResourceBundle, RestClient,
 };
-use crate::error::{Error, MaestroCode, Result};
+use crate::maestro::error::{Error, MaestroCode, Result};
 use crate::names::{ConsumerName, ResourceId};
 
 const CONSUMERS: &str = "consumers";

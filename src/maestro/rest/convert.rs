@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ResourceBundle;
-use crate::error::{Error, Result};
+use crate::maestro::error::{Error, Result};
 use crate::manifestwork::{
     DeleteOption, Manifest, ManifestCondition, ManifestConfigOption, ManifestResourceStatus,
     ManifestWork, ManifestWorkSpec, ManifestWorkStatus, ManifestsTemplate,

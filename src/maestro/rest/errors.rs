@@ -1,11 +1,11 @@
-//! Turning failed HTTP exchanges into [`crate::Error`].
+//! Turning failed HTTP exchanges into [`crate::maestro::Error`].
 
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
-use crate::error::{Error, MaestroCode};
+use crate::maestro::error::{Error, MaestroCode};
 
 /// Longest excerpt of a body that is not a Maestro error.
 const EXCERPT_CHARS: usize = 200;
@@ -202,7 +202,7 @@ fn certificate_problem<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&
 
 /// The error and its sources, since reqwest's own message is only
 /// "error sending request".
-pub(super) use crate::error::causes;
+pub(super) use crate::maestro::error::causes;
 
 #[cfg(test)]
 mod tests;

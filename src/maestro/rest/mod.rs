@@ -32,8 +32,8 @@ pub use api::{Listed, MAX_PAGES, follow_pages};
 pub use search::{LabelSelector, Operator, Requirement, Search};
 pub use types::{BundleStatus, Consumer, Identified, ListOptions, Page, ResourceBundle};
 
-use crate::error::{Error, Result};
 use crate::maestro::config::{MaestroConfig, read_file, read_token_file};
+use crate::maestro::error::{Error, Result};
 
 /// The path every REST call lives under.
 const API_PATH: [&str; 3] = ["api", "maestro", "v1"];

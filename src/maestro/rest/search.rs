@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::error::{Error, Result};
+use crate::maestro::error::{Error, Result};
 use crate::names::{ConsumerName, SourceId, check_dns1123_subdomain};
 
 /// Where the ManifestWork labels live in a bundle row.

@@ -208,7 +208,7 @@ async fn error_bodies_map_to_variants_end_to_end() {
         matches!(
             e,
             Error::Rejected {
-                code: crate::error::MaestroCode(Some(21)),
+                code: crate::maestro::error::MaestroCode(Some(21)),
                 ..
             }
         ),

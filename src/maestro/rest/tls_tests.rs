@@ -14,8 +14,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 
 use super::RestClient;
-use crate::error::Error;
 use crate::maestro::config::MaestroConfig;
+use crate::maestro::error::Error;
 use crate::names::SourceId;
 
 fn fixture(name: &str) -> PathBuf {

@@ -509,7 +509,7 @@ async fn a_version_stale_on_every_attempt_fails_for_a_retry_with_backoff() {
     assert!(
         matches!(
             error,
-            Some(Error::Maestro(crate::Error::StaleVersion { .. }))
+            Some(Error::Maestro(crate::maestro::Error::StaleVersion { .. }))
         ),
         "{error:?}"
     );

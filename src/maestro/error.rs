@@ -1,4 +1,4 @@
-//! The one error type of the library.
+//! Maestro's errors, whichever transport met them.
 //!
 //! Maestro reports business errors as text carrying a `maestro-N` code, over
 //! gRPC (always status `Unknown`) and over REST (in a JSON error body). Both
