@@ -365,4 +365,6 @@ pub fn work_not_found(consumer: &ConsumerName, name: &WorkName) -> CliError {
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;

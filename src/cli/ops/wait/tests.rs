@@ -1,28 +1,6 @@
 use super::*;
-use crate::maestro::rest::ResourceBundle;
-use serde_json::{Value, json};
-
-fn remote(
-    observed: i64,
-    version: i64,
-    work_conditions: Value,
-    manifest_conditions: Value,
-) -> Remote {
-    let bundle: ResourceBundle = serde_json::from_value(json!({
-            "id": "x", "consumer_name": "c", "version": version,
-            "metadata": {"name": "w"},
-            "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}}],
-            "status": {"ObservedVersion": observed, "SequenceID": "1", "conditions": work_conditions,
-                       "resourceStatus": [{"resourceMeta": {"ordinal": 0, "kind": "ConfigMap", "name": "cm"},
-                                           "conditions": manifest_conditions}]}
-        }))
-        .unwrap();
-    Remote::from_bundle(bundle).unwrap()
-}
-
-fn cond(t: &str, s: &str) -> Value {
-    json!({"type": t, "status": s, "reason": "", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"})
-}
+use crate::cli::remote::fixtures::{cond, remote};
+use serde_json::json;
 
 fn names() -> (ConsumerName, WorkName) {
     (ConsumerName::new("c").unwrap(), WorkName::new("w").unwrap())

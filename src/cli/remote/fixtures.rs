@@ -1,0 +1,32 @@
+//! Works as Maestro would hold them, for the tests of whatever judges a
+//! [`Remote`].
+
+use serde_json::{Value, json};
+
+use super::Remote;
+use crate::maestro::rest::ResourceBundle;
+
+/// One ConfigMap work at `version`, its agent report at `observed` with
+/// these work and manifest conditions.
+pub fn remote(
+    observed: i64,
+    version: i64,
+    work_conditions: Value,
+    manifest_conditions: Value,
+) -> Remote {
+    let bundle: ResourceBundle = serde_json::from_value(json!({
+        "id": "x", "consumer_name": "c", "version": version,
+        "metadata": {"name": "w"},
+        "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}}],
+        "status": {"ObservedVersion": observed, "SequenceID": "1", "conditions": work_conditions,
+                   "resourceStatus": [{"resourceMeta": {"ordinal": 0, "kind": "ConfigMap", "name": "cm"},
+                                       "conditions": manifest_conditions}]}
+    }))
+    .unwrap();
+    Remote::from_bundle(bundle).unwrap()
+}
+
+/// A condition as the agent writes it.
+pub fn cond(t: &str, s: &str) -> Value {
+    json!({"type": t, "status": s, "reason": "", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"})
+}
