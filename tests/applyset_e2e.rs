@@ -951,7 +951,16 @@ async fn without_automatic_rollback_a_failed_rollout_stops_where_it_is_until_the
         no_rollback,
     )
     .await;
-    let st = f.wait_rolled_out("web").await.status.unwrap();
+    // With progressDeadline 20s a child slow to turn Ready on a loaded
+    // machine counts as failed within maxFailures 1 and the rollout may
+    // complete first: wait for all four to be Ready too.
+    let st = f
+        .wait_set("web", "rolled out and all four Ready", |s| {
+            rolled_out(s) && s.status.as_ref().is_some_and(|st| st.ready == 4)
+        })
+        .await
+        .status
+        .unwrap();
     let fixed = st.current_revision.clone().unwrap();
     assert!(fixed != good && fixed != bad, "{fixed}");
     assert_eq!((st.total, st.ready, st.available), (4, 4, 4));
