@@ -265,44 +265,11 @@ impl RestClient {
             request_timeout: self.inner.request_timeout,
         };
 
-        let mut request = self
-            .inner
-            .http
-            .request(method.clone(), url.clone())
-            .header(ACCEPT, "application/json");
-        if let Some(path) = &self.inner.token_file {
-            // A small local file, read per request so rotation needs no
-            // restart; not worth a blocking-pool hop.
-            let token = read_token_file(path)?;
-            request = request.bearer_auth(token);
-        }
-        if let Some(operation_id) = &self.operation_id {
-            request = request.header(OPERATION_ID_HEADER, operation_id.clone());
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        if let Some(traceparent) = crate::telemetry::traces::current_traceparent() {
-            request = request.header(TRACEPARENT_HEADER, traceparent);
-        }
+        let request = self.request(method.clone(), url.clone(), body)?;
 
         let started = Instant::now();
         let limit = self.inner.max_response_bytes;
-        let outcome = async {
-            let mut response = request.send().await?;
-            let status = response.status();
-            // Read in chunks (already decompressed) so an oversized answer
-            // is refused at the limit, never buffered whole.
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await? {
-                if body.len() + chunk.len() > limit {
-                    return Ok(Err(body.len() + chunk.len()));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok::<_, reqwest::Error>(Ok((status, Bytes::from(body))))
-        }
-        .await;
+        let outcome = read_bounded(request, limit).await;
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (status, bytes) = match outcome {
             Ok(Ok(answer)) => answer,
@@ -338,6 +305,37 @@ impl RestClient {
         }
     }
 
+    /// The request with the headers every call carries: JSON, the bearer
+    /// token, the operation ID and the trace context.
+    fn request(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::RequestBuilder> {
+        let mut request = self
+            .inner
+            .http
+            .request(method, url)
+            .header(ACCEPT, "application/json");
+        if let Some(path) = &self.inner.token_file {
+            // A small local file, read per request so rotation needs no
+            // restart; not worth a blocking-pool hop.
+            let token = read_token_file(path)?;
+            request = request.bearer_auth(token);
+        }
+        if let Some(operation_id) = &self.operation_id {
+            request = request.header(OPERATION_ID_HEADER, operation_id.clone());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(traceparent) = crate::telemetry::traces::current_traceparent() {
+            request = request.header(TRACEPARENT_HEADER, traceparent);
+        }
+        Ok(request)
+    }
+
     async fn get_json<T: DeserializeOwned>(
         &self,
         segments: &[&str],
@@ -366,6 +364,25 @@ impl Reply {
             ))
         })
     }
+}
+
+/// Sends the request and reads the answer, or, past `limit` bytes, how
+/// many it had read. Read in chunks (already decompressed) so an oversized
+/// answer is refused at the limit, never buffered whole.
+async fn read_bounded(
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> std::result::Result<std::result::Result<(reqwest::StatusCode, Bytes), usize>, reqwest::Error> {
+    let mut response = request.send().await?;
+    let status = response.status();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(Err(body.len() + chunk.len()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Ok((status, Bytes::from(body))))
 }
 
 #[cfg(test)]
