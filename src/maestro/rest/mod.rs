@@ -32,7 +32,7 @@ pub use api::{Listed, MAX_PAGES, follow_pages};
 pub use search::{LabelSelector, Operator, Requirement, Search};
 pub use types::{BundleStatus, Consumer, Identified, ListOptions, Page, ResourceBundle};
 
-use crate::maestro::config::{MaestroConfig, read_file, read_token_file};
+use crate::maestro::config::{MaestroConfig, TlsFiles, read_file, read_token_file};
 use crate::maestro::error::{Error, Result};
 
 /// The path every REST call lives under.
@@ -107,49 +107,7 @@ impl RestClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("maestro-operator/", env!("CARGO_PKG_VERSION")));
 
-        if let Some(ca_file) = &tls.ca_file {
-            let pem = read_file("CA file", ca_file)?;
-            let certs = Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::Config(format!(
-                    "CA file {}: {}",
-                    ca_file.display(),
-                    errors::causes(&e)
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(Error::Config(format!(
-                    "CA file {} holds no PEM certificate",
-                    ca_file.display()
-                )));
-            }
-            // The CA file is the trust anchor for this one endpoint, as on
-            // the gRPC channel; it must not depend on what the image's
-            // system store happens to hold.
-            builder = builder.tls_certs_only(certs);
-        }
-
-        match (&tls.cert_file, &tls.key_file) {
-            (Some(cert_file), Some(key_file)) => {
-                let mut pem = read_file("client certificate file", cert_file)?;
-                pem.push(b'\n');
-                pem.extend(read_file("client key file", key_file)?);
-                let identity = Identity::from_pem(&pem).map_err(|e| {
-                    Error::Config(format!(
-                        "client certificate {} with key {}: {}",
-                        cert_file.display(),
-                        key_file.display(),
-                        errors::causes(&e)
-                    ))
-                })?;
-                builder = builder.identity(identity);
-            }
-            (None, None) => {}
-            _ => {
-                return Err(Error::Config(
-                    "a client certificate needs both --cert-file and --key-file".into(),
-                ));
-            }
-        }
+        builder = with_tls_files(builder, tls)?;
 
         let http = builder.build().map_err(|e| {
             Error::Config(format!(
@@ -364,6 +322,58 @@ impl Reply {
             ))
         })
     }
+}
+
+/// The client trusting only the configured CA, if any, and presenting the
+/// configured client certificate, if any.
+fn with_tls_files(
+    mut builder: reqwest::ClientBuilder,
+    tls: &TlsFiles,
+) -> Result<reqwest::ClientBuilder> {
+    if let Some(ca_file) = &tls.ca_file {
+        let pem = read_file("CA file", ca_file)?;
+        let certs = Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Error::Config(format!(
+                "CA file {}: {}",
+                ca_file.display(),
+                errors::causes(&e)
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(Error::Config(format!(
+                "CA file {} holds no PEM certificate",
+                ca_file.display()
+            )));
+        }
+        // The CA file is the trust anchor for this one endpoint, as on
+        // the gRPC channel; it must not depend on what the image's
+        // system store happens to hold.
+        builder = builder.tls_certs_only(certs);
+    }
+
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            let mut pem = read_file("client certificate file", cert_file)?;
+            pem.push(b'\n');
+            pem.extend(read_file("client key file", key_file)?);
+            let identity = Identity::from_pem(&pem).map_err(|e| {
+                Error::Config(format!(
+                    "client certificate {} with key {}: {}",
+                    cert_file.display(),
+                    key_file.display(),
+                    errors::causes(&e)
+                ))
+            })?;
+            builder = builder.identity(identity);
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Error::Config(
+                "a client certificate needs both --cert-file and --key-file".into(),
+            ));
+        }
+    }
+    Ok(builder)
 }
 
 /// Sends the request and reads the answer, or, past `limit` bytes, how
