@@ -892,46 +892,7 @@ async fn poll_once(inner: &Inner, consumer: &Arc<Consumer>) {
     let mut recovered = false;
     match result {
         Ok(bundles) => {
-            let early = std::mem::take(&mut state.early);
-            let mut fresh: HashMap<ResourceId, Arc<ResourceBundle>> = bundles
-                .into_iter()
-                .filter_map(|b| {
-                    let id = b.resource_id()?;
-                    let known = state.bundles.get(&id).and_then(|k| k.status.clone());
-                    let early = early.get(&id).map(|(_, s)| s.clone());
-                    let merged = keep_newer_status(status_only(b), known, false);
-                    let merged = keep_newer_status(merged, early, true);
-                    Some((id, Arc::new(merged)))
-                })
-                .collect();
-            // Reports of bundles still not listed wait for the next poll,
-            // if they came after this one started reading.
-            state.early = early
-                .into_iter()
-                .filter(|(id, (at, _))| *at >= number && !fresh.contains_key(id))
-                .collect();
-            for (id, (written, bundle)) in &state.local_writes {
-                if *written >= number {
-                    match bundle {
-                        Some(b) => fresh.insert(*id, b.clone()),
-                        None => fresh.remove(id),
-                    };
-                }
-            }
-            state
-                .local_writes
-                .retain(|_, (written, _)| *written >= number);
-            // Confirmations that came after this poll began reading outrank
-            // what it read; older ones it has seen for itself.
-            state.gone.retain(|_, (at, _)| *at >= number);
-            for (id, (_, version)) in &state.gone {
-                if fresh
-                    .get(id)
-                    .is_some_and(|b| superseded_by_deletion(b, Some(*version)))
-                {
-                    fresh.remove(id);
-                }
-            }
+            let fresh = merge_listing(&mut state, bundles, number);
             if let Some(e) = state.error.take() {
                 info!(consumer = %consumer.name, failing_since = %e.since, "status polls work again");
                 recovered = true;
@@ -974,6 +935,58 @@ async fn poll_once(inner: &Inner, consumer: &Arc<Consumer>) {
             hook();
         }
     }
+}
+
+/// The bundles poll `number` listed, merged with what arrived while it was
+/// reading: newer reports from the watch, the operator's own writes and
+/// deletion confirmations all outrank the listing; what is older than the
+/// poll is dropped from the state.
+fn merge_listing(
+    state: &mut State,
+    bundles: Vec<ResourceBundle>,
+    number: u64,
+) -> HashMap<ResourceId, Arc<ResourceBundle>> {
+    let early = std::mem::take(&mut state.early);
+    let mut fresh: HashMap<ResourceId, Arc<ResourceBundle>> = bundles
+        .into_iter()
+        .filter_map(|b| {
+            let id = b.resource_id()?;
+            let known = state.bundles.get(&id).and_then(|k| k.status.clone());
+            let early = early.get(&id).map(|(_, s)| s.clone());
+            let merged = keep_newer_status(status_only(b), known, false);
+            let merged = keep_newer_status(merged, early, true);
+            Some((id, Arc::new(merged)))
+        })
+        .collect();
+    // Reports of bundles still not listed wait for the next poll,
+    // if they came after this one started reading.
+    state.early = early
+        .into_iter()
+        .filter(|(id, (at, _))| *at >= number && !fresh.contains_key(id))
+        .collect();
+    for (id, (written, bundle)) in &state.local_writes {
+        if *written >= number {
+            match bundle {
+                Some(b) => fresh.insert(*id, b.clone()),
+                None => fresh.remove(id),
+            };
+        }
+    }
+    state
+        .local_writes
+        .retain(|_, (written, _)| *written >= number);
+    // Confirmations that came after this poll began reading outrank
+    // what it read; older ones it has seen for itself.
+    state.gone.retain(|_, (at, _)| *at >= number);
+    for (id, (_, version)) in &state.gone {
+        if fresh
+            .get(id)
+            .is_some_and(|b| superseded_by_deletion(b, Some(*version)))
+        {
+            fresh.remove(id);
+        }
+    }
+    fresh
 }
 
 /// Every page of the consumer's bundles, and the number of requests made.

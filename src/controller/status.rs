@@ -156,18 +156,7 @@ pub fn compute(prev: Option<&MaestroApplyStatus>, input: &Input<'_>) -> MaestroA
         .map(|s| s.observed_version)
         .filter(|v| *v > 0);
 
-    // A bundle version the stored status never recorded is a publish whose
-    // status write was lost (a failed patch, a SIGTERM, a restart): its
-    // time counts from now, so the timeout never fires early for it. The
-    // bundle's version is the state that survives; `now` may be late, never
-    // early, so a restart can delay a timeout but never invent one.
-    let unrecorded_publish =
-        bundle.is_some_and(|b| prev.is_none_or(|p| p.bundle_version != Some(b.version)));
-    let last_publish_time = if *input.outcome == Outcome::Published || unrecorded_publish {
-        Some(now.clone())
-    } else {
-        prev.and_then(|p| p.last_publish_time.clone())
-    };
+    let last_publish_time = last_publish_time(prev, input, bundle);
     let mut verdict = judge(
         input,
         bundle,
@@ -183,38 +172,9 @@ pub fn compute(prev: Option<&MaestroApplyStatus>, input: &Input<'_>) -> MaestroA
         ));
     }
 
-    let mut conditions = vec![condition(
-        CONDITION_READY,
-        verdict.ready,
-        &verdict.reason,
-        &verdict.message,
-        input,
-    )];
-    if let Some(kind) = verdict.progress {
-        let type_ = match kind {
-            Progress::Reconciling => CONDITION_RECONCILING,
-            Progress::Stalled => CONDITION_STALLED,
-        };
-        conditions.push(condition(
-            type_,
-            "True",
-            &verdict.reason,
-            &verdict.message,
-            input,
-        ));
-    }
-    conditions.extend(mirrored);
-    for c in &mut conditions {
-        keep_transition_time(prev, c);
-    }
+    let conditions = conditions(prev, &verdict, mirrored, input);
 
-    let agent_changed = prev.is_none_or(|p| {
-        p.applied_version != applied_version
-            || p.manifests != manifests
-            || MIRRORED
-                .iter()
-                .any(|t| p.condition(t) != conditions.iter().find(|c| c.type_ == *t))
-    });
+    let agent_changed = agent_report_changed(prev, applied_version, &manifests, &conditions);
     let has_report = applied_version.is_some() || !manifests.is_empty();
     let last_status_change_time = match (agent_changed && has_report, prev) {
         (true, _) => Some(now.clone()),
@@ -243,6 +203,79 @@ pub fn compute(prev: Option<&MaestroApplyStatus>, input: &Input<'_>) -> MaestroA
             .filter(|p| p.resource_bundle_id.as_deref() == Some(input.resource_id))
             .and_then(|p| p.published_spec_hash.clone()),
     }
+}
+
+/// When the bundle was last published. A bundle version the stored status
+/// never recorded is a publish whose status write was lost (a failed patch,
+/// a SIGTERM, a restart): its time counts from now, so the timeout never
+/// fires early for it. The bundle's version is the state that survives;
+/// `now` may be late, never early, so a restart can delay a timeout but
+/// never invent one.
+fn last_publish_time(
+    prev: Option<&MaestroApplyStatus>,
+    input: &Input<'_>,
+    bundle: Option<&ResourceBundle>,
+) -> Option<Time> {
+    let unrecorded_publish =
+        bundle.is_some_and(|b| prev.is_none_or(|p| p.bundle_version != Some(b.version)));
+    if *input.outcome == Outcome::Published || unrecorded_publish {
+        Some(Time(input.now))
+    } else {
+        prev.and_then(|p| p.last_publish_time.clone())
+    }
+}
+
+/// The status's conditions: `Ready` from the verdict, `Reconciling` or
+/// `Stalled` when it says so, then the mirrored agent conditions, each
+/// keeping its stored transition time while its status is unchanged.
+fn conditions(
+    prev: Option<&MaestroApplyStatus>,
+    verdict: &Verdict,
+    mirrored: Vec<Condition>,
+    input: &Input<'_>,
+) -> Vec<Condition> {
+    let mut conditions = vec![condition(
+        CONDITION_READY,
+        verdict.ready,
+        &verdict.reason,
+        &verdict.message,
+        input,
+    )];
+    if let Some(kind) = verdict.progress {
+        let type_ = match kind {
+            Progress::Reconciling => CONDITION_RECONCILING,
+            Progress::Stalled => CONDITION_STALLED,
+        };
+        conditions.push(condition(
+            type_,
+            "True",
+            &verdict.reason,
+            &verdict.message,
+            input,
+        ));
+    }
+    conditions.extend(mirrored);
+    for c in &mut conditions {
+        keep_transition_time(prev, c);
+    }
+    conditions
+}
+
+/// Whether the agent's report (applied version, per-manifest statuses,
+/// mirrored conditions) differs from the stored one.
+fn agent_report_changed(
+    prev: Option<&MaestroApplyStatus>,
+    applied_version: Option<i64>,
+    manifests: &[ManifestStatus],
+    conditions: &[Condition],
+) -> bool {
+    prev.is_none_or(|p| {
+        p.applied_version != applied_version
+            || p.manifests != manifests
+            || MIRRORED
+                .iter()
+                .any(|t| p.condition(t) != conditions.iter().find(|c| c.type_ == *t))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,79 +316,8 @@ fn judge(
     published: Option<&Time>,
     last_phase: Option<Phase>,
 ) -> Verdict {
-    use Progress::{Reconciling, Stalled};
-    let consumer = input.consumer;
-    let work = input.work_name;
-    match input.outcome {
-        Outcome::Deleting { message } => {
-            return verdict(
-                "False",
-                "Deleting",
-                message.clone(),
-                Some(Reconciling),
-                Phase::Deleting,
-            );
-        }
-        Outcome::DeletionQueued { message } => {
-            return verdict(
-                "False",
-                "DeletionQueued",
-                message.clone(),
-                Some(Reconciling),
-                Phase::Deleting,
-            );
-        }
-        Outcome::DeletionNotConfirmed { message, stalled } => {
-            return verdict(
-                "False",
-                "DeletionNotConfirmed",
-                message.clone(),
-                Some(if *stalled { Stalled } else { Reconciling }),
-                Phase::Deleting,
-            );
-        }
-        Outcome::Failed {
-            reason,
-            message,
-            terminal,
-        } => {
-            let (progress, phase) = if *terminal {
-                (Stalled, Phase::Stalled)
-            } else {
-                (Reconciling, Phase::Failed)
-            };
-            return verdict("False", reason, message.clone(), Some(progress), phase);
-        }
-        Outcome::Claimed { owner } => {
-            return verdict(
-                "False",
-                "WorkClaimed",
-                format!(
-                    "ManifestWork {work} on consumer {consumer} is held by {owner}; nothing is \
-                     published over it (choose another spec.workName, or set the annotation \
-                     maestro.hyperfleet.io/adopt: \"true\" to take it over)"
-                ),
-                Some(Stalled),
-                Phase::Stalled,
-            );
-        }
-        Outcome::Drifted { what } => {
-            // Not Ready: what the agent applied is not what this object
-            // declares, and only a person (or driftPolicy: Correct) can
-            // change that.
-            return verdict(
-                "False",
-                REASON_DRIFT_DETECTED,
-                format!(
-                    "ManifestWork {work} on consumer {consumer} was changed behind the \
-                     operator's back: {what}; spec.driftPolicy is Report, so it is not \
-                     restored (restore it, or set spec.driftPolicy: Correct)"
-                ),
-                Some(Stalled),
-                Phase::Stalled,
-            );
-        }
-        _ => {}
+    if let Some(own) = operator_verdict(input) {
+        return own;
     }
     let known = report_verdict(input, bundle, published);
     let Some(error) = &input.view.error else {
@@ -371,9 +333,86 @@ fn judge(
             error.since.format("%Y-%m-%dT%H:%M:%SZ"),
             without_repeated_url(&error.message)
         ),
-        Some(Reconciling),
+        Some(Progress::Reconciling),
         last_phase.unwrap_or(known.phase),
     )
+}
+
+/// The verdict for an outcome of the operator's own (deleting, failed,
+/// claimed, drifted), which no agent report can override.
+fn operator_verdict(input: &Input<'_>) -> Option<Verdict> {
+    use Progress::{Reconciling, Stalled};
+    let consumer = input.consumer;
+    let work = input.work_name;
+    match input.outcome {
+        Outcome::Deleting { message } => Some(verdict(
+            "False",
+            "Deleting",
+            message.clone(),
+            Some(Reconciling),
+            Phase::Deleting,
+        )),
+        Outcome::DeletionQueued { message } => Some(verdict(
+            "False",
+            "DeletionQueued",
+            message.clone(),
+            Some(Reconciling),
+            Phase::Deleting,
+        )),
+        Outcome::DeletionNotConfirmed { message, stalled } => Some(verdict(
+            "False",
+            "DeletionNotConfirmed",
+            message.clone(),
+            Some(if *stalled { Stalled } else { Reconciling }),
+            Phase::Deleting,
+        )),
+        Outcome::Failed {
+            reason,
+            message,
+            terminal,
+        } => {
+            let (progress, phase) = if *terminal {
+                (Stalled, Phase::Stalled)
+            } else {
+                (Reconciling, Phase::Failed)
+            };
+            Some(verdict(
+                "False",
+                reason,
+                message.clone(),
+                Some(progress),
+                phase,
+            ))
+        }
+        Outcome::Claimed { owner } => Some(verdict(
+            "False",
+            "WorkClaimed",
+            format!(
+                "ManifestWork {work} on consumer {consumer} is held by {owner}; nothing is \
+                     published over it (choose another spec.workName, or set the annotation \
+                     maestro.hyperfleet.io/adopt: \"true\" to take it over)"
+            ),
+            Some(Stalled),
+            Phase::Stalled,
+        )),
+        Outcome::Drifted { what } => {
+            // Not Ready: what the agent applied is not what this object
+            // declares, and only a person (or driftPolicy: Correct) can
+            // change that.
+            Some(verdict(
+                "False",
+                REASON_DRIFT_DETECTED,
+                format!(
+                    "ManifestWork {work} on consumer {consumer} was changed behind the \
+                     operator's back: {what}; spec.driftPolicy is Report, so it is not \
+                     restored (restore it, or set spec.driftPolicy: Correct)"
+                ),
+                Some(Stalled),
+                Phase::Stalled,
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// The verdict from the spec's outcome and the last report on `bundle`.
@@ -438,35 +477,10 @@ fn agent_verdict(input: &Input<'_>, bundle: &ResourceBundle, published: Option<&
     let degraded = reported(CONDITION_DEGRADED).filter(|c| current && c.status == "True");
 
     if let Some(c) = degraded {
-        let (progress, phase) = if timed_out(input, published) {
-            (Progress::Stalled, Phase::Stalled)
-        } else {
-            (Progress::Reconciling, Phase::Degraded)
-        };
-        return verdict(
-            "False",
-            "Degraded",
-            format!(
-                "the agent reports the work degraded: {}: {}",
-                c.reason, c.message
-            ),
-            Some(progress),
-            phase,
-        );
+        return degraded_verdict(input, published, c);
     }
     if wanted_cond.is_some_and(|c| c.status == "True") {
-        let count = bundle.manifests.len();
-        let (phase, what) = match input.wait_for {
-            WaitFor::Applied => (Phase::Applied, "applied"),
-            WaitFor::Available => (Phase::Available, "applied and available"),
-        };
-        return verdict(
-            "True",
-            wanted,
-            format!("{count} manifest(s) {what} on consumer {consumer} (bundle version {version})"),
-            None,
-            phase,
-        );
+        return ready_verdict(input, bundle);
     }
     let waiting = match (status, wanted_cond) {
         (None, _) => format!(
@@ -503,6 +517,44 @@ fn agent_verdict(input: &Input<'_>, bundle: &ResourceBundle, published: Option<&
         "Progressing",
         waiting,
         Some(Progress::Reconciling),
+        phase,
+    )
+}
+
+/// The agent reports the current version degraded: still reconciling until
+/// the timeout, stalled after it.
+fn degraded_verdict(input: &Input<'_>, published: Option<&Time>, degraded: &Condition) -> Verdict {
+    let (progress, phase) = if timed_out(input, published) {
+        (Progress::Stalled, Phase::Stalled)
+    } else {
+        (Progress::Reconciling, Phase::Degraded)
+    };
+    verdict(
+        "False",
+        "Degraded",
+        format!(
+            "the agent reports the work degraded: {}: {}",
+            degraded.reason, degraded.message
+        ),
+        Some(progress),
+        phase,
+    )
+}
+
+/// The agent reports the awaited condition true on the current version.
+fn ready_verdict(input: &Input<'_>, bundle: &ResourceBundle) -> Verdict {
+    let count = bundle.manifests.len();
+    let version = bundle.version;
+    let consumer = input.consumer;
+    let (phase, what) = match input.wait_for {
+        WaitFor::Applied => (Phase::Applied, "applied"),
+        WaitFor::Available => (Phase::Available, "applied and available"),
+    };
+    verdict(
+        "True",
+        input.wait_for.condition_type(),
+        format!("{count} manifest(s) {what} on consumer {consumer} (bundle version {version})"),
+        None,
         phase,
     )
 }

@@ -333,16 +333,38 @@ pub fn decode(event: &CloudEvent) -> Result<Received> {
             .insert(SEQUENCE_ID_ANNOTATION.into(), seq.clone());
     }
 
-    let payload: ManifestBundleStatus = match &event.data {
+    let payload = decode_payload(event, resource_id)?;
+    let (work, deleted) = into_work(payload, metadata);
+
+    Ok(Received::Status(Box::new(StatusEvent {
+        resource_id,
+        resource_version,
+        sequence_id,
+        status_hash,
+        cluster_name,
+        deleted,
+        work,
+        time,
+    })))
+}
+
+/// The event's data as a manifest bundle status; no data is an empty one.
+fn decode_payload(event: &CloudEvent, resource_id: ResourceId) -> Result<ManifestBundleStatus> {
+    match &event.data {
         Some(Data::BinaryData(bytes)) if !bytes.is_empty() => serde_json::from_slice(bytes)
             .map_err(|e| {
                 Error::Protocol(format!(
                     "status event {} for resource {resource_id}: data is not a manifest bundle status: {e}",
                     event.id
                 ))
-            })?,
-        _ => ManifestBundleStatus::default(),
-    };
+            }),
+        _ => Ok(ManifestBundleStatus::default()),
+    }
+}
+
+/// The ManifestWork the payload describes, and whether the agent reports
+/// it deleted.
+fn into_work(payload: ManifestBundleStatus, metadata: ObjectMeta) -> (ManifestWork, bool) {
     let conditions = payload.conditions.unwrap_or_default();
     let deleted = conditions
         .iter()
@@ -362,17 +384,7 @@ pub fn decode(event: &CloudEvent) -> Result<Received> {
         spec,
         status: Some(status),
     };
-
-    Ok(Received::Status(Box::new(StatusEvent {
-        resource_id,
-        resource_version,
-        sequence_id,
-        status_hash,
-        cluster_name,
-        deleted,
-        work,
-        time,
-    })))
+    (work, deleted)
 }
 
 struct Attributes<'a> {

@@ -248,7 +248,18 @@ impl GrpcSourceClient {
             return SessionEnd::ReceiverGone;
         }
 
-        let mut stream = response.into_inner();
+        self.forward_events(response.into_inner(), options, tx)
+            .await
+    }
+
+    /// Forwards the stream's status events to `tx` until the stream ends,
+    /// stays silent past the heartbeat timeout, or the receiver is gone.
+    async fn forward_events(
+        &self,
+        mut stream: tonic::Streaming<CloudEvent>,
+        options: &SubscribeOptions,
+        tx: &mpsc::Sender<StreamEvent>,
+    ) -> SessionEnd {
         let mut received_any = false;
         loop {
             let next = tokio::select! {

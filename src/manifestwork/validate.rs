@@ -15,9 +15,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value};
 
 use super::types::{
-    ConditionRuleType, DEFAULT_FIELD_MANAGER, DeleteOption, DeletePropagationPolicy,
-    ExecutorSubjectType, FeedbackType, Manifest, ManifestConfigOption, ManifestKey, ManifestWork,
-    ManifestWorkExecutor, ResourceIdentifier, StringEnum,
+    ConditionRule, ConditionRuleType, DEFAULT_FIELD_MANAGER, DeleteOption, DeletePropagationPolicy,
+    ExecutorSubjectType, FeedbackRule, FeedbackType, Manifest, ManifestConfigOption, ManifestKey,
+    ManifestWork, ManifestWorkExecutor, ResourceIdentifier, StringEnum, UpdateStrategy,
 };
 use crate::names::{check_dns1123_label, check_dns1123_subdomain};
 
@@ -638,7 +638,21 @@ fn check_manifest_config(path: &str, config: &ManifestConfigOption, errs: &mut V
         errs,
     );
 
-    for (j, rule) in config.feedback_rules.iter().enumerate() {
+    check_feedback_rules(path, &config.feedback_rules, errs);
+    if let Some(strategy) = &config.update_strategy {
+        check_update_strategy(path, strategy, errs);
+    }
+    check_condition_rules(path, &config.condition_rules, errs);
+
+    if let Some(scrape) = &config.feedback_scrape_type {
+        check_enum(format!("{path}.feedbackScrapeType"), scrape, errs);
+    }
+}
+
+/// Each feedback rule names its values and paths; JSONPaths rules list at
+/// least one path.
+fn check_feedback_rules(path: &str, rules: &[FeedbackRule], errs: &mut ValidationErrors) {
+    for (j, rule) in rules.iter().enumerate() {
         let rule_path = format!("{path}.feedbackRules[{j}]");
         check_enum(format!("{rule_path}.type"), &rule.type_, errs);
         if rule.type_ == FeedbackType::JsonPaths && rule.json_paths.is_empty() {
@@ -669,41 +683,45 @@ fn check_manifest_config(path: &str, config: &ManifestConfigOption, errs: &mut V
             errs,
         );
     }
+}
 
-    if let Some(strategy) = &config.update_strategy {
-        let strategy_path = format!("{path}.updateStrategy");
-        check_enum(format!("{strategy_path}.type"), &strategy.type_, errs);
-        if let Some(ssa) = &strategy.server_side_apply {
-            let ssa_path = format!("{strategy_path}.serverSideApply");
-            if let Some(manager) = &ssa.field_manager
-                && !manager.starts_with(DEFAULT_FIELD_MANAGER)
-            {
-                errs.add(
-                    format!("{ssa_path}.fieldManager"),
-                    format!(
-                        "{manager:?} must start with \"{DEFAULT_FIELD_MANAGER}\", e.g. \"{DEFAULT_FIELD_MANAGER}-myapp\""
-                    ),
-                );
-            }
-            let ignore_path = format!("{ssa_path}.ignoreFields");
-            for (k, field) in ssa.ignore_fields.iter().enumerate() {
-                check_enum(
-                    format!("{ignore_path}[{k}].condition"),
-                    &field.condition,
-                    errs,
-                );
-            }
-            check_unique_keys(
-                &ignore_path,
-                "condition",
-                ssa.ignore_fields.iter().map(|f| f.condition.as_str()),
+/// The update strategy's type, field manager and ignored fields.
+fn check_update_strategy(path: &str, strategy: &UpdateStrategy, errs: &mut ValidationErrors) {
+    let strategy_path = format!("{path}.updateStrategy");
+    check_enum(format!("{strategy_path}.type"), &strategy.type_, errs);
+    if let Some(ssa) = &strategy.server_side_apply {
+        let ssa_path = format!("{strategy_path}.serverSideApply");
+        if let Some(manager) = &ssa.field_manager
+            && !manager.starts_with(DEFAULT_FIELD_MANAGER)
+        {
+            errs.add(
+                format!("{ssa_path}.fieldManager"),
+                format!(
+                    "{manager:?} must start with \"{DEFAULT_FIELD_MANAGER}\", e.g. \"{DEFAULT_FIELD_MANAGER}-myapp\""
+                ),
+            );
+        }
+        let ignore_path = format!("{ssa_path}.ignoreFields");
+        for (k, field) in ssa.ignore_fields.iter().enumerate() {
+            check_enum(
+                format!("{ignore_path}[{k}].condition"),
+                &field.condition,
                 errs,
             );
         }
+        check_unique_keys(
+            &ignore_path,
+            "condition",
+            ssa.ignore_fields.iter().map(|f| f.condition.as_str()),
+            errs,
+        );
     }
+}
 
+/// Each condition rule sets a valid condition type, each type once.
+fn check_condition_rules(path: &str, rules: &[ConditionRule], errs: &mut ValidationErrors) {
     let rules_path = format!("{path}.conditionRules");
-    for (k, rule) in config.condition_rules.iter().enumerate() {
+    for (k, rule) in rules.iter().enumerate() {
         let rule_path = format!("{rules_path}[{k}]");
         check_enum(format!("{rule_path}.type"), &rule.type_, errs);
         if rule.condition.is_empty() {
@@ -729,13 +747,9 @@ fn check_manifest_config(path: &str, config: &ManifestConfigOption, errs: &mut V
     check_unique_keys(
         &rules_path,
         "condition",
-        config.condition_rules.iter().map(|r| r.condition.as_str()),
+        rules.iter().map(|r| r.condition.as_str()),
         errs,
     );
-
-    if let Some(scrape) = &config.feedback_scrape_type {
-        check_enum(format!("{path}.feedbackScrapeType"), scrape, errs);
-    }
 }
 
 /// The rule of `metav1.Condition.type`: an optional DNS subdomain prefix and

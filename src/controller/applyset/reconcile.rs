@@ -100,11 +100,7 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
     );
 
     let prev = set.status.as_ref();
-    let current = revisions
-        .iter()
-        .filter(|(_, r)| r.complete)
-        .max_by_key(|(_, r)| r.number)
-        .map(|(hash, _)| hash.clone());
+    let current = current_revision(&revisions);
     let halted = revisions
         .get(&update)
         .is_some_and(|r| r.rolled_back.is_some());
@@ -117,19 +113,7 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
         suspended: spec.suspend,
         now,
     });
-    debug!(
-        namespace,
-        name,
-        update,
-        outcome = ?decision.outcome,
-        moves = decision.moves.len(),
-        members = ?members
-            .iter()
-            .zip(&decision.standings)
-            .map(|(m, s)| format!("{}:{}:{:?}", m.consumer, s.as_str(), m.child.as_ref().map(|c| (&c.revision, &c.health))))
-            .collect::<Vec<_>>(),
-        "rollout decision"
-    );
+    log_decision(set, &update, &members, &decision);
 
     if !spec.suspend {
         fenced(ctx)?;
@@ -182,6 +166,33 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
         .recheck_in
         .map_or(ctx.relist, |r| r.min(ctx.relist));
     Ok(Action::requeue(wait.max(Duration::from_secs(1))))
+}
+
+/// The newest revision that fully rolled out: the one a rollback returns to.
+fn current_revision(revisions: &HashMap<String, Stored>) -> Option<String> {
+    revisions
+        .iter()
+        .filter(|(_, r)| r.complete)
+        .max_by_key(|(_, r)| r.number)
+        .map(|(hash, _)| hash.clone())
+}
+
+/// Logs the decision with each member's standing and child, the trail a
+/// rollout that went wrong is read back from.
+fn log_decision(set: &MaestroApplySet, update: &str, members: &[Member], decision: &Decision) {
+    debug!(
+        namespace = set.namespace().unwrap_or_default(),
+        name = set.name_any(),
+        update,
+        outcome = ?decision.outcome,
+        moves = decision.moves.len(),
+        members = ?members
+            .iter()
+            .zip(&decision.standings)
+            .map(|(m, s)| format!("{}:{}:{:?}", m.consumer, s.as_str(), m.child.as_ref().map(|c| (&c.revision, &c.health))))
+            .collect::<Vec<_>>(),
+        "rollout decision"
+    );
 }
 
 /// Stores the template as a new revision, numbered after the others.

@@ -105,96 +105,57 @@ fn conditions(input: &Input<'_>, phase: &str) -> Vec<Condition> {
         "revision {update}: {} of {} consumer(s) updated, {} succeeded, {} failed (maxFailures {})",
         c.updated, c.total, c.available, c.failed, d.max_failures
     );
-    let mut rows: Vec<(&str, &str, &str, String)> = Vec::new();
-    match &d.outcome {
-        Outcome::Complete => {
-            let message = format!(
+    // Each outcome gives one reason and message, and the statuses of
+    // Ready, Reconciling, Stalled and Progressing in that order.
+    let (reason, message, [ready, reconciling, stalled, progressing]) = match &d.outcome {
+        Outcome::Complete => (
+            "RolloutComplete",
+            format!(
                 "revision {update} rolled out: {} of {} consumer(s) succeeded, {} failed",
                 c.available, c.total, c.failed
-            );
-            rows.push((CONDITION_READY, "True", "RolloutComplete", message.clone()));
-            rows.push((
-                CONDITION_RECONCILING,
-                "False",
-                "RolloutComplete",
-                message.clone(),
-            ));
-            rows.push((
-                CONDITION_STALLED,
-                "False",
-                "RolloutComplete",
-                message.clone(),
-            ));
-            rows.push((CONDITION_PROGRESSING, "False", "RolloutComplete", message));
-        }
-        Outcome::Progressing { group } => {
-            let message = match group {
+            ),
+            ["True", "False", "False", "False"],
+        ),
+        Outcome::Progressing { group } => (
+            "Progressing",
+            match group {
                 Some(g) => format!("{progress}; group {g}"),
                 None => progress.clone(),
-            };
-            rows.push((CONDITION_READY, "False", "Progressing", message.clone()));
-            rows.push((
-                CONDITION_RECONCILING,
-                "True",
-                "Progressing",
-                message.clone(),
-            ));
-            rows.push((CONDITION_STALLED, "False", "Progressing", message.clone()));
-            rows.push((CONDITION_PROGRESSING, "True", "Progressing", message));
-        }
-        Outcome::RolledBack { failed } => {
-            let record = input.rolled_back.as_ref();
-            let named = if failed.is_empty() {
-                record
-                    .map(|r| r.failed_consumers.join(", "))
-                    .unwrap_or_default()
-            } else {
-                failed.join(", ")
-            };
-            let what = match record.and_then(|r| r.to_revision.as_deref()) {
-                Some(to) => format!("rolled back to revision {to}"),
-                None if phase == "Halted" => {
-                    "stopped; no rollback (none automatic, or no revision that fully succeeded)"
-                        .to_string()
-                }
-                None => "stopped".into(),
-            };
-            let message = format!(
-                "revision {update} failed on {named} (more than maxFailures {}, or a mandatory group): {what}; change the template to start a new rollout",
-                d.max_failures
-            );
-            rows.push((CONDITION_READY, "False", "RolledBack", message.clone()));
-            rows.push((
-                CONDITION_RECONCILING,
-                "False",
-                "RolledBack",
-                message.clone(),
-            ));
-            rows.push((CONDITION_STALLED, "True", "RolledBack", message.clone()));
-            rows.push((
-                CONDITION_PROGRESSING,
-                "False",
-                "RolledBack",
-                message.clone(),
-            ));
-            rows.push((CONDITION_ROLLED_BACK, "True", "RolledBack", message));
-        }
-        Outcome::Suspended => {
-            let message = format!("spec.suspend is true: nothing moves; {progress}");
-            rows.push((CONDITION_READY, "False", "Suspended", message.clone()));
-            rows.push((CONDITION_RECONCILING, "False", "Suspended", message.clone()));
-            rows.push((CONDITION_STALLED, "False", "Suspended", message.clone()));
-            rows.push((CONDITION_PROGRESSING, "False", "Suspended", message));
-        }
-    }
-    if !matches!(d.outcome, Outcome::RolledBack { .. }) {
-        rows.push((
-            CONDITION_ROLLED_BACK,
+            },
+            ["False", "True", "False", "True"],
+        ),
+        Outcome::RolledBack { failed } => (
+            "RolledBack",
+            rolled_back_message(input, failed, phase),
+            ["False", "False", "True", "False"],
+        ),
+        Outcome::Suspended => (
+            "Suspended",
+            format!("spec.suspend is true: nothing moves; {progress}"),
+            ["False", "False", "False", "False"],
+        ),
+    };
+    let rolled_back = if matches!(d.outcome, Outcome::RolledBack { .. }) {
+        ("True", reason, message.clone())
+    } else {
+        (
             "False",
             "NoFailedRollout",
             format!("revision {update} has not failed"),
-        ));
-    }
+        )
+    };
+    let rows = [
+        (CONDITION_READY, ready, reason, message.clone()),
+        (CONDITION_RECONCILING, reconciling, reason, message.clone()),
+        (CONDITION_STALLED, stalled, reason, message.clone()),
+        (CONDITION_PROGRESSING, progressing, reason, message),
+        (
+            CONDITION_ROLLED_BACK,
+            rolled_back.0,
+            rolled_back.1,
+            rolled_back.2,
+        ),
+    ];
     rows.into_iter()
         .map(|(type_, status, reason, message)| Condition {
             type_: type_.into(),
@@ -205,6 +166,30 @@ fn conditions(input: &Input<'_>, phase: &str) -> Vec<Condition> {
             last_transition_time: input.now.clone(),
         })
         .collect()
+}
+
+/// What a failed rollout did: which consumers failed (from the decision,
+/// else the stored record) and whether it rolled back or only stopped.
+fn rolled_back_message(input: &Input<'_>, failed: &[String], phase: &str) -> String {
+    let record = input.rolled_back.as_ref();
+    let named = if failed.is_empty() {
+        record
+            .map(|r| r.failed_consumers.join(", "))
+            .unwrap_or_default()
+    } else {
+        failed.join(", ")
+    };
+    let what = match record.and_then(|r| r.to_revision.as_deref()) {
+        Some(to) => format!("rolled back to revision {to}"),
+        None if phase == "Halted" => {
+            "stopped; no rollback (none automatic, or no revision that fully succeeded)".to_string()
+        }
+        None => "stopped".into(),
+    };
+    format!(
+        "revision {} failed on {named} (more than maxFailures {}, or a mandatory group): {what}; change the template to start a new rollout",
+        input.update, input.decision.max_failures
+    )
 }
 
 /// Conditions for an error before any decision (Maestro unreachable, a

@@ -32,7 +32,7 @@ pub use api::{Listed, MAX_PAGES, follow_pages};
 pub use search::{LabelSelector, Operator, Requirement, Search};
 pub use types::{BundleStatus, Consumer, Identified, ListOptions, Page, ResourceBundle};
 
-use crate::maestro::config::{MaestroConfig, read_file, read_token_file};
+use crate::maestro::config::{MaestroConfig, TlsFiles, read_file, read_token_file};
 use crate::maestro::error::{Error, Result};
 
 /// The path every REST call lives under.
@@ -107,49 +107,7 @@ impl RestClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("maestro-operator/", env!("CARGO_PKG_VERSION")));
 
-        if let Some(ca_file) = &tls.ca_file {
-            let pem = read_file("CA file", ca_file)?;
-            let certs = Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::Config(format!(
-                    "CA file {}: {}",
-                    ca_file.display(),
-                    errors::causes(&e)
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(Error::Config(format!(
-                    "CA file {} holds no PEM certificate",
-                    ca_file.display()
-                )));
-            }
-            // The CA file is the trust anchor for this one endpoint, as on
-            // the gRPC channel; it must not depend on what the image's
-            // system store happens to hold.
-            builder = builder.tls_certs_only(certs);
-        }
-
-        match (&tls.cert_file, &tls.key_file) {
-            (Some(cert_file), Some(key_file)) => {
-                let mut pem = read_file("client certificate file", cert_file)?;
-                pem.push(b'\n');
-                pem.extend(read_file("client key file", key_file)?);
-                let identity = Identity::from_pem(&pem).map_err(|e| {
-                    Error::Config(format!(
-                        "client certificate {} with key {}: {}",
-                        cert_file.display(),
-                        key_file.display(),
-                        errors::causes(&e)
-                    ))
-                })?;
-                builder = builder.identity(identity);
-            }
-            (None, None) => {}
-            _ => {
-                return Err(Error::Config(
-                    "a client certificate needs both --cert-file and --key-file".into(),
-                ));
-            }
-        }
+        builder = with_tls_files(builder, tls)?;
 
         let http = builder.build().map_err(|e| {
             Error::Config(format!(
@@ -265,44 +223,11 @@ impl RestClient {
             request_timeout: self.inner.request_timeout,
         };
 
-        let mut request = self
-            .inner
-            .http
-            .request(method.clone(), url.clone())
-            .header(ACCEPT, "application/json");
-        if let Some(path) = &self.inner.token_file {
-            // A small local file, read per request so rotation needs no
-            // restart; not worth a blocking-pool hop.
-            let token = read_token_file(path)?;
-            request = request.bearer_auth(token);
-        }
-        if let Some(operation_id) = &self.operation_id {
-            request = request.header(OPERATION_ID_HEADER, operation_id.clone());
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        if let Some(traceparent) = crate::telemetry::traces::current_traceparent() {
-            request = request.header(TRACEPARENT_HEADER, traceparent);
-        }
+        let request = self.request(method.clone(), url.clone(), body)?;
 
         let started = Instant::now();
         let limit = self.inner.max_response_bytes;
-        let outcome = async {
-            let mut response = request.send().await?;
-            let status = response.status();
-            // Read in chunks (already decompressed) so an oversized answer
-            // is refused at the limit, never buffered whole.
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await? {
-                if body.len() + chunk.len() > limit {
-                    return Ok(Err(body.len() + chunk.len()));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok::<_, reqwest::Error>(Ok((status, Bytes::from(body))))
-        }
-        .await;
+        let outcome = read_bounded(request, limit).await;
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (status, bytes) = match outcome {
             Ok(Ok(answer)) => answer,
@@ -338,6 +263,37 @@ impl RestClient {
         }
     }
 
+    /// The request with the headers every call carries: JSON, the bearer
+    /// token, the operation ID and the trace context.
+    fn request(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::RequestBuilder> {
+        let mut request = self
+            .inner
+            .http
+            .request(method, url)
+            .header(ACCEPT, "application/json");
+        if let Some(path) = &self.inner.token_file {
+            // A small local file, read per request so rotation needs no
+            // restart; not worth a blocking-pool hop.
+            let token = read_token_file(path)?;
+            request = request.bearer_auth(token);
+        }
+        if let Some(operation_id) = &self.operation_id {
+            request = request.header(OPERATION_ID_HEADER, operation_id.clone());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(traceparent) = crate::telemetry::traces::current_traceparent() {
+            request = request.header(TRACEPARENT_HEADER, traceparent);
+        }
+        Ok(request)
+    }
+
     async fn get_json<T: DeserializeOwned>(
         &self,
         segments: &[&str],
@@ -366,6 +322,77 @@ impl Reply {
             ))
         })
     }
+}
+
+/// The client trusting only the configured CA, if any, and presenting the
+/// configured client certificate, if any.
+fn with_tls_files(
+    mut builder: reqwest::ClientBuilder,
+    tls: &TlsFiles,
+) -> Result<reqwest::ClientBuilder> {
+    if let Some(ca_file) = &tls.ca_file {
+        let pem = read_file("CA file", ca_file)?;
+        let certs = Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Error::Config(format!(
+                "CA file {}: {}",
+                ca_file.display(),
+                errors::causes(&e)
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(Error::Config(format!(
+                "CA file {} holds no PEM certificate",
+                ca_file.display()
+            )));
+        }
+        // The CA file is the trust anchor for this one endpoint, as on
+        // the gRPC channel; it must not depend on what the image's
+        // system store happens to hold.
+        builder = builder.tls_certs_only(certs);
+    }
+
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            let mut pem = read_file("client certificate file", cert_file)?;
+            pem.push(b'\n');
+            pem.extend(read_file("client key file", key_file)?);
+            let identity = Identity::from_pem(&pem).map_err(|e| {
+                Error::Config(format!(
+                    "client certificate {} with key {}: {}",
+                    cert_file.display(),
+                    key_file.display(),
+                    errors::causes(&e)
+                ))
+            })?;
+            builder = builder.identity(identity);
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Error::Config(
+                "a client certificate needs both --cert-file and --key-file".into(),
+            ));
+        }
+    }
+    Ok(builder)
+}
+
+/// Sends the request and reads the answer, or, past `limit` bytes, how
+/// many it had read. Read in chunks (already decompressed) so an oversized
+/// answer is refused at the limit, never buffered whole.
+async fn read_bounded(
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> std::result::Result<std::result::Result<(reqwest::StatusCode, Bytes), usize>, reqwest::Error> {
+    let mut response = request.send().await?;
+    let status = response.status();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(Err(body.len() + chunk.len()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Ok((status, Bytes::from(body))))
 }
 
 #[cfg(test)]
