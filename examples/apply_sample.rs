@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use maestro_operator::maestro::config::MaestroConfig;
-use maestro_operator::maestro::work_client::WorkClient;
+use maestro_operator::maestro::work_client::{Detail, WorkClient};
 use maestro_operator::manifestwork::ManifestWork;
 use maestro_operator::names::{ConsumerName, SourceId, WorkName};
 
@@ -41,15 +41,12 @@ async fn main() -> anyhow::Result<()> {
 
     // Give an agent, if one serves the consumer, a moment to report.
     for _ in 0..10 {
-        let bundle = client
-            .get_bundle(&consumer, &name)
+        let held = client
+            .get_held(&consumer, &name, Detail::Work)
             .await?
             .context("bundle vanished")?;
-        if bundle.status.is_some() {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&bundle.to_manifest_work()?)?
-            );
+        if let (Some(_), Some(work)) = (&held.report, &held.work) {
+            println!("{}", serde_json::to_string_pretty(work)?);
             return Ok(());
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -29,7 +29,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
 use maestro_operator::maestro::config::ensure_crypto_provider;
 use maestro_operator::maestro::grpc::SubscribeOptions;
-use maestro_operator::maestro::work_client::{ApplyOutcome, DeleteOutcome, WatchEvent, WorkClient};
+use maestro_operator::maestro::work_client::{
+    ApplyOutcome, DeleteOutcome, Detail, WatchEvent, WorkClient,
+};
 use maestro_operator::manifestwork::{
     CONDITION_APPLIED, CONDITION_AVAILABLE, FieldValue, ManifestCondition, ManifestWork,
     ManifestWorkStatus,
@@ -434,37 +436,34 @@ async fn bundle_status(
     version: i64,
     expected: &[(&str, &str, &str, FieldValue)],
 ) -> Result<ManifestWork, String> {
-    let bundle = client
-        .get_bundle(&consumer_name(consumer), &work_name(name))
+    let held = client
+        .get_held(&consumer_name(consumer), &work_name(name), Detail::Work)
         .await
         .map_err(|e| format!("GET bundle: {e}"))?
         .ok_or("no bundle in Maestro (REST 404)")?;
-    if bundle.version != version {
-        return Err(format!("bundle version {}, want {version}", bundle.version));
+    if held.version != version {
+        return Err(format!("bundle version {}, want {version}", held.version));
     }
-    let observed = bundle.status.as_ref().map(|s| s.observed_version);
+    let observed = held.report.as_ref().map(|s| s.observed_version);
     if observed != Some(version) {
         return Err(format!(
             "status ObservedVersion {observed:?}, want {version}"
         ));
     }
-    let work = bundle
-        .to_manifest_work()
-        .map_err(|e| format!("bundle is not a work: {e}"))?;
+    let work = *held.work.ok_or("read without the work")?;
     check_status(work.status.as_ref(), version, expected)?;
     Ok(work)
 }
 
 async fn bundle_gone(client: &WorkClient, consumer: &str, name: &str) -> Result<(), String> {
     match client
-        .get_bundle(&consumer_name(consumer), &work_name(name))
+        .get_held(&consumer_name(consumer), &work_name(name), Detail::Summary)
         .await
     {
         Ok(None) => Ok(()),
-        Ok(Some(bundle)) => Err(format!(
-            "bundle still in Maestro: deleted_at {:?}, status {}",
-            bundle.deleted_at,
-            serde_json::to_string(&bundle.status).unwrap_or_default()
+        Ok(Some(held)) => Err(format!(
+            "bundle still in Maestro: deleted since {:?}, report {:?}",
+            held.deleting_since, held.report
         )),
         Err(e) => Err(format!("GET bundle: {e}")),
     }

@@ -9,7 +9,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use maestro_operator::maestro::work_client::{ApplyOutcome, SPEC_HASH_ANNOTATION};
+use maestro_operator::maestro::work_client::{ApplyOutcome, Detail, SPEC_HASH_ANNOTATION};
 use maestro_operator::names::WorkName;
 use serde_json::{Value, json};
 use support::maestro::*;
@@ -123,16 +123,15 @@ async fn server_stores_our_create_exactly_as_the_go_clients() {
         ApplyOutcome::Created { version: 1 }
     );
 
-    let go_bundle = ours
-        .get_bundle(&consumer, &WorkName::new("by-go").unwrap())
+    // The rows as Maestro stores them: what each client wrote, compared.
+    let row = async |name: &str| {
+        let id = ours.resource_id(&consumer, &WorkName::new(name).unwrap());
+        rest().find_resource_bundle(&id).await.unwrap()
+    };
+    let go_bundle = row("by-go")
         .await
-        .unwrap()
         .expect("the Go client's bundle, found under the ID we compute");
-    let rust_bundle = ours
-        .get_bundle(&consumer, &WorkName::new("by-rust").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let rust_bundle = row("by-rust").await.unwrap();
     pretty_assertions::assert_eq!(comparable(&rust_bundle), comparable(&go_bundle));
     assert_eq!(go_bundle.metadata["name"], "by-go");
     assert_eq!(rust_bundle.metadata["name"], "by-rust");
@@ -189,7 +188,7 @@ async fn each_client_reads_and_updates_what_the_other_wrote() {
     );
     run_go_client(&source, consumer.as_str(), &["delete", "ours"]);
     let bundle = ours
-        .get_bundle(&consumer, &WorkName::new("ours").unwrap())
+        .get_held(&consumer, &WorkName::new("ours").unwrap(), Detail::Summary)
         .await
         .unwrap()
         .expect("soft-deleted bundle");

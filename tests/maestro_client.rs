@@ -7,7 +7,7 @@ use std::time::Duration;
 use maestro_operator::maestro::Error;
 use maestro_operator::maestro::grpc::SubscribeOptions;
 use maestro_operator::maestro::rest::ListOptions;
-use maestro_operator::maestro::work_client::{ApplyOutcome, DeleteOutcome, WatchEvent};
+use maestro_operator::maestro::work_client::{ApplyOutcome, DeleteOutcome, Detail, WatchEvent};
 use maestro_operator::names::{ConsumerName, WorkName};
 use serde_json::json;
 use support::maestro::*;
@@ -32,15 +32,10 @@ async fn create_stores_the_bundle_with_our_id_metadata_and_spec() {
     let outcome = client.apply(&work).await.unwrap();
     assert_eq!(outcome, ApplyOutcome::Created { version: 1 });
 
-    let bundle = client
-        .get_bundle(&consumer, &name("web"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        bundle.id,
-        client.resource_id(&consumer, &name("web")).to_string()
-    );
+    // The row as Maestro stores it: the wire contract with other clients.
+    let id = client.resource_id(&consumer, &name("web"));
+    let bundle = rest().get_resource_bundle(&id).await.unwrap();
+    assert_eq!(bundle.id, id.to_string());
     assert_eq!(bundle.consumer_name, consumer.as_str());
     assert_eq!(bundle.version, 1);
     assert!(!bundle.is_deleting());
@@ -90,12 +85,13 @@ async fn apply_is_a_noop_when_unchanged_and_bumps_the_version_when_changed() {
         ApplyOutcome::Updated { from_version: 1 }
     );
     let bundle = client
-        .get_bundle(&consumer, &name("cfg"))
+        .get_held(&consumer, &name("cfg"), Detail::Work)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(bundle.version, 2);
-    assert_eq!(bundle.manifests[0]["data"]["k"], "2");
+    let stored = serde_json::to_value(&bundle.work.unwrap().spec.workload.manifests[0]).unwrap();
+    assert_eq!(stored["data"]["k"], "2");
 }
 
 #[tokio::test]
@@ -157,7 +153,7 @@ async fn delete_marks_the_bundle_deleting_and_is_idempotent() {
     );
     // No agent serves this consumer, so the bundle stays soft-deleted.
     let bundle = client
-        .get_bundle(&consumer, &name("gone"))
+        .get_held(&consumer, &name("gone"), Detail::Work)
         .await
         .unwrap()
         .unwrap();
@@ -165,7 +161,8 @@ async fn delete_marks_the_bundle_deleting_and_is_idempotent() {
         bundle.is_deleting(),
         "bundle should carry deleted_at: {bundle:?}"
     );
-    assert!(bundle.metadata.get("deletionTimestamp").is_some());
+    let stored = bundle.work.as_deref().unwrap();
+    assert!(stored.metadata.deletion_timestamp.is_some());
     assert_eq!(
         client.delete(&consumer, &name("gone")).await.unwrap(),
         DeleteOutcome::Deleting
@@ -297,7 +294,7 @@ async fn invalid_work_is_refused_before_anything_is_sent() {
     assert!(text.contains("manifests[0]"), "{text}");
     assert!(
         client
-            .get_bundle(&consumer, &name("bad"))
+            .get_held(&consumer, &name("bad"), Detail::Summary)
             .await
             .unwrap()
             .is_none()

@@ -194,7 +194,7 @@ pub fn work_row(remote: &Remote, wide: bool) -> Vec<String> {
         remote.health().to_string(),
         remote.work.spec.workload.manifests.len().to_string(),
         remote.version().to_string(),
-        age_or_unknown(remote.bundle.created_at),
+        age_or_unknown(remote.held.created_at),
     ];
     if wide {
         let status_of = |t: &str| {
@@ -221,8 +221,8 @@ pub fn work_row(remote: &Remote, wide: bool) -> Vec<String> {
             remote.observed_version().to_string(),
             status_of("Applied"),
             status_of("Available"),
-            remote.bundle.consumer_name.clone(),
-            remote.bundle.id.clone(),
+            remote.held.consumer.clone(),
+            remote.held.id.to_string(),
             labels,
         ]);
     }

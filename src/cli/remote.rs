@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::controller::target::{Owner, bundle_owner};
-use crate::maestro::error::Result;
-use crate::maestro::rest::ResourceBundle;
-use crate::maestro::work_client::WorkClient;
+use crate::maestro::HeldWork;
+use crate::maestro::error::{Error, Result};
+use crate::maestro::work_client::{Detail, WorkClient};
 use crate::manifestwork::{
     CONDITION_APPLIED, CONDITION_AVAILABLE, CONDITION_DEGRADED, CONDITION_PROGRESSING, Manifest,
     ManifestCondition, ManifestWork,
@@ -25,42 +25,45 @@ use super::errors::CliError;
 use super::records::{ConditionResult, ResourceResult, Snapshot};
 use super::runtime::{Deadline, retry};
 
-/// A work as Maestro stores it.
+/// A work as Maestro stores it, with the published work.
 #[derive(Debug, Clone)]
 pub struct Remote {
-    pub bundle: ResourceBundle,
+    pub held: HeldWork,
     pub work: ManifestWork,
 }
 
 impl Remote {
-    pub fn from_bundle(bundle: ResourceBundle) -> Result<Remote> {
-        let work = bundle.to_manifest_work()?;
-        Ok(Remote { bundle, work })
+    /// `held` must have been read with [`Detail::Work`].
+    pub fn from_held(mut held: HeldWork) -> Result<Remote> {
+        let Some(mut work) = held.work.take() else {
+            return Err(Error::Protocol(format!(
+                "work {} was read without its manifests",
+                held.id
+            )));
+        };
+        // A bundle another client stored without a name is known by its id.
+        work.metadata
+            .name
+            .get_or_insert_with(|| held.id.to_string());
+        Ok(Remote { held, work: *work })
     }
 
     pub fn name(&self) -> &str {
-        self.work
-            .metadata
-            .name
-            .as_deref()
-            .unwrap_or(&self.bundle.id)
+        self.work.metadata.name.as_deref().unwrap_or_default()
     }
 
     pub fn version(&self) -> i64 {
-        self.bundle.version
+        self.held.version
     }
 
     /// The bundle version the agent last reported on; 0 before any report.
     pub fn observed_version(&self) -> i64 {
-        self.bundle
-            .status
-            .as_ref()
-            .map_or(0, |s| s.observed_version)
+        self.held.observed_version()
     }
 
     /// Whether the agent's status is about the current spec.
     pub fn status_is_current(&self) -> bool {
-        self.bundle.status.is_some() && self.observed_version() >= self.version()
+        self.held.report.is_some() && self.observed_version() >= self.version()
     }
 
     pub fn conditions(&self) -> &[Condition] {
@@ -79,7 +82,7 @@ impl Remote {
     }
 
     pub fn health(&self) -> WorkHealth {
-        if self.bundle.is_deleting() {
+        if self.held.is_deleting() {
             return WorkHealth::Deleting;
         }
         health_of_conditions(self.conditions())
@@ -92,13 +95,13 @@ impl Remote {
         let Ok(name) = WorkName::new(self.name()) else {
             return true;
         };
-        self.bundle.id != client.resource_id(consumer, &name).to_string()
+        self.held.id != client.resource_id(consumer, &name)
     }
 
     /// The MaestroApply whose operator publishes this work, from the owner
     /// labels and annotation the operator sets; `None` without them.
     pub fn managed_by(&self) -> Option<Owner> {
-        bundle_owner(&self.bundle)
+        bundle_owner(&self.held)
     }
 
     /// The status of the manifest at `ordinal`.
@@ -110,7 +113,7 @@ impl Remote {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             health: self.health().to_string(),
-            bundle_id: self.bundle.id.clone(),
+            bundle_id: self.held.id.to_string(),
             version: self.version(),
             observed_version: self.observed_version(),
             resources: resources(&self.work),
@@ -126,15 +129,22 @@ pub async fn find(
     consumer: &ConsumerName,
     name: &WorkName,
 ) -> Result<Option<Remote>> {
-    if let Some(bundle) = client.get_bundle(consumer, name).await? {
-        return Remote::from_bundle(bundle).map(Some);
+    if let Some(held) = client.get_held(consumer, name, Detail::Work).await? {
+        return Remote::from_held(held).map(Some);
     }
-    let bundles = client.list_bundles(Some(consumer), None).await?;
-    bundles
-        .into_iter()
-        .find(|b| b.work_name() == Some(name.as_str()))
-        .map(Remote::from_bundle)
-        .transpose()
+    // A row that cannot be read may be the one asked for: its error
+    // answers when no readable row does.
+    let mut unreadable = None;
+    for row in client.list_held(Some(consumer), None).await? {
+        match row {
+            Ok(held) if held.name.as_deref() == Some(name.as_str()) => {
+                return Remote::from_held(held).map(Some);
+            }
+            Ok(_) => {}
+            Err(e) => unreadable = unreadable.or(Some(e)),
+        }
+    }
+    unreadable.map_or(Ok(None), Err)
 }
 
 /// [`find`], with transient failures retried until the deadline.

@@ -20,8 +20,8 @@ use super::report::{event, now, write_status};
 use super::status::{self, Input, Outcome};
 use super::target::{Target, bundle_owner};
 use super::{Context, Error, Result};
-use crate::maestro::rest::ResourceBundle;
-use crate::maestro::work_client::{DeleteOutcome, Refusal};
+use crate::maestro::HeldWork;
+use crate::maestro::work_client::{DeleteOutcome, Detail, Refusal};
 
 /// What deletion does next, from what is known of the bundle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,7 @@ struct Seen {
 impl Seen {
     /// `published`: the object's status records a publish under this
     /// resource ID.
-    fn of(bundle: &ResourceBundle, uid: &str, published: bool) -> Seen {
+    fn of(bundle: &HeldWork, uid: &str, published: bool) -> Seen {
         Seen {
             ours: owned_by(bundle, uid, published),
             deleting: bundle.is_deleting(),
@@ -80,7 +80,7 @@ enum Known {
 impl Known {
     fn cached(view: &View, uid: &str, published: bool) -> Known {
         Known::Cached {
-            bundle: view.bundle.as_deref().map(|b| Seen::of(b, uid, published)),
+            bundle: view.held.as_deref().map(|b| Seen::of(b, uid, published)),
             readable: view.synced && view.error.is_none(),
         }
     }
@@ -173,7 +173,7 @@ fn overdue(
 /// Labelled with our uid, or unlabelled where we published: another
 /// client of the source ID rewrote our work without its labels, and a
 /// deletion must not leave behind a work the object delivered.
-fn owned_by(bundle: &ResourceBundle, uid: &str, published: bool) -> bool {
+fn owned_by(bundle: &HeldWork, uid: &str, published: bool) -> bool {
     match bundle_owner(bundle) {
         Some(owner) => owner.uid == uid,
         None => published,
@@ -269,7 +269,7 @@ async fn next_step(
     match ctx
         .maestro
         .get()
-        .get_bundle(&target.consumer, &target.work)
+        .get_held(&target.consumer, &target.work, Detail::Summary)
         .await
     {
         Ok(read) => {
@@ -501,7 +501,10 @@ async fn delete(
         warn!(consumer = %target.consumer, work = %target.work, %refusal,
               "not deleting the bundle: it changed owner since the last poll");
     }
-    if let Ok(fresh) = client.get_bundle(&target.consumer, &target.work).await {
+    if let Ok(fresh) = client
+        .get_held(&target.consumer, &target.work, Detail::Summary)
+        .await
+    {
         ctx.poller
             .record(&target.consumer, target.resource_id, fresh);
     }

@@ -35,7 +35,8 @@ use super::MaestroHandle;
 use super::crd::MaestroApply;
 use super::metrics::Metrics;
 use crate::maestro::codec::StatusEvent;
-use crate::maestro::rest::{BundleStatus, MAX_PAGES, Page, ResourceBundle, follow_pages};
+use crate::maestro::rest::{MAX_PAGES, Page, follow_pages};
+use crate::maestro::{AgentReport, HeldWork};
 use crate::names::{ConsumerName, ResourceId};
 
 /// The page size of status lists, the REST client's.
@@ -57,9 +58,7 @@ pub struct PageRequest {
 /// Fetches one page of a consumer's bundles. A function rather than the
 /// REST client itself so the request counting can be tested offline.
 pub type PageFetcher = Arc<
-    dyn Fn(PageRequest) -> BoxFuture<'static, crate::maestro::Result<Page<ResourceBundle>>>
-        + Send
-        + Sync,
+    dyn Fn(PageRequest) -> BoxFuture<'static, crate::maestro::Result<Page<HeldWork>>> + Send + Sync,
 >;
 
 /// The fetcher that lists this source's bundles of one consumer, ordered
@@ -83,10 +82,10 @@ pub struct PollError {
     pub since: DateTime<Utc>,
 }
 
-/// What a reconcile sees of its bundle.
+/// What a reconcile sees of its work in Maestro.
 #[derive(Debug, Clone, Default)]
 pub struct View {
-    pub bundle: Option<Arc<ResourceBundle>>,
+    pub held: Option<Arc<HeldWork>>,
     /// At least one poll of the consumer succeeded: an absent bundle is
     /// really absent.
     pub synced: bool,
@@ -99,16 +98,16 @@ pub struct View {
 struct Fingerprint {
     version: Option<i64>,
     deleting: bool,
-    sequence: Option<String>,
+    report: Option<(i64, Option<u128>)>,
     error: Option<&'static str>,
 }
 
 impl Fingerprint {
-    fn of(bundle: Option<&Arc<ResourceBundle>>, error: Option<&PollError>) -> Self {
+    fn of(held: Option<&Arc<HeldWork>>, error: Option<&PollError>) -> Self {
         Fingerprint {
-            version: bundle.map(|b| b.version),
-            deleting: bundle.is_some_and(|b| b.is_deleting()),
-            sequence: bundle.and_then(|b| b.status.as_ref().map(|s| s.sequence_id.clone())),
+            version: held.map(|h| h.version),
+            deleting: held.is_some_and(|h| h.is_deleting()),
+            report: held.and_then(|h| h.report.as_ref().map(|r| (r.observed_version, r.sequence))),
             error: error.map(|e| e.reason),
         }
     }
@@ -229,16 +228,16 @@ impl EventOutcome {
 #[derive(Default)]
 struct State {
     interests: HashMap<ObjectRef<MaestroApply>, Interest>,
-    bundles: HashMap<ResourceId, Arc<ResourceBundle>>,
+    bundles: HashMap<ResourceId, Arc<HeldWork>>,
     /// Bundles written by our own publishes, with the number of polls
     /// started when they were written: a poll already running then may
     /// have read before the write and must not overwrite it. Sequence
     /// numbers rather than instants, which can be equal.
-    local_writes: HashMap<ResourceId, (u64, Option<Arc<ResourceBundle>>)>,
+    local_writes: HashMap<ResourceId, (u64, Option<Arc<HeldWork>>)>,
     /// Stream reports of bundles not cached yet (the agent answered a
     /// create before our own read-back was recorded), with the number of
     /// polls started when they came, merged once the bundle is.
-    early: HashMap<ResourceId, (u64, BundleStatus)>,
+    early: HashMap<ResourceId, (u64, AgentReport)>,
     /// Stream deletion confirmations of bundles not cached (a poll missed
     /// the row, or it was never listed), with the polls started when they
     /// came and the bundle version confirmed: a direct read or a poll that
@@ -441,7 +440,7 @@ impl Poller {
         let bundle = state.bundles.get(resource_id).cloned();
         let fingerprint = Fingerprint::of(bundle.as_ref(), state.error.as_ref());
         let view = View {
-            bundle,
+            held: bundle,
             synced: state.synced,
             error: state.error.clone(),
         };
@@ -467,7 +466,7 @@ impl Poller {
 
     /// Records a bundle read right after our own publish (or `None` when
     /// it is known gone), so reconciles see it before the next poll.
-    pub fn record(&self, consumer: &ConsumerName, id: ResourceId, bundle: Option<ResourceBundle>) {
+    pub fn record(&self, consumer: &ConsumerName, id: ResourceId, bundle: Option<HeldWork>) {
         let Some(c) = self.consumer(consumer) else {
             return;
         };
@@ -476,9 +475,9 @@ impl Poller {
         let bundle = bundle
             .filter(|b| !superseded_by_deletion(b, confirmed_gone.map(|(_, v)| v)))
             .map(|b| {
-                let known = state.bundles.get(&id).and_then(|k| k.status.clone());
+                let known = state.bundles.get(&id).and_then(|k| k.report.clone());
                 let early = state.early.remove(&id).map(|(_, s)| s);
-                let merged = keep_newer_status(status_only(b), known, false);
+                let merged = keep_newer_status(b.without_work(), known, false);
                 Arc::new(keep_newer_status(merged, early, true))
             });
         match &bundle {
@@ -570,7 +569,7 @@ impl Poller {
         if !state.interests.values().any(|i| i.resource_id == id) {
             return EventOutcome::Ignored;
         }
-        let report = report_of(event);
+        let report = AgentReport::of_event(event);
         let started = state.started;
         let outcome = match state.bundles.get(&id).cloned() {
             // Already removed by this confirmation or our own read.
@@ -585,9 +584,10 @@ impl Poller {
             None => {
                 // A poll or our own read-back will bring the bundle; until
                 // then keep the newest report for it.
-                let newer = state.early.get(&id).is_none_or(|(_, old)| {
-                    compare_reports(&report, old) != Some(CmpOrdering::Less)
-                });
+                let newer = state
+                    .early
+                    .get(&id)
+                    .is_none_or(|(_, old)| report.compare(old) != Some(CmpOrdering::Less));
                 if newer {
                     state.early.insert(id, (started, report));
                 }
@@ -595,11 +595,9 @@ impl Poller {
             }
             Some(cached) => {
                 let order = cached
-                    .status
+                    .report
                     .as_ref()
-                    .map_or(Some(CmpOrdering::Greater), |known| {
-                        compare_reports(&report, known)
-                    });
+                    .map_or(Some(CmpOrdering::Greater), |known| report.compare(known));
                 match order {
                     Some(CmpOrdering::Less | CmpOrdering::Equal) => EventOutcome::Stale,
                     // Newer, or not comparable (no sequence IDs): the
@@ -615,7 +613,7 @@ impl Poller {
                             state.bundles.remove(&id);
                             None
                         } else {
-                            let b = Arc::new(with_report(&cached, report));
+                            let b = Arc::new(cached.with_report(report));
                             state.bundles.insert(id, b.clone());
                             Some(b)
                         };
@@ -664,49 +662,6 @@ fn event_consumer(event: &StatusEvent) -> Option<ConsumerName> {
     ConsumerName::new(name).ok()
 }
 
-/// The agent's report in an event, as the REST API shows it.
-fn report_of(event: &StatusEvent) -> BundleStatus {
-    let status = event.work.status.as_ref();
-    BundleStatus {
-        observed_version: event.resource_version,
-        sequence_id: event.sequence_id.clone().unwrap_or_default(),
-        conditions: status.map(|s| s.conditions.clone()).unwrap_or_default(),
-        resource_status: status
-            .and_then(|s| s.resource_status.as_ref())
-            .map(|r| {
-                r.manifests
-                    .iter()
-                    .filter_map(|m| serde_json::to_value(m).ok())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        manifest_bundle: None,
-    }
-}
-
-/// `cached` with the agent's newer `report`. A report of a version the
-/// cache has not seen yet (another client updated the work) raises the
-/// cached version to it: the bundle is at least that new.
-fn with_report(cached: &ResourceBundle, report: BundleStatus) -> ResourceBundle {
-    let mut bundle = cached.clone();
-    bundle.version = bundle.version.max(report.observed_version);
-    bundle.status = Some(report);
-    bundle
-}
-
-/// Orders two agent reports of one bundle: by the bundle version the agent
-/// had applied, then by its sequence ID (a snowflake ID, larger is newer).
-/// `None` when they cannot be told apart (same version, a sequence ID
-/// missing or not a number).
-pub fn compare_reports(a: &BundleStatus, b: &BundleStatus) -> Option<CmpOrdering> {
-    match a.observed_version.cmp(&b.observed_version) {
-        CmpOrdering::Equal => {}
-        other => return Some(other),
-    }
-    let seq = |s: &BundleStatus| s.sequence_id.trim().parse::<u128>().ok();
-    Some(seq(a)?.cmp(&seq(b)?))
-}
-
 /// `fresh` (a poll's or our read-back's copy), keeping `known`'s report
 /// instead of its own when that one is newer: a read that started before
 /// the stream delivered a report must not undo it. A `known` report of a
@@ -714,45 +669,27 @@ pub fn compare_reports(a: &BundleStatus, b: &BundleStatus) -> Option<CmpOrdering
 /// created again, and is dropped. When `fresh` has no report at all,
 /// `known` fills in only if `early` (a stream report that came before the
 /// bundle was cached); a cached one would be a deleted work's.
-fn keep_newer_status(
-    mut fresh: ResourceBundle,
-    known: Option<BundleStatus>,
-    early: bool,
-) -> ResourceBundle {
+fn keep_newer_status(mut fresh: HeldWork, known: Option<AgentReport>, early: bool) -> HeldWork {
     let Some(known) = known else {
         return fresh;
     };
     if known.observed_version > fresh.version {
         return fresh;
     }
-    let newer = match &fresh.status {
+    let newer = match &fresh.report {
         None => early,
-        Some(own) => compare_reports(&known, own) == Some(CmpOrdering::Greater),
+        Some(own) => known.compare(own) == Some(CmpOrdering::Greater),
     };
     if newer {
-        fresh.status = Some(known);
+        fresh.report = Some(known);
     }
     fresh
 }
 
 /// A deleting `bundle` read before the agent's confirmation of its
 /// deletion at `confirmed` (a version at least as new) is already gone.
-fn superseded_by_deletion(bundle: &ResourceBundle, confirmed: Option<i64>) -> bool {
+fn superseded_by_deletion(bundle: &HeldWork, confirmed: Option<i64>) -> bool {
     confirmed.is_some_and(|version| bundle.is_deleting() && bundle.version <= version)
-}
-
-/// What the cache keeps of a bundle: everything status and publishing
-/// decisions read (metadata, version, deletion, the agent's report), not
-/// the manifests, which can be most of its size (Maestro's list would
-/// project fields with `fields=`, but that parameter crashes the handler
-/// at our pinned version). Each manifest leaves a `null` so its count,
-/// which the status message reports, stays right.
-fn status_only(mut bundle: ResourceBundle) -> ResourceBundle {
-    for manifest in &mut bundle.manifests {
-        *manifest = serde_json::Value::Null;
-    }
-    bundle.manifest_configs = Vec::new();
-    bundle
 }
 
 /// How often the consumer must be read: the shortest interval any of its
@@ -943,19 +880,19 @@ async fn poll_once(inner: &Inner, consumer: &Arc<Consumer>) {
 /// poll is dropped from the state.
 fn merge_listing(
     state: &mut State,
-    bundles: Vec<ResourceBundle>,
+    bundles: Vec<HeldWork>,
     number: u64,
-) -> HashMap<ResourceId, Arc<ResourceBundle>> {
+) -> HashMap<ResourceId, Arc<HeldWork>> {
     let early = std::mem::take(&mut state.early);
-    let mut fresh: HashMap<ResourceId, Arc<ResourceBundle>> = bundles
+    let mut fresh: HashMap<ResourceId, Arc<HeldWork>> = bundles
         .into_iter()
-        .filter_map(|b| {
-            let id = b.resource_id()?;
-            let known = state.bundles.get(&id).and_then(|k| k.status.clone());
+        .map(|b| {
+            let id = b.id;
+            let known = state.bundles.get(&id).and_then(|k| k.report.clone());
             let early = early.get(&id).map(|(_, s)| s.clone());
-            let merged = keep_newer_status(status_only(b), known, false);
+            let merged = keep_newer_status(b.without_work(), known, false);
             let merged = keep_newer_status(merged, early, true);
-            Some((id, Arc::new(merged)))
+            (id, Arc::new(merged))
         })
         .collect();
     // Reports of bundles still not listed wait for the next poll,
@@ -993,7 +930,7 @@ fn merge_listing(
 async fn list_all(
     inner: &Inner,
     consumer: &ConsumerName,
-) -> (crate::maestro::Result<Vec<ResourceBundle>>, u64) {
+) -> (crate::maestro::Result<Vec<HeldWork>>, u64) {
     let size = inner.page_size;
     let fetch = |page: u32| {
         (inner.fetch)(PageRequest {

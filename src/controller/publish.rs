@@ -12,8 +12,8 @@ use super::report::event;
 use super::status::Outcome;
 use super::target::{Drift, Standing, Target, standing};
 use super::{Context, Error};
-use crate::maestro::rest::ResourceBundle;
-use crate::maestro::work_client::{Applied, Decision, spec_hash_of_work};
+use crate::maestro::HeldWork;
+use crate::maestro::work_client::{Applied, Decision, Detail, spec_hash_of_work};
 use crate::manifestwork::{ManifestWork, validate_work};
 
 /// Brings Maestro in line with the spec. Returns what happened and, for a
@@ -44,7 +44,7 @@ pub(super) async fn sync_work(
         published: obj.published_hash_at(&target.resource_id),
         policy: obj.spec.drift_policy,
     };
-    if let Some(bundle) = &view.bundle {
+    if let Some(bundle) = &view.held {
         let standing = plan.standing(bundle, desired, target);
         if let Standing::Claimed(holder) = &standing
             && !plan.adopt
@@ -186,12 +186,7 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    fn standing(
-        &self,
-        bundle: &ResourceBundle,
-        desired: &ManifestWork,
-        target: &Target,
-    ) -> Standing {
+    fn standing(&self, bundle: &HeldWork, desired: &ManifestWork, target: &Target) -> Standing {
         standing(bundle, desired, &self.hash, &target.owner, self.published)
     }
 }
@@ -282,7 +277,7 @@ fn decide(
     plan: &Plan<'_>,
     desired: &ManifestWork,
     target: &Target,
-    current: Option<&ResourceBundle>,
+    current: Option<&HeldWork>,
 ) -> Decision<Intent, String> {
     let Some(bundle) = current else {
         return Decision::Publish(Box::new(desired.clone()), Intent::Create);
@@ -350,7 +345,7 @@ async fn publish(
     // "read" until the read before the write tells create from update.
     let mut action = "read";
     let outcome = client
-        .apply_with(&target.consumer, &target.work, |current| {
+        .apply_with(&target.consumer, &target.work, Detail::Summary, |current| {
             let decision = decide(plan, desired, target, current);
             if let Decision::Publish(_, intent) = &decision {
                 action = intent.action();
@@ -372,7 +367,10 @@ async fn publish(
     if published {
         info!(consumer = %target.consumer, work = %target.work, action, "published");
         // Let reconciles see the new version before the next poll.
-        match client.get_bundle(&target.consumer, &target.work).await {
+        match client
+            .get_held(&target.consumer, &target.work, Detail::Summary)
+            .await
+        {
             Ok(fresh) => ctx
                 .poller
                 .record(&target.consumer, target.resource_id, fresh),

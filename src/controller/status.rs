@@ -19,10 +19,10 @@ use super::crd::{
     ManifestStatus, Phase, WaitFor,
 };
 use super::poller::View;
-use crate::maestro::rest::ResourceBundle;
+use crate::maestro::HeldWork;
 use crate::manifestwork::{
     CONDITION_APPLIED, CONDITION_AVAILABLE, CONDITION_DEGRADED, CONDITION_DELETING,
-    CONDITION_PROGRESSING, FieldValue, ManifestCondition,
+    CONDITION_PROGRESSING, FieldValue,
 };
 
 /// The ManifestWork conditions mirrored into the status, in this order.
@@ -146,13 +146,13 @@ impl<'a> Input<'a> {
 /// The status to store, given the stored one.
 pub fn compute(prev: Option<&MaestroApplyStatus>, input: &Input<'_>) -> MaestroApplyStatus {
     let now = Time(input.now);
-    let bundle = input.view.bundle.as_deref();
+    let bundle = input.view.held.as_deref();
     let mirrored = bundle
         .map(|b| mirror(b, input.generation, &now))
         .unwrap_or_default();
     let (manifests, reported) = bundle.map(manifests).unwrap_or_default();
     let applied_version = bundle
-        .and_then(|b| b.status.as_ref())
+        .and_then(|b| b.report.as_ref())
         .map(|s| s.observed_version)
         .filter(|v| *v > 0);
 
@@ -214,7 +214,7 @@ pub fn compute(prev: Option<&MaestroApplyStatus>, input: &Input<'_>) -> MaestroA
 fn last_publish_time(
     prev: Option<&MaestroApplyStatus>,
     input: &Input<'_>,
-    bundle: Option<&ResourceBundle>,
+    bundle: Option<&HeldWork>,
 ) -> Option<Time> {
     let unrecorded_publish =
         bundle.is_some_and(|b| prev.is_none_or(|p| p.bundle_version != Some(b.version)));
@@ -312,7 +312,7 @@ fn verdict(
 /// comes before what the agent reports. `last_phase` is the stored one.
 fn judge(
     input: &Input<'_>,
-    bundle: Option<&ResourceBundle>,
+    bundle: Option<&HeldWork>,
     published: Option<&Time>,
     last_phase: Option<Phase>,
 ) -> Verdict {
@@ -418,7 +418,7 @@ fn operator_verdict(input: &Input<'_>) -> Option<Verdict> {
 /// The verdict from the spec's outcome and the last report on `bundle`.
 fn report_verdict(
     input: &Input<'_>,
-    bundle: Option<&ResourceBundle>,
+    bundle: Option<&HeldWork>,
     published: Option<&Time>,
 ) -> Verdict {
     use Progress::Reconciling;
@@ -462,11 +462,11 @@ fn report_verdict(
 }
 
 /// The verdict from the agent's report on a bundle Maestro holds.
-fn agent_verdict(input: &Input<'_>, bundle: &ResourceBundle, published: Option<&Time>) -> Verdict {
+fn agent_verdict(input: &Input<'_>, bundle: &HeldWork, published: Option<&Time>) -> Verdict {
     let wanted = input.wait_for.condition_type();
     let version = bundle.version;
     let consumer = input.consumer;
-    let status = bundle.status.as_ref().filter(|s| s.observed_version > 0);
+    let status = bundle.report.as_ref().filter(|s| s.observed_version > 0);
     let current = status.is_some_and(|s| s.observed_version == version);
     let reported = |type_: &str| {
         status
@@ -542,8 +542,8 @@ fn degraded_verdict(input: &Input<'_>, published: Option<&Time>, degraded: &Cond
 }
 
 /// The agent reports the awaited condition true on the current version.
-fn ready_verdict(input: &Input<'_>, bundle: &ResourceBundle) -> Verdict {
-    let count = bundle.manifests.len();
+fn ready_verdict(input: &Input<'_>, bundle: &HeldWork) -> Verdict {
+    let count = bundle.manifest_count;
     let version = bundle.version;
     let consumer = input.consumer;
     let (phase, what) = match input.wait_for {
@@ -596,8 +596,8 @@ fn condition(
 /// bundle version says nothing about the current one, so it is mirrored as
 /// Unknown; `kubectl wait --for=condition=Available` then cannot be fooled
 /// by a report on the previous spec.
-fn mirror(bundle: &ResourceBundle, generation: Option<i64>, now: &Time) -> Vec<Condition> {
-    let Some(status) = &bundle.status else {
+fn mirror(bundle: &HeldWork, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+    let Some(status) = &bundle.report else {
         return Vec::new();
     };
     MIRRORED
@@ -643,14 +643,14 @@ fn mirror(bundle: &ResourceBundle, generation: Option<i64>, now: &Time) -> Vec<C
 /// marker, and past [`MAX_MANIFEST_STATUSES`] or
 /// [`MAX_MANIFEST_STATUS_BYTES`] the rest is left out. Also returns how
 /// many statuses the agent reported.
-fn manifests(bundle: &ResourceBundle) -> (Vec<ManifestStatus>, usize) {
-    let Some(status) = &bundle.status else {
+fn manifests(bundle: &HeldWork) -> (Vec<ManifestStatus>, usize) {
+    let Some(status) = &bundle.report else {
         return (Vec::new(), 0);
     };
     let mut all: Vec<ManifestStatus> = status
-        .resource_status
+        .manifests
         .iter()
-        .filter_map(|v| serde_json::from_value::<ManifestCondition>(v.clone()).ok())
+        .cloned()
         .map(|m| {
             let mut out = ManifestStatus {
                 resource: m.resource_meta,

@@ -2,13 +2,11 @@
 //! the spec, labelled with its owner so the operator finds its bundles and
 //! never touches anyone else's.
 
-use std::collections::BTreeMap;
-
 use kube::ResourceExt;
 
 use super::crd::MaestroApply;
 use super::{Error, Result};
-use crate::maestro::rest::ResourceBundle;
+use crate::maestro::HeldWork;
 use crate::manifestwork::ManifestWork;
 use crate::names::{ConsumerName, ResourceId, SourceId, WorkName};
 
@@ -113,7 +111,7 @@ pub enum Holder {
 }
 
 impl Holder {
-    pub fn of(bundle: &ResourceBundle, us: &Owner) -> Holder {
+    pub fn of(bundle: &HeldWork, us: &Owner) -> Holder {
         match bundle_owner(bundle) {
             Some(owner) if owner.uid == us.uid => Holder::Us,
             Some(owner) => Holder::Object(owner),
@@ -178,7 +176,7 @@ pub enum Standing {
 /// update, not drift, so a new generation is never reported as drift. A
 /// bundle that matches the declaration is in sync whatever happened.
 pub fn standing(
-    bundle: &ResourceBundle,
+    bundle: &HeldWork,
     desired: &ManifestWork,
     desired_hash: &str,
     owner: &Owner,
@@ -188,7 +186,7 @@ pub fn standing(
     if !holder.is_ours(published.is_some()) {
         return Standing::Claimed(holder);
     }
-    let hash = bundle_spec_hash(bundle);
+    let hash = crate::maestro::work_client::spec_hash_of(bundle);
     let owner_marks = owner_marks_match(bundle, desired);
     let declared_labels = declared_labels_match(bundle, desired);
     if hash == Some(desired_hash) && owner_marks && declared_labels {
@@ -215,9 +213,9 @@ const OWNER_LABELS: [&str; 4] = [
     OWNER_NAME_LABEL,
 ];
 
-fn owner_marks_match(bundle: &ResourceBundle, desired: &ManifestWork) -> bool {
-    let labels = string_map(bundle, "labels");
-    let annotations = string_map(bundle, "annotations");
+fn owner_marks_match(bundle: &HeldWork, desired: &ManifestWork) -> bool {
+    let labels = &bundle.labels;
+    let annotations = &bundle.annotations;
     let declared_labels = desired.metadata.labels.as_ref();
     let declared_annotations = desired.metadata.annotations.as_ref();
     OWNER_LABELS
@@ -227,8 +225,8 @@ fn owner_marks_match(bundle: &ResourceBundle, desired: &ManifestWork) -> bool {
             == declared_annotations.and_then(|a| a.get(OWNER_ANNOTATION))
 }
 
-fn declared_labels_match(bundle: &ResourceBundle, desired: &ManifestWork) -> bool {
-    let labels = string_map(bundle, "labels");
+fn declared_labels_match(bundle: &HeldWork, desired: &ManifestWork) -> bool {
+    let labels = &bundle.labels;
     desired
         .metadata
         .labels
@@ -252,10 +250,10 @@ impl std::fmt::Display for Holder {
 
 /// Who a bundle says owns it, from the labels and annotation we set.
 /// `None` for a bundle the operator did not publish.
-pub fn bundle_owner(bundle: &ResourceBundle) -> Option<Owner> {
-    let labels = string_map(bundle, "labels");
+pub fn bundle_owner(bundle: &HeldWork) -> Option<Owner> {
+    let labels = &bundle.labels;
     let uid = labels.get(OWNER_UID_LABEL)?.clone();
-    let annotations = string_map(bundle, "annotations");
+    let annotations = &bundle.annotations;
     let (namespace, name) = match annotations.get(OWNER_ANNOTATION) {
         Some(owner) => owner
             .split_once('/')
@@ -274,28 +272,6 @@ pub fn bundle_owner(bundle: &ResourceBundle) -> Option<Owner> {
         name,
         uid,
     })
-}
-
-fn string_map(bundle: &ResourceBundle, key: &str) -> BTreeMap<String, String> {
-    bundle
-        .metadata
-        .get(key)
-        .and_then(|v| v.as_object())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The digest of what was published, as the work client stored it.
-pub fn bundle_spec_hash(bundle: &ResourceBundle) -> Option<&str> {
-    bundle
-        .metadata
-        .get("annotations")?
-        .get(crate::maestro::work_client::SPEC_HASH_ANNOTATION)?
-        .as_str()
 }
 
 #[cfg(test)]

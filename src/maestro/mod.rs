@@ -7,9 +7,11 @@ pub mod config;
 pub mod error;
 pub mod fence;
 pub mod grpc;
+pub mod held;
 pub mod proto;
 pub mod rest;
 pub mod tls_probe;
 pub mod work_client;
 
 pub use error::{Error, Result};
+pub use held::{AgentReport, HeldWork};

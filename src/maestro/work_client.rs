@@ -13,9 +13,8 @@ use super::codec::{self, ManifestBundle, SpecAction};
 use super::config::MaestroConfig;
 use super::fence::WriteFence;
 use super::grpc::{GrpcSourceClient, StreamEvent, SubscribeOptions};
-use super::rest::{
-    Consumer, LabelSelector, ListOptions, Operator, Page, ResourceBundle, RestClient, Search,
-};
+use super::held::HeldWork;
+use super::rest::{Consumer, LabelSelector, ListOptions, Operator, Page, RestClient, Search};
 use crate::maestro::error::{Error, Result};
 use crate::manifestwork::{ManifestWork, validate_work};
 use crate::names::{ConsumerName, ResourceId, SourceId, WorkName};
@@ -84,6 +83,16 @@ pub enum Decision<T, R = Refusal> {
     Refuse(R),
 }
 
+/// How much of a stored work a read returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything but the published work: what ownership, version and
+    /// status decisions read.
+    Summary,
+    /// With the published work, which must then read as a ManifestWork.
+    Work,
+}
+
 /// What [`WorkClient::apply_with`] did.
 #[derive(Debug)]
 pub enum Applied<T, R = Refusal> {
@@ -96,10 +105,10 @@ pub enum Applied<T, R = Refusal> {
         from_version: i64,
         note: T,
     },
-    /// Nothing was written; `current` is the bundle the decision saw.
+    /// Nothing was written; `current` is the work the decision saw.
     Skipped {
         note: T,
-        current: Option<Box<ResourceBundle>>,
+        current: Option<Box<HeldWork>>,
     },
     Refused(R),
 }
@@ -107,18 +116,16 @@ pub enum Applied<T, R = Refusal> {
 /// The decision of a plain apply: create or replace the work as a whole,
 /// nothing when Maestro already holds it (by spec hash), and refuse a work
 /// being deleted.
-pub fn replace(work: &ManifestWork) -> impl FnMut(Option<&ResourceBundle>) -> Decision<()> + '_ {
+pub fn replace(work: &ManifestWork) -> impl FnMut(Option<&HeldWork>) -> Decision<()> + '_ {
     let hash = spec_hash_of_work(work);
     move |current| match current {
         None => Decision::Publish(Box::new(work.clone()), ()),
-        Some(bundle) if bundle.is_deleting() => Decision::Refuse(Refusal(format!(
+        Some(held) if held.is_deleting() => Decision::Refuse(Refusal(format!(
             "work {}/{} is being deleted; apply again once it is gone",
             work.metadata.namespace.as_deref().unwrap_or(""),
             work.metadata.name.as_deref().unwrap_or(""),
         ))),
-        Some(bundle) if spec_hash_of_bundle(bundle).as_deref() == Some(hash.as_str()) => {
-            Decision::Skip(())
-        }
+        Some(held) if spec_hash_of(held) == Some(hash.as_str()) => Decision::Skip(()),
         Some(_) => Decision::Publish(Box::new(work.clone()), ()),
     }
 }
@@ -207,22 +214,31 @@ impl WorkClient {
         self.rest.delete_consumer(id).await
     }
 
-    /// One page of this source's bundles on `consumer`, ordered by id so
-    /// that paging is stable. Not filtered by labels: a bundle another
-    /// client rewrote without them is still under its resource ID.
+    /// One page of this source's works on `consumer`, without the
+    /// published works, ordered by id so that paging is stable. Not
+    /// filtered by labels: a bundle another client rewrote without them is
+    /// still under its resource ID. A row whose id is not a UUID cannot be
+    /// any work's and is left out.
     pub async fn list_page(
         &self,
         consumer: &ConsumerName,
         page: u32,
         size: u32,
-    ) -> Result<Page<ResourceBundle>> {
+    ) -> Result<Page<HeldWork>> {
         let options = ListOptions {
             search: Some(Search::source(&self.source).consumer(consumer).build()),
             page: Some(page),
             size: Some(size),
             order_by: Some("id".into()),
         };
-        self.rest.list_resource_bundles_page(&options).await
+        let page = self.rest.list_resource_bundles_page(&options).await?;
+        Ok(page.filter_map(|bundle| match bundle.into_held(false) {
+            Ok(held) => Some(held),
+            Err(e) => {
+                debug!(%consumer, error = %e, "skipping a listed bundle");
+                None
+            }
+        }))
     }
 
     /// Deletes a bundle by its id over REST: for bundles other clients
@@ -233,19 +249,21 @@ impl WorkClient {
         self.rest.delete_resource_bundle(id).await
     }
 
-    /// The bundle behind a work, or `None` when Maestro has none. Bundles
-    /// being deleted are returned: callers see `deleted_at`.
-    pub async fn get_bundle(
+    /// What Maestro holds under a work's resource ID, or `None` when it
+    /// holds nothing. Works being deleted are returned: callers see
+    /// `deleting_since`.
+    pub async fn get_held(
         &self,
         consumer: &ConsumerName,
         name: &WorkName,
-    ) -> Result<Option<ResourceBundle>> {
+        detail: Detail,
+    ) -> Result<Option<HeldWork>> {
         match self
             .rest
             .get_resource_bundle(&self.resource_id(consumer, name))
             .await
         {
-            Ok(bundle) => Ok(Some(bundle)),
+            Ok(bundle) => bundle.into_held(detail == Detail::Work).map(Some),
             Err(Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -256,19 +274,19 @@ impl WorkClient {
         consumer: &ConsumerName,
         name: &WorkName,
     ) -> Result<Option<ManifestWork>> {
-        self.get_bundle(consumer, name)
-            .await?
-            .map(|b| b.to_manifest_work())
-            .transpose()
+        let held = self.get_held(consumer, name, Detail::Work).await?;
+        Ok(held.and_then(|h| h.work).map(|w| *w))
     }
 
-    /// Every bundle of this source, optionally of one consumer and matching
-    /// a label selector (`a=b,c!=d,e in (x,y)`), all pages followed.
-    pub async fn list_bundles(
+    /// Every work of this source, optionally of one consumer and matching
+    /// a label selector (`a=b,c!=d,e in (x,y)`), all pages followed, with
+    /// the published works. Each row is read on its own: one that cannot
+    /// be read as a work is its own error and hides no other.
+    pub async fn list_held(
         &self,
         consumer: Option<&ConsumerName>,
         label_selector: Option<&str>,
-    ) -> Result<Vec<ResourceBundle>> {
+    ) -> Result<Vec<Result<HeldWork>>> {
         let mut search = Search::source(&self.source);
         if let Some(consumer) = consumer {
             search = search.consumer(consumer);
@@ -276,25 +294,26 @@ impl WorkClient {
         self.list_matching(search, label_selector).await
     }
 
-    /// This source's bundles on any of `consumers` (optionally only works
-    /// whose labels match `label_selector`). An empty list is refused
-    /// rather than read as "every consumer".
-    pub async fn list_bundles_on(
+    /// This source's works on any of `consumers` (optionally only works
+    /// whose labels match `label_selector`), with the published works, each
+    /// read on its own. An empty list is refused rather than read as
+    /// "every consumer".
+    pub async fn list_held_on(
         &self,
         consumers: &[ConsumerName],
         label_selector: Option<&str>,
-    ) -> Result<Vec<ResourceBundle>> {
+    ) -> Result<Vec<Result<HeldWork>>> {
         let search = Search::source(&self.source).consumers(consumers)?;
         self.list_matching(search, label_selector).await
     }
 
-    /// Every bundle `search` finds, narrowed to works whose labels match
+    /// Every work `search` finds, narrowed to works whose labels match
     /// `label_selector` when one is given.
     async fn list_matching(
         &self,
         mut search: Search,
         label_selector: Option<&str>,
-    ) -> Result<Vec<ResourceBundle>> {
+    ) -> Result<Vec<Result<HeldWork>>> {
         if let Some(selector) = label_selector.filter(|s| !s.trim().is_empty()) {
             search = search.labels(selector)?;
         }
@@ -303,7 +322,8 @@ impl WorkClient {
             size: Some(super::rest::DEFAULT_PAGE_SIZE),
             ..ListOptions::default()
         };
-        self.rest.list_resource_bundles(&options).await
+        let bundles = self.rest.list_resource_bundles(&options).await?;
+        Ok(bundles.into_iter().map(|b| b.into_held(true)).collect())
     }
 
     pub async fn list(
@@ -311,10 +331,9 @@ impl WorkClient {
         consumer: Option<&ConsumerName>,
         label_selector: Option<&str>,
     ) -> Result<Vec<ManifestWork>> {
-        self.list_bundles(consumer, label_selector)
-            .await?
-            .iter()
-            .map(ResourceBundle::to_manifest_work)
+        let rows = self.list_held(consumer, label_selector).await?;
+        rows.into_iter()
+            .map(|row| row.map(|h| h.work.map(|w| *w).unwrap_or_default()))
             .collect()
     }
 
@@ -331,7 +350,9 @@ impl WorkClient {
         self.fence.check()?;
         let (work, consumer) = self.prepare(work)?;
         let name = work_name(&work)?;
-        let applied = self.apply_with(&consumer, &name, replace(&work)).await?;
+        let applied = self
+            .apply_with(&consumer, &name, Detail::Summary, replace(&work))
+            .await?;
         match applied {
             Applied::Created { .. } => Ok(ApplyOutcome::Created { version: 1 }),
             Applied::Updated { from_version, .. } => Ok(ApplyOutcome::Updated { from_version }),
@@ -353,12 +374,13 @@ impl WorkClient {
         &self,
         consumer: &ConsumerName,
         name: &WorkName,
-        mut decide: impl FnMut(Option<&ResourceBundle>) -> Decision<T, R>,
+        detail: Detail,
+        mut decide: impl FnMut(Option<&HeldWork>) -> Decision<T, R>,
     ) -> Result<Applied<T, R>> {
         self.fence.check()?;
         let mut attempt = 1;
         loop {
-            let current = self.get_bundle(consumer, name).await?;
+            let current = self.get_held(consumer, name, detail).await?;
             let (work, note) = match decide(current.as_ref()) {
                 Decision::Publish(work, note) => (work, note),
                 Decision::Skip(note) => {
@@ -417,23 +439,27 @@ impl WorkClient {
         &self,
         consumer: &ConsumerName,
         name: &WorkName,
-        check: impl FnOnce(&ResourceBundle) -> std::result::Result<(), Refusal>,
+        check: impl FnOnce(&HeldWork) -> std::result::Result<(), Refusal>,
     ) -> Result<DeleteOutcome> {
         self.fence.check()?;
-        let Some(bundle) = self.get_bundle(consumer, name).await? else {
+        let Some(held) = self.get_held(consumer, name, Detail::Work).await? else {
             return Ok(DeleteOutcome::NotFound);
         };
         // Checked before the deleting case too: a caller that does not own
         // the bundle must not take someone else's deletion for its own.
-        if let Err(refusal) = check(&bundle) {
+        if let Err(refusal) = check(&held) {
             debug!(%consumer, %name, %refusal, "delete refused by the caller's check");
             return Ok(DeleteOutcome::Refused(refusal));
         }
-        if bundle.is_deleting() {
+        if held.is_deleting() {
             return Ok(DeleteOutcome::Deleting);
         }
-        let work = bundle.to_manifest_work()?;
-        self.publish(SpecAction::Delete, &work, bundle.version, consumer)
+        let Some(work) = held.work.as_deref() else {
+            return Err(Error::Protocol(format!(
+                "work {consumer}/{name} was read without its manifests"
+            )));
+        };
+        self.publish(SpecAction::Delete, work, held.version, consumer)
             .await?;
         Ok(DeleteOutcome::Deleting)
     }
@@ -654,7 +680,7 @@ impl WorkClient {
         else {
             return false;
         };
-        let current = match self.get_bundle(consumer, &name).await {
+        let current = match self.get_held(consumer, &name, Detail::Summary).await {
             Ok(current) => current,
             Err(e) => {
                 debug!(%consumer, work = %name, error = %e, "cannot read back after a failed publish");
@@ -663,12 +689,12 @@ impl WorkClient {
         };
         match (action, current) {
             (SpecAction::Delete, None) => true,
-            (SpecAction::Delete, Some(bundle)) => bundle.is_deleting(),
+            (SpecAction::Delete, Some(held)) => held.is_deleting(),
             (_, None) => false,
-            (SpecAction::Create | SpecAction::Update, Some(bundle)) => {
-                !bundle.is_deleting()
-                    && bundle.version > version
-                    && spec_hash_of_bundle(&bundle) == Some(spec_hash_of_work(work))
+            (SpecAction::Create | SpecAction::Update, Some(held)) => {
+                !held.is_deleting()
+                    && held.version > version
+                    && spec_hash_of(&held) == Some(spec_hash_of_work(work).as_str())
             }
         }
     }
@@ -738,13 +764,11 @@ pub fn spec_hash_of_work(work: &ManifestWork) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-fn spec_hash_of_bundle(bundle: &ResourceBundle) -> Option<String> {
-    bundle
-        .metadata
-        .get("annotations")
-        .and_then(|a| a.get(SPEC_HASH_ANNOTATION))
-        .and_then(|h| h.as_str())
-        .map(str::to_string)
+/// The digest of what was published, as [`WorkClient::prepare`] stored it.
+pub fn spec_hash_of(held: &HeldWork) -> Option<&str> {
+    held.annotations
+        .get(SPEC_HASH_ANNOTATION)
+        .map(String::as_str)
 }
 
 /// Client-side label matching for status events, which Maestro does not

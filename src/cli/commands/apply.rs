@@ -11,10 +11,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::maestro::HeldWork;
 use crate::maestro::error::Error;
-use crate::maestro::rest::ResourceBundle;
 use crate::maestro::work_client::{
-    APPLY_ATTEMPTS, Applied, Decision, Refusal, WorkClient, replace,
+    APPLY_ATTEMPTS, Applied, Decision, Detail, Refusal, WorkClient, replace,
 };
 use crate::manifestwork::{Manifest, ManifestWork, validate_work};
 use crate::names::{ConsumerName, WorkName};
@@ -108,7 +108,9 @@ pub async fn run(
     let what = format!("apply manifestwork {name} to consumer {}", args.consumer);
     let applied = retry(&deadline, &what, async || {
         let decide = replace_unless_managed(&args.consumer, &work, args.force);
-        client.apply_with(&args.consumer, &name, decide).await
+        client
+            .apply_with(&args.consumer, &name, Detail::Work, decide)
+            .await
     })
     .await
     .map_err(explain_unknown_consumer)?;
@@ -241,7 +243,9 @@ async fn apply_one_manifest(
         &format!("apply manifestwork {name}"),
         async || {
             client
-                .apply_with(&args.consumer, &name, |current| merge.decide(current))
+                .apply_with(&args.consumer, &name, Detail::Work, |current| {
+                    merge.decide(current)
+                })
                 .await
         },
     )
@@ -319,7 +323,7 @@ impl Merge<'_> {
     /// current work (or a new one), nothing when it is already there, and
     /// never into a work a MaestroApply manages (unless `force`), one being
     /// deleted, or one the merge makes invalid.
-    fn decide(&self, current: Option<&ResourceBundle>) -> Decision<Merged, CliError> {
+    fn decide(&self, current: Option<&HeldWork>) -> Decision<Merged, CliError> {
         let (work, verb) = match current.map(|b| self.merged(b)) {
             None => (self.new_work(), "added to a new work"),
             Some(Ok(merged)) => merged,
@@ -353,7 +357,7 @@ impl Merge<'_> {
     }
 
     /// The current work with the manifest replaced or added.
-    fn merged(&self, bundle: &ResourceBundle) -> Result<(ManifestWork, &'static str), CliError> {
+    fn merged(&self, bundle: &HeldWork) -> Result<(ManifestWork, &'static str), CliError> {
         let remote = remote_of(bundle)?;
         refuse_managed(self.consumer, &remote, Touch::Change, self.force)?;
         if bundle.is_deleting() {
@@ -405,8 +409,8 @@ enum ApplyRefusal {
 }
 
 /// The remote a decision judges, or the refusal of an unreadable bundle.
-fn remote_of(bundle: &ResourceBundle) -> Result<Remote, CliError> {
-    Remote::from_bundle(bundle.clone())
+fn remote_of(bundle: &HeldWork) -> Result<Remote, CliError> {
+    Remote::from_held(bundle.clone())
         .map_err(|e| CliError::maestro("read the current manifestwork", e))
 }
 
@@ -416,7 +420,7 @@ fn replace_unless_managed<'a>(
     consumer: &'a ConsumerName,
     work: &'a ManifestWork,
     force: bool,
-) -> impl FnMut(Option<&ResourceBundle>) -> Decision<(), ApplyRefusal> + 'a {
+) -> impl FnMut(Option<&HeldWork>) -> Decision<(), ApplyRefusal> + 'a {
     let mut plain = replace(work);
     move |current| {
         if let Some(bundle) = current {

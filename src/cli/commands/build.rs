@@ -316,7 +316,7 @@ async fn write(
     };
     refuse_foreign(client, &args.work.consumer, remote)?;
     refuse_managed(&args.work.consumer, remote, Touch::Change, args.force)?;
-    if remote.bundle.is_deleting() {
+    if remote.held.is_deleting() {
         return Err(CliError::Failed(format!(
             "manifestwork {} on consumer {} is being deleted; build again once it is gone",
             args.work.name, args.work.consumer

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use clap::Args;
 
+use crate::maestro::HeldWork;
 use crate::maestro::error::Error;
 use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::validate_work;
@@ -102,12 +103,7 @@ async fn request_delete(
     let name = remote.name().to_string();
     let what = format!("delete manifestwork {name} on consumer {consumer}");
     if remote.is_foreign(client, consumer) {
-        let id: ResourceId = remote.bundle.id.parse().map_err(|e| {
-            CliError::Failed(format!(
-                "bundle id {:?} is not a UUID: {e}",
-                remote.bundle.id
-            ))
-        })?;
+        let id = remote.held.id;
         retry(deadline, &what, async || {
             client.delete_bundle_by_id(&id).await
         })
@@ -142,7 +138,7 @@ async fn delete_work(
         }
         return Err(work_not_found(consumer, name));
     };
-    if !remote.bundle.is_deleting() {
+    if !remote.held.is_deleting() {
         refuse_managed(consumer, &remote, Touch::Delete, args.force)?;
         request_delete(client, consumer, &remote, deadline).await?;
     }
@@ -311,12 +307,12 @@ async fn delete_all(
     let bundles = retry(
         deadline,
         &format!("list manifestworks of consumer {consumer}"),
-        async || client.list_bundles(Some(consumer), None).await,
+        async || client.list_held(Some(consumer), None).await,
     )
     .await?;
     let works = bundles
         .into_iter()
-        .map(Remote::from_bundle)
+        .map(|row| row.and_then(Remote::from_held))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CliError::maestro("read the listed works", e))?;
     if works.is_empty() {
@@ -349,7 +345,7 @@ async fn delete_all(
         )));
     }
 
-    let ids: BTreeSet<String> = works.iter().map(|w| w.bundle.id.clone()).collect();
+    let ids: BTreeSet<ResourceId> = works.iter().map(|w| w.held.id).collect();
     wait_all_gone(client, consumer, &ids, deadline).await?;
     output::emit(&format!(
         "all {} manifestworks of consumer {consumer} deleted\n",
@@ -370,7 +366,7 @@ async fn request_each(
 ) -> Result<(), CliError> {
     let mut failures = Vec::new();
     for work in works {
-        if work.bundle.is_deleting() {
+        if work.held.is_deleting() {
             continue;
         }
         match request_delete(client, consumer, work, deadline).await {
@@ -396,7 +392,7 @@ async fn request_each(
 async fn wait_all_gone(
     client: &WorkClient,
     consumer: &ConsumerName,
-    ids: &BTreeSet<String>,
+    ids: &BTreeSet<ResourceId>,
     deadline: &Deadline,
 ) -> Result<(), CliError> {
     let mut follower = Follower::start(client, consumer);
@@ -404,13 +400,9 @@ async fn wait_all_gone(
     poll_until(
         &mut follower,
         deadline,
-        async || client.list_bundles(Some(consumer), None).await,
+        async || client.list_held(Some(consumer), None).await,
         |left| {
-            let remaining: Vec<&str> = left
-                .iter()
-                .filter(|b| ids.contains(&b.id))
-                .map(|b| b.work_name().unwrap_or(&b.id))
-                .collect();
+            let remaining = still_present(left, ids);
             progress.report(format!(
                 "{} of {} works still present{}",
                 remaining.len(),
@@ -424,12 +416,7 @@ async fn wait_all_gone(
             Ok(remaining.is_empty())
         },
         |last| {
-            let remaining: Vec<String> = last
-                .unwrap_or_default()
-                .iter()
-                .filter(|b| ids.contains(&b.id))
-                .map(|b| b.work_name().unwrap_or(&b.id).to_string())
-                .collect();
+            let remaining = still_present(&last.unwrap_or_default(), ids);
             CliError::Timeout {
                 message: format!(
                     "timed out after {} waiting for the works of consumer {consumer} to be deleted; still present: {}",
@@ -442,6 +429,19 @@ async fn wait_all_gone(
     )
     .await?;
     Ok(())
+}
+
+/// The names of the works `ids` among the rows listed; a row that cannot
+/// be read is no work's.
+fn still_present(
+    rows: &[crate::maestro::Result<HeldWork>],
+    ids: &BTreeSet<ResourceId>,
+) -> Vec<String> {
+    rows.iter()
+        .flatten()
+        .filter(|h| ids.contains(&h.id))
+        .map(|h| h.name.clone().unwrap_or_else(|| h.id.to_string()))
+        .collect()
 }
 
 /// "Delete N manifestworks on consumer C (a, b, ... and K more)?"

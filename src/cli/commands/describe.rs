@@ -85,7 +85,7 @@ pub fn page(remote: &Remote, source: &str, now: DateTime<Utc>) -> String {
 
 /// The work's own fields, one a line.
 fn write_fields(out: &mut String, remote: &Remote, source: &str, now: DateTime<Utc>) {
-    let b = &remote.bundle;
+    let b = &remote.held;
     let w = &remote.work;
     let manifests = &w.spec.workload.manifests;
     let bytes: usize = manifests.iter().map(Manifest::encoded_len).sum();
@@ -93,9 +93,9 @@ fn write_fields(out: &mut String, remote: &Remote, source: &str, now: DateTime<U
         let _ = writeln!(out, "{:<19}{value}", format!("{label}:"));
     };
     field("Name", remote.name().to_string());
-    field("Consumer", b.consumer_name.clone());
+    field("Consumer", b.consumer.clone());
     field("Source", source.to_string());
-    field("Bundle ID", b.id.clone());
+    field("Bundle ID", b.id.to_string());
     field(
         "Version",
         format!(
@@ -107,7 +107,7 @@ fn write_fields(out: &mut String, remote: &Remote, source: &str, now: DateTime<U
     field("Status", remote.health().to_string());
     field("Created", when(b.created_at, now));
     field("Updated", when(b.updated_at, now));
-    if let Some(deleted) = b.deleted_at {
+    if let Some(deleted) = b.deleting_since {
         field(
             "Deletion",
             format!("requested {}", when(Some(deleted), now)),
@@ -216,7 +216,7 @@ fn write_diagnosis(out: &mut String, remote: &Remote, now: DateTime<Utc>) {
 /// What looks wrong, most fundamental first; empty when all is well.
 pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
     let mut out = lifecycle_findings(remote, now);
-    if remote.bundle.status.is_none() {
+    if remote.held.report.is_none() {
         return out;
     }
     out.extend(condition_findings(remote));
@@ -227,10 +227,10 @@ pub fn diagnose(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
 /// A pending deletion, and a work the agent has not reported on (then
 /// nothing else can be said).
 fn lifecycle_findings(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
-    let b = &remote.bundle;
+    let b = &remote.held;
     let mut out = Vec::new();
-    let consumer = &b.consumer_name;
-    if let Some(deleted) = b.deleted_at {
+    let consumer = &b.consumer;
+    if let Some(deleted) = b.deleting_since {
         let waiting = (now - deleted).to_std().unwrap_or_default();
         let mut line = format!(
             "deletion was requested {} ago; the agent must remove the resources before Maestro drops the work",
@@ -243,7 +243,7 @@ fn lifecycle_findings(remote: &Remote, now: DateTime<Utc>) -> Vec<String> {
         }
         out.push(line);
     }
-    if b.status.is_none() {
+    if b.report.is_none() {
         let mut line = "the agent has not reported on this work yet".to_string();
         if let Some(created) = b.created_at
             && (now - created).to_std().unwrap_or_default() > SLOW_FIRST_STATUS

@@ -33,7 +33,7 @@ pub enum StatusFilter {
 impl StatusFilter {
     pub fn matches(self, remote: &Remote) -> bool {
         match self {
-            StatusFilter::Deleting => remote.bundle.is_deleting(),
+            StatusFilter::Deleting => remote.held.is_deleting(),
             StatusFilter::Applied => remote.is_true("Applied"),
             StatusFilter::Available => remote.is_true("Available"),
             StatusFilter::Progressing => remote.is_true("Progressing"),
@@ -102,7 +102,7 @@ async fn read_works(
                 &format!("list manifestworks of consumer {consumer}"),
                 async || {
                     client
-                        .list_bundles(Some(consumer), args.selector.as_deref())
+                        .list_held(Some(consumer), args.selector.as_deref())
                         .await
                 },
             )
@@ -128,13 +128,12 @@ async fn read_works(
     };
     let mut works = bundles
         .into_iter()
-        .map(Remote::from_bundle)
+        .map(|row| row.and_then(Remote::from_held))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CliError::maestro("read the listed works", e))?;
     works.retain(|r| args.status.is_none_or(|s| s.matches(r)));
     works.sort_by(|a, b| {
-        (a.bundle.consumer_name.as_str(), a.name())
-            .cmp(&(b.bundle.consumer_name.as_str(), b.name()))
+        (a.held.consumer.as_str(), a.name()).cmp(&(b.held.consumer.as_str(), b.name()))
     });
 
     Ok((works, scope))
@@ -164,7 +163,7 @@ fn print_works(args: &ListArgs, works: &[Remote], scope: &str) -> Result<(), Cli
             let mut table = Table::new(&header);
             for work in works {
                 table.row(if across {
-                    output::work_row_across(&work.bundle.consumer_name, work, wide)
+                    output::work_row_across(&work.held.consumer, work, wide)
                 } else {
                     output::work_row(work, wide)
                 });

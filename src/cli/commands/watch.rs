@@ -14,8 +14,8 @@ use clap::Args;
 use serde_json::json;
 use tracing::warn;
 
-use crate::maestro::rest::ResourceBundle;
-use crate::names::{ConsumerName, WorkName};
+use crate::maestro::HeldWork;
+use crate::names::{ConsumerName, ResourceId, WorkName};
 
 use crate::cli::connection::Connection;
 use crate::cli::errors::CliError;
@@ -63,26 +63,26 @@ impl EventType {
 /// What was last printed for each bundle.
 #[derive(Default)]
 pub struct Tracker {
-    known: HashMap<String, (String, Remote)>,
+    known: HashMap<ResourceId, (String, Remote)>,
 }
 
 impl Tracker {
     /// The changes between what was known and `now`, in name order.
     pub fn update(&mut self, now: Vec<Remote>) -> Vec<(EventType, Remote)> {
         let mut events = Vec::new();
-        let mut fresh: HashMap<String, (String, Remote)> = HashMap::new();
+        let mut fresh: HashMap<ResourceId, (String, Remote)> = HashMap::new();
         let mut sorted: BTreeMap<String, Remote> = BTreeMap::new();
         for r in now {
-            sorted.insert(format!("{}/{}", r.name(), r.bundle.id), r);
+            sorted.insert(format!("{}/{}", r.name(), r.held.id), r);
         }
         for (_, r) in sorted {
-            let print = fingerprint(&r.bundle);
-            match self.known.remove(&r.bundle.id) {
+            let print = fingerprint(&r.held);
+            match self.known.remove(&r.held.id) {
                 None => events.push((EventType::Added, r.clone())),
                 Some((old, _)) if old != print => events.push((EventType::Modified, r.clone())),
                 Some(_) => {}
             }
-            fresh.insert(r.bundle.id.clone(), (print, r));
+            fresh.insert(r.held.id, (print, r));
         }
         let mut gone: Vec<Remote> = self.known.drain().map(|(_, (_, r))| r).collect();
         gone.sort_by(|a, b| a.name().cmp(b.name()));
@@ -93,14 +93,18 @@ impl Tracker {
 }
 
 /// What makes a change worth a line.
-fn fingerprint(b: &ResourceBundle) -> String {
-    json!({
-        "version": b.version,
-        "deleted_at": b.deleted_at,
-        "status": b.status,
-        "metadata": b.metadata,
-    })
-    .to_string()
+fn fingerprint(held: &HeldWork) -> String {
+    format!(
+        "{:?}",
+        (
+            held.version,
+            held.deleting_since,
+            &held.report,
+            &held.name,
+            &held.labels,
+            &held.annotations,
+        )
+    )
 }
 
 pub async fn run(conn: &Connection, args: WatchArgs) -> Result<Report, CliError> {
@@ -127,22 +131,18 @@ pub async fn run(conn: &Connection, args: WatchArgs) -> Result<Report, CliError>
         ))?;
     }
     loop {
-        match client.list_bundles(Some(&args.consumer), None).await {
-            Ok(bundles) => {
-                let works: Vec<Remote> = bundles
+        match client.list_held(Some(&args.consumer), None).await {
+            Ok(rows) => {
+                let works: Vec<Remote> = rows
                     .into_iter()
-                    .filter(|b| {
-                        args.name
-                            .as_ref()
-                            .is_none_or(|n| b.work_name() == Some(n.as_str()))
-                    })
-                    .filter_map(|b| match Remote::from_bundle(b) {
+                    .filter_map(|row| match row.and_then(Remote::from_held) {
                         Ok(r) => Some(r),
                         Err(e) => {
                             warn!(error = %e, "skipping an unreadable bundle");
                             None
                         }
                     })
+                    .filter(|r| args.name.as_ref().is_none_or(|n| r.name() == n.as_str()))
                     .collect();
                 for (event, remote) in tracker.update(works) {
                     print_event(args.output, event, &remote)?;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::maestro::rest::ResourceBundle;
+use crate::maestro::HeldWork;
 use crate::maestro::work_client::WorkClient;
 use crate::names::{ConsumerName, WorkName};
 
@@ -60,10 +60,10 @@ pub async fn bundles_on(
     client: &WorkClient,
     consumers: &[ConsumerName],
     work_labels: Option<&str>,
-) -> crate::maestro::error::Result<Vec<ResourceBundle>> {
+) -> crate::maestro::error::Result<Vec<crate::maestro::Result<HeldWork>>> {
     let mut bundles = Vec::new();
     for batch in consumers.chunks(CONSUMERS_PER_SEARCH) {
-        bundles.extend(client.list_bundles_on(batch, work_labels).await?);
+        bundles.extend(client.list_held_on(batch, work_labels).await?);
     }
     Ok(bundles)
 }
@@ -78,19 +78,20 @@ pub async fn find_on_each(
 ) -> crate::maestro::error::Result<BTreeMap<ConsumerName, Option<Remote>>> {
     let mut found: BTreeMap<ConsumerName, Option<Remote>> =
         consumers.iter().map(|c| (c.clone(), None)).collect();
-    for bundle in bundles_on(client, consumers, None).await? {
-        if bundle.work_name() != Some(name.as_str()) {
+    for row in bundles_on(client, consumers, None).await? {
+        let bundle = row?;
+        if bundle.name.as_deref() != Some(name.as_str()) {
             continue;
         }
-        let Ok(consumer) = ConsumerName::new(bundle.consumer_name.as_str()) else {
+        let Ok(consumer) = ConsumerName::new(bundle.consumer.as_str()) else {
             continue;
         };
-        let own = bundle.id == client.resource_id(&consumer, name).to_string();
+        let own = bundle.id == client.resource_id(&consumer, name);
         let Some(slot) = found.get_mut(&consumer) else {
             continue;
         };
         if slot.is_none() || own {
-            *slot = Some(Remote::from_bundle(bundle)?);
+            *slot = Some(Remote::from_held(bundle)?);
         }
     }
     Ok(found)

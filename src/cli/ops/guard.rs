@@ -22,7 +22,7 @@ pub fn refuse_foreign(
              client under an id this CLI does not derive for source {:?}; maestro-cli can read and \
              delete it but not update it",
             remote.name(),
-            remote.bundle.id,
+            remote.held.id,
             client.source().as_str()
         )));
     }
@@ -77,7 +77,7 @@ pub fn refuse_managed(
 pub fn refuse_managed_among(consumer: &ConsumerName, works: &[Remote]) -> Result<(), CliError> {
     let managed: Vec<String> = works
         .iter()
-        .filter(|w| !w.bundle.is_deleting())
+        .filter(|w| !w.held.is_deleting())
         .filter_map(|w| {
             let owner = w.managed_by()?;
             Some(format!("{} (managed by {})", w.name(), owner_name(&owner)))

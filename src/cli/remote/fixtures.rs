@@ -3,8 +3,9 @@
 
 use serde_json::{Value, json};
 
+use crate::maestro::held::from_json;
+
 use super::Remote;
-use crate::maestro::rest::ResourceBundle;
 
 /// One ConfigMap work at `version`, its agent report at `observed` with
 /// these work and manifest conditions.
@@ -14,8 +15,8 @@ pub fn remote(
     work_conditions: Value,
     manifest_conditions: Value,
 ) -> Remote {
-    let bundle: ResourceBundle = serde_json::from_value(json!({
-        "id": "x", "consumer_name": "c", "version": version,
+    let bundle = from_json(json!({
+        "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "c", "version": version,
         "metadata": {"name": "w"},
         "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}}],
         "status": {"ObservedVersion": observed, "SequenceID": "1", "conditions": work_conditions,
@@ -23,7 +24,7 @@ pub fn remote(
                                        "conditions": manifest_conditions}]}
     }))
     .unwrap();
-    Remote::from_bundle(bundle).unwrap()
+    Remote::from_held(bundle).unwrap()
 }
 
 /// A condition as the agent writes it.

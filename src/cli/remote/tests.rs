@@ -1,8 +1,9 @@
 use super::*;
+use crate::maestro::held::from_json;
 use serde_json::{Value, json};
 
-fn bundle(status: Value, version: i64) -> ResourceBundle {
-    serde_json::from_value(json!({
+fn bundle(status: Value, version: i64) -> HeldWork {
+    from_json(json!({
             "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "c1", "version": version,
             "metadata": {"name": "web"},
             "manifests": [
@@ -40,7 +41,7 @@ fn health_reports_the_worst_news_first() {
     ];
     for (conditions, phase) in cases {
         let status = json!({"ObservedVersion": 1, "SequenceID": "1", "conditions": conditions});
-        let r = Remote::from_bundle(bundle(status, 1)).unwrap();
+        let r = Remote::from_held(bundle(status, 1)).unwrap();
         assert_eq!(r.health(), phase);
     }
 }
@@ -49,11 +50,11 @@ fn health_reports_the_worst_news_first() {
 fn status_of_an_older_version_is_not_current() {
     let status = json!({"ObservedVersion": 1, "SequenceID": "1",
                             "conditions": [cond("Applied", "True")]});
-    let old = Remote::from_bundle(bundle(status.clone(), 2)).unwrap();
+    let old = Remote::from_held(bundle(status.clone(), 2)).unwrap();
     assert!(!old.status_is_current());
-    let now = Remote::from_bundle(bundle(status, 1)).unwrap();
+    let now = Remote::from_held(bundle(status, 1)).unwrap();
     assert!(now.status_is_current());
-    let none = Remote::from_bundle(bundle(Value::Null, 1)).unwrap();
+    let none = Remote::from_held(bundle(Value::Null, 1)).unwrap();
     assert!(!none.status_is_current());
     assert_eq!(none.health(), WorkHealth::Pending);
 }
@@ -66,7 +67,7 @@ fn resources_join_spec_and_status_by_ordinal() {
         "conditions": [cond("Applied", "True")],
         "statusFeedback": {"values": [{"name": "n", "fieldValue": {"type": "Integer", "integer": 3}}]}
     }]});
-    let r = Remote::from_bundle(bundle(status, 1)).unwrap();
+    let r = Remote::from_held(bundle(status, 1)).unwrap();
     let res = r.snapshot().resources;
     assert_eq!(res.len(), 2);
     assert_eq!(
@@ -82,7 +83,7 @@ fn resources_join_spec_and_status_by_ordinal() {
 
 #[test]
 fn manifest_selector_needs_qualifying_when_ambiguous() {
-    let r = Remote::from_bundle(bundle(Value::Null, 1)).unwrap();
+    let r = Remote::from_held(bundle(Value::Null, 1)).unwrap();
     let m = &r.work.spec.workload.manifests;
     let e = ManifestSelector::parse("a")
         .unwrap()

@@ -6,10 +6,11 @@ use serde_json::json;
 use super::*;
 use crate::controller::poller::PollError;
 use crate::controller::target::OWNER_UID_LABEL;
+use crate::maestro::held::from_json;
 
 const UID: &str = "6f1c1a52-8b8e-4a0e-9d3f-0c1d2e3f4a5b";
 
-fn bundle(owner_uid: &str, deleting: bool) -> ResourceBundle {
+fn bundle(owner_uid: &str, deleting: bool) -> HeldWork {
     let mut b = json!({
         "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 2,
         "metadata": {"name": "web", "labels": {OWNER_UID_LABEL: owner_uid}},
@@ -17,14 +18,14 @@ fn bundle(owner_uid: &str, deleting: bool) -> ResourceBundle {
     if deleting {
         b["deleted_at"] = json!("2025-12-13T13:32:30Z");
     }
-    serde_json::from_value(b).unwrap()
+    from_json(b).unwrap()
 }
 
 /// The step for what the cache holds, or (`direct`) what a direct
 /// read found.
 fn decide(
     view: &View,
-    direct: Option<Option<&ResourceBundle>>,
+    direct: Option<Option<&HeldWork>>,
     uid: &str,
     published: bool,
 ) -> DeleteStep {
@@ -34,9 +35,9 @@ fn decide(
     })
 }
 
-fn cached(bundle: Option<ResourceBundle>) -> View {
+fn cached(bundle: Option<HeldWork>) -> View {
     View {
-        bundle: bundle.map(Arc::new),
+        held: bundle.map(Arc::new),
         synced: true,
         error: None,
     }
@@ -81,7 +82,7 @@ fn a_bundle_of_another_owner_is_let_go_untouched() {
 
 #[test]
 fn an_unlabelled_bundle_this_object_published_is_deleted_not_left_behind() {
-    let unlabelled: ResourceBundle = serde_json::from_value(json!({
+    let unlabelled = from_json(json!({
         "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 3,
         "metadata": {"name": "web"},
     }))

@@ -5,13 +5,14 @@ use tokio::sync::Semaphore;
 
 use super::*;
 use crate::maestro::codec::StatusEvent;
+use crate::maestro::held::from_json;
 use crate::names::SourceId;
 
 /// An in-memory Maestro listing: bundles per consumer, every request
 /// counted, optionally failing or held at a gate.
 #[derive(Default)]
 struct Fake {
-    bundles: Mutex<HashMap<String, Vec<ResourceBundle>>>,
+    bundles: Mutex<HashMap<String, Vec<HeldWork>>>,
     requests: AtomicU64,
     fail: AtomicBool,
     /// When set, each request waits for a permit.
@@ -21,7 +22,7 @@ struct Fake {
 impl Fake {
     fn put(&self, consumer: &str, work: &str, version: i64) -> ResourceId {
         let id = ResourceId::for_work(&SourceId::new("test").unwrap(), consumer, work);
-        let bundle: ResourceBundle = serde_json::from_value(json!({
+        let bundle = from_json(json!({
             "id": id.to_string(), "version": version, "consumer_name": consumer,
             "metadata": {"name": work},
         }))
@@ -30,14 +31,14 @@ impl Fake {
         let list = all.entry(consumer.to_string()).or_default();
         list.retain(|b| b.id != bundle.id);
         list.push(bundle);
-        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list.sort_by_key(|b| b.id);
         id
     }
 
     fn remove(&self, consumer: &str, id: ResourceId) {
         let mut all = self.bundles.lock();
         if let Some(list) = all.get_mut(consumer) {
-            list.retain(|b| b.id != id.to_string());
+            list.retain(|b| b.id != id);
         }
     }
 
@@ -70,7 +71,7 @@ fn fetcher(fake: Arc<Fake>) -> PageFetcher {
                 .cloned()
                 .collect();
             Ok(Page {
-                kind: "ResourceBundleList".into(),
+                kind: "HeldWorkList".into(),
                 page: i64::from(req.page),
                 size: items.len() as i64,
                 total: list.len() as i64,
@@ -191,8 +192,8 @@ async fn a_changed_bundle_wakes_only_the_objects_that_read_it() {
     p.register(&key(0), &west, a, Pace::every(TEN_S));
     p.register(&key(1), &west, b, Pace::every(TEN_S));
     p.wait_polled(&west, TEN_S).await;
-    assert_eq!(p.view(&key(0), &west, &a).bundle.unwrap().version, 1);
-    assert_eq!(p.view(&key(1), &west, &b).bundle.unwrap().version, 1);
+    assert_eq!(p.view(&key(0), &west, &a).held.unwrap().version, 1);
+    assert_eq!(p.view(&key(1), &west, &b).held.unwrap().version, 1);
 
     tokio::time::sleep(TEN_S + Duration::from_millis(1)).await;
     assert!(rx.try_recv().is_err(), "nothing changed, nobody is woken");
@@ -207,7 +208,7 @@ async fn a_changed_bundle_wakes_only_the_objects_that_read_it() {
     tokio::time::sleep(TEN_S).await;
     assert_eq!(rx.try_recv().unwrap(), key(0));
     let view = p.view(&key(0), &west, &a);
-    assert!(view.bundle.is_none() && view.synced);
+    assert!(view.held.is_none() && view.synced);
 }
 
 #[tokio::test(start_paused = true)]
@@ -231,7 +232,7 @@ async fn a_failed_poll_keeps_the_last_bundles_reports_the_error_and_wakes_object
         "{}",
         error.message
     );
-    assert_eq!(view.bundle.unwrap().version, 1, "last known bundle kept");
+    assert_eq!(view.held.unwrap().version, 1, "last known bundle kept");
     assert!(
         metrics.encode().contains(
             "maestro_operator_maestro_poll_errors_total{reason=\"MaestroUnavailable\"} 1"
@@ -259,7 +260,7 @@ async fn concurrent_refreshes_share_one_poll() {
     let refreshes = (0..50).map(|_| p.refresh(&west, TEN_S));
     futures::future::join_all(refreshes).await;
     assert_eq!(fake.requests(), 2, "50 forced refreshes, one poll");
-    assert_eq!(p.view(&key(0), &west, &a).bundle.unwrap().version, 2);
+    assert_eq!(p.view(&key(0), &west, &a).held.unwrap().version, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -310,7 +311,7 @@ async fn our_own_write_is_not_undone_by_a_poll_that_read_before_it() {
     p.record(&west, id, Some(bundle));
     gate.add_permits(1);
     p.wait_polled(&west, TEN_S).await;
-    assert!(p.view(&key(0), &west, &id).bundle.is_some());
+    assert!(p.view(&key(0), &west, &id).held.is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -357,12 +358,22 @@ async fn the_cache_keeps_the_report_and_the_manifest_count_not_the_manifests() {
     let west = consumer("west");
     p.register(&key(0), &west, a, Pace::every(TEN_S));
     p.wait_polled(&west, TEN_S).await;
-    let mut big = p.view(&key(0), &west, &a).bundle.unwrap().as_ref().clone();
-    big.manifests = vec![serde_json::json!({"data": "x".repeat(100_000)}); 3];
+    let mut big = p.view(&key(0), &west, &a).held.unwrap().as_ref().clone();
+    let manifest = crate::manifestwork::Manifest::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+               "data": {"x": "x".repeat(100_000)}}),
+    )
+    .unwrap();
+    big.work = Some(Box::new(crate::manifestwork::ManifestWork::for_consumer(
+        "west",
+        "a",
+        vec![manifest; 3],
+    )));
+    big.manifest_count = 3;
     p.record(&west, a, Some(big));
-    let cached = p.view(&key(0), &west, &a).bundle.unwrap();
-    assert_eq!(cached.manifests.len(), 3, "the count stays");
-    assert!(cached.manifests.iter().all(serde_json::Value::is_null));
+    let cached = p.view(&key(0), &west, &a).held.unwrap();
+    assert_eq!(cached.manifest_count, 3, "the count stays");
+    assert!(cached.work.is_none(), "the manifests are dropped");
     assert_eq!(cached.version, 1);
 }
 
@@ -418,9 +429,9 @@ fn event(consumer: &str, id: ResourceId, version: i64, seq: u64, deleted: bool) 
     }
 }
 
-fn sequence(p: &Poller, key: &ObjectRef<MaestroApply>, id: ResourceId) -> Option<String> {
+fn sequence(p: &Poller, key: &ObjectRef<MaestroApply>, id: ResourceId) -> Option<u128> {
     let view = p.view(key, &consumer("west"), &id);
-    view.bundle?.status.as_ref().map(|s| s.sequence_id.clone())
+    view.held?.report.as_ref().and_then(|r| r.sequence)
 }
 
 fn woken(
@@ -449,7 +460,7 @@ async fn a_stream_report_wakes_only_its_object_and_older_or_repeated_ones_change
         .collect();
     use EventOutcome::*;
     assert_eq!(outcomes, [Applied, Applied, Stale, Stale, Stale, Stale]);
-    assert_eq!(sequence(&p, &key(0), a).as_deref(), Some("120"));
+    assert_eq!(sequence(&p, &key(0), a), Some(120));
     assert_eq!(
         woken(&mut rx),
         [key(0), key(0)],
@@ -507,14 +518,17 @@ async fn a_poll_that_read_before_a_stream_report_does_not_undo_it() {
     );
     gate.add_permits(10);
     refresh.await.unwrap();
-    assert_eq!(sequence(&p, &key(0), a).as_deref(), Some("110"));
+    assert_eq!(sequence(&p, &key(0), a), Some(110));
 
     // A later poll that lists an older report keeps the newer one too.
     *fake.gate.lock() = None;
-    fake.bundles.lock().get_mut("west").unwrap()[0].status =
-        Some(serde_json::from_value(json!({"ObservedVersion": 1, "SequenceID": "105"})).unwrap());
+    fake.bundles.lock().get_mut("west").unwrap()[0].report = Some(AgentReport {
+        observed_version: 1,
+        sequence: Some(105),
+        ..AgentReport::default()
+    });
     p.refresh(&west, TEN_S).await;
-    assert_eq!(sequence(&p, &key(0), a).as_deref(), Some("110"));
+    assert_eq!(sequence(&p, &key(0), a), Some(110));
 }
 
 #[tokio::test(start_paused = true)]
@@ -533,7 +547,7 @@ async fn a_report_that_beats_our_read_back_is_kept_until_the_bundle_is_recorded(
     );
     let read_back = fake.bundles.lock()["west"][0].clone();
     p.record(&west, id, Some(read_back));
-    assert_eq!(sequence(&p, &key(0), id).as_deref(), Some("100"));
+    assert_eq!(sequence(&p, &key(0), id), Some(100));
 }
 
 #[tokio::test(start_paused = true)]
@@ -551,7 +565,7 @@ async fn the_agents_deleted_report_removes_the_bundle_once() {
     );
     assert_eq!(woken(&mut rx), [key(0)]);
     let view = p.view(&key(0), &west, &a);
-    assert!(view.bundle.is_none() && view.synced);
+    assert!(view.held.is_none() && view.synced);
     assert_eq!(
         p.apply_event(&event("west", a, 1, 100, true)),
         EventOutcome::Stale
@@ -582,7 +596,7 @@ async fn a_burst_of_reports_wakes_an_object_once_per_window() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let later = woken(&mut rx).len();
     assert_eq!(later, 1, "one held wake covers the rest of the burst");
-    assert_eq!(sequence(&p, &key(0), a).as_deref(), Some("120"));
+    assert_eq!(sequence(&p, &key(0), a), Some(120));
 }
 
 #[tokio::test(start_paused = true)]
@@ -624,13 +638,13 @@ async fn while_the_stream_is_healthy_polls_are_a_safety_net_and_its_loss_brings_
 }
 
 /// A bundle as Maestro serves it once its deletion was requested.
-fn deleting(fake: &Fake, consumer: &str, id: ResourceId) -> ResourceBundle {
+fn deleting(fake: &Fake, consumer: &str, id: ResourceId) -> HeldWork {
     let mut all = fake.bundles.lock();
     let bundle = all
         .get_mut(consumer)
-        .and_then(|list| list.iter_mut().find(|b| b.id == id.to_string()))
+        .and_then(|list| list.iter_mut().find(|b| b.id == id))
         .unwrap();
-    bundle.deleted_at = Some(Utc::now());
+    bundle.deleting_since = Some(Utc::now());
     bundle.clone()
 }
 
@@ -653,7 +667,7 @@ async fn a_deletion_confirmed_while_uncached_is_not_undone_by_an_earlier_read() 
     );
     p.record(&west, id, Some(read));
     let view = p.view(&key(0), &west, &id);
-    assert!(view.bundle.is_none(), "the confirmed deletion stands");
+    assert!(view.held.is_none(), "the confirmed deletion stands");
 }
 
 #[tokio::test(start_paused = true)]
@@ -675,7 +689,7 @@ async fn a_poll_that_read_a_deleting_bundle_before_its_confirmation_does_not_bri
     );
     gate.add_permits(10);
     refresh.await.unwrap();
-    assert!(p.view(&key(0), &west, &id).bundle.is_none());
+    assert!(p.view(&key(0), &west, &id).held.is_none());
 }
 
 #[tokio::test(start_paused = true)]
@@ -694,5 +708,5 @@ async fn a_work_created_again_after_a_confirmed_deletion_is_kept() {
     fake.put("west", "a", 1);
     let created = fake.bundles.lock()["west"][0].clone();
     p.record(&west, id, Some(created));
-    assert!(p.view(&key(0), &west, &id).bundle.is_some());
+    assert!(p.view(&key(0), &west, &id).held.is_some());
 }

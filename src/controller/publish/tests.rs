@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::controller::crd::MaestroApplySpec;
+use crate::maestro::held::from_json;
 use crate::maestro::work_client::SPEC_HASH_ANNOTATION;
 use crate::names::SourceId;
 
@@ -31,14 +32,15 @@ fn declared(uid: &str) -> (Target, ManifestWork) {
 }
 
 /// The bundle Maestro holds after `work` was published with digest `hash`.
-fn stored(work: &ManifestWork, hash: &str, deleting: bool) -> ResourceBundle {
+fn stored(work: &ManifestWork, hash: &str, deleting: bool) -> HeldWork {
     let mut metadata = serde_json::to_value(&work.metadata).unwrap();
     metadata["annotations"][SPEC_HASH_ANNOTATION] = json!(hash);
-    let mut bundle = json!({"id": "x", "version": 3, "metadata": metadata});
+    let mut bundle =
+        json!({"id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 3, "metadata": metadata});
     if deleting {
         bundle["deleted_at"] = json!("2025-12-13T13:32:30Z");
     }
-    serde_json::from_value(bundle).unwrap()
+    from_json(bundle).unwrap()
 }
 
 fn plan(adopt: bool, published: Option<&str>, policy: DriftPolicy) -> Plan<'_> {

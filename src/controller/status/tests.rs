@@ -39,7 +39,7 @@ fn bundle(version: i64, report: Option<(i64, Vec<Value>)>) -> View {
         });
     }
     View {
-        bundle: Some(Arc::new(serde_json::from_value(b).unwrap())),
+        held: Some(Arc::new(crate::maestro::held::from_json(b).unwrap())),
         synced: true,
         error: None,
     }
@@ -551,10 +551,13 @@ fn status_schema_errors(status: &MaestroApplyStatus) -> Vec<String> {
 /// A bundle at version 1, Available, with the given per-manifest reports.
 fn reported(resource_status: Vec<Value>) -> View {
     let mut view = bundle(1, Some((1, vec![cond("Available", "True", 1)])));
-    let mut b = (**view.bundle.as_ref().unwrap()).clone();
-    let status = b.status.as_mut().unwrap();
-    status.resource_status = resource_status;
-    view.bundle = Some(Arc::new(b));
+    let mut b = (**view.held.as_ref().unwrap()).clone();
+    let report = b.report.as_mut().unwrap();
+    report.manifests = resource_status
+        .into_iter()
+        .map(|m| serde_json::from_value(m).unwrap())
+        .collect();
+    view.held = Some(Arc::new(b));
     view
 }
 

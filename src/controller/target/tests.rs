@@ -1,5 +1,6 @@
 use super::*;
 use crate::controller::crd::MaestroApplySpec;
+use crate::maestro::held::from_json;
 use serde_json::json;
 
 fn object(name: &str, work_name: Option<&str>) -> MaestroApply {
@@ -74,30 +75,35 @@ fn owner_is_read_back_from_a_bundle() {
             .contains_key(OWNER_NAME_LABEL),
         "a 70-character name does not fit a label value"
     );
-    let bundle: ResourceBundle = serde_json::from_value(json!({
+    let bundle = from_json(json!({
         "id": t.resource_id.to_string(),
         "version": 1,
         "metadata": work.metadata,
     }))
     .unwrap();
     assert_eq!(bundle_owner(&bundle), Some(t.owner.clone()));
-    let foreign: ResourceBundle =
-        serde_json::from_value(json!({"id": "x", "version": 1, "metadata": {"name": "w"}}))
-            .unwrap();
+    let foreign = from_json(
+        json!({"id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 1,
+                                   "metadata": {"name": "w"}}),
+    )
+    .unwrap();
     assert_eq!(bundle_owner(&foreign), None);
 }
 
 /// The bundle Maestro would hold after `work` was published, its
 /// digest annotation saying `hash`.
-fn stored(work: &ManifestWork, hash: &str) -> ResourceBundle {
+fn stored(work: &ManifestWork, hash: &str) -> HeldWork {
     let mut metadata = serde_json::to_value(&work.metadata).unwrap();
     metadata["annotations"][crate::maestro::work_client::SPEC_HASH_ANNOTATION] = json!(hash);
-    serde_json::from_value(json!({"id": "x", "version": 3, "metadata": metadata})).unwrap()
+    from_json(
+        json!({"id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 3, "metadata": metadata}),
+    )
+    .unwrap()
 }
 
 /// What `maestro-cli apply` of other data under our source ID leaves:
 /// no owner labels, its own digest.
-fn rewritten_without_labels(work: &ManifestWork) -> ResourceBundle {
+fn rewritten_without_labels(work: &ManifestWork) -> HeldWork {
     let mut other = work.clone();
     other.metadata.labels = None;
     other.metadata.annotations = None;

@@ -248,17 +248,19 @@ where
                 };
             }
         };
-        let count = page.items.len();
+        // `size` is the server's count of the page's rows, which a caller
+        // that left some out (see `Page::filter_map`) still passes on.
+        let count = page
+            .items
+            .len()
+            .max(usize::try_from(page.size).unwrap_or(0));
         received += count as u64;
         for item in page.items {
-            if seen.insert(item.id().to_string()) {
+            let key = item.key();
+            if seen.insert(key.clone()) {
                 items.push(item);
             } else {
-                tracing::debug!(
-                    collection,
-                    id = item.id(),
-                    "dropped a row repeated across pages"
-                );
+                tracing::debug!(collection, id = key, "dropped a row repeated across pages");
             }
         }
         let reached_total = u64::try_from(page.total).is_ok_and(|t| skipped + received >= t);

@@ -1,18 +1,66 @@
 //! ResourceBundle → ManifestWork, as the Go source client's `ToManifestWork`
 //! does it, so a work read back over REST looks the same from either client.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::ResourceBundle;
+use super::{BundleStatus, ResourceBundle};
 use crate::maestro::error::{Error, Result};
+use crate::maestro::held::{AgentReport, HeldWork, parse_sequence};
 use crate::manifestwork::{
     DeleteOption, Manifest, ManifestCondition, ManifestConfigOption, ManifestResourceStatus,
     ManifestWork, ManifestWorkSpec, ManifestWorkStatus, ManifestsTemplate,
 };
 
 impl ResourceBundle {
+    /// The domain's view of this bundle; with `with_work`, the published
+    /// work too (which fails on a bundle that cannot be read as one).
+    /// Without it only the id must be sound: labels or annotations that
+    /// are not strings and report entries that are not manifest
+    /// conditions are left out, so one odd row never hides the others.
+    pub fn into_held(self, with_work: bool) -> Result<HeldWork> {
+        let id = self.id.parse().map_err(|_| {
+            Error::Protocol(format!(
+                "resource bundle {:?}: the id is not a UUID",
+                self.id
+            ))
+        })?;
+        let work = if with_work {
+            Some(Box::new(self.to_manifest_work()?))
+        } else {
+            None
+        };
+        Ok(HeldWork {
+            id,
+            name: self.work_name().map(str::to_string),
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            deleting_since: self.deleted_at,
+            labels: self.string_map("labels"),
+            annotations: self.string_map("annotations"),
+            manifest_count: self.manifests.len(),
+            report: self.status.map(report),
+            consumer: self.consumer_name,
+            work,
+        })
+    }
+
+    fn string_map(&self, key: &str) -> BTreeMap<String, String> {
+        self.metadata
+            .get(key)
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The ManifestWork this bundle holds.
     ///
     /// `resourceVersion` and `generation` both come from the bundle
@@ -104,6 +152,19 @@ impl ResourceBundle {
             "resource bundle {} cannot be read as a ManifestWork: {what}: {e}",
             self.id
         ))
+    }
+}
+
+fn report(status: BundleStatus) -> AgentReport {
+    AgentReport {
+        observed_version: status.observed_version,
+        sequence: parse_sequence(&status.sequence_id),
+        conditions: status.conditions,
+        manifests: status
+            .resource_status
+            .into_iter()
+            .filter_map(|m| serde_json::from_value(m).ok())
+            .collect(),
     }
 }
 

@@ -146,6 +146,21 @@ pub struct Page<T> {
     pub items: Vec<T>,
 }
 
+impl<T> Page<T> {
+    /// The page with its items mapped, those answering `None` left out;
+    /// `size` and `total` still count the rows as the server did, which
+    /// paging relies on.
+    pub fn filter_map<U>(self, f: impl FnMut(T) -> Option<U>) -> Page<U> {
+        Page {
+            kind: self.kind,
+            page: self.page,
+            size: self.size,
+            total: self.total,
+            items: self.items.into_iter().filter_map(f).collect(),
+        }
+    }
+}
+
 /// Query parameters of a list call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOptions {
@@ -188,18 +203,24 @@ impl ListOptions {
 
 /// Items that paging can de-duplicate.
 pub trait Identified {
-    fn id(&self) -> &str;
+    fn key(&self) -> String;
 }
 
 impl Identified for Consumer {
-    fn id(&self) -> &str {
-        &self.id
+    fn key(&self) -> String {
+        self.id.clone()
     }
 }
 
 impl Identified for ResourceBundle {
-    fn id(&self) -> &str {
-        &self.id
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+}
+
+impl Identified for crate::maestro::held::HeldWork {
+    fn key(&self) -> String {
+        self.id.to_string()
     }
 }
 

@@ -116,13 +116,9 @@ fn names() -> (ConsumerName, WorkName) {
 }
 
 /// The operator's check: the bundle must carry our uid.
-fn owned_by(uid: &str) -> impl FnOnce(&ResourceBundle) -> std::result::Result<(), Refusal> + '_ {
-    move |bundle| {
-        let found = bundle
-            .metadata
-            .get("labels")
-            .and_then(|l| l.get(OWNER_UID_LABEL))
-            .and_then(|v| v.as_str());
+fn owned_by(uid: &str) -> impl FnOnce(&HeldWork) -> std::result::Result<(), Refusal> + '_ {
+    move |held| {
+        let found = held.labels.get(OWNER_UID_LABEL).map(String::as_str);
         if found == Some(uid) {
             Ok(())
         } else {
@@ -429,7 +425,7 @@ async fn apply_with_reads_and_decides_again_after_a_stale_version() {
     let (consumer, name) = names();
     let mut seen = Vec::new();
     let applied = client
-        .apply_with(&consumer, &name, |current| {
+        .apply_with(&consumer, &name, Detail::Summary, |current| {
             seen.push(current.map(|b| b.version));
             Decision::<_, Refusal>::Publish(Box::new(declared("v2")), "mine")
         })
@@ -458,7 +454,7 @@ async fn apply_with_gives_up_with_the_stale_version_after_its_attempts() {
         stale_first_client(bundle_of(&declared("theirs"), 3), u32::MAX).await;
     let (consumer, name) = names();
     let e = client
-        .apply_with(&consumer, &name, |_| {
+        .apply_with(&consumer, &name, Detail::Summary, |_| {
             Decision::<_, Refusal>::Publish(Box::new(declared("v2")), ())
         })
         .await
@@ -472,7 +468,9 @@ async fn apply_with_sends_nothing_on_a_skip_or_a_refusal() {
     let (client, publishes, _rest) = stale_first_client(bundle_of(&declared("v1"), 3), 0).await;
     let (consumer, name) = names();
     let skipped = client
-        .apply_with(&consumer, &name, |_| Decision::<_, Refusal>::Skip(7))
+        .apply_with(&consumer, &name, Detail::Summary, |_| {
+            Decision::<_, Refusal>::Skip(7)
+        })
         .await
         .unwrap();
     assert!(
@@ -480,7 +478,7 @@ async fn apply_with_sends_nothing_on_a_skip_or_a_refusal() {
         "{skipped:?}"
     );
     let refused = client
-        .apply_with(&consumer, &name, |_| {
+        .apply_with(&consumer, &name, Detail::Summary, |_| {
             Decision::<(), _>::Refuse(Refusal("not yours".into()))
         })
         .await
@@ -495,7 +493,7 @@ async fn apply_with_refuses_a_decision_to_publish_another_work() {
     let consumer = ConsumerName::new("cluster-east-2").unwrap();
     let name = WorkName::new("w").unwrap();
     let e = client
-        .apply_with(&consumer, &name, |_| {
+        .apply_with(&consumer, &name, Detail::Summary, |_| {
             Decision::<_, Refusal>::Publish(Box::new(declared("v2")), ())
         })
         .await

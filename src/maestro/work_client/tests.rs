@@ -81,7 +81,7 @@ fn unreachable_client(fence: WriteFence) -> WorkClient {
 #[tokio::test]
 async fn listing_over_no_consumers_is_refused_before_any_request() {
     let client = unreachable_client(WriteFence::open());
-    let err = client.list_bundles_on(&[], None).await.unwrap_err();
+    let err = client.list_held_on(&[], None).await.unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
 }
 

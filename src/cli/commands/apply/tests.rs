@@ -3,6 +3,7 @@ use crate::cli::Cli;
 use crate::controller::target::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_ANNOTATION, OWNER_UID_LABEL,
 };
+use crate::maestro::held::from_json;
 use clap::Parser;
 use serde_json::{Value, json};
 
@@ -56,7 +57,7 @@ fn consumer() -> ConsumerName {
     ConsumerName::new("cluster-west-1").unwrap()
 }
 
-fn bundle(metadata: Value, deleting: bool) -> ResourceBundle {
+fn bundle(metadata: Value, deleting: bool) -> HeldWork {
     let mut b = json!({
         "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "cluster-west-1",
         "version": 2, "metadata": metadata,
@@ -65,10 +66,10 @@ fn bundle(metadata: Value, deleting: bool) -> ResourceBundle {
     if deleting {
         b["deleted_at"] = json!("2025-12-13T13:32:30Z");
     }
-    serde_json::from_value(b).unwrap()
+    from_json(b).unwrap()
 }
 
-fn managed_bundle() -> ResourceBundle {
+fn managed_bundle() -> HeldWork {
     bundle(
         json!({"name": "web", "namespace": "cluster-west-1",
                    "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, OWNER_UID_LABEL: "0b7c1d1e"},
@@ -77,7 +78,7 @@ fn managed_bundle() -> ResourceBundle {
     )
 }
 
-fn plain_bundle(deleting: bool) -> ResourceBundle {
+fn plain_bundle(deleting: bool) -> HeldWork {
     bundle(
         json!({"name": "web", "namespace": "cluster-west-1"}),
         deleting,
@@ -105,12 +106,9 @@ fn a_plain_apply_creates_replaces_and_leaves_an_unchanged_work_alone() {
         Decision::Publish(_, ())
     ));
     let mut same = plain_bundle(false);
-    same.metadata.insert(
-        "annotations".into(),
-        json!({
-            crate::maestro::work_client::SPEC_HASH_ANNOTATION:
-                crate::maestro::work_client::spec_hash_of_work(&work)
-        }),
+    same.annotations.insert(
+        crate::maestro::work_client::SPEC_HASH_ANNOTATION.into(),
+        crate::maestro::work_client::spec_hash_of_work(&work),
     );
     assert!(matches!(decide(Some(&same)), Decision::Skip(())));
 }

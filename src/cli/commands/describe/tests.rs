@@ -1,5 +1,5 @@
 use super::*;
-use crate::maestro::rest::ResourceBundle;
+use crate::maestro::held::from_json;
 use serde_json::{Value, json};
 
 fn remote(extra: Value) -> Remote {
@@ -12,8 +12,8 @@ fn remote(extra: Value) -> Remote {
     v.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    let bundle: ResourceBundle = serde_json::from_value(v).unwrap();
-    Remote::from_bundle(bundle).unwrap()
+    let bundle = from_json(v).unwrap();
+    Remote::from_held(bundle).unwrap()
 }
 
 fn now() -> DateTime<Utc> {

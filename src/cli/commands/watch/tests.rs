@@ -1,11 +1,12 @@
 use super::*;
+use crate::maestro::held::from_json;
 
 fn remote(id: &str, name: &str, version: i64) -> Remote {
-    let bundle: ResourceBundle = serde_json::from_value(json!({
-        "id": id, "version": version, "metadata": {"name": name}
+    let bundle = from_json(json!({
+        "id": format!("00000000-0000-0000-0000-{id:0>12}"), "version": version, "metadata": {"name": name}
     }))
     .unwrap();
-    Remote::from_bundle(bundle).unwrap()
+    Remote::from_held(bundle).unwrap()
 }
 
 fn kinds(events: &[(EventType, Remote)]) -> Vec<(EventType, String)> {

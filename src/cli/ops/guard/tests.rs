@@ -2,11 +2,12 @@ use super::*;
 use crate::controller::target::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_ANNOTATION, OWNER_UID_LABEL,
 };
+use crate::maestro::held::from_json;
 use serde_json::{Value, json};
 
 fn remote(metadata: Value) -> Remote {
-    Remote::from_bundle(
-            serde_json::from_value(json!({
+    Remote::from_held(
+            from_json(json!({
                 "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "consumer_name": "c1", "version": 2,
                 "metadata": metadata,
                 "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}],
@@ -75,8 +76,8 @@ fn delete_all_refuses_when_any_work_is_a_maestroapplys_naming_them() {
     let work = |name: &str, metadata: serde_json::Value| {
         let mut metadata = metadata;
         metadata["name"] = json!(name);
-        Remote::from_bundle(
-                serde_json::from_value(json!({
+        Remote::from_held(
+                from_json(json!({
                     "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb", "version": 1,
                     "metadata": metadata,
                     "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}],

@@ -257,7 +257,7 @@ impl Rig {
                 let n = items.len();
                 return Reply::json(
                     200,
-                    json!({"kind": "ResourceBundleList", "page": 1, "size": n,
+                    json!({"kind": "HeldWorkList", "page": 1, "size": n,
                            "total": n, "items": items})
                     .to_string(),
                 );

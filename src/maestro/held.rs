@@ -1,0 +1,134 @@
+//! A ManifestWork as Maestro holds it: the domain's one view of a stored
+//! work, whichever way it was read.
+//!
+//! REST reads (a bundle row) and the status stream (an agent's report)
+//! both produce these types; their wire forms stay in [`super::rest`] and
+//! [`super::codec`]. Everything a writer or a status mirror decides on is
+//! here, typed: the version Maestro counts updates with, whether a
+//! deletion is pending, the labels and annotations the source sent, and
+//! the agent's last report. The published work itself is optional, since
+//! its manifests are most of a bundle's size and the operator's status
+//! cache needs only their count.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use super::codec::StatusEvent;
+use crate::manifestwork::{ManifestCondition, ManifestWork};
+use crate::names::ResourceId;
+
+/// A stored work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldWork {
+    /// For works this project writes, [`ResourceId::for_work`]; other
+    /// clients may choose a random one.
+    pub id: ResourceId,
+    /// The consumer (cluster) the work is delivered to.
+    pub consumer: String,
+    /// The ManifestWork name the source gave; `None` when the stored
+    /// metadata has none.
+    pub name: Option<String>,
+    /// Starts at 1 and grows with every accepted update; an update must
+    /// name the version it replaces.
+    pub version: i64,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Set while a deletion waits for the agent's confirmation.
+    pub deleting_since: Option<DateTime<Utc>>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub manifest_count: usize,
+    /// Absent until the agent has reported.
+    pub report: Option<AgentReport>,
+    /// The work as published and reported (metadata, manifests, options,
+    /// status), when the reader asked for it.
+    pub work: Option<Box<ManifestWork>>,
+}
+
+impl HeldWork {
+    /// Whether a deletion has been requested and not yet confirmed.
+    pub fn is_deleting(&self) -> bool {
+        self.deleting_since.is_some()
+    }
+
+    /// The bundle version the agent last reported on; 0 before any report.
+    pub fn observed_version(&self) -> i64 {
+        self.report.as_ref().map_or(0, |r| r.observed_version)
+    }
+
+    /// This work without the published work, for holders that keep many.
+    pub fn without_work(mut self) -> HeldWork {
+        self.work = None;
+        self
+    }
+
+    /// This work with the agent's newer `report`. A report of a version
+    /// not seen yet (another client updated the work) raises the version
+    /// to it: the stored work is at least that new.
+    pub fn with_report(&self, report: AgentReport) -> HeldWork {
+        let mut held = self.clone();
+        held.version = held.version.max(report.observed_version);
+        held.report = Some(report);
+        held
+    }
+}
+
+/// What the agent last reported on a work.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AgentReport {
+    /// The bundle version the agent had applied when it reported.
+    pub observed_version: i64,
+    /// The agent's ordering key, a snowflake ID (larger is newer); `None`
+    /// when missing or not a number.
+    pub sequence: Option<u128>,
+    pub conditions: Vec<Condition>,
+    /// Per-manifest conditions and feedback. An entry that does not read
+    /// as a `ManifestCondition` is left out rather than failing the rest.
+    pub manifests: Vec<ManifestCondition>,
+}
+
+impl AgentReport {
+    /// The report a status event carries.
+    pub fn of_event(event: &StatusEvent) -> AgentReport {
+        let status = event.work.status.as_ref();
+        AgentReport {
+            observed_version: event.resource_version,
+            sequence: event.sequence_id.as_deref().and_then(parse_sequence),
+            conditions: status.map(|s| s.conditions.clone()).unwrap_or_default(),
+            manifests: status
+                .and_then(|s| s.resource_status.as_ref())
+                .map(|r| r.manifests.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Orders two reports of one work: by the bundle version the agent had
+    /// applied, then by sequence. `None` when they cannot be told apart
+    /// (same version, a sequence missing).
+    pub fn compare(&self, other: &AgentReport) -> Option<Ordering> {
+        match self.observed_version.cmp(&other.observed_version) {
+            Ordering::Equal => Some(self.sequence?.cmp(&other.sequence?)),
+            order => Some(order),
+        }
+    }
+}
+
+/// A sequence ID as Maestro writes it: a decimal string.
+pub(crate) fn parse_sequence(text: &str) -> Option<u128> {
+    text.trim().parse().ok()
+}
+
+/// A work as the REST API would answer `value`, with the published work:
+/// the unit tests' way to write one down.
+#[cfg(test)]
+pub(crate) fn from_json(value: serde_json::Value) -> Result<HeldWork, String> {
+    let bundle: super::rest::ResourceBundle =
+        serde_json::from_value(value).map_err(|e| e.to_string())?;
+    bundle.into_held(true).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,41 @@
+use super::*;
+use std::cmp::Ordering::{Greater, Less};
+
+fn report(observed_version: i64, sequence: Option<u128>) -> AgentReport {
+    AgentReport {
+        observed_version,
+        sequence,
+        ..AgentReport::default()
+    }
+}
+
+#[test]
+fn a_report_on_a_newer_version_is_newer_whatever_its_sequence() {
+    assert_eq!(
+        report(2, Some(1)).compare(&report(1, Some(9))),
+        Some(Greater)
+    );
+    assert_eq!(report(1, None).compare(&report(2, Some(1))), Some(Less));
+}
+
+#[test]
+fn reports_on_one_version_are_ordered_by_sequence() {
+    assert_eq!(
+        report(3, Some(10)).compare(&report(3, Some(9))),
+        Some(Greater)
+    );
+    assert_eq!(report(3, Some(9)).compare(&report(3, Some(10))), Some(Less));
+}
+
+#[test]
+fn reports_on_one_version_without_a_sequence_cannot_be_ordered() {
+    assert_eq!(report(3, None).compare(&report(3, Some(9))), None);
+    assert_eq!(report(3, Some(9)).compare(&report(3, None)), None);
+}
+
+#[test]
+fn a_sequence_is_read_as_a_decimal_number_or_not_at_all() {
+    assert_eq!(parse_sequence(" 1234567890123 "), Some(1_234_567_890_123));
+    assert_eq!(parse_sequence("abc"), None);
+    assert_eq!(parse_sequence(""), None);
+}
