@@ -1,6 +1,12 @@
 use super::*;
 use clap::CommandFactory;
 
+/// A maestro-cli command line, split at white space, as clap parses it;
+/// the commands' tests use it too.
+pub(crate) fn parse(line: &str) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once("maestro-cli").chain(line.split_whitespace()))
+}
+
 #[test]
 fn command_line_definition_is_consistent() {
     Cli::command().debug_assert();
@@ -22,9 +28,9 @@ fn help_documents_the_exit_codes() {
 #[test]
 fn completion_is_offered_for_bash_zsh_and_fish() {
     for shell in ["bash", "zsh", "fish"] {
-        assert!(Cli::try_parse_from(["maestro-cli", "completion", shell]).is_ok());
+        assert!(parse(&format!("completion {shell}")).is_ok());
     }
-    let e = Cli::try_parse_from(["maestro-cli", "completion", "powershell"]).unwrap_err();
+    let e = parse("completion powershell").unwrap_err();
     assert!(e.to_string().contains("bash, zsh and fish"), "{e}");
 }
 
@@ -86,7 +92,7 @@ fn as_a_kubectl_plugin_help_and_errors_say_kubectl_maestro() {
 
 #[test]
 fn missing_required_flags_are_usage_errors() {
-    let e = Cli::try_parse_from(["maestro-cli", "get", "--name", "web"]).unwrap_err();
+    let e = parse("get --name web").unwrap_err();
     assert!(e.to_string().contains("--consumer"), "{e}");
     assert_eq!(e.exit_code(), 2);
 }
@@ -120,70 +126,25 @@ fn consumer_and_selector_are_alternatives_and_quorum_needs_a_selector() {
     assert!(bad.to_string().contains("150%"), "{bad}");
     let bad = wait(&["-l", "env in prod"]).unwrap_err();
     assert!(bad.to_string().contains("env in prod"), "{bad}");
-    assert!(Cli::try_parse_from(["maestro-cli", "get", "--name", "w", "-l", "env=prod"]).is_ok());
-    assert!(
-        Cli::try_parse_from([
-            "maestro-cli",
-            "list",
-            "--consumer-selector",
-            "env=prod",
-            "-l",
-            "app=web"
-        ])
-        .is_ok()
-    );
-    let e = Cli::try_parse_from(["maestro-cli", "list", "-l", "app=web"]).unwrap_err();
+    assert!(parse("get --name w -l env=prod").is_ok());
+    assert!(parse("list --consumer-selector env=prod -l app=web").is_ok());
+    let e = parse("list -l app=web").unwrap_err();
     assert!(e.to_string().contains("--consumer-selector"), "{e}");
 }
 
 #[test]
 fn unknown_conditions_are_refused_listing_the_known_ones() {
-    let e = Cli::try_parse_from([
-        "maestro-cli",
-        "wait",
-        "--name",
-        "w",
-        "--consumer",
-        "c",
-        "--condition",
-        "Ready",
-    ])
-    .unwrap_err();
+    let e = parse("wait --name w --consumer c --condition Ready").unwrap_err();
     let m = e.to_string();
     assert!(m.contains("Ready") && m.contains("Available"), "{m}");
-    assert!(
-        Cli::try_parse_from([
-            "maestro-cli",
-            "wait",
-            "--name",
-            "w",
-            "--consumer",
-            "c",
-            "--condition",
-            "available",
-        ])
-        .is_ok()
-    );
+    assert!(parse("wait --name w --consumer c --condition available").is_ok());
 }
 
 #[test]
 fn invalid_names_and_small_timeouts_are_refused_by_the_parser() {
-    let e = Cli::try_parse_from(["maestro-cli", "get", "--name", "Web_1", "--consumer", "c"])
-        .unwrap_err();
+    let e = parse("get --name Web_1 --consumer c").unwrap_err();
     assert!(e.to_string().contains("work name"), "{e}");
-    let e = Cli::try_parse_from([
-        "maestro-cli",
-        "wait",
-        "--name",
-        "w",
-        "--consumer",
-        "c",
-        "--condition",
-        "Applied",
-        "--timeout",
-        "100ms",
-    ])
-    .unwrap_err();
+    let e = parse("wait --name w --consumer c --condition Applied --timeout 100ms").unwrap_err();
     assert!(e.to_string().contains("too small"), "{e}");
 }
 
@@ -191,14 +152,6 @@ fn invalid_names_and_small_timeouts_are_refused_by_the_parser() {
 fn flags_win_over_the_environment_for_connection_settings() {
     // clap reads the environment only for flags not given, so a flag on
     // the line is used even when the variable is set.
-    let cli = Cli::try_parse_from([
-        "maestro-cli",
-        "--http-endpoint",
-        "http://flag:1",
-        "list",
-        "--consumer",
-        "c",
-    ])
-    .unwrap();
+    let cli = parse("--http-endpoint http://flag:1 list --consumer c").unwrap();
     assert_eq!(cli.connection.http_endpoint, "http://flag:1");
 }

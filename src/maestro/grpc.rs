@@ -441,6 +441,9 @@ pub fn classify_status(status: &Status, endpoint: &str) -> Error {
     }
 }
 
+/// Also serves the work client's and the reconciler's offline tests.
+#[cfg(test)]
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

@@ -47,42 +47,36 @@ fn held_by(holder: &str, seconds: i32) -> LeaseSpec {
     }
 }
 
+/// Standby `b`'s verdict on `spec`, `seconds` after it saw the record,
+/// with a lease of its own of 6 s.
+fn verdict_after(spec: &LeaseSpec, seconds: u64) -> Verdict {
+    let since = Instant::now();
+    verdict(
+        spec,
+        "b",
+        since,
+        since + secs(seconds),
+        Timings::new(secs(6)),
+    )
+}
+
 #[test]
 fn a_standby_takes_a_free_lease_or_its_own_at_once() {
-    let t = Timings::new(secs(6));
-    let now = Instant::now();
-    assert_eq!(
-        verdict(&LeaseSpec::default(), "b", now, now, t),
-        Verdict::Take
-    );
-    assert_eq!(verdict(&held_by("", 6), "b", now, now, t), Verdict::Take);
-    assert_eq!(verdict(&held_by("b", 6), "b", now, now, t), Verdict::Take);
+    assert_eq!(verdict_after(&LeaseSpec::default(), 0), Verdict::Take);
+    assert_eq!(verdict_after(&held_by("", 6), 0), Verdict::Take);
+    assert_eq!(verdict_after(&held_by("b", 6), 0), Verdict::Take);
 }
 
 #[test]
 fn a_standby_waits_the_holders_duration_from_when_it_saw_the_record() {
-    let t = Timings::new(secs(6));
-    let since = Instant::now();
     let spec = held_by("a", 10);
-    assert_eq!(
-        verdict(&spec, "b", since, since + secs(9), t),
-        Verdict::Wait
-    );
-    assert_eq!(
-        verdict(&spec, "b", since, since + secs(10), t),
-        Verdict::Take
-    );
+    assert_eq!(verdict_after(&spec, 9), Verdict::Wait);
+    assert_eq!(verdict_after(&spec, 10), Verdict::Take);
     // Without a duration in the record, its own.
     let mut spec = held_by("a", 0);
     spec.lease_duration_seconds = None;
-    assert_eq!(
-        verdict(&spec, "b", since, since + secs(5), t),
-        Verdict::Wait
-    );
-    assert_eq!(
-        verdict(&spec, "b", since, since + secs(6), t),
-        Verdict::Take
-    );
+    assert_eq!(verdict_after(&spec, 5), Verdict::Wait);
+    assert_eq!(verdict_after(&spec, 6), Verdict::Take);
 }
 
 #[test]

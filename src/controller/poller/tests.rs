@@ -71,7 +71,7 @@ fn fetcher(fake: Arc<Fake>) -> PageFetcher {
                 .cloned()
                 .collect();
             Ok(Page {
-                kind: "HeldWorkList".into(),
+                kind: "ResourceBundleList".into(),
                 page: i64::from(req.page),
                 size: items.len() as i64,
                 total: list.len() as i64,

@@ -4,23 +4,16 @@
 
 use parking_lot::Mutex;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
+use super::fake::EventStream;
 use super::*;
 use crate::maestro::codec::HEARTBEAT_TYPE;
-use crate::maestro::proto::cloud_event_service_server::{
-    CloudEventService, CloudEventServiceServer,
-};
-
-type EventStream = Pin<Box<dyn Stream<Item = Result<CloudEvent, Status>> + Send>>;
+use crate::maestro::proto::cloud_event_service_server::CloudEventService;
 
 /// How the fake answers Subscribe.
 #[derive(Clone, Copy)]
@@ -110,19 +103,7 @@ impl Fake {
     }
 
     async fn serve(self, tls: Option<ServerTlsConfig>) -> String {
-        crate::maestro::config::ensure_crypto_provider();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut server = Server::builder();
-        if let Some(tls) = tls {
-            server = server.tls_config(tls).unwrap();
-        }
-        tokio::spawn(
-            server
-                .add_service(CloudEventServiceServer::new(self))
-                .serve_with_incoming(TcpListenerStream::new(listener)),
-        );
-        format!("127.0.0.1:{port}")
+        super::fake::serve(self, tls).await
     }
 }
 

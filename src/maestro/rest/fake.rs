@@ -1,5 +1,5 @@
 //! An HTTP server for the REST client tests: every request answered by a
-//! closure and recorded.
+//! closure and recorded; and the client side the tests point at it.
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -14,6 +14,11 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use super::{Consumer, RestClient};
+use crate::maestro::config::MaestroConfig;
+use crate::maestro::error::Result;
+use crate::names::SourceId;
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -159,4 +164,15 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(data).unwrap();
     encoder.finish().unwrap()
+}
+
+/// A configuration for the REST API at `url`; the REST tests never dial
+/// its gRPC endpoint.
+pub fn rest_config(url: &str) -> MaestroConfig {
+    MaestroConfig::new("127.0.0.1:1", url, SourceId::new("mw-client").unwrap()).unwrap()
+}
+
+/// Consumer `c1` as a client configured by `config` reads it.
+pub async fn read_consumer(config: &MaestroConfig) -> Result<Consumer> {
+    RestClient::new(config).unwrap().get_consumer("c1").await
 }

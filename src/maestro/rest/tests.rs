@@ -1,15 +1,10 @@
-use super::fake::{FakeServer, Recorded, Reply, gzip};
+use super::fake::{FakeServer, Recorded, Reply, gzip, read_consumer, rest_config};
 use super::*;
-use crate::names::SourceId;
 
 const CONSUMER: &str = r#"{"id":"c1","kind":"Consumer","name":"cluster1"}"#;
 
-fn config(url: &str) -> MaestroConfig {
-    MaestroConfig::new("127.0.0.1:1", url, SourceId::new("mw-client").unwrap()).unwrap()
-}
-
 fn client(url: &str) -> RestClient {
-    RestClient::new(&config(url)).unwrap()
+    RestClient::new(&rest_config(url)).unwrap()
 }
 
 #[tokio::test]
@@ -18,7 +13,7 @@ async fn token_is_sent_as_bearer_and_reread_for_each_request() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "first-token\n").unwrap();
-    let mut cfg = config(&server.url());
+    let mut cfg = rest_config(&server.url());
     cfg.token_file = Some(token.clone());
     // The fake serves plaintext; real deployments use TLS.
     cfg.allow_insecure_token = true;
@@ -45,15 +40,11 @@ async fn no_token_file_sends_no_authorization() {
 #[tokio::test]
 async fn unreadable_token_file_fails_before_sending() {
     let server = FakeServer::start(|_: &Recorded| Reply::json(200, CONSUMER)).await;
-    let mut cfg = config(&server.url());
+    let mut cfg = rest_config(&server.url());
     cfg.token_file = Some("/nonexistent/token".into());
     // The fake serves plaintext; real deployments use TLS.
     cfg.allow_insecure_token = true;
-    let e = RestClient::new(&cfg)
-        .unwrap()
-        .get_consumer("c1")
-        .await
-        .unwrap_err();
+    let e = read_consumer(&cfg).await.unwrap_err();
     assert!(
         matches!(e, Error::Config(ref m) if m.contains("/nonexistent/token")),
         "{e:?}"
@@ -113,13 +104,9 @@ async fn an_answer_over_the_size_limit_is_refused_after_decompression() {
         reply
     })
     .await;
-    let mut cfg = config(&server.url());
+    let mut cfg = rest_config(&server.url());
     cfg.max_response_bytes = 16 * 1024;
-    let e = RestClient::new(&cfg)
-        .unwrap()
-        .get_consumer("c1")
-        .await
-        .unwrap_err();
+    let e = read_consumer(&cfg).await.unwrap_err();
     let text = e.to_string();
     assert!(
         matches!(e, Error::Protocol(_)) && text.contains("larger than 16384 bytes"),
@@ -128,7 +115,7 @@ async fn an_answer_over_the_size_limit_is_refused_after_decompression() {
     assert!(text.contains("GET /api/maestro/v1/consumers/c1"), "{text}");
     // Within the limit, the same answer reads.
     cfg.max_response_bytes = 1024 * 1024;
-    let c = RestClient::new(&cfg).unwrap().get_consumer("c1").await;
+    let c = read_consumer(&cfg).await;
     assert!(!matches!(c, Err(Error::Protocol(ref m)) if m.contains("larger than")));
 }
 
@@ -140,7 +127,7 @@ async fn slow_answer_is_a_timeout_naming_the_duration() {
         reply
     })
     .await;
-    let mut cfg = config(&server.url());
+    let mut cfg = rest_config(&server.url());
     cfg.request_timeout = Duration::from_millis(300);
     let c = RestClient::new(&cfg).unwrap();
     let started = Instant::now();
@@ -244,7 +231,7 @@ fn ca_file_without_certificates_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, "not a certificate").unwrap();
-    let mut cfg = config("https://maestro:8000");
+    let mut cfg = rest_config("https://maestro:8000");
     cfg.tls.ca_file = Some(ca);
     let e = RestClient::new(&cfg).unwrap_err();
     assert!(
@@ -255,7 +242,7 @@ fn ca_file_without_certificates_is_refused() {
 
 #[test]
 fn half_a_client_certificate_is_refused() {
-    let mut cfg = config("https://maestro:8000");
+    let mut cfg = rest_config("https://maestro:8000");
     cfg.tls.key_file = Some("/tmp/key.pem".into());
     let e = RestClient::new(&cfg).unwrap_err();
     assert!(

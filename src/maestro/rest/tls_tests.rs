@@ -14,9 +14,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 
 use super::RestClient;
-use crate::maestro::config::MaestroConfig;
+use super::fake::{read_consumer, rest_config};
 use crate::maestro::error::Error;
-use crate::names::SourceId;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -95,22 +94,14 @@ fn start_server(connections: usize) -> (String, mpsc::Receiver<Seen>) {
     (url, rx)
 }
 
-fn config(url: &str) -> MaestroConfig {
-    MaestroConfig::new("127.0.0.1:1", url, SourceId::new("mw-client").unwrap()).unwrap()
-}
-
 #[tokio::test]
 async fn mutual_tls_with_the_configured_ca_and_client_certificate() {
     let (url, seen) = start_server(1);
-    let mut cfg = config(&url);
+    let mut cfg = rest_config(&url);
     cfg.tls.ca_file = Some(fixture("ca.pem"));
     cfg.tls.cert_file = Some(fixture("client.pem"));
     cfg.tls.key_file = Some(fixture("client-key.pem"));
-    let consumer = RestClient::new(&cfg)
-        .unwrap()
-        .get_consumer("c1")
-        .await
-        .unwrap();
+    let consumer = read_consumer(&cfg).await.unwrap();
     assert_eq!(consumer.name, "cluster1");
     let seen = seen.recv().unwrap();
     assert!(seen.handshake_ok && seen.client_certificate, "{seen:?}");
@@ -119,14 +110,10 @@ async fn mutual_tls_with_the_configured_ca_and_client_certificate() {
 #[tokio::test]
 async fn server_outside_the_configured_ca_is_a_config_error() {
     let (url, _seen) = start_server(1);
-    let mut cfg = config(&url);
+    let mut cfg = rest_config(&url);
     // The client certificate is no trust anchor for the server's chain.
     cfg.tls.ca_file = Some(fixture("client.pem"));
-    let e = RestClient::new(&cfg)
-        .unwrap()
-        .get_consumer("c1")
-        .await
-        .unwrap_err();
+    let e = read_consumer(&cfg).await.unwrap_err();
     let Error::Config(m) = &e else {
         panic!("{e:?}")
     };
@@ -137,13 +124,9 @@ async fn server_outside_the_configured_ca_is_a_config_error() {
 #[tokio::test]
 async fn missing_client_certificate_is_a_config_error() {
     let (url, seen) = start_server(1);
-    let mut cfg = config(&url);
+    let mut cfg = rest_config(&url);
     cfg.tls.ca_file = Some(fixture("ca.pem"));
-    let e = RestClient::new(&cfg)
-        .unwrap()
-        .get_consumer("c1")
-        .await
-        .unwrap_err();
+    let e = read_consumer(&cfg).await.unwrap_err();
     assert!(
         matches!(e, Error::Config(ref m) if m.contains("CertificateRequired")),
         "{e:?}"
@@ -161,7 +144,7 @@ fn key_that_does_not_parse_is_a_config_error_naming_both_files() {
         "-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n",
     )
     .unwrap();
-    let mut cfg = config("https://localhost:1");
+    let mut cfg = rest_config("https://localhost:1");
     cfg.tls.cert_file = Some(fixture("client.pem"));
     cfg.tls.key_file = Some(key);
     let e = RestClient::new(&cfg).unwrap_err();

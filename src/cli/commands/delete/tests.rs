@@ -1,6 +1,5 @@
 use super::*;
-use crate::cli::Cli;
-use clap::Parser;
+use crate::cli::tests::parse;
 
 #[test]
 fn the_question_before_deleting_all_names_at_most_ten_works() {
@@ -16,30 +15,8 @@ fn the_question_before_deleting_all_names_at_most_ten_works() {
 
 #[test]
 fn all_and_name_exclude_each_other_and_one_is_needed() {
-    assert!(Cli::try_parse_from(["maestro-cli", "delete", "--consumer", "c"]).is_err());
-    assert!(
-        Cli::try_parse_from([
-            "maestro-cli",
-            "delete",
-            "--consumer",
-            "c",
-            "--all",
-            "--name",
-            "w"
-        ])
-        .is_err()
-    );
-    assert!(Cli::try_parse_from(["maestro-cli", "delete", "--consumer", "c", "--all"]).is_ok());
-    assert!(
-        Cli::try_parse_from([
-            "maestro-cli",
-            "delete",
-            "--consumer",
-            "c",
-            "--all",
-            "--manifest-name",
-            "m"
-        ])
-        .is_err()
-    );
+    assert!(parse("delete --consumer c").is_err());
+    assert!(parse("delete --consumer c --all --name w").is_err());
+    assert!(parse("delete --consumer c --all").is_ok());
+    assert!(parse("delete --consumer c --all --manifest-name m").is_err());
 }

@@ -6,20 +6,14 @@
 //! `WorkClient`, poller, limiter and status code.
 
 use parking_lot::Mutex;
-use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use futures::Stream;
 use http::{Request as HttpRequest, Response as HttpResponse};
 use kube::api::Api;
 use kube::client::Body;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status};
 
 use crate::controller::crd::{MaestroApply, MaestroApplySpec, Phase};
 use crate::controller::delete::cleanup;
@@ -31,93 +25,15 @@ use crate::controller::ratelimit::RateLimiter;
 use crate::controller::status::Outcome;
 use crate::controller::target::{OWNER_UID_LABEL, Target};
 use crate::controller::{Context, Error, FINALIZER, Failures, MaestroHandle, Settings};
-use crate::maestro::config::MaestroConfig;
 use crate::maestro::fence::WriteFence;
-use crate::maestro::proto::cloud_event_service_server::{
-    CloudEventService, CloudEventServiceServer,
-};
-use crate::maestro::proto::{CloudEvent, PublishRequest, SubscriptionRequest};
-use crate::maestro::rest::fake::{FakeServer, Recorded, Reply};
-use crate::maestro::work_client::{SPEC_HASH_ANNOTATION, WorkClient, spec_hash_of_work};
+use crate::maestro::grpc::fake::{Answer, FakeMaestro, bundle_of, deleting};
+use crate::maestro::work_client::WorkClient;
 use crate::manifestwork::ManifestWork;
 use crate::names::SourceId;
 
 const UID: &str = "6f1c1a52-8b8e-4a0e-9d3f-0c1d2e3f4a5b";
 const OTHER_UID: &str = "0a0b0c0d-1111-2222-3333-444455556666";
 const SOURCE: &str = "offline-test";
-const STALE: &str = "failed to update resource: maestro-6: the resource version is not the latest, the latest version: 4";
-const NOT_FOUND: &str = r#"{"code":"maestro-7","href":"/api/maestro/v1/errors/7","id":"7","kind":"Error","operation_id":"o","reason":"Resource not found"}"#;
-
-/// What Maestro holds: at most the one bundle the tests are about.
-type Held = Arc<Mutex<Option<Value>>>;
-
-/// How the gRPC fake answers one publish, and what Maestro holds after.
-struct Answer {
-    reply: Result<(), Status>,
-    then: Option<Value>,
-}
-
-fn commits(then: Option<Value>) -> Answer {
-    Answer {
-        reply: Ok(()),
-        then,
-    }
-}
-
-type EventStream = Pin<Box<dyn Stream<Item = Result<CloudEvent, Status>> + Send>>;
-
-/// Maestro's gRPC side: answers publishes from a script, recording each
-/// event's type; a publish the script does not expect is refused.
-#[derive(Clone)]
-struct ScriptedMaestro {
-    held: Held,
-    script: Arc<Mutex<VecDeque<Answer>>>,
-    published: Arc<Mutex<Vec<String>>>,
-}
-
-#[tonic::async_trait]
-impl CloudEventService for ScriptedMaestro {
-    async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<()>, Status> {
-        let kind = request
-            .into_inner()
-            .event
-            .map(|e| e.r#type)
-            .unwrap_or_default();
-        self.published.lock().push(kind.clone());
-        let Some(answer) = self.script.lock().pop_front() else {
-            return Err(Status::internal(format!("unexpected publish {kind}")));
-        };
-        *self.held.lock() = answer.then;
-        answer.reply.map(Response::new)
-    }
-
-    type SubscribeStream = EventStream;
-
-    async fn subscribe(
-        &self,
-        _: Request<SubscriptionRequest>,
-    ) -> Result<Response<EventStream>, Status> {
-        Ok(Response::new(Box::pin(futures::stream::pending())))
-    }
-}
-
-impl ScriptedMaestro {
-    /// The kinds of event published, shortened to `create`, `update`,
-    /// `delete`.
-    fn published(&self) -> Vec<String> {
-        let kinds = self.published.lock().clone();
-        kinds
-            .iter()
-            .map(|k| {
-                ["create", "update", "delete"]
-                    .into_iter()
-                    .find(|verb| k.contains(verb))
-                    .unwrap_or(k)
-                    .to_string()
-            })
-            .collect()
-    }
-}
 
 /// One request the Kubernetes API mock received.
 #[derive(Debug, Clone)]
@@ -170,9 +86,8 @@ struct Rig {
     target: Target,
     desired: ManifestWork,
     ctx: Context,
-    maestro: ScriptedMaestro,
+    maestro: FakeMaestro,
     kube: Arc<Mutex<Vec<KubeRequest>>>,
-    _rest: FakeServer,
 }
 
 fn object(spec: Value) -> MaestroApply {
@@ -195,28 +110,10 @@ fn object(spec: Value) -> MaestroApply {
     obj
 }
 
-/// The bundle Maestro holds for `work` at `version`.
-fn bundle_of(work: &ManifestWork, version: i64) -> Value {
-    let mut metadata = serde_json::to_value(&work.metadata).unwrap();
-    metadata["annotations"][SPEC_HASH_ANNOTATION] = json!(spec_hash_of_work(work));
-    json!({
-        "id": "55c61e54-a3f6-563d-9fec-b1fe297bdfdb",
-        "version": version,
-        "consumer_name": "cluster-west-1",
-        "metadata": metadata,
-        "manifests": work.spec.workload.manifests,
-    })
-}
-
 /// `work` as another object (uid `OTHER_UID`) would have published it.
 fn bundle_of_other(work: &ManifestWork, version: i64) -> Value {
     let mut bundle = bundle_of(work, version);
     bundle["metadata"]["labels"][OWNER_UID_LABEL] = json!(OTHER_UID);
-    bundle
-}
-
-fn deleting(mut bundle: Value) -> Value {
-    bundle["deleted_at"] = json!("2025-12-13T13:32:30Z");
     bundle
 }
 
@@ -248,43 +145,8 @@ fn declared(obj: &MaestroApply) -> ManifestWork {
 
 impl Rig {
     async fn new(obj: MaestroApply, held: Option<Value>, script: Vec<Answer>) -> Rig {
-        let held: Held = Arc::new(Mutex::new(held));
-        let served = held.clone();
-        let rest = FakeServer::start(move |r: &Recorded| {
-            let bundle = served.lock().clone();
-            if r.path.ends_with("/resource-bundles") {
-                let items: Vec<Value> = bundle.into_iter().collect();
-                let n = items.len();
-                return Reply::json(
-                    200,
-                    json!({"kind": "HeldWorkList", "page": 1, "size": n,
-                           "total": n, "items": items})
-                    .to_string(),
-                );
-            }
-            match bundle {
-                Some(b) => Reply::json(200, b.to_string()),
-                None => Reply::json(404, NOT_FOUND),
-            }
-        })
-        .await;
-        let maestro = ScriptedMaestro {
-            held,
-            script: Arc::new(Mutex::new(script.into())),
-            published: Arc::default(),
-        };
-        crate::maestro::config::ensure_crypto_provider();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let grpc = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(CloudEventServiceServer::new(maestro.clone()))
-                .serve_with_incoming(TcpListenerStream::new(listener)),
-        );
-        let source = SourceId::new(SOURCE).unwrap();
-        let mut config = MaestroConfig::new(&grpc, &rest.url(), source.clone()).unwrap();
-        config.request_timeout = Duration::from_secs(5);
-        config.connect_timeout = Duration::from_secs(2);
+        let maestro = FakeMaestro::start(held, script).await;
+        let config = maestro.config(SOURCE);
         let handle = MaestroHandle::new(
             WorkClient::new(&config)
                 .unwrap()
@@ -320,7 +182,7 @@ impl Rig {
                 ..Settings::default()
             },
         };
-        let target = Target::of(&obj, &source).unwrap();
+        let target = Target::of(&obj, &SourceId::new(SOURCE).unwrap()).unwrap();
         let desired = target.build_work(&obj);
         Rig {
             obj,
@@ -329,7 +191,6 @@ impl Rig {
             ctx,
             maestro,
             kube,
-            _rest: rest,
         }
     }
 
@@ -400,7 +261,7 @@ impl Rig {
     }
 
     fn held(&self) -> Option<Value> {
-        self.maestro.held.lock().clone()
+        self.maestro.held()
     }
 }
 
@@ -408,7 +269,12 @@ impl Rig {
 async fn a_work_maestro_does_not_hold_is_created_and_announced() {
     let obj = object(json!({}));
     let created = bundle_of(&declared(&obj), 1);
-    let rig = Rig::new(obj, None, vec![commits(Some(created.clone()))]).await;
+    let rig = Rig::new(
+        obj,
+        None,
+        vec![Answer::accept().holding(Some(created.clone()))],
+    )
+    .await;
     let (outcome, error) = rig.sync().await;
     assert_eq!(outcome, Outcome::Published);
     assert!(error.is_none(), "{error:?}");
@@ -421,7 +287,12 @@ async fn a_work_maestro_does_not_hold_is_created_and_announced() {
 async fn an_outdated_work_of_ours_is_updated_at_the_version_read() {
     let probe = Declared::of(&object(json!({})));
     let (old, new) = (bundle_of(&probe.earlier(), 3), bundle_of(&probe.desired, 4));
-    let rig = Rig::new(object(json!({})), Some(old), vec![commits(Some(new))]).await;
+    let rig = Rig::new(
+        object(json!({})),
+        Some(old),
+        vec![Answer::accept().holding(Some(new))],
+    )
+    .await;
     let (outcome, error) = rig.sync().await;
     assert_eq!(outcome, Outcome::Published);
     assert!(error.is_none(), "{error:?}");
@@ -466,14 +337,11 @@ async fn a_stale_version_is_read_again_and_the_update_retried_once() {
         bundle_of(&probe.earlier(), 4),
     );
     let v5 = bundle_of(&probe.desired, 5);
-    let stale = Answer {
-        reply: Err(Status::unknown(STALE)),
-        then: Some(v4),
-    };
+    let stale = Answer::stale().holding(Some(v4));
     let rig = Rig::new(
         object(json!({})),
         Some(v3),
-        vec![stale, commits(Some(v5.clone()))],
+        vec![stale, Answer::accept().holding(Some(v5.clone()))],
     )
     .await;
     let (outcome, error) = rig.sync().await;
@@ -491,10 +359,7 @@ async fn a_version_stale_on_every_attempt_fails_for_a_retry_with_backoff() {
         bundle_of(&probe.earlier(), 3),
         bundle_of(&probe.earlier(), 4),
     );
-    let stale = || Answer {
-        reply: Err(Status::unknown(STALE)),
-        then: Some(v4.clone()),
-    };
+    let stale = || Answer::stale().holding(Some(v4.clone()));
     let rig = Rig::new(
         object(json!({})),
         Some(v3),
@@ -527,7 +392,7 @@ async fn a_deleted_object_deletes_its_work_and_keeps_the_finalizer_until_it_is_g
     let mut rig = Rig::new(
         object(json!({})),
         Some(ours.clone()),
-        vec![commits(Some(deleting(ours)))],
+        vec![Answer::accept().holding(Some(deleting(ours)))],
     )
     .await;
     rig.being_deleted();
@@ -538,7 +403,7 @@ async fn a_deleted_object_deletes_its_work_and_keeps_the_finalizer_until_it_is_g
     assert_eq!(rig.phases(), [Phase::Deleting.as_str()]);
 
     // The agent confirmed: Maestro no longer has the bundle.
-    *rig.maestro.held.lock() = None;
+    rig.maestro.hold(None);
     rig.ctx
         .poller
         .refresh(&rig.target.consumer, Duration::from_secs(5))

@@ -35,10 +35,34 @@ fn paged(rows: usize) -> impl Fn(&Recorded) -> Reply {
             .take(size)
             .map(|i| bundle(&format!("b{i}")))
             .collect();
-        let body = json!({"kind": "ResourceBundleList", "page": page, "size": items.len(),
-                              "total": rows, "items": items});
-        Reply::json(200, body.to_string())
+        bundle_page(page, items, rows as i64)
     }
+}
+
+/// Every bundle `server` lists, pages followed as `options` say.
+async fn list_bundles(server: &FakeServer, options: ListOptions) -> Result<Vec<ResourceBundle>> {
+    client(server).list_resource_bundles(&options).await
+}
+
+fn pages_of(size: u32) -> ListOptions {
+    ListOptions {
+        size: Some(size),
+        ..ListOptions::default()
+    }
+}
+
+/// A page of bundles as Maestro lists them.
+fn bundle_page(page: usize, items: Vec<Value>, total: i64) -> Reply {
+    let body = json!({"kind": "ResourceBundleList", "page": page, "size": items.len(),
+                      "total": total, "items": items});
+    Reply::json(200, body.to_string())
+}
+
+/// Maestro's error reply: HTTP `status`, error `code`, `reason`.
+fn maestro_error(status: u16, code: u16, reason: &str) -> Reply {
+    let body = json!({"code": format!("maestro-{code}"), "href": format!("/api/maestro/v1/errors/{code}"),
+                      "id": code.to_string(), "kind": "Error", "operation_id": "o", "reason": reason});
+    Reply::json(status, body.to_string())
 }
 
 fn ids(bundles: &[ResourceBundle]) -> Vec<&str> {
@@ -53,13 +77,9 @@ async fn listing_follows_pages_until_a_short_one_with_exact_queries() {
         .build();
     let options = ListOptions {
         search: Some(search),
-        size: Some(2),
-        ..ListOptions::default()
+        ..pages_of(2)
     };
-    let all = client(&server)
-        .list_resource_bundles(&options)
-        .await
-        .unwrap();
+    let all = list_bundles(&server, options).await.unwrap();
     assert_eq!(ids(&all), ["b0", "b1", "b2", "b3", "b4"]);
     let requests = server.requests();
     let queries: Vec<_> = requests.iter().map(|r| r.query.clone().unwrap()).collect();
@@ -80,14 +100,7 @@ async fn listing_follows_pages_until_a_short_one_with_exact_queries() {
 #[tokio::test]
 async fn listing_stops_at_total_without_asking_for_an_empty_page() {
     let server = FakeServer::start(paged(4)).await;
-    let options = ListOptions {
-        size: Some(2),
-        ..ListOptions::default()
-    };
-    let all = client(&server)
-        .list_resource_bundles(&options)
-        .await
-        .unwrap();
+    let all = list_bundles(&server, pages_of(2)).await.unwrap();
     assert_eq!(all.len(), 4);
     assert_eq!(server.requests().len(), 2);
 }
@@ -97,13 +110,9 @@ async fn listing_from_a_later_page_counts_the_skipped_rows_toward_total() {
     let server = FakeServer::start(paged(4)).await;
     let options = ListOptions {
         page: Some(2),
-        size: Some(2),
-        ..ListOptions::default()
+        ..pages_of(2)
     };
-    let all = client(&server)
-        .list_resource_bundles(&options)
-        .await
-        .unwrap();
+    let all = list_bundles(&server, options).await.unwrap();
     assert_eq!(ids(&all), ["b2", "b3"]);
     assert_eq!(server.requests().len(), 1);
 }
@@ -188,32 +197,17 @@ async fn paging_gives_up_on_a_server_that_keeps_returning_full_pages() {
 #[tokio::test]
 async fn page_size_zero_is_refused_before_any_request() {
     let server = FakeServer::start(paged(1)).await;
-    let options = ListOptions {
-        size: Some(0),
-        ..ListOptions::default()
-    };
-    let e = client(&server)
-        .list_resource_bundles(&options)
-        .await
-        .unwrap_err();
+    let e = list_bundles(&server, pages_of(0)).await.unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e:?}");
     assert!(server.requests().is_empty());
 }
 
 #[tokio::test]
 async fn a_server_returning_full_pages_forever_is_a_protocol_error() {
-    let server = FakeServer::start(|_: &Recorded| {
-        let body = json!({"kind": "ResourceBundleList", "page": 1, "size": 1,
-                              "total": i64::MAX, "items": [bundle("same")]});
-        Reply::json(200, body.to_string())
-    })
-    .await;
-    let options = ListOptions {
-        size: Some(1),
-        ..ListOptions::default()
-    };
+    let server =
+        FakeServer::start(|_: &Recorded| bundle_page(1, vec![bundle("same")], i64::MAX)).await;
     let e = client(&server)
-        .list_all::<ResourceBundle>(RESOURCE_BUNDLES, &options, 3)
+        .list_all::<ResourceBundle>(RESOURCE_BUNDLES, &pages_of(1), 3)
         .await
         .unwrap_err();
     let Error::Protocol(m) = &e else {
@@ -231,19 +225,10 @@ async fn rows_repeated_across_pages_are_kept_once() {
         } else {
             vec![bundle("b")]
         };
-        let body = json!({"kind": "ResourceBundleList", "page": 1, "size": page.len(),
-                              "total": 3, "items": page});
-        Reply::json(200, body.to_string())
+        bundle_page(1, page, 3)
     })
     .await;
-    let options = ListOptions {
-        size: Some(2),
-        ..ListOptions::default()
-    };
-    let all = client(&server)
-        .list_resource_bundles(&options)
-        .await
-        .unwrap();
+    let all = list_bundles(&server, pages_of(2)).await.unwrap();
     assert_eq!(ids(&all), ["a", "b"]);
 }
 
@@ -276,12 +261,7 @@ async fn get_bundle_decodes_the_reference_example() {
 }
 
 fn not_found(what: &str) -> Reply {
-    Reply::json(
-        404,
-        format!(
-            r#"{{"code":"maestro-7","href":"/api/maestro/v1/errors/7","id":"7","kind":"Error","operation_id":"op","reason":"{what} not found"}}"#
-        ),
-    )
+    maestro_error(404, 7, &format!("{what} not found"))
 }
 
 #[tokio::test]
@@ -372,13 +352,9 @@ async fn create_consumer_posts_name_and_labels() {
 
 #[tokio::test]
 async fn duplicate_consumer_is_a_conflict() {
-    let server = FakeServer::start(|_: &Recorded| {
-            Reply::json(
-                409,
-                r#"{"code":"maestro-6","href":"/api/maestro/v1/errors/6","id":"6","kind":"Error","operation_id":"o","reason":"This Consumer already exists"}"#,
-            )
-        })
-        .await;
+    let server =
+        FakeServer::start(|_: &Recorded| maestro_error(409, 6, "This Consumer already exists"))
+            .await;
     let e = client(&server)
         .create_consumer(&consumer("cluster1"), &BTreeMap::new())
         .await
@@ -448,13 +424,15 @@ async fn find_consumer_by_name_searches_and_matches_exactly() {
 #[tokio::test]
 async fn deleting_a_consumer_in_use_is_forbidden_with_the_reason_and_unknown_is_fine() {
     let server = FakeServer::start(|r: &Recorded| match r.path.rsplit('/').next() {
-            Some("busy") => Reply::json(
+            Some("busy") => maestro_error(
                 403,
-                r#"{"code":"maestro-4","href":"/api/maestro/v1/errors/4","id":"4","kind":"Error","operation_id":"o","reason":"Unable to delete Consumer: ERROR: update or delete on table \"consumers\" violates foreign key constraint \"fk_resources_consumers\" on table \"resources\" (SQLSTATE 23503)"}"#,
+                4,
+                r#"Unable to delete Consumer: ERROR: update or delete on table "consumers" violates foreign key constraint "fk_resources_consumers" on table "resources" (SQLSTATE 23503)"#,
             ),
-            Some("racing") => Reply::json(
+            Some("racing") => maestro_error(
                 500,
-                r#"{"code":"maestro-9","href":"/api/maestro/v1/errors/9","id":"9","kind":"Error","operation_id":"o","reason":"Unable to delete Consumer: violates foreign key constraint \"fk_resources_consumers\""}"#,
+                9,
+                r#"Unable to delete Consumer: violates foreign key constraint "fk_resources_consumers""#,
             ),
             Some("gone") => not_found("Consumer"),
             _ => Reply::empty(204),
@@ -478,13 +456,9 @@ async fn deleting_a_consumer_in_use_is_forbidden_with_the_reason_and_unknown_is_
 
 #[tokio::test]
 async fn get_consumer_maps_forbidden_and_dot_ids_are_refused() {
-    let server = FakeServer::start(|_: &Recorded| {
-            Reply::json(
-                403,
-                r#"{"code":"maestro-4","href":"/api/maestro/v1/errors/4","id":"4","kind":"Error","operation_id":"o","reason":"Forbidden to perform this action"}"#,
-            )
-        })
-        .await;
+    let server =
+        FakeServer::start(|_: &Recorded| maestro_error(403, 4, "Forbidden to perform this action"))
+            .await;
     let c = client(&server);
     assert!(matches!(
         c.get_consumer("x").await.unwrap_err(),
