@@ -199,6 +199,13 @@ impl TestNs {
             .unwrap_or_else(|e| panic!("apply MaestroApply {name}: {e}"))
     }
 
+    /// Applies a MaestroApply and waits until it is Ready at its new
+    /// generation.
+    pub async fn apply_ready(&self, name: &str, spec: Value) -> MaestroApply {
+        self.apply(name, spec).await;
+        self.wait_ready(name).await
+    }
+
     pub async fn get(&self, name: &str) -> Option<MaestroApply> {
         self.mapply().get_opt(name).await.expect("get MaestroApply")
     }
