@@ -339,15 +339,7 @@ fn apply_then_wait_available_reaches_the_cluster_and_records_results() {
     assert!(r["timestamp"].as_str().is_some_and(|t| t.contains('T')));
 
     // The agent really applied it.
-    let cm = kubectl(&[
-        "get",
-        "configmap",
-        "-n",
-        "default",
-        &name,
-        "-o",
-        "jsonpath={.data.value}",
-    ]);
+    let cm = kubectl(&support::configmap_value_args(&name));
     cm.ok("kubectl get configmap");
     assert_eq!(cm.stdout, "one");
 

@@ -18,21 +18,6 @@ use maestro_operator::names::{ResourceId, SourceId};
 use serde_json::{Value, json};
 use support::operator::*;
 
-fn feedback(obj: &MaestroApply, ordinal: i32) -> Option<String> {
-    let status = obj.status.as_ref()?;
-    let m = status
-        .manifests
-        .iter()
-        .find(|m| m.resource.ordinal == ordinal)?;
-    m.status_feedback
-        .values
-        .iter()
-        .find(|v| v.name == "value")?
-        .field_value
-        .string
-        .clone()
-}
-
 fn cm_value(cm: Option<&k8s_openapi::api::core::v1::ConfigMap>) -> Option<String> {
     cm?.data.as_ref()?.get("value").cloned()
 }

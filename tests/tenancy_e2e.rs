@@ -900,22 +900,7 @@ async fn a_bearer_token_is_never_sent_over_plaintext() {
     assert!(!err.contains("secret-token"), "the token is never printed");
 
     // The operator: refuses to start.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-operator"))
-        .args([
-            "--maestro-grpc-endpoint",
-            &grpc_endpoint(),
-            "--maestro-http-endpoint",
-            &http_endpoint(),
-            "--token-file",
-            token,
-        ])
-        .env(
-            "KUBECONFIG",
-            std::env::var("KUBECONFIG").unwrap_or_default(),
-        )
-        .output()
-        .await
-        .unwrap();
+    let out = operator_exit(&["--token-file", token]).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("refusing to send the bearer token"), "{err}");
