@@ -337,6 +337,34 @@ fn bad_manifests(f: &Fleet, name: &str, value: &str) -> Vec<Value> {
     ]
 }
 
+/// A Progressive strategy two consumers at a time that stops at the second
+/// failure (a child not Ready within 20 s), each update counting once
+/// Ready for `min_success_time`.
+fn two_at_a_time_one_failure(min_success_time: &str) -> Value {
+    json!({
+        "type": "Progressive",
+        "maxConcurrency": 2,
+        "maxFailures": 1,
+        "progressDeadline": "20s",
+        "minSuccessTime": min_success_time,
+    })
+}
+
+/// Asserts that `st` reports the rollout of revision `bad` stopped by two
+/// failures (more than maxFailures 1), each named in the RolledBack
+/// condition.
+fn assert_stopped_by_two_failures(st: &MaestroApplySetStatus, bad: &str) {
+    let record = st.rolled_back.as_ref().expect("a rollback record");
+    assert_eq!(record.revision, bad);
+    assert_eq!(record.failed_consumers.len(), 2, "{record:?}");
+    let message = &st.condition("RolledBack").unwrap().message;
+    for c in &record.failed_consumers {
+        assert!(message.contains(c.as_str()), "{message}");
+    }
+    assert!(condition_is(st, "Stalled", "True"));
+    assert!(condition_is(st, "Ready", "False"));
+}
+
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(60)..].join("\n")
@@ -506,13 +534,7 @@ async fn progressive_with_max_concurrency_one_updates_one_consumer_at_a_time() {
 async fn a_bad_revision_trips_max_failures_and_is_rolled_back_where_it_reached() {
     let f = Fleet::new("set-bad").await;
     f.label_all(&FLEET).await;
-    let strategy = json!({
-        "type": "Progressive",
-        "maxConcurrency": 2,
-        "maxFailures": 1,
-        "progressDeadline": "20s",
-        "minSuccessTime": "5s",
-    });
+    let strategy = two_at_a_time_one_failure("5s");
     f.apply(
         "web",
         strategy.clone(),
@@ -522,26 +544,13 @@ async fn a_bad_revision_trips_max_failures_and_is_rolled_back_where_it_reached()
     .await;
     let good = f.wait_rolled_out("web").await.status.unwrap();
     let good_revision = good.current_revision.clone().unwrap();
-    let versions_before: BTreeMap<String, i64> =
-        f.ns.live_bundles()
-            .await
-            .into_iter()
-            .map(|b| (b.consumer_name.clone(), b.version))
-            .collect();
+    let versions_before = f.bundle_versions().await;
     assert_eq!(versions_before.len(), 4, "{versions_before:?}");
 
-    // The agents cannot apply a ConfigMap into a namespace that does not
-    // exist.
-    let missing = unique("no-such-namespace");
     f.apply(
         "web",
         strategy,
-        vec![
-            f.configmap("web-bad", "v2"),
-            // A name of its own: the pinned agent reports a manifest
-            // Available when one of the same name elsewhere is.
-            configmap(&missing, "web-bad-missing", json!({"value": "v2"})),
-        ],
+        bad_manifests(&f, "web-bad", "v2"),
         json!({}),
     )
     .await;
@@ -570,17 +579,9 @@ async fn a_bad_revision_trips_max_failures_and_is_rolled_back_where_it_reached()
     let st = set.status.unwrap();
     let bad_revision = st.update_revision.clone().unwrap();
     assert_ne!(bad_revision, good_revision);
+    assert_stopped_by_two_failures(&st, &bad_revision);
     let record = st.rolled_back.clone().unwrap();
-    assert_eq!(record.revision, bad_revision);
     assert_eq!(record.to_revision.as_deref(), Some(good_revision.as_str()));
-    // Two failed (more than maxFailures 1), named in the condition.
-    assert_eq!(record.failed_consumers.len(), 2, "{record:?}");
-    let message = &st.condition("RolledBack").unwrap().message;
-    for c in &record.failed_consumers {
-        assert!(message.contains(c.as_str()), "{message}");
-    }
-    assert!(condition_is(&st, "Stalled", "True"));
-    assert!(condition_is(&st, "Ready", "False"));
     assert_eq!(st.phase.as_deref(), Some("RolledBack"));
 
     // Those it reached go back to the good revision and are Ready again;
@@ -602,12 +603,7 @@ async fn a_bad_revision_trips_max_failures_and_is_rolled_back_where_it_reached()
             "{c} is back on the good revision"
         );
     }
-    let versions_after: BTreeMap<String, i64> =
-        f.ns.live_bundles()
-            .await
-            .into_iter()
-            .map(|b| (b.consumer_name.clone(), b.version))
-            .collect();
+    let versions_after = f.bundle_versions().await;
     let reached: BTreeSet<&str> = FLEET
         .into_iter()
         .filter(|c| versions_after[*c] != versions_before[*c])
@@ -857,13 +853,7 @@ async fn without_automatic_rollback_a_failed_rollout_stops_where_it_is_until_the
 {
     let f = Fleet::new("set-noauto").await;
     f.label_all(&FLEET).await;
-    let strategy = json!({
-        "type": "Progressive",
-        "maxConcurrency": 2,
-        "maxFailures": 1,
-        "progressDeadline": "20s",
-        "minSuccessTime": "2s",
-    });
+    let strategy = two_at_a_time_one_failure("2s");
     let no_rollback = json!({"rollback": {"automatic": false}});
     f.apply(
         "web",
@@ -889,16 +879,9 @@ async fn without_automatic_rollback_a_failed_rollout_stops_where_it_is_until_the
     let st = set.status.unwrap();
     let bad = st.update_revision.clone().unwrap();
     assert_ne!(bad, good);
+    assert_stopped_by_two_failures(&st, &bad);
     let record = st.rolled_back.clone().unwrap();
-    assert_eq!(record.revision, bad);
     assert_eq!(record.to_revision, None, "nothing goes back: {record:?}");
-    assert_eq!(record.failed_consumers.len(), 2, "{record:?}");
-    let message = &st.condition("RolledBack").unwrap().message;
-    for c in &record.failed_consumers {
-        assert!(message.contains(c.as_str()), "{message}");
-    }
-    assert!(condition_is(&st, "Stalled", "True"));
-    assert!(condition_is(&st, "Ready", "False"));
     assert_eq!(st.phase.as_deref(), Some("Halted"));
 
     // Several relists later nothing has moved: the consumers reached stay

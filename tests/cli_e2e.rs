@@ -98,43 +98,43 @@ impl Cli {
         name
     }
 
+    /// `apply -f FILE --consumer CONSUMER EXTRA...`.
+    fn apply_with(&self, file: &str, consumer: &str, extra: &[&str]) -> Out {
+        let mut args = vec!["apply", "-f", file, "--consumer", consumer];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     /// `apply -f FILE --consumer CONSUMER`.
     fn apply(&self, file: &str, consumer: &str) -> Out {
-        self.run(&["apply", "-f", file, "--consumer", consumer])
+        self.apply_with(file, consumer, &[])
     }
 
     /// `apply`, watching the work until it is applied (at most 2 minutes).
     fn apply_watched(&self, file: &str, consumer: &str) -> Out {
-        self.run(&[
-            "apply",
-            "-f",
-            file,
-            "--consumer",
-            consumer,
-            "--watch",
-            "--timeout",
-            "2m",
-        ])
+        self.apply_with(file, consumer, &["--watch", "--timeout", "2m"])
     }
 
     /// `apply` of one manifest into the work `name`, as `--manifest-name`.
     fn apply_manifest(&self, file: &str, consumer: &str, name: &str, manifest: &str) -> Out {
-        self.run(&[
-            "apply",
-            "-f",
+        self.apply_with(
             file,
-            "--consumer",
             consumer,
-            "--name",
-            name,
-            "--manifest-name",
-            manifest,
-        ])
+            &["--name", name, "--manifest-name", manifest],
+        )
+    }
+
+    /// `COMMAND --name NAME --consumer CONSUMER EXTRA...`: a command on one
+    /// work.
+    fn on_work(&self, command: &str, name: &str, consumer: &str, extra: &[&str]) -> Out {
+        let mut args = vec![command, "--name", name, "--consumer", consumer];
+        args.extend_from_slice(extra);
+        self.run(&args)
     }
 
     /// `get -o FORMAT` of one work.
     fn get_as(&self, name: &str, consumer: &str, format: &str) -> Out {
-        self.run(&["get", "--name", name, "--consumer", consumer, "-o", format])
+        self.on_work("get", name, consumer, &["-o", format])
     }
 
     /// The work as `get -o json` prints it (which must succeed).
@@ -156,67 +156,80 @@ impl Cli {
 
     /// `wait --name NAME --consumer CONSUMER --condition CONDITION EXTRA...`.
     fn wait(&self, name: &str, consumer: &str, condition: &str, extra: &[&str]) -> Out {
-        let mut args = vec![
-            "wait",
-            "--name",
-            name,
-            "--consumer",
-            consumer,
-            "--condition",
-            condition,
-        ];
+        let mut args = vec!["--condition", condition];
         args.extend_from_slice(extra);
-        self.run(&args)
+        self.on_work("wait", name, consumer, &args)
     }
 
     /// `delete`, watching until the work is gone (at most 2 minutes).
     fn delete_watched(&self, name: &str, consumer: &str) -> Out {
-        self.run(&[
-            "delete",
-            "--name",
-            name,
-            "--consumer",
-            consumer,
-            "--watch",
-            "--timeout",
-            "2m",
-        ])
+        self.on_work("delete", name, consumer, &["--watch", "--timeout", "2m"])
     }
 
     /// `delete --manifest-name`: one manifest of the work.
     fn delete_manifest(&self, name: &str, consumer: &str, manifest: &str) -> Out {
-        self.run(&[
-            "delete",
-            "--name",
-            name,
-            "--consumer",
-            consumer,
-            "--manifest-name",
-            manifest,
-        ])
+        self.on_work("delete", name, consumer, &["--manifest-name", manifest])
     }
 
     /// `diff --name NAME --consumer CONSUMER -f FILE EXTRA...`.
     fn diff(&self, name: &str, consumer: &str, file: &str, extra: &[&str]) -> Out {
-        let mut args = vec!["diff", "--name", name, "--consumer", consumer, "-f", file];
+        let mut args = vec!["-f", file];
         args.extend_from_slice(extra);
-        self.run(&args)
+        self.on_work("diff", name, consumer, &args)
     }
 
     /// `build --name NAME --consumer CONSUMER --source-file SOURCE EXTRA...`.
     fn build(&self, name: &str, consumer: &str, source: &str, extra: &[&str]) -> Out {
-        let mut args = vec![
-            "build",
-            "--name",
-            name,
-            "--consumer",
-            consumer,
-            "--source-file",
-            source,
-        ];
+        let mut args = vec!["--source-file", source];
         args.extend_from_slice(extra);
-        self.run(&args)
+        self.on_work("build", name, consumer, &args)
     }
+}
+
+/// A CLI under a source of its own, a fresh consumer no agent serves
+/// (`cli-PREFIX-…`) and a work name: the set-up of the tests that need no
+/// agent.
+fn fresh(prefix: &str) -> (Cli, String, String) {
+    let cli = Cli::new(prefix);
+    let consumer = cli.consumer(&format!("cli-{prefix}"));
+    (cli, consumer, unique(prefix))
+}
+
+/// Two versions of the work `name` as files: v1 has ConfigMaps a=1 and
+/// b=1; v2 changes a to 2.
+fn two_versions(cli: &Cli, name: &str) -> (String, String) {
+    let v1 = cli.file(
+        "v1.yaml",
+        &work_yaml(name, &[configmap("a", "1"), configmap("b", "1")]),
+    );
+    let v2 = cli.file(
+        "v2.yaml",
+        &work_yaml(name, &[configmap("a", "2"), configmap("b", "1")]),
+    );
+    (v1, v2)
+}
+
+/// Arguments that watch until the work is Available (at most 2 minutes)
+/// and record the outcome in `results`.
+fn until_available(results: &Path) -> [&str; 7] {
+    [
+        "--watch",
+        "--condition",
+        "Available",
+        "--timeout",
+        "2m",
+        "--results-path",
+        results.to_str().unwrap(),
+    ]
+}
+
+/// A results file's status, reason and exit code.
+fn outcome(r: &Value) -> (Option<&str>, Option<&str>, Option<i64>) {
+    (
+        r["status"].as_str(),
+        r["reason"].as_str(),
+        r["exitCode"].as_i64(),
+    )
 }
 
 fn configmap(name: &str, value: &str) -> Value {
@@ -305,20 +318,9 @@ fn apply_then_wait_available_reaches_the_cluster_and_records_results() {
     let name = unique("avail");
     let file = cli.file("work.yaml", &work_yaml(&name, &[configmap(&name, "one")]));
     let results = cli.path("results.json");
-    let out = cli.run(&[
-        "apply",
-        "--manifest-file",
-        &file,
-        "--consumer",
-        WEST,
-        "--watch",
-        "--condition",
-        "Available",
-        "--timeout",
-        "2m",
-        "--results-path",
-        results.to_str().unwrap(),
-    ]);
+    let mut args = vec!["apply", "--manifest-file", &file, "--consumer", WEST];
+    args.extend(until_available(&results));
+    let out = cli.run(&args);
     out.expect(0, AGENTS_HINT)
         .stdout_has(&format!("manifestwork/{name} created (version 1)"))
         .stdout_has("condition met: Available");
@@ -337,15 +339,7 @@ fn apply_then_wait_available_reaches_the_cluster_and_records_results() {
     assert!(r["timestamp"].as_str().is_some_and(|t| t.contains('T')));
 
     // The agent really applied it.
-    let cm = kubectl(&[
-        "get",
-        "configmap",
-        "-n",
-        "default",
-        &name,
-        "-o",
-        "jsonpath={.data.value}",
-    ]);
+    let cm = kubectl(&support::configmap_value_args(&name));
     cm.ok("kubectl get configmap");
     assert_eq!(cm.stdout, "one");
 
@@ -401,9 +395,7 @@ fn apply_then_wait_available_reaches_the_cluster_and_records_results() {
 
 #[test]
 fn get_list_and_describe_show_a_work_in_every_format() {
-    let cli = Cli::new("show");
-    let consumer = cli.consumer("cli-show");
-    let name = unique("web");
+    let (cli, consumer, name) = fresh("show");
     let file = cli.file(
         "work.yaml",
         &work_yaml(&name, &[configmap("a", "1"), configmap("b", "2")]),
@@ -502,17 +494,8 @@ fn get_list_and_describe_show_a_work_in_every_format() {
 
 #[test]
 fn apply_updates_in_place_and_manifest_name_keeps_the_other_manifests() {
-    let cli = Cli::new("update");
-    let consumer = cli.consumer("cli-update");
-    let name = unique("upd");
-    let v1 = cli.file(
-        "v1.yaml",
-        &work_yaml(&name, &[configmap("a", "1"), configmap("b", "1")]),
-    );
-    let v2 = cli.file(
-        "v2.yaml",
-        &work_yaml(&name, &[configmap("a", "2"), configmap("b", "1")]),
-    );
+    let (cli, consumer, name) = fresh("update");
+    let (v1, v2) = two_versions(&cli, &name);
     let apply = |file: &str| cli.apply(file, &consumer);
 
     apply(&v1).ok("create").stdout_has("created (version 1)");
@@ -567,9 +550,7 @@ fn apply_updates_in_place_and_manifest_name_keeps_the_other_manifests() {
 
 #[test]
 fn results_files_record_success_failure_and_timeout() {
-    let cli = Cli::new("results");
-    let consumer = cli.consumer("cli-results");
-    let name = unique("res");
+    let (cli, consumer, name) = fresh("results");
     let file = cli.file("work.yaml", &work_yaml(&name, &[configmap("a", "1")]));
     let path = cli.path("results.json");
     let p = path.to_str().unwrap();
@@ -601,14 +582,7 @@ fn results_files_record_success_failure_and_timeout() {
         started.elapsed()
     );
     let r = read_json(&path);
-    assert_eq!(
-        (
-            r["status"].as_str(),
-            r["reason"].as_str(),
-            r["exitCode"].as_i64()
-        ),
-        (Some("Timeout"), Some("Timeout"), Some(3))
-    );
+    assert_eq!(outcome(&r), (Some("Timeout"), Some("Timeout"), Some(3)));
     assert!(
         r["message"].as_str().unwrap().contains("last status"),
         "{r}"
@@ -963,17 +937,8 @@ fn watch_prints_the_initial_state_then_a_change_made_by_another_process() {
 
 #[test]
 fn diff_exits_0_when_equal_1_when_different_and_2_on_errors() {
-    let cli = Cli::new("diff");
-    let consumer = cli.consumer("cli-diff");
-    let name = unique("diff");
-    let v1 = cli.file(
-        "v1.yaml",
-        &work_yaml(&name, &[configmap("a", "1"), configmap("b", "1")]),
-    );
-    let v2 = cli.file(
-        "v2.yaml",
-        &work_yaml(&name, &[configmap("a", "2"), configmap("b", "1")]),
-    );
+    let (cli, consumer, name) = fresh("diff");
+    let (v1, v2) = two_versions(&cli, &name);
 
     // Nothing there yet: everything is added.
     cli.run(&[
@@ -1033,9 +998,7 @@ fn diff_exits_0_when_equal_1_when_different_and_2_on_errors() {
 
 #[test]
 fn build_merges_manifests_into_the_remote_work_and_guards_replace() {
-    let cli = Cli::new("build");
-    let consumer = cli.consumer("cli-build");
-    let name = unique("build");
+    let (cli, consumer, name) = fresh("build");
     let base = cli.file(
         "base.yaml",
         &work_yaml(&name, &[configmap("keep", "1"), configmap("a", "1")]),
@@ -1125,17 +1088,10 @@ fn build_applies_a_nodepool_configuration_the_agent_creates_as_nodepools() {
         WEST,
         &source,
         &[
-            "--strategy",
-            "merge",
-            "--apply",
-            "--watch",
-            "--condition",
-            "Available",
-            "--timeout",
-            "2m",
-            "--results-path",
-            results.to_str().unwrap(),
-        ],
+            ["--strategy", "merge", "--apply"].as_slice(),
+            &until_available(&results),
+        ]
+        .concat(),
     )
     .ok(AGENTS_HINT)
     .stdout_has("configured (version 2)");
@@ -1365,9 +1321,7 @@ fn completion_scripts_for_bash_zsh_and_fish_are_generated() {
 
 #[test]
 fn wait_shows_progress_on_a_terminal_only() {
-    let cli = Cli::new("tty");
-    let consumer = cli.consumer("cli-tty");
-    let name = unique("tty");
+    let (cli, consumer, name) = fresh("tty");
     let file = cli.file("work.yaml", &work_yaml(&name, &[configmap("a", "1")]));
     cli.apply(&file, &consumer).ok("apply");
     let args = format!(
@@ -1398,9 +1352,7 @@ fn wait_shows_progress_on_a_terminal_only() {
 
 #[test]
 fn apply_reads_manifests_from_standard_input() {
-    let cli = Cli::new("stdin");
-    let consumer = cli.consumer("cli-stdin");
-    let name = unique("stdin");
+    let (cli, consumer, name) = fresh("stdin");
     let mut child = cli
         .command()
         .args(["apply", "-f", "-", "--consumer", &consumer, "--name", &name])
@@ -1427,9 +1379,7 @@ fn apply_reads_manifests_from_standard_input() {
 
 #[test]
 fn sigterm_ends_a_wait_with_exit_130_and_a_recorded_result() {
-    let cli = Cli::new("sigterm");
-    let consumer = cli.consumer("cli-sigterm");
-    let name = unique("term");
+    let (cli, consumer, name) = fresh("sigterm");
     let file = cli.file("work.yaml", &work_yaml(&name, &[configmap("a", "1")]));
     cli.apply(&file, &consumer).ok("apply");
     let results = cli.path("results.json");
@@ -1463,11 +1413,7 @@ fn sigterm_ends_a_wait_with_exit_130_and_a_recorded_result() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted by SIGTERM"));
     let r = read_json(&results);
     assert_eq!(
-        (
-            r["status"].as_str(),
-            r["reason"].as_str(),
-            r["exitCode"].as_i64()
-        ),
+        outcome(&r),
         (Some("Failed"), Some("Interrupted"), Some(130))
     );
 }

@@ -76,6 +76,34 @@ impl Cli {
         }
     }
 
+    /// `wait --name NAME -l SELECTOR --quorum QUORUM --condition CONDITION
+    /// --timeout TIMEOUT EXTRA...`.
+    fn wait_quorum(
+        &self,
+        name: &str,
+        selector: &str,
+        quorum: &str,
+        condition: &str,
+        timeout: &str,
+        extra: &[&str],
+    ) -> Out {
+        let mut args = vec![
+            "wait",
+            "--name",
+            name,
+            "-l",
+            selector,
+            "--quorum",
+            quorum,
+            "--condition",
+            condition,
+            "--timeout",
+            timeout,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     fn results(&self, file: &str) -> PathBuf {
         self.dir.path().join(file)
     }
@@ -142,21 +170,14 @@ fn wait_quorum_succeeds_once_every_selected_consumer_has_the_work_available() {
     let name = unique("fleet");
     cli.apply(&name, &["cluster-west-1", "cluster-east-2"]);
     let results = cli.results("met.json");
-    cli.run(&[
-        "wait",
-        "--name",
+    cli.wait_quorum(
         &name,
-        "-l",
         "env=prod",
-        "--quorum",
         "2",
-        "--condition",
         "Available",
-        "--timeout",
         "2m",
-        "--results-path",
-        path(&results),
-    ])
+        &["--results-path", path(&results)],
+    )
     .expect(0, AGENTS_HINT)
     .stdout_has("quorum met")
     .stdout_has("2 of 2 consumers");
@@ -227,45 +248,18 @@ fn wait_quorum_times_out_naming_the_consumers_without_the_work() {
     // region=west selects cluster-west-1 and cluster-west-3; the work goes
     // to the first only, so at most one of two can meet the condition.
     cli.apply(&name, &["cluster-west-1"]);
-    let wait = |quorum: &str, results: &Path| {
-        cli.run(&[
-            "wait",
-            "--name",
-            &name,
-            "-l",
-            "region=west",
-            "--quorum",
-            quorum,
-            "--condition",
-            "Available",
-            "--timeout",
-            "90s",
-            "--results-path",
-            path(results),
-        ])
+    let wait = |quorum: &str, timeout: &str, results: &Path| {
+        let results = ["--results-path", path(results)];
+        cli.wait_quorum(&name, "region=west", quorum, "Available", timeout, &results)
     };
     // 50% of 2 rounds up to 1.
     let half = cli.results("half.json");
-    wait("50%", &half).expect(0, AGENTS_HINT);
+    wait("50%", "90s", &half).expect(0, AGENTS_HINT);
     assert_eq!(read_results(&half)["quorum"]["required"], 1);
 
     // 51% of 2 rounds up to 2: not reachable.
     let short = cli.results("short.json");
-    let out = cli.run(&[
-        "wait",
-        "--name",
-        &name,
-        "-l",
-        "region=west",
-        "--quorum",
-        "51%",
-        "--condition",
-        "Available",
-        "--timeout",
-        "4s",
-        "--results-path",
-        path(&short),
-    ]);
+    let out = wait("51%", "4s", &short);
     out.expect(3, "unreachable quorum")
         .stderr_has("1 of 2 consumers")
         .stderr_has("needs 2")
@@ -300,21 +294,14 @@ fn consumers_without_an_agent_keep_a_quorum_unmet_and_are_listed_pending() {
     cli.apply(&name, &[&a, &b]);
     let selector = format!("{key}={value}");
     let results = cli.results("lonely.json");
-    cli.run(&[
-        "wait",
-        "--name",
+    cli.wait_quorum(
         &name,
-        "-l",
         &selector,
-        "--quorum",
         "1",
-        "--condition",
         "Applied",
-        "--timeout",
         "3s",
-        "--results-path",
-        path(&results),
-    ])
+        &["--results-path", path(&results)],
+    )
     .expect(3, "no agent, no quorum")
     .stderr_has("0 of 2 consumers");
     let mut expected = vec![state(&a, "Pending", false), state(&b, "Pending", false)];
@@ -349,20 +336,8 @@ fn works_from_any_source_are_awaited_across_consumers() {
             .borrow_mut()
             .push((name.clone(), consumer.to_string()));
     }
-    cli.run(&[
-        "wait",
-        "--name",
-        &name,
-        "-l",
-        "env=prod",
-        "--quorum",
-        "100%",
-        "--condition",
-        "Available",
-        "--timeout",
-        "2m",
-    ])
-    .expect(0, AGENTS_HINT);
+    cli.wait_quorum(&name, "env=prod", "100%", "Available", "2m", &[])
+        .expect(0, AGENTS_HINT);
 }
 
 #[test]
@@ -374,15 +349,15 @@ fn bad_quorum_and_selector_input_fail_naming_the_value() {
         args.extend_from_slice(extra);
         cli.run(&args)
     };
-    run(&["-l", "env=prod", "--quorum", "0"])
-        .expect(2, "zero quorum")
-        .stderr_has("at least 1");
-    run(&["-l", "env=prod", "--quorum", "101%"])
-        .expect(2, "percent above 100")
-        .stderr_has("101%");
-    run(&["-l", "env=prod", "--quorum", "most"])
-        .expect(2, "junk quorum")
-        .stderr_has("most");
+    for (quorum, what, named) in [
+        ("0", "zero quorum", "at least 1"),
+        ("101%", "percent above 100", "101%"),
+        ("most", "junk quorum", "most"),
+    ] {
+        run(&["-l", "env=prod", "--quorum", quorum])
+            .expect(2, what)
+            .stderr_has(named);
+    }
     run(&["--consumer", "cluster-west-1", "--quorum", "1"])
         .expect(2, "quorum without a selector")
         .stderr_has("--quorum");

@@ -38,6 +38,7 @@ use maestro_operator::manifestwork::{
 };
 use maestro_operator::names::{ConsumerName, WorkName};
 use serde_json::{Value, json};
+use support::configmap_in;
 use support::maestro::*;
 use tokio::sync::mpsc;
 
@@ -311,15 +312,6 @@ async fn assert_delivered_by(
 
 fn namespace(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-}
-
-fn configmap_in(namespace: &str, name: &str, data: Value) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": data,
-    })
 }
 
 /// Without a kubelet its Pods never run: only spec values and what the

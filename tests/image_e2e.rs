@@ -513,19 +513,7 @@ async fn the_cli_image_applies_and_waits_as_a_job_writing_its_results_files() {
     let meta = std::fs::metadata(results.path().join("wait.json")).expect("stat");
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), NONROOT);
 
-    let (ok, value, err) = kubectl(
-        &[
-            "get",
-            "configmap",
-            "-n",
-            "default",
-            &name,
-            "-o",
-            "jsonpath={.data.value}",
-        ],
-        None,
-    )
-    .await;
+    let (ok, value, err) = kubectl(&support::configmap_value_args(&name), None).await;
     assert!(ok, "the agent applied the ConfigMap: {err}");
     assert_eq!(value, "from the CLI image");
 

@@ -188,24 +188,7 @@ async fn secure_metrics_on_the_probe_port_fail_start_up_with_a_clear_error() {
     // The operator checks the CRD before it binds its listeners.
     install_crd();
     let address = free_address();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-operator"))
-        .args([
-            "--maestro-grpc-endpoint",
-            &grpc_endpoint(),
-            "--maestro-http-endpoint",
-            &http_endpoint(),
-            "--metrics-address",
-            &address,
-            "--health-address",
-            &address,
-        ])
-        .env(
-            "KUBECONFIG",
-            std::env::var("KUBECONFIG").unwrap_or_default(),
-        )
-        .output()
-        .await
-        .expect("the operator runs");
+    let out = operator_exit(&["--metrics-address", &address, "--health-address", &address]).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("must differ"), "{err}");

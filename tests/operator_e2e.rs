@@ -18,21 +18,6 @@ use maestro_operator::names::{ResourceId, SourceId};
 use serde_json::{Value, json};
 use support::operator::*;
 
-fn feedback(obj: &MaestroApply, ordinal: i32) -> Option<String> {
-    let status = obj.status.as_ref()?;
-    let m = status
-        .manifests
-        .iter()
-        .find(|m| m.resource.ordinal == ordinal)?;
-    m.status_feedback
-        .values
-        .iter()
-        .find(|v| v.name == "value")?
-        .field_value
-        .string
-        .clone()
-}
-
 fn cm_value(cm: Option<&k8s_openapi::api::core::v1::ConfigMap>) -> Option<String> {
     cm?.data.as_ref()?.get("value").cloned()
 }
@@ -57,6 +42,36 @@ async fn with_operator(prefix: &str) -> (TestNs, Operator) {
 /// namespace, its data `{"value": value}`.
 fn west_spec(ns: &TestNs, cm: &str, value: &str) -> Value {
     spec(WEST, vec![configmap(&ns.name, cm, json!({"value": value}))])
+}
+
+/// [`west_spec`] with the top-level spec `fields` (e.g. `{"interval": "2s"}`)
+/// set too.
+fn west_spec_with(ns: &TestNs, cm: &str, value: &str, fields: Value) -> Value {
+    let mut s = west_spec(ns, cm, value);
+    for (key, field) in fields.as_object().expect("fields is an object") {
+        s[key] = field.clone();
+    }
+    s
+}
+
+/// Waits until `name` is refused because `owner` holds the work, and checks
+/// that the one live bundle is still `owner`'s, unchanged at version 1.
+/// Returns the Ready message.
+async fn wait_refused_for(ns: &TestNs, name: &str, owner: &MaestroApply) -> String {
+    let obj = ns
+        .wait_condition(name, "Ready", "False", "WorkClaimed")
+        .await;
+    let message = ready_message(&obj);
+    let owner_name = owner.metadata.name.as_deref().unwrap_or_default();
+    assert!(
+        message.contains(&format!("{}/{owner_name}", ns.name)),
+        "{message}"
+    );
+    let live = ns.live_bundles().await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].version, 1, "not overwritten");
+    assert_eq!(owner_uid(&live[0]), owner.metadata.uid);
+    message
 }
 
 /// Runs kubectl in the test's namespace; returns (success, stdout, stderr).
@@ -239,8 +254,7 @@ async fn a_new_object_becomes_available_with_feedback_values_in_its_status() {
 #[tokio::test]
 async fn changing_a_manifest_publishes_a_new_bundle_version_seen_in_the_api_server() {
     let (ns, _op) = with_operator("op-update").await;
-    ns.apply("web", west_spec(&ns, "web-cm", "one")).await;
-    ns.wait_ready("web").await;
+    ns.apply_ready("web", west_spec(&ns, "web-cm", "one")).await;
 
     let changed = ns.apply("web", west_spec(&ns, "web-cm", "two")).await;
     assert_eq!(changed.metadata.generation, Some(2));
@@ -276,8 +290,7 @@ async fn removing_a_manifest_removes_its_object_from_the_cluster() {
     let (ns, _op) = with_operator("op-remove").await;
     let a = configmap(&ns.name, "keep", json!({"value": "a"}));
     let b = configmap(&ns.name, "drop", json!({"value": "b"}));
-    ns.apply("pair", spec(WEST, vec![a.clone(), b])).await;
-    ns.wait_ready("pair").await;
+    ns.apply_ready("pair", spec(WEST, vec![a.clone(), b])).await;
     ns.wait_configmap("drop", "created", |cm| cm.is_some())
         .await;
 
@@ -296,8 +309,7 @@ async fn removing_a_manifest_removes_its_object_from_the_cluster() {
 #[tokio::test]
 async fn deleting_with_delete_waits_until_maestro_no_longer_has_the_bundle() {
     let (ns, _op) = with_operator("op-delete").await;
-    ns.apply("web", west_spec(&ns, "web-cm", "x")).await;
-    ns.wait_ready("web").await;
+    ns.apply_ready("web", west_spec(&ns, "web-cm", "x")).await;
     assert_eq!(ns.live_bundles().await.len(), 1);
 
     delete_and_wait_gone(&ns, "web").await;
@@ -317,10 +329,8 @@ async fn deleting_with_delete_waits_until_maestro_no_longer_has_the_bundle() {
 #[tokio::test]
 async fn deleting_with_orphan_leaves_the_work_and_its_objects() {
     let (ns, _op) = with_operator("op-orphan").await;
-    let mut s = west_spec(&ns, "kept", "x");
-    s["deletionPolicy"] = json!("Orphan");
-    ns.apply("web", s).await;
-    ns.wait_ready("web").await;
+    let s = west_spec_with(&ns, "kept", "x", json!({"deletionPolicy": "Orphan"}));
+    ns.apply_ready("web", s).await;
 
     delete_and_wait_gone(&ns, "web").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -350,8 +360,7 @@ async fn a_suspended_object_publishes_nothing_until_resumed() {
     );
 
     s["suspend"] = json!(false);
-    ns.apply("web", s.clone()).await;
-    ns.wait_ready("web").await;
+    ns.apply_ready("web", s.clone()).await;
 
     // Suspended again, a change waits; the status keeps reporting.
     s["suspend"] = json!(true);
@@ -412,24 +421,13 @@ async fn an_unknown_consumer_is_reported_in_the_conditions() {
 #[tokio::test]
 async fn a_second_object_claiming_the_same_work_is_refused_and_overwrites_nothing() {
     let (ns, _op) = with_operator("op-claim").await;
-    let mut first = west_spec(&ns, "first", "1");
-    first["workName"] = json!("shared");
-    ns.apply("first", first).await;
-    let first_obj = ns.wait_ready("first").await;
+    let shared = json!({"workName": "shared"});
+    let first = west_spec_with(&ns, "first", "1", shared.clone());
+    let first_obj = ns.apply_ready("first", first).await;
 
-    let mut second = west_spec(&ns, "second", "2");
-    second["workName"] = json!("shared");
-    ns.apply("second", second).await;
-    let obj = ns
-        .wait_condition("second", "Ready", "False", "WorkClaimed")
+    ns.apply("second", west_spec_with(&ns, "second", "2", shared))
         .await;
-    let message = &ready_message(&obj);
-    assert!(message.contains(&format!("{}/first", ns.name)), "{message}");
-
-    let live = ns.live_bundles().await;
-    assert_eq!(live.len(), 1);
-    assert_eq!(live[0].version, 1, "not overwritten");
-    assert_eq!(owner_uid(&live[0]), first_obj.metadata.uid);
+    wait_refused_for(&ns, "second", &first_obj).await;
     assert!(ns.configmaps().get_opt("second").await.unwrap().is_none());
 
     // Once the first is gone, the second takes the name over.
@@ -446,28 +444,18 @@ async fn a_second_object_claiming_the_same_work_is_refused_and_overwrites_nothin
 #[tokio::test]
 async fn an_orphaned_work_is_adopted_only_when_the_new_object_asks_for_it() {
     let (ns, _op) = with_operator("op-adopt").await;
-    let mut old = west_spec(&ns, "cm", "old");
-    old["workName"] = json!("shared");
-    old["deletionPolicy"] = json!("Orphan");
-    ns.apply("old", old).await;
-    let old_obj = ns.wait_ready("old").await;
+    let old = json!({"workName": "shared", "deletionPolicy": "Orphan"});
+    let old_obj = ns
+        .apply_ready("old", west_spec_with(&ns, "cm", "old", old))
+        .await;
     delete_and_wait_gone(&ns, "old").await;
 
     // The owner is gone, but its uid is still on the bundle: no silent
     // take-over.
-    let mut new = west_spec(&ns, "cm", "new");
-    new["workName"] = json!("shared");
-    ns.apply("new", new.clone()).await;
-    let obj = ns
-        .wait_condition("new", "Ready", "False", "WorkClaimed")
-        .await;
-    let message = &ready_message(&obj);
-    assert!(message.contains(&format!("{}/old", ns.name)), "{message}");
+    let new = west_spec_with(&ns, "cm", "new", json!({"workName": "shared"}));
+    ns.apply("new", new).await;
+    let message = wait_refused_for(&ns, "new", &old_obj).await;
     assert!(message.contains("maestro.hyperfleet.io/adopt"), "{message}");
-    let live = ns.live_bundles().await;
-    assert_eq!(live.len(), 1);
-    assert_eq!(live[0].version, 1, "not overwritten");
-    assert_eq!(owner_uid(&live[0]), old_obj.metadata.uid);
 
     // Asked for explicitly: relabelled to the new owner at the current
     // version, with an event.
@@ -493,10 +481,8 @@ async fn an_orphaned_work_is_adopted_only_when_the_new_object_asks_for_it() {
 #[tokio::test]
 async fn a_bundle_deleted_behind_our_back_is_recreated_at_the_next_resync() {
     let (ns, _op) = with_operator("op-recreate").await;
-    let mut s = west_spec(&ns, "cm", "x");
-    s["interval"] = json!("3s");
-    ns.apply("web", s).await;
-    let first = ns.wait_ready("web").await;
+    let s = west_spec_with(&ns, "cm", "x", json!({"interval": "3s"}));
+    let first = ns.apply_ready("web", s).await;
     let first_publish = first.status.unwrap().last_publish_time;
     let id = ns.live_bundles().await[0].resource_id().unwrap();
 
@@ -520,10 +506,8 @@ async fn the_requested_at_annotation_forces_a_refresh_and_is_acknowledged() {
     let ns = TestNs::new("op-requested").await;
     let op = ns.operator(&["--status-source=poll"]).await;
     // Default interval (30m): once Ready, nothing is read for half an hour.
-    let mut s = west_spec(&ns, "cm", "x");
-    s["pollInterval"] = json!("10s");
-    ns.apply("web", s).await;
-    ns.wait_ready("web").await;
+    let s = west_spec_with(&ns, "cm", "x", json!({"pollInterval": "10s"}));
+    ns.apply_ready("web", s).await;
     let id = ns.live_bundles().await[0].resource_id().unwrap();
 
     // Deleted behind the operator's back: it will not notice for 30 min...
@@ -566,9 +550,8 @@ async fn the_requested_at_annotation_forces_a_refresh_and_is_acknowledged() {
 #[tokio::test]
 async fn an_idle_ready_object_writes_no_status() {
     let (ns, op) = with_operator("op-idle").await;
-    let mut s: Value = west_spec(&ns, "cm", "x");
     // Keep reading every 2 s even once Ready.
-    s["interval"] = json!("2s");
+    let s = west_spec_with(&ns, "cm", "x", json!({"interval": "2s"}));
     ns.apply("web", s).await;
     ns.wait_until("web", "ready with feedback", |o| {
         o.status.as_ref().is_some_and(|s| s.is_ready()) && feedback(o, 0).is_some()
@@ -639,40 +622,13 @@ async fn an_object_the_operator_cannot_decode_is_reported_and_the_others_are_ser
 
     // Started after it exists, so its first list holds it.
     let _op = ns.operator(&[]).await;
-    ns.apply("good", west_spec(&ns, "good", "1")).await;
-    ns.wait_ready("good").await;
+    ns.apply_ready("good", west_spec(&ns, "good", "1")).await;
 
-    let (_, out, _) = kubectl(
-        &[
-            "get",
-            "mapply",
-            "poison",
-            "-n",
-            &ns.name,
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}|{.status.phase}",
-        ],
-        None,
-    )
-    .await;
     let deadline = std::time::Instant::now() + DEADLINE;
-    let mut seen = out;
+    let mut seen = reason_and_phase(&ns, "poison").await;
     while seen.trim() != "InvalidObject|Stalled" && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        seen = kubectl(
-            &[
-                "get",
-                "mapply",
-                "poison",
-                "-n",
-                &ns.name,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}|{.status.phase}",
-            ],
-            None,
-        )
-        .await
-        .1;
+        seen = reason_and_phase(&ns, "poison").await;
     }
     assert_eq!(seen.trim(), "InvalidObject|Stalled");
     assert!(
@@ -688,6 +644,24 @@ async fn an_object_the_operator_cannot_decode_is_reported_and_the_others_are_ser
     )
     .await;
     ns.cleanup().await;
+}
+
+/// The object's Ready reason and phase as `REASON|PHASE`, read by kubectl
+/// (kube-rs cannot decode an object nested that deep).
+async fn reason_and_phase(ns: &TestNs, name: &str) -> String {
+    let (_, out, _) = kubectl_in(
+        ns,
+        &[
+            "get",
+            "mapply",
+            name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}|{.status.phase}",
+        ],
+        None,
+    )
+    .await;
+    out
 }
 
 #[tokio::test]
@@ -783,10 +757,8 @@ async fn tamper(ns: &TestNs, value: &str, extra: &[&str]) -> (i32, String, Strin
 #[tokio::test]
 async fn a_work_rewritten_behind_our_back_is_restored_with_an_event_and_a_metric() {
     let (ns, op) = with_operator("op-drift").await;
-    let mut s = west_spec(&ns, "cm", "declared");
-    s["interval"] = json!("2s");
-    ns.apply("web", s.clone()).await;
-    let obj = ns.wait_ready("web").await;
+    let mut s = west_spec_with(&ns, "cm", "declared", json!({"interval": "2s"}));
+    let obj = ns.apply_ready("web", s.clone()).await;
     let uid = obj.metadata.uid.clone();
     ns.wait_configmap("cm", "declared", |cm| {
         cm_value(cm).as_deref() == Some("declared")
@@ -850,11 +822,9 @@ async fn a_work_rewritten_behind_our_back_is_restored_with_an_event_and_a_metric
 #[tokio::test]
 async fn reported_drift_is_left_in_place_and_deleting_the_object_still_removes_the_work() {
     let (ns, _op) = with_operator("op-drift-report").await;
-    let mut s = west_spec(&ns, "cm", "declared");
-    s["interval"] = json!("2s");
-    s["driftPolicy"] = json!("Report");
-    ns.apply("web", s).await;
-    ns.wait_ready("web").await;
+    let report = json!({"interval": "2s", "driftPolicy": "Report"});
+    ns.apply_ready("web", west_spec_with(&ns, "cm", "declared", report))
+        .await;
 
     let (code, out, err) = tamper(&ns, "tampered", &["--force"]).await;
     assert_eq!(code, 0, "{out}{err}");

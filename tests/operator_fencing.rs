@@ -127,15 +127,7 @@ async fn cut_off_leader_steps_down_and_publishes_nothing(partition: Partition) {
     let ns = TestNs::new("op-fence").await;
     let lease = unique("lease");
     let duration = format!("{}s", LEASE_DURATION.as_secs());
-    let args = [
-        "--leader-elect",
-        "--lease-name",
-        &lease,
-        "--lease-namespace",
-        &ns.name,
-        "--lease-duration",
-        &duration,
-    ];
+    let args = ns.leader_election(&lease, &duration);
     let (kubeconfig, api_proxy) = kubeconfig_through_proxy(&ns.name).await;
     let mut a = Operator::start_with_kubeconfig(&ns.name, &ns.source, kubeconfig, &args).await;
     wait_until("A leads", Duration::from_secs(30), || is_leader(&a)).await;

@@ -169,15 +169,7 @@ async fn wait_leader(ops: &[&Operator], within: Duration) -> usize {
 async fn with_two_replicas_only_the_leader_reconciles_and_the_other_takes_over() {
     let ns = TestNs::new("op-leader").await;
     let lease = unique("lease");
-    let args = [
-        "--leader-elect",
-        "--lease-name",
-        &lease,
-        "--lease-namespace",
-        &ns.name,
-        "--lease-duration",
-        "6s",
-    ];
+    let args = ns.leader_election(&lease, "6s");
     let mut first = ns.operator(&args).await;
     let mut second = ns.operator(&args).await;
     first.wait_ready().await;

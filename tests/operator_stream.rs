@@ -14,20 +14,6 @@ use maestro_operator::controller::crd::MaestroApply;
 use serde_json::{Value, json};
 use support::operator::*;
 
-/// The delivered ConfigMap's `data.value` as the agent's feedback reports
-/// it in the object's status.
-fn feedback(obj: &MaestroApply) -> Option<String> {
-    let status = obj.status.as_ref()?;
-    let m = status.manifests.iter().find(|m| m.resource.ordinal == 0)?;
-    m.status_feedback
-        .values
-        .iter()
-        .find(|v| v.name == "value")?
-        .field_value
-        .string
-        .clone()
-}
-
 fn is_ready(obj: &MaestroApply) -> bool {
     obj.status
         .as_ref()
@@ -91,13 +77,13 @@ async fn wait_feedback_staying_ready(ns: &TestNs, name: &str, value: &str) -> Du
             "{name} left Ready while waiting for feedback {value:?}:\n{}",
             serde_norway::to_string(&obj.status).unwrap_or_default()
         );
-        if feedback(&obj).as_deref() == Some(value) {
+        if feedback(&obj, 0).as_deref() == Some(value) {
             return started.elapsed();
         }
         assert!(
             started.elapsed() < DEADLINE,
             "{name} never reported feedback {value:?}; last {:?}",
-            feedback(&obj)
+            feedback(&obj, 0)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -158,7 +144,7 @@ async fn status_arrives_through_the_stream_within_seconds_with_polls_ten_minutes
     let changed = Instant::now();
     ns.apply("s0", west(&ns, "s0", "two", "10m", "30m")).await;
     ns.wait_until("s0", "Ready with feedback two", |o| {
-        is_ready(o) && feedback(o).as_deref() == Some("two")
+        is_ready(o) && feedback(o, 0).as_deref() == Some("two")
     })
     .await;
     eprintln!(
@@ -178,7 +164,7 @@ async fn the_stream_cut_by_a_proxy_falls_back_to_polls_and_misses_nothing_when_r
     wait_metric(&op, STREAM_UP, "1", |v| v == 1.0).await;
     ns.apply("a", west(&ns, "a", "one", "2s", "30m")).await;
     ns.wait_until("a", "Ready with feedback", |o| {
-        is_ready(o) && feedback(o).as_deref() == Some("one")
+        is_ready(o) && feedback(o, 0).as_deref() == Some("one")
     })
     .await;
 
@@ -226,7 +212,7 @@ async fn the_stream_cut_by_a_proxy_falls_back_to_polls_and_misses_nothing_when_r
     // A spec change publishes over the restored connection.
     ns.apply("a", west(&ns, "a", "two", "2s", "30m")).await;
     ns.wait_until("a", "Ready with feedback two", |o| {
-        is_ready(o) && feedback(o).as_deref() == Some("two")
+        is_ready(o) && feedback(o, 0).as_deref() == Some("two")
     })
     .await;
     ns.cleanup().await;
@@ -246,7 +232,7 @@ async fn maestro_out_of_reach_as_in_a_restart_is_resubscribed_and_resynced() {
     // what changed while Maestro was away.
     ns.apply("r", west(&ns, "r", "one", "10m", "30m")).await;
     ns.wait_until("r", "Ready with feedback", |o| {
-        is_ready(o) && feedback(o).as_deref() == Some("one")
+        is_ready(o) && feedback(o, 0).as_deref() == Some("one")
     })
     .await;
 
@@ -273,7 +259,7 @@ async fn maestro_out_of_reach_as_in_a_restart_is_resubscribed_and_resynced() {
     }
     let obj = ns.get("r").await.expect("exists");
     assert_eq!(
-        feedback(&obj).as_deref(),
+        feedback(&obj, 0).as_deref(),
         Some("one"),
         "not seen while away"
     );
@@ -282,7 +268,7 @@ async fn maestro_out_of_reach_as_in_a_restart_is_resubscribed_and_resynced() {
     http.set_down(false);
     let back = Instant::now();
     ns.wait_until("r", "showing the change made while away", |o| {
-        feedback(o).as_deref() == Some("while-away")
+        feedback(o, 0).as_deref() == Some("while-away")
     })
     .await;
     let took = back.elapsed();
@@ -296,7 +282,7 @@ async fn maestro_out_of_reach_as_in_a_restart_is_resubscribed_and_resynced() {
     // Nothing missed afterwards either: the stream delivers again.
     edit_delivered(&ns, "r", "after").await;
     ns.wait_until("r", "showing the change made after", |o| {
-        feedback(o).as_deref() == Some("after")
+        feedback(o, 0).as_deref() == Some("after")
     })
     .await;
     ns.cleanup().await;

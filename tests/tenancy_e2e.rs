@@ -26,41 +26,66 @@ async fn admin_apply(yaml: &str) {
     assert!(ok, "kubectl apply: {err}\n{yaml}");
 }
 
-/// Lets `user` create and change MaestroApply objects in `ns`, as the
-/// built-in edit role does: no delivery grant yet.
-async fn allow_editing(ns: &str, user: &str) {
+/// Lets `user` create and change `resources` (a YAML list) in `ns`
+/// through the Role `role`, as the built-in edit role would: no delivery
+/// grant yet.
+async fn allow_editing_of(ns: &str, user: &str, role: &str, resources: &str) {
     admin_apply(&format!(
         r#"
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
-metadata: {{name: mapply-editor, namespace: {ns}}}
+metadata: {{name: {role}, namespace: {ns}}}
 rules:
   - apiGroups: [maestro.hyperfleet.io]
-    resources: [maestroapplies]
+    resources: {resources}
     verbs: [create, get, list, watch, update, patch, delete]
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: mapply-editor-{user}, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: mapply-editor}}
-subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
-"#
+{}"#,
+        binding(ns, user, "Role", role)
     ))
     .await;
 }
 
-/// Binds `cluster_role` to `user` in `ns`.
-async fn bind(ns: &str, user: &str, cluster_role: &str) {
-    admin_apply(&format!(
+/// Lets `user` create and change MaestroApply objects in `ns`: no
+/// delivery grant yet.
+async fn allow_editing(ns: &str, user: &str) {
+    allow_editing_of(ns, user, "mapply-editor", "[maestroapplies]").await;
+}
+
+/// A namespace with an operator serving it, and a [`deliverer`] there.
+async fn served_tenant(prefix: &str) -> (TestNs, Operator, String) {
+    let ns = TestNs::new(prefix).await;
+    let op = ns.operator(&[]).await;
+    let alice = deliverer(&ns).await;
+    (ns, op, alice)
+}
+
+/// A user who may edit MaestroApply objects in `ns` and deliver them to
+/// every consumer (`maestro-deliver`).
+async fn deliverer(ns: &TestNs) -> String {
+    let alice = user("alice");
+    allow_editing(&ns.name, &alice).await;
+    bind(&ns.name, &alice, "maestro-deliver").await;
+    alice
+}
+
+/// The RoleBinding `ROLE-USER` in `ns` binding the `kind` (Role or
+/// ClusterRole) `role` to `user`, as YAML.
+fn binding(ns: &str, user: &str, kind: &str, role: &str) -> String {
+    format!(
         r#"
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: {{name: {cluster_role}-{user}, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {cluster_role}}}
+metadata: {{name: {role}-{user}, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: {kind}, name: {role}}}
 subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
 "#
-    ))
-    .await;
+    )
+}
+
+/// Binds `cluster_role` to `user` in `ns`.
+async fn bind(ns: &str, user: &str, cluster_role: &str) {
+    admin_apply(&binding(ns, user, "ClusterRole", cluster_role)).await;
 }
 
 /// Removes what [`bind`] granted.
@@ -69,9 +94,11 @@ async fn unbind(ns: &str, user: &str, cluster_role: &str) {
     kubectl(&["delete", "rolebinding", "-n", ns, &binding], None).await;
 }
 
-/// A ClusterRole granting `verbs` on the named consumers only; the test
-/// deletes it with [`drop_role`].
-async fn consumer_role(name: &str, consumers: &[&str], verbs: &[&str]) {
+/// Grants `user` the `verbs` on the named consumers only, in `ns`, through a
+/// ClusterRole of its own (`PREFIX-…`, returned); the test deletes it with
+/// [`drop_role`].
+async fn grant(ns: &str, user: &str, prefix: &str, consumers: &[&str], verbs: &[&str]) -> String {
+    let name = unique(prefix);
     admin_apply(&format!(
         r#"
 apiVersion: rbac.authorization.k8s.io/v1
@@ -85,6 +112,8 @@ rules:
 "#
     ))
     .await;
+    bind(ns, user, &name).await;
+    name
 }
 
 async fn drop_role(name: &str) {
@@ -99,6 +128,12 @@ fn object(ns: &str, name: &str, spec: Value) -> String {
         "spec": spec,
     })
     .to_string()
+}
+
+/// Asserts that `kubectl apply` as `user` admits `yaml`.
+async fn assert_admitted(user: &str, yaml: &str, what: &str) {
+    let (ok, err) = apply_as(user, yaml).await;
+    assert!(ok, "{what}: {err}");
 }
 
 /// `kubectl apply` as `user`; (success, stderr).
@@ -132,6 +167,17 @@ fn assert_refused(result: &(bool, String), wants: &[&str]) {
     }
 }
 
+/// Asserts that `user` may not deliver the object `name` in `ns` to
+/// `consumer`.
+async fn assert_delivery_refused(user: &str, ns: &str, name: &str, consumer: &str) {
+    assert_refused(
+        &apply_as(user, &object(ns, name, namespaced(ns, consumer))).await,
+        &[&format!(
+            "may not deliver to consumer {consumer} from namespace {ns}"
+        )],
+    );
+}
+
 #[tokio::test]
 async fn a_user_without_a_grant_is_refused_naming_the_verb_consumer_and_namespace() {
     let ns = TestNs::new("ten-nogrant").await;
@@ -159,40 +205,18 @@ async fn a_grant_on_one_consumer_admits_it_only_and_only_in_its_namespace() {
     let ns = TestNs::new("ten-west").await;
     let other = TestNs::new("ten-other").await;
     let alice = user("alice");
-    let role = unique("deliver-west");
-    consumer_role(&role, &[WEST], &["deliver"]).await;
     allow_editing(&ns.name, &alice).await;
     allow_editing(&other.name, &alice).await;
-    bind(&ns.name, &alice, &role).await;
+    let role = grant(&ns.name, &alice, "deliver-west", &[WEST], &["deliver"]).await;
 
-    let (ok, err) = apply_as(
+    assert_admitted(
         &alice,
         &object(&ns.name, "west", namespaced(&ns.name, WEST)),
+        "the granted consumer is admitted",
     )
     .await;
-    assert!(ok, "the granted consumer is admitted: {err}");
-    assert_refused(
-        &apply_as(
-            &alice,
-            &object(&ns.name, "east", namespaced(&ns.name, EAST)),
-        )
-        .await,
-        &[&format!(
-            "may not deliver to consumer {EAST} from namespace {}",
-            ns.name
-        )],
-    );
-    assert_refused(
-        &apply_as(
-            &alice,
-            &object(&other.name, "west", namespaced(&other.name, WEST)),
-        )
-        .await,
-        &[&format!(
-            "may not deliver to consumer {WEST} from namespace {}",
-            other.name
-        )],
-    );
+    assert_delivery_refused(&alice, &ns.name, "east", EAST).await;
+    assert_delivery_refused(&alice, &other.name, "west", WEST).await;
 
     // A SubjectAccessReview asks the authorizer the policy's own question.
     assert!(may_deliver(&alice, WEST, &ns.name).await);
@@ -220,9 +244,7 @@ async fn a_grant_on_one_consumer_admits_it_only_and_only_in_its_namespace() {
 #[tokio::test]
 async fn cluster_wide_manifests_and_executors_need_deliver_cluster_scoped() {
     let ns = TestNs::new("ten-wide").await;
-    let alice = user("alice");
-    allow_editing(&ns.name, &alice).await;
-    bind(&ns.name, &alice, "maestro-deliver").await;
+    let alice = deliverer(&ns).await;
 
     let crb = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -263,8 +285,12 @@ async fn cluster_wide_manifests_and_executors_need_deliver_cluster_scoped() {
 
     // An admitted object cannot be changed into a cluster-wide one; what
     // was stored is untouched.
-    let (ok, err) = apply_as(&alice, &object(&ns.name, "web", namespaced(&ns.name, WEST))).await;
-    assert!(ok, "{err}");
+    assert_admitted(
+        &alice,
+        &object(&ns.name, "web", namespaced(&ns.name, WEST)),
+        "a namespaced object",
+    )
+    .await;
     let before = ns.get("web").await.unwrap();
     assert_refused(
         &apply_as(
@@ -284,25 +310,25 @@ async fn cluster_wide_manifests_and_executors_need_deliver_cluster_scoped() {
 
     // With the wider grant it is admitted.
     bind(&ns.name, &alice, "maestro-deliver-cluster-scoped").await;
-    let (ok, err) = apply_as(
+    assert_admitted(
         &alice,
         &object(&ns.name, "web", with_manifest(&ns.name, WEST, namespace)),
+        "with deliver-cluster-scoped",
     )
     .await;
-    assert!(ok, "{err}");
     ns.cleanup().await;
 }
 
 #[tokio::test]
 async fn a_granted_tenant_is_served_by_the_operator_and_label_edits_need_no_grant() {
-    let ns = TestNs::new("ten-serve").await;
-    let op = ns.operator(&[]).await;
-    let alice = user("alice");
-    allow_editing(&ns.name, &alice).await;
-    bind(&ns.name, &alice, "maestro-deliver").await;
+    let (ns, op, alice) = served_tenant("ten-serve").await;
 
-    let (ok, err) = apply_as(&alice, &object(&ns.name, "web", namespaced(&ns.name, WEST))).await;
-    assert!(ok, "{err}");
+    assert_admitted(
+        &alice,
+        &object(&ns.name, "web", namespaced(&ns.name, WEST)),
+        "a granted tenant",
+    )
+    .await;
     // The operator adds its finalizer and writes status: neither needs a
     // delivery verb.
     ns.wait_ready("web").await;
@@ -331,26 +357,25 @@ async fn a_granted_tenant_is_served_by_the_operator_and_label_edits_need_no_gran
 
 #[tokio::test]
 async fn a_bundle_of_a_deleted_owner_is_adopted_only_with_the_annotation_and_the_adopt_grant() {
-    let ns = TestNs::new("ten-adopt").await;
-    let _op = ns.operator(&[]).await;
-    let alice = user("alice");
-    allow_editing(&ns.name, &alice).await;
-    bind(&ns.name, &alice, "maestro-deliver").await;
+    let (ns, _op, alice) = served_tenant("ten-adopt").await;
 
     // The admin delivered a work and let its object go, leaving the work.
     let mut old = namespaced(&ns.name, WEST);
     old["workName"] = json!("shared");
     old["deletionPolicy"] = json!("Orphan");
-    ns.apply("old", old).await;
-    let old_obj = ns.wait_ready("old").await;
+    let old_obj = ns.apply_ready("old", old).await;
     ns.delete("old").await;
     ns.wait_gone("old").await;
 
     let mut new = namespaced(&ns.name, WEST);
     new["workName"] = json!("shared");
     new["manifestWork"]["workload"]["manifests"][0]["data"]["value"] = json!("taken");
-    let (ok, err) = apply_as(&alice, &object(&ns.name, "new", new.clone())).await;
-    assert!(ok, "{err}");
+    assert_admitted(
+        &alice,
+        &object(&ns.name, "new", new.clone()),
+        "a claim on the shared work",
+    )
+    .await;
     let claimed = ns
         .wait_condition("new", "Ready", "False", "WorkClaimed")
         .await;
@@ -373,8 +398,7 @@ async fn a_bundle_of_a_deleted_owner_is_adopted_only_with_the_annotation_and_the
     );
     // ...and with it the operator relabels the bundle at its version.
     bind(&ns.name, &alice, "maestro-adopt").await;
-    let (ok, err) = apply_as(&alice, &adopt.to_string()).await;
-    assert!(ok, "{err}");
+    assert_admitted(&alice, &adopt.to_string(), "adopt with the adopt grant").await;
     let adopted = ns
         .wait_until("new", "Ready on the adopted work", |o| {
             o.status
@@ -394,24 +418,12 @@ async fn a_bundle_of_a_deleted_owner_is_adopted_only_with_the_annotation_and_the
 async fn set_namespace(prefix: &str, user: &str) -> TestNs {
     install_crd();
     let ns = TestNs::new(prefix).await;
-    admin_apply(&format!(
-        r#"
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: mapplyset-editor, namespace: {ns}}}
-rules:
-  - apiGroups: [maestro.hyperfleet.io]
-    resources: [maestroapplysets, maestroapplysets/status]
-    verbs: [create, get, list, watch, update, patch, delete]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: mapplyset-editor-{user}, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: mapplyset-editor}}
-subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
-"#,
-        ns = ns.name
-    ))
+    allow_editing_of(
+        &ns.name,
+        user,
+        "mapplyset-editor",
+        "[maestroapplysets, maestroapplysets/status]",
+    )
     .await;
     ns
 }
@@ -454,8 +466,6 @@ async fn set_exists(ns: &str, name: &str) -> bool {
 async fn a_set_is_admitted_for_its_granted_consumers_and_refused_naming_an_ungranted_one() {
     let alice = user("alice");
     let ns = set_namespace("ten-set", &alice).await;
-    let role = unique("deliver-west");
-    consumer_role(&role, &[WEST], &["deliver"]).await;
 
     // No grant at all.
     assert_refused(
@@ -469,16 +479,13 @@ async fn a_set_is_admitted_for_its_granted_consumers_and_refused_naming_an_ungra
             ns.name, ns.name
         )],
     );
-    bind(&ns.name, &alice, &role).await;
-    let (ok, err) = apply_as(
+    let role = grant(&ns.name, &alice, "deliver-west", &[WEST], &["deliver"]).await;
+    assert_admitted(
         &alice,
         &set_object(&ns.name, "west", &[WEST], vec![]).to_string(),
+        "a set listing exactly the granted consumer is admitted",
     )
     .await;
-    assert!(
-        ok,
-        "a set listing exactly the granted consumer is admitted: {err}"
-    );
     assert!(set_exists(&ns.name, "west").await);
 
     let refused = apply_as(
@@ -520,10 +527,8 @@ async fn a_selector_or_a_long_list_needs_deliver_on_all_consumers_not_per_consum
     let many = ["c-1", "c-2", "c-3", "c-4", "c-5", "c-6", "c-7"];
     let mut named: Vec<&str> = vec![WEST, EAST];
     named.extend(many);
-    let role = unique("deliver-named");
     // Every consumer by name, none without a name.
-    consumer_role(&role, &named, &["deliver"]).await;
-    bind(&ns.name, &alice, &role).await;
+    let role = grant(&ns.name, &alice, "deliver-named", &named, &["deliver"]).await;
 
     let selector = by_selector(set_object(&ns.name, "sel", &[], vec![]));
     let why =
@@ -560,8 +565,7 @@ async fn a_selector_or_a_long_list_needs_deliver_on_all_consumers_not_per_consum
     // Six listed consumers are checked one by one; a seventh is one too
     // many for the API server's CEL budget.
     let six = set_object(&ns.name, "six", &many[..6], vec![]);
-    let (ok, err) = apply_as(&alice, &six.to_string()).await;
-    assert!(ok, "six granted consumers: {err}");
+    assert_admitted(&alice, &six.to_string(), "six granted consumers").await;
     assert_refused(
         &apply_as(
             &alice,
@@ -578,15 +582,19 @@ async fn a_selector_or_a_long_list_needs_deliver_on_all_consumers_not_per_consum
     // The blanket grant admits all of them.
     bind(&ns.name, &alice, "maestro-deliver").await;
     for (what, set) in [("selector", selector), ("allConsumers", all)] {
-        let (ok, err) = apply_as(&alice, &set.to_string()).await;
-        assert!(ok, "{what} with deliver on all consumers: {err}");
+        assert_admitted(
+            &alice,
+            &set.to_string(),
+            &format!("{what} with deliver on all consumers"),
+        )
+        .await;
     }
-    let (ok, err) = apply_as(
+    assert_admitted(
         &alice,
         &set_object(&ns.name, "seven", &many, vec![]).to_string(),
+        "seven with deliver on all consumers",
     )
     .await;
-    assert!(ok, "seven with deliver on all consumers: {err}");
     drop_role(&role).await;
     ns.cleanup().await;
 }
@@ -595,9 +603,14 @@ async fn a_selector_or_a_long_list_needs_deliver_on_all_consumers_not_per_consum
 async fn a_set_with_wide_manifests_an_executor_or_adopt_needs_those_verbs_per_consumer_or_on_all() {
     let alice = user("alice");
     let ns = set_namespace("ten-setwide", &alice).await;
-    let deliver = unique("deliver-west-east");
-    consumer_role(&deliver, &[WEST, EAST], &["deliver"]).await;
-    bind(&ns.name, &alice, &deliver).await;
+    let deliver = grant(
+        &ns.name,
+        &alice,
+        "deliver-west-east",
+        &[WEST, EAST],
+        &["deliver"],
+    )
+    .await;
     let namespace =
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tenant-ns"}});
 
@@ -624,23 +637,32 @@ async fn a_set_with_wide_manifests_an_executor_or_adopt_needs_those_verbs_per_co
     );
 
     // Granted on WEST only: EAST is named.
-    let wide_west = unique("wide-west");
-    consumer_role(&wide_west, &[WEST], &["deliver-cluster-scoped"]).await;
-    bind(&ns.name, &alice, &wide_west).await;
+    let wide_west = grant(
+        &ns.name,
+        &alice,
+        "wide-west",
+        &[WEST],
+        &["deliver-cluster-scoped"],
+    )
+    .await;
     assert_refused(
         &apply_as(&alice, &wide.to_string()).await,
         &[&format!(
             "may not deliver cluster-scoped or cluster-wide objects (Namespace/tenant-ns) to consumer {EAST}"
         )],
     );
-    let (ok, err) = apply_as(
+    assert_admitted(
         &alice,
         &set_object(&ns.name, "wide", &[WEST], vec![namespace.clone()]).to_string(),
+        "wide manifests to the consumer granted them",
     )
     .await;
-    assert!(ok, "wide manifests to the consumer granted them: {err}");
-    let (ok, err) = apply_as(&alice, &executor.to_string()).await;
-    assert!(ok, "an executor on the consumer granted it: {err}");
+    assert_admitted(
+        &alice,
+        &executor.to_string(),
+        "an executor on the consumer granted it",
+    )
+    .await;
 
     // A selector with wide manifests needs deliver-cluster-scoped on all
     // consumers, beyond deliver on all.
@@ -655,8 +677,12 @@ async fn a_set_with_wide_manifests_an_executor_or_adopt_needs_those_verbs_per_co
         ],
     );
     bind(&ns.name, &alice, "maestro-deliver-cluster-scoped").await;
-    let (ok, err) = apply_as(&alice, &wide_selector.to_string()).await;
-    assert!(ok, "{err}");
+    assert_admitted(
+        &alice,
+        &wide_selector.to_string(),
+        "a wide selector with deliver-cluster-scoped on all",
+    )
+    .await;
 
     // The template's adopt annotation reaches every child: it needs adopt.
     let mut adopting = set_object(&ns.name, "adopt", &[WEST], vec![]);
@@ -680,8 +706,7 @@ async fn a_set_with_wide_manifests_an_executor_or_adopt_needs_those_verbs_per_co
     );
     bind(&ns.name, &alice, "maestro-adopt").await;
     for set in [adopting, adopt_selector] {
-        let (ok, err) = apply_as(&alice, &set.to_string()).await;
-        assert!(ok, "{err}");
+        assert_admitted(&alice, &set.to_string(), "adopt with the adopt grant").await;
     }
     drop_role(&deliver).await;
     drop_role(&wide_west).await;
@@ -694,8 +719,7 @@ async fn a_sets_labels_finalizers_and_status_change_without_a_grant_but_its_spec
     let ns = set_namespace("ten-setmeta", &alice).await;
     bind(&ns.name, &alice, "maestro-deliver").await;
     let set = set_object(&ns.name, "web", &[WEST], vec![]);
-    let (ok, err) = apply_as(&alice, &set.to_string()).await;
-    assert!(ok, "{err}");
+    assert_admitted(&alice, &set.to_string(), "a set with deliver").await;
 
     unbind(&ns.name, &alice, "maestro-deliver").await;
     let as_alice = |args: &[&str]| {
@@ -847,6 +871,19 @@ async fn intervals_below_the_floors_are_raised_and_forced_refreshes_are_rate_lim
     ns.cleanup().await;
 }
 
+/// `maestro-cli list --consumer WEST --token-file TOKEN EXTRA...` against
+/// the stack's plaintext Maestro.
+async fn cli_list_with_token(token: &str, extra: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-cli"))
+        .args(["list", "--consumer", WEST, "--token-file", token])
+        .args(extra)
+        .env("MAESTRO_HTTP_ENDPOINT", http_endpoint())
+        .env("MAESTRO_GRPC_ENDPOINT", grpc_endpoint())
+        .output()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_bearer_token_is_never_sent_over_plaintext() {
     let dir = tempfile::tempdir().unwrap();
@@ -855,13 +892,7 @@ async fn a_bearer_token_is_never_sent_over_plaintext() {
     let token = token.to_str().unwrap();
 
     // The CLI: a usage error naming the endpoint and the way out.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-cli"))
-        .args(["list", "--consumer", WEST, "--token-file", token])
-        .env("MAESTRO_HTTP_ENDPOINT", http_endpoint())
-        .env("MAESTRO_GRPC_ENDPOINT", grpc_endpoint())
-        .output()
-        .await
-        .unwrap();
+    let out = cli_list_with_token(token, &[]).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("refusing to send the bearer token"), "{err}");
@@ -869,42 +900,14 @@ async fn a_bearer_token_is_never_sent_over_plaintext() {
     assert!(!err.contains("secret-token"), "the token is never printed");
 
     // The operator: refuses to start.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-operator"))
-        .args([
-            "--maestro-grpc-endpoint",
-            &grpc_endpoint(),
-            "--maestro-http-endpoint",
-            &http_endpoint(),
-            "--token-file",
-            token,
-        ])
-        .env(
-            "KUBECONFIG",
-            std::env::var("KUBECONFIG").unwrap_or_default(),
-        )
-        .output()
-        .await
-        .unwrap();
+    let out = operator_exit(&["--token-file", token]).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("refusing to send the bearer token"), "{err}");
 
     // With the explicit opt-in the CLI goes ahead (and Maestro, which does
     // not check tokens on this plaintext instance, answers).
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-cli"))
-        .args([
-            "list",
-            "--consumer",
-            WEST,
-            "--token-file",
-            token,
-            "--allow-insecure-token",
-        ])
-        .env("MAESTRO_HTTP_ENDPOINT", http_endpoint())
-        .env("MAESTRO_GRPC_ENDPOINT", grpc_endpoint())
-        .output()
-        .await
-        .unwrap();
+    let out = cli_list_with_token(token, &["--allow-insecure-token"]).await;
     assert!(
         out.status.success(),
         "{}",

@@ -17,6 +17,15 @@ bench_operator_bin() {
   fi
 }
 
+# bench_fresh_namespace NAMESPACE : fails unless NAMESPACE is absent, so a
+# run never counts objects a previous run left behind.
+bench_fresh_namespace() {
+  if "$K" get namespace "$1" >/dev/null 2>&1; then
+    echo "namespace $1 exists (a run still cleaning up, or one that gave up); delete it first" >&2
+    exit 1
+  fi
+}
+
 # bench_setup NAMESPACE... : the CRD installed and established, and the
 # namespaces created.
 bench_setup() {

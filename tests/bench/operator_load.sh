@@ -66,10 +66,7 @@ source tests/bench/lib.sh
 NS=mapply-load
 TARGET_NS=mapply-load-objects
 ADDRESS=127.0.0.1:18190
-if "$K" get namespace "$NS" >/dev/null 2>&1; then
-  echo "namespace $NS exists (a run still cleaning up, or one that gave up); delete it first" >&2
-  exit 1
-fi
+bench_fresh_namespace "$NS"
 
 SOURCE="operator-load-$(date +%s)"
 LOG=$(mktemp -t operator-load.XXXXXX.log)

@@ -56,10 +56,7 @@ CLEANUP_WAIT=${CLEANUP_WAIT:-3600}
 NS=mapply-latency
 TARGET_NS=mapply-latency-objects
 ADDRESS=127.0.0.1:18191
-if "$K" get namespace "$NS" >/dev/null 2>&1; then
-  echo "namespace $NS exists (a run still cleaning up, or one that gave up); delete it first" >&2
-  exit 1
-fi
+bench_fresh_namespace "$NS"
 IFS=, read -ra consumers <<<"$MAESTRO_CONSUMERS"
 ((${#consumers[@]} >= 2)) || {
   echo "MAESTRO_CONSUMERS names fewer than two agent-served consumers" >&2

@@ -29,10 +29,7 @@ while getopts "n:r:w:h" opt; do
   n) namespace=$OPTARG ;;
   r) release=$OPTARG ;;
   w) watch=$OPTARG ;;
-  *)
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-    exit 2
-    ;;
+  *) usage_exit 2,22 ;;
   esac
 done
 [[ -n $namespace ]] || die "-n RELEASE_NAMESPACE is required"

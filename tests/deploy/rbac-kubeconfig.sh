@@ -27,10 +27,7 @@ while getopts "n:r:s:d:o:h" opt; do
   s) sa=$OPTARG ;;
   d) duration=$OPTARG ;;
   o) out=$OPTARG ;;
-  *)
-    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-    exit 2
-    ;;
+  *) usage_exit 2,17 ;;
   esac
 done
 [[ -n $namespace ]] || die "-n NAMESPACE is required"

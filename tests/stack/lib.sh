@@ -74,16 +74,27 @@ wait_for_port() {
   local who=$1 host=$2 port=$3 timeout=${4:-$STACK_WAIT_TIMEOUT} logfile=${5:-} pidname=${6:-}
   local deadline=$((SECONDS + timeout))
   until port_open "$host" "$port"; do
-    if [[ -n $pidname ]] && ! proc_alive "$pidname"; then
-      [[ -n $logfile ]] && tail_log "$logfile"
-      die "$who" "process exited before $host:$port was listening; see ${logfile:-its log}"
-    fi
-    if ((SECONDS >= deadline)); then
-      [[ -n $logfile ]] && tail_log "$logfile"
-      die "$who" "$host:$port not listening after ${timeout}s; see ${logfile:-its log}"
-    fi
+    give_up_if_dead_or_late "$who" "$deadline" "$logfile" "$pidname" \
+      "process exited before $host:$port was listening" \
+      "$host:$port not listening after ${timeout}s"
     sleep 0.2
   done
+}
+
+# give_up_if_dead_or_late WHO DEADLINE LOGFILE PIDNAME DIED LATE
+# One round of a wait: fails with the log's tail and DIED when the managed
+# process PIDNAME (if given) has exited, or with LATE once SECONDS has
+# reached DEADLINE.
+give_up_if_dead_or_late() {
+  local who=$1 deadline=$2 logfile=$3 pidname=$4 died=$5 late=$6
+  if [[ -n $pidname ]] && ! proc_alive "$pidname"; then
+    [[ -n $logfile ]] && tail_log "$logfile"
+    die "$who" "$died; see ${logfile:-its log}"
+  fi
+  if ((SECONDS >= deadline)); then
+    [[ -n $logfile ]] && tail_log "$logfile"
+    die "$who" "$late; see ${logfile:-its log}"
+  fi
 }
 
 # http_code URL : the HTTP status code of a GET (000 when nothing answers).
@@ -99,14 +110,9 @@ wait_for_http() {
   while :; do
     code=$(http_code "$url")
     [[ $code == "$want" ]] && return 0
-    if [[ -n $pidname ]] && ! proc_alive "$pidname"; then
-      [[ -n $logfile ]] && tail_log "$logfile"
-      die "$who" "process exited before $url returned $want; see ${logfile:-its log}"
-    fi
-    if ((SECONDS >= deadline)); then
-      [[ -n $logfile ]] && tail_log "$logfile"
-      die "$who" "$url returned $code, not $want, after ${timeout}s; see ${logfile:-its log}"
-    fi
+    give_up_if_dead_or_late "$who" "$deadline" "$logfile" "$pidname" \
+      "process exited before $url returned $want" \
+      "$url returned $code, not $want, after ${timeout}s"
     sleep 0.5
   done
 }

@@ -55,6 +55,20 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &tag[..10])
 }
 
+/// `kubectl` arguments printing the `data.value` of the ConfigMap `name`
+/// in `default`, where the tests' works put their ConfigMaps.
+pub fn configmap_value_args(name: &str) -> [&str; 7] {
+    [
+        "get",
+        "configmap",
+        "-n",
+        "default",
+        name,
+        "-o",
+        "jsonpath={.data.value}",
+    ]
+}
+
 /// A ConfigMap manifest in `namespace`.
 pub fn configmap_in(namespace: &str, name: &str, data: serde_json::Value) -> serde_json::Value {
     serde_json::json!({

@@ -132,6 +132,40 @@ pub fn ready_message(obj: &MaestroApply) -> String {
         .unwrap_or_default()
 }
 
+/// The agent's feedback `value` (as [`spec`] asks for it) of the manifest
+/// at `ordinal`, from the object's status.
+pub fn feedback(obj: &MaestroApply, ordinal: i32) -> Option<String> {
+    let status = obj.status.as_ref()?;
+    let m = status
+        .manifests
+        .iter()
+        .find(|m| m.resource.ordinal == ordinal)?;
+    m.status_feedback
+        .values
+        .iter()
+        .find(|v| v.name == "value")?
+        .field_value
+        .string
+        .clone()
+}
+
+/// Runs the operator binary with the stack's Maestro endpoints and
+/// kubeconfig and `args`, until it exits: for the start-up refusals.
+pub async fn operator_exit(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_maestro-operator"))
+        .args([
+            "--maestro-grpc-endpoint",
+            &grpc_endpoint(),
+            "--maestro-http-endpoint",
+            &http_endpoint(),
+        ])
+        .args(args)
+        .env("KUBECONFIG", env("KUBECONFIG"))
+        .output()
+        .await
+        .expect("the operator runs")
+}
+
 /// Registers a consumer no agent serves.
 pub async fn fresh_consumer() -> String {
     super::maestro::fresh_consumer("lonely").await.to_string()
@@ -176,6 +210,20 @@ impl TestNs {
         Api::namespaced(self.client.clone(), &self.name)
     }
 
+    /// Operator arguments electing a leader through the Lease `lease` in
+    /// this namespace, each term lasting `duration` (e.g. "6s").
+    pub fn leader_election<'a>(&'a self, lease: &'a str, duration: &'a str) -> [&'a str; 7] {
+        [
+            "--leader-elect",
+            "--lease-name",
+            lease,
+            "--lease-namespace",
+            &self.name,
+            "--lease-duration",
+            duration,
+        ]
+    }
+
     /// Starts an operator for this namespace and source.
     pub async fn operator(&self, extra: &[&str]) -> Operator {
         Operator::start(&self.name, &self.source, extra).await
@@ -197,6 +245,13 @@ impl TestNs {
             )
             .await
             .unwrap_or_else(|e| panic!("apply MaestroApply {name}: {e}"))
+    }
+
+    /// Applies a MaestroApply and waits until it is Ready at its new
+    /// generation.
+    pub async fn apply_ready(&self, name: &str, spec: Value) -> MaestroApply {
+        self.apply(name, spec).await;
+        self.wait_ready(name).await
     }
 
     pub async fn get(&self, name: &str) -> Option<MaestroApply> {

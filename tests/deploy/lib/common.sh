@@ -12,6 +12,14 @@ die() {
   exit 1
 }
 
+# usage_exit FIRST,LAST : prints lines FIRST to LAST of the calling script
+# (its usage, written as its header comment) without the comment marks, and
+# exits 2.
+usage_exit() {
+  sed -n "$1p" "${BASH_SOURCE[1]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
 # Installs Debian packages (as root or with sudo -n). The package lists are
 # refreshed once per process.
 DEPLOY_APT_UPDATED=0
