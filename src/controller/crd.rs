@@ -173,8 +173,7 @@ fn default_timeout() -> String {
 }
 
 // The labels and annotations the operator puts on an object it creates:
-// the ManifestWork of a MaestroApply, the child MaestroApply of a set. No
-// doc comment: it would become the schema's description in both CRDs.
+// the ManifestWork of a MaestroApply, the child MaestroApply of a set.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct MetadataTemplate {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

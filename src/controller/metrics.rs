@@ -171,7 +171,6 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Reconciles: count, failures by reason, duration.
     fn register_reconciles(&self, registry: &mut Registry) {
         registry.register("reconciles", "Reconciles run", self.reconciles.clone());
         registry.register(
@@ -187,7 +186,6 @@ impl Metrics {
         );
     }
 
-    /// Publishes to Maestro: successes, failures, latency, by action.
     fn register_publishes(&self, registry: &mut Registry) {
         registry.register(
             "maestro_publishes",
@@ -207,7 +205,6 @@ impl Metrics {
         );
     }
 
-    /// Status polls: count, REST requests, failures, latency.
     fn register_polls(&self, registry: &mut Registry) {
         registry.register(
             "maestro_polls",
@@ -232,7 +229,6 @@ impl Metrics {
         );
     }
 
-    /// MaestroApply phases, status writes and the status streaself.
     fn register_objects_and_status(&self, registry: &mut Registry) {
         registry.register(
             "objects",
@@ -272,7 +268,6 @@ impl Metrics {
         );
     }
 
-    /// The leader lease and the per-consumer deletion gauges.
     fn register_leader_and_deletions(&self, registry: &mut Registry) {
         registry.register(
             "leader",
@@ -291,7 +286,6 @@ impl Metrics {
         );
     }
 
-    /// MaestroApplySet phases, consumers and rollouts.
     fn register_applysets(&self, registry: &mut Registry) {
         registry.register(
             "applysets",
@@ -518,7 +512,6 @@ impl Metrics {
     }
 }
 
-/// The tracing pipeline's span counters.
 fn register_traces(registry: &mut Registry) {
     // Process-wide (telemetry::traces), zero while traces are off.
     let traces = crate::telemetry::traces::stats();
