@@ -395,35 +395,28 @@ fn to_manifest(value: Value) -> Result<Manifest, String> {
     Ok(manifest)
 }
 
-fn json_error(origin: &str, e: &serde_json::Error) -> CliError {
-    // serde_json appends " at line L column C" itself; say it first, the
-    // way compilers do, and keep the message after it.
+/// A JSON parse error as `origin: line L, column C: message`.
+pub(crate) fn json_error(origin: &str, e: &serde_json::Error) -> CliError {
+    at_location(origin, e.line(), e.column(), e)
+}
+
+/// A YAML parse error as `origin: line L, column C: message` (without a
+/// location when the parser has none).
+pub(crate) fn yaml_error(origin: &str, e: &serde_norway::Error) -> CliError {
+    match e.location() {
+        Some(loc) => at_location(origin, loc.line(), loc.column(), e),
+        None => CliError::InputFile(format!("{origin}: {e}")),
+    }
+}
+
+fn at_location(origin: &str, line: usize, column: usize, e: &dyn std::fmt::Display) -> CliError {
+    // Both parsers append " at line L column C" themselves; say it first,
+    // the way compilers do, and keep the message before it.
     let text = e.to_string();
     let message = text
         .rsplit_once(" at line ")
         .map_or(text.as_str(), |(m, _)| m);
-    CliError::InputFile(format!(
-        "{origin}: line {}, column {}: {message}",
-        e.line(),
-        e.column()
-    ))
-}
-
-fn yaml_error(origin: &str, e: &serde_norway::Error) -> CliError {
-    let text = e.to_string();
-    match e.location() {
-        Some(loc) => {
-            let message = text
-                .rsplit_once(" at line ")
-                .map_or(text.as_str(), |(m, _)| m);
-            CliError::InputFile(format!(
-                "{origin}: line {}, column {}: {message}",
-                loc.line(),
-                loc.column()
-            ))
-        }
-        None => CliError::InputFile(format!("{origin}: {text}")),
-    }
+    CliError::InputFile(format!("{origin}: line {line}, column {column}: {message}"))
 }
 
 /// The work to send for an input: a ManifestWork file as it is (its name

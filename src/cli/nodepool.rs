@@ -49,6 +49,7 @@ use crate::manifestwork::Manifest;
 use crate::names::check_dns1123_subdomain;
 
 use super::errors::CliError;
+use super::input::{json_error, yaml_error};
 
 pub const NODEPOOL_API_VERSION: &str = "hyperfleet.io/v1alpha1";
 pub const NODEPOOL_KIND: &str = "NodePool";
@@ -109,32 +110,9 @@ pub fn is_nodepool_config(doc: &Value) -> bool {
 pub fn parse(origin: &str, text: &str) -> Result<NodepoolConfig, CliError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
-        serde_json::from_str(text).map_err(|e| {
-            let msg = e.to_string();
-            let msg = msg
-                .rsplit_once(" at line ")
-                .map_or(msg.as_str(), |(m, _)| m);
-            CliError::InputFile(format!(
-                "{origin}: line {}, column {}: {msg}",
-                e.line(),
-                e.column()
-            ))
-        })
+        serde_json::from_str(text).map_err(|e| json_error(origin, &e))
     } else {
-        serde_norway::from_str(text).map_err(|e| match e.location() {
-            Some(l) => {
-                let msg = e.to_string();
-                let msg = msg
-                    .rsplit_once(" at line ")
-                    .map_or(msg.as_str(), |(m, _)| m);
-                CliError::InputFile(format!(
-                    "{origin}: line {}, column {}: {msg}",
-                    l.line(),
-                    l.column()
-                ))
-            }
-            None => CliError::InputFile(format!("{origin}: {e}")),
-        })
+        serde_norway::from_str(text).map_err(|e| yaml_error(origin, &e))
     }
 }
 

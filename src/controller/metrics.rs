@@ -160,146 +160,165 @@ impl Metrics {
             phases: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
-        registry.register("reconciles", "Reconciles run", m.reconciles.clone());
+        m.register_reconciles(&mut registry);
+        m.register_publishes(&mut registry);
+        m.register_polls(&mut registry);
+        m.register_objects_and_status(&mut registry);
+        m.register_leader_and_deletions(&mut registry);
+        m.register_applysets(&mut registry);
+        register_traces(&mut registry);
+        m.export_initial_series();
+        Metrics { registry, ..m }
+    }
+
+    fn register_reconciles(&self, registry: &mut Registry) {
+        registry.register("reconciles", "Reconciles run", self.reconciles.clone());
         registry.register(
             "reconcile_errors",
             "Reconciles that failed, by reason",
-            m.reconcile_errors.clone(),
+            self.reconcile_errors.clone(),
         );
         registry.register_with_unit(
             "reconcile_duration",
             "Time spent in one reconcile",
             Unit::Seconds,
-            m.reconcile_duration.clone(),
+            self.reconcile_duration.clone(),
         );
+    }
+
+    fn register_publishes(&self, registry: &mut Registry) {
         registry.register(
             "maestro_publishes",
             "Publishes to Maestro that succeeded, by action",
-            m.publishes.clone(),
+            self.publishes.clone(),
         );
         registry.register(
             "maestro_publish_errors",
             "Publishes to Maestro that failed, by action and reason",
-            m.publish_errors.clone(),
+            self.publish_errors.clone(),
         );
         registry.register_with_unit(
             "maestro_publish_duration",
             "Latency of a publish to Maestro, including the read before it",
             Unit::Seconds,
-            m.publish_duration.clone(),
+            self.publish_duration.clone(),
         );
+    }
+
+    fn register_polls(&self, registry: &mut Registry) {
         registry.register(
             "maestro_polls",
             "Status polls of one consumer (each one list, all pages)",
-            m.polls.clone(),
+            self.polls.clone(),
         );
         registry.register(
             "maestro_poll_requests",
             "REST requests made by status polls (one per page)",
-            m.poll_requests.clone(),
+            self.poll_requests.clone(),
         );
         registry.register(
             "maestro_poll_errors",
             "Status polls that failed, by reason",
-            m.poll_errors.clone(),
+            self.poll_errors.clone(),
         );
         registry.register_with_unit(
             "maestro_poll_duration",
             "Latency of one status poll of one consumer",
             Unit::Seconds,
-            m.poll_duration.clone(),
+            self.poll_duration.clone(),
         );
+    }
+
+    fn register_objects_and_status(&self, registry: &mut Registry) {
         registry.register(
             "objects",
             "MaestroApply objects by phase",
-            m.objects.clone(),
+            self.objects.clone(),
         );
         registry.register(
             "status_writes",
             "Status patches written to the API server",
-            m.status_writes.clone(),
+            self.status_writes.clone(),
         );
         registry.register(
             "status_updates",
             "Bundle changes that woke an object, by the path that delivered them (stream or poll)",
-            m.status_updates.clone(),
+            self.status_updates.clone(),
         );
         registry.register(
             "status_stream_events",
             "Status events received on the stream, by what became of them \
              (applied, stale: older or repeated, early: bundle not cached yet, ignored)",
-            m.status_events.clone(),
+            self.status_events.clone(),
         );
         registry.register(
             "status_stream_up",
             "1 while the status stream is subscribed",
-            m.status_stream_up.clone(),
+            self.status_stream_up.clone(),
         );
         registry.register(
             "status_stream_subscriptions",
             "Times the status stream was (re)subscribed, each followed by a REST resync",
-            m.status_stream_subscriptions.clone(),
+            self.status_stream_subscriptions.clone(),
         );
         registry.register(
             "drift_corrections",
             "Works restored to their declared spec after another client changed them",
-            m.drift_corrections.clone(),
+            self.drift_corrections.clone(),
         );
+    }
+
+    fn register_leader_and_deletions(&self, registry: &mut Registry) {
         registry.register(
             "leader",
             "1 while this replica holds the leader lease",
-            m.leader.clone(),
+            self.leader.clone(),
         );
         registry.register(
             "unconfirmed_deletions",
             "Deletions requested from Maestro that the consumer's agent has not confirmed, by consumer",
-            m.unconfirmed_deletions.clone(),
+            self.unconfirmed_deletions.clone(),
         );
         registry.register(
             "queued_deletions",
             "Deletions waiting for room under --max-unconfirmed-deletions, by consumer",
-            m.queued_deletions.clone(),
+            self.queued_deletions.clone(),
         );
+    }
+
+    fn register_applysets(&self, registry: &mut Registry) {
         registry.register(
             "applysets",
             "MaestroApplySet objects by status.phase (Pending: not reconciled yet)",
-            m.applysets.clone(),
+            self.applysets.clone(),
         );
         registry.register(
             "applyset_consumers",
             "Consumers selected by MaestroApplySets, summed over the sets, by where they stand \
              against their set's update revision",
-            m.applyset_consumers.clone(),
+            self.applyset_consumers.clone(),
         );
         registry.register(
             "applyset_rollouts",
             "MaestroApplySet rollouts that ended, by result (complete, rolled_back)",
-            m.applyset_rollouts.clone(),
+            self.applyset_rollouts.clone(),
         );
-        // Process-wide (telemetry::traces), zero while traces are off.
-        let traces = crate::telemetry::traces::stats();
-        registry.register(
-            "trace_spans_exported",
-            "Spans the OTLP collector accepted",
-            traces.exported.clone(),
-        );
-        registry.register(
-            "trace_spans_dropped",
-            "Spans that did not reach the OTLP collector, by reason (queue_full, export_failed, shutdown)",
-            traces.dropped.clone(),
-        );
+    }
+
+    /// Series a rate or an alert must see as 0 before their first event,
+    /// not as missing.
+    fn export_initial_series(&self) {
         for phase in Phase::ALL {
-            m.objects.get_or_create(&phase_labels(phase)).set(0);
+            self.objects.get_or_create(&phase_labels(phase)).set(0);
         }
-        m.set_applysets(&[]);
+        self.set_applysets(&[]);
         for result in ROLLOUT_RESULTS {
-            m.applyset_rollouts
+            self.applyset_rollouts
                 .get_or_create(&ResultLabels {
                     result: result.to_string(),
                 })
                 .inc_by(0);
         }
-        Metrics { registry, ..m }
     }
 
     /// The text exposition of every metric.
@@ -491,6 +510,21 @@ impl Metrics {
             self.objects.get_or_create(&phase_labels(new)).inc();
         }
     }
+}
+
+fn register_traces(registry: &mut Registry) {
+    // Process-wide (telemetry::traces), zero while traces are off.
+    let traces = crate::telemetry::traces::stats();
+    registry.register(
+        "trace_spans_exported",
+        "Spans the OTLP collector accepted",
+        traces.exported.clone(),
+    );
+    registry.register(
+        "trace_spans_dropped",
+        "Spans that did not reach the OTLP collector, by reason (queue_full, export_failed, shutdown)",
+        traces.dropped.clone(),
+    );
 }
 
 fn phase_labels(phase: Phase) -> PhaseLabels {

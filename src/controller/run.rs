@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, controller, reflector, watcher};
 use kube::{Resource, ResourceExt};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::config::OperatorConfig;
-use super::crd::{ADOPT_ANNOTATION, RECONCILE_REQUESTED_AT_ANNOTATION};
+use super::crd::{ADOPT_ANNOTATION, MaestroApply, RECONCILE_REQUESTED_AT_ANNOTATION};
 use super::deletions::Deletions;
 use super::metrics::Metrics;
 use super::poller::{Poller, maestro_fetcher};
@@ -93,17 +95,7 @@ pub async fn run(config: OperatorConfig) -> std::result::Result<(), RunError> {
     );
 
     let shutdown = crate::signals::cancel_on_signal();
-    let server = Server::bind(
-        config.metrics_address,
-        config.health_address,
-        super::server::MetricsAccess::new(&config.metrics_serving()?, client.clone())?,
-        metrics.clone(),
-        health.clone(),
-    )
-    .await
-    .map_err(RunError::Bind)?;
-    info!(addresses = ?server.addresses(), "serving /metrics, /healthz and /readyz");
-    let server_task = tokio::spawn(server.run(shutdown.clone()));
+    let server_task = serve_probes(&config, &client, &metrics, &health, &shutdown).await?;
     tokio::spawn(super::tls_reload::reload_on_change(
         maestro_config.clone(),
         maestro.clone(),
@@ -134,7 +126,42 @@ pub async fn run(config: OperatorConfig) -> std::result::Result<(), RunError> {
         shutdown.clone(),
     );
     wait_stopped(controller, &config, &fence, &shutdown).await;
+    stop(&config, &fence, &metrics, election, &shutdown, server_task).await
+}
 
+/// Binds the /metrics, /healthz and /readyz server and runs it until
+/// shutdown.
+async fn serve_probes(
+    config: &OperatorConfig,
+    client: &kube::Client,
+    metrics: &Arc<Metrics>,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> std::result::Result<ServerTask, RunError> {
+    let server = Server::bind(
+        config.metrics_address,
+        config.health_address,
+        super::server::MetricsAccess::new(&config.metrics_serving()?, client.clone())?,
+        metrics.clone(),
+        health.clone(),
+    )
+    .await
+    .map_err(RunError::Bind)?;
+    info!(addresses = ?server.addresses(), "serving /metrics, /healthz and /readyz");
+    Ok(tokio::spawn(server.run(shutdown.clone())))
+}
+
+/// After the controller stopped: gives up the lease (or abandons it, when
+/// it already ended), stops the probe server, and says how the process
+/// ends.
+async fn stop(
+    config: &OperatorConfig,
+    fence: &WriteFence,
+    metrics: &Metrics,
+    election: Option<leader::Election>,
+    shutdown: &CancellationToken,
+    server_task: ServerTask,
+) -> std::result::Result<(), RunError> {
     let lost = config.leader_elect && fence.has_ended();
     metrics.set_leader(false);
     match election {
@@ -154,6 +181,9 @@ pub async fn run(config: OperatorConfig) -> std::result::Result<(), RunError> {
         Err(_) => Err(RunError::ProbeServerHung(SERVER_STOP_TIMEOUT)),
     }
 }
+
+/// The probe server's task.
+type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
 
 /// Whether, and how, this replica goes on to run the controller.
 enum Leadership {
@@ -258,9 +288,7 @@ async fn step_down_when_fenced(
     shutdown.cancel();
 }
 
-async fn finish(
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-) -> std::result::Result<(), RunError> {
+async fn finish(server: ServerTask) -> std::result::Result<(), RunError> {
     match server.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(RunError::ProbeServerFailed(e)),
@@ -303,7 +331,43 @@ async fn run_controller(
         shutdown.clone(),
     ));
     let stream = watch(config, &client, writer, watch_health);
+    let (ctx, triggers) = context(config, client, maestro, metrics, &shutdown);
+    ready_when_listed(&ctx, reader.clone(), health.clone());
 
+    let sets = super::applyset::run(
+        config,
+        ctx.client.clone(),
+        ctx.maestro.clone(),
+        ctx.metrics.clone(),
+        shutdown.clone(),
+    );
+    let applies = Controller::for_stream(stream, reader)
+        .with_config(controller::Config::default().concurrency(config.concurrency))
+        .reconcile_on(UnboundedReceiverStream::new(triggers).map(|key| raw_ref(&key)))
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => debug!(object = %object, "reconciled"),
+                // Reconcile errors are logged by error_policy.
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                Err(e) => warn!(error = %e, "controller"),
+            }
+        });
+    tokio::join!(applies, sets);
+    info!("controller stopped");
+}
+
+/// The reconciles' shared state, with the status poller (and the status
+/// stream feeding it) started, and the poller's stream of objects to
+/// reconcile.
+fn context(
+    config: &OperatorConfig,
+    client: kube::Client,
+    maestro: MaestroHandle,
+    metrics: Arc<Metrics>,
+    shutdown: &CancellationToken,
+) -> (Arc<Context>, UnboundedReceiver<ObjectRef<MaestroApply>>) {
     let (poller, triggers) = Poller::new(
         maestro_fetcher(maestro.clone()),
         config.maestro_page_size,
@@ -346,31 +410,7 @@ async fn run_controller(
             }
         }
     }));
-
-    ready_when_listed(&ctx, reader.clone(), health.clone());
-
-    let sets = super::applyset::run(
-        config,
-        ctx.client.clone(),
-        ctx.maestro.clone(),
-        ctx.metrics.clone(),
-        shutdown.clone(),
-    );
-    let applies = Controller::for_stream(stream, reader)
-        .with_config(controller::Config::default().concurrency(config.concurrency))
-        .reconcile_on(UnboundedReceiverStream::new(triggers).map(|key| raw_ref(&key)))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => debug!(object = %object, "reconciled"),
-                // Reconcile errors are logged by error_policy.
-                Err(controller::Error::ReconcilerFailed(..)) => {}
-                Err(e) => warn!(error = %e, "controller"),
-            }
-        });
-    tokio::join!(applies, sets);
-    info!("controller stopped");
+    (ctx, triggers)
 }
 
 /// Until the first list is in, the store is empty, not authoritative:

@@ -87,86 +87,93 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 }
 
 pub async fn run(conn: &Connection, command: ConsumersCommand) -> Result<Report, CliError> {
-    let client = conn.client()?;
-    let rest = client;
     match command {
-        ConsumersCommand::List(args) => {
-            let deadline = args.common.timeout.deadline();
-            let mut consumers = retry(&deadline, "list consumers", async || {
-                rest.list_consumers().await
-            })
-            .await?;
-            if let Some(selector) = &args.selector {
-                consumers.retain(|c| selector.matches(&c.labels));
-            }
-            consumers.sort_by(|a, b| a.name.cmp(&b.name));
-            print_consumers(&consumers, args.common.output, true)?;
-        }
-        ConsumersCommand::Get(args) => {
-            let deadline = args.common.timeout.deadline();
-            let consumer = resolve(conn, &args.name, &deadline)
-                .await?
-                .ok_or_else(|| not_found(&args.name))?;
-            print_consumers(&[consumer], args.common.output, false)?;
-        }
-        ConsumersCommand::Create(args) => {
-            let deadline = args.common.timeout.deadline();
-            let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
-            // Look first: a create retried after a lost answer must not
-            // fail on the consumer it made itself.
-            if let Some(existing) = retry(&deadline, "find the consumer", async || {
-                rest.find_consumer(&args.name).await
-            })
-            .await?
-            {
-                if args.if_not_exists {
-                    print_consumers(&[existing], args.common.output, false)?;
-                    return Ok(Report::success());
-                }
-                return Err(CliError::Failed(format!(
-                    "consumer {:?} already exists (id {})",
-                    args.name.as_str(),
-                    existing.id
-                )));
-            }
-            let created = retry(
-                &deadline,
-                &format!("create consumer {}", args.name),
-                async || rest.create_consumer(&args.name, &labels).await,
-            )
-            .await?;
-            if args.common.output.is_table() {
-                output::emit(&format!(
-                    "consumer/{} created (id {})\n",
-                    created.name, created.id
-                ))?;
-            } else {
-                print_consumers(&[created], args.common.output, false)?;
-            }
-        }
-        ConsumersCommand::Delete(args) => {
-            let deadline = args.timeout.deadline();
-            let Some(consumer) = resolve(conn, &args.name, &deadline).await? else {
-                if args.ignore_not_found {
-                    output::emit(&format!("consumer/{} not found (ignored)\n", args.name))?;
-                    return Ok(Report::success());
-                }
-                return Err(not_found(&args.name));
-            };
-            let question = format!("Delete consumer {} (id {})?", consumer.name, consumer.id);
-            if !output::confirmed(args.yes, &question)? {
-                return Err(CliError::Failed("deletion cancelled".into()));
-            }
-            retry(
-                &deadline,
-                &format!("delete consumer {}", consumer.name),
-                async || rest.delete_consumer(&consumer.id).await,
-            )
-            .await?;
-            output::emit(&format!("consumer/{} deleted\n", consumer.name))?;
-        }
+        ConsumersCommand::List(args) => list(conn, args).await?,
+        ConsumersCommand::Get(args) => get(conn, args).await?,
+        ConsumersCommand::Create(args) => create(conn, args).await?,
+        ConsumersCommand::Delete(args) => delete(conn, args).await?,
     }
     Ok(Report::success())
+}
+
+async fn list(conn: &Connection, args: ListArgs) -> Result<(), CliError> {
+    let rest = conn.client()?;
+    let deadline = args.common.timeout.deadline();
+    let mut consumers = retry(&deadline, "list consumers", async || {
+        rest.list_consumers().await
+    })
+    .await?;
+    if let Some(selector) = &args.selector {
+        consumers.retain(|c| selector.matches(&c.labels));
+    }
+    consumers.sort_by(|a, b| a.name.cmp(&b.name));
+    print_consumers(&consumers, args.common.output, true)
+}
+
+async fn get(conn: &Connection, args: GetArgs) -> Result<(), CliError> {
+    let deadline = args.common.timeout.deadline();
+    let consumer = resolve(conn, &args.name, &deadline)
+        .await?
+        .ok_or_else(|| not_found(&args.name))?;
+    print_consumers(&[consumer], args.common.output, false)
+}
+
+async fn create(conn: &Connection, args: CreateArgs) -> Result<(), CliError> {
+    let rest = conn.client()?;
+    let deadline = args.common.timeout.deadline();
+    let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
+    // Look first: a create retried after a lost answer must not fail on
+    // the consumer it made itself.
+    if let Some(existing) = retry(&deadline, "find the consumer", async || {
+        rest.find_consumer(&args.name).await
+    })
+    .await?
+    {
+        if args.if_not_exists {
+            return print_consumers(&[existing], args.common.output, false);
+        }
+        return Err(CliError::Failed(format!(
+            "consumer {:?} already exists (id {})",
+            args.name.as_str(),
+            existing.id
+        )));
+    }
+    let created = retry(
+        &deadline,
+        &format!("create consumer {}", args.name),
+        async || rest.create_consumer(&args.name, &labels).await,
+    )
+    .await?;
+    if args.common.output.is_table() {
+        output::emit(&format!(
+            "consumer/{} created (id {})\n",
+            created.name, created.id
+        ))
+    } else {
+        print_consumers(&[created], args.common.output, false)
+    }
+}
+
+async fn delete(conn: &Connection, args: DeleteArgs) -> Result<(), CliError> {
+    let rest = conn.client()?;
+    let deadline = args.timeout.deadline();
+    let Some(consumer) = resolve(conn, &args.name, &deadline).await? else {
+        if args.ignore_not_found {
+            return output::emit(&format!("consumer/{} not found (ignored)\n", args.name));
+        }
+        return Err(not_found(&args.name));
+    };
+    let question = format!("Delete consumer {} (id {})?", consumer.name, consumer.id);
+    if !output::confirmed(args.yes, &question)? {
+        return Err(CliError::Failed("deletion cancelled".into()));
+    }
+    retry(
+        &deadline,
+        &format!("delete consumer {}", consumer.name),
+        async || rest.delete_consumer(&consumer.id).await,
+    )
+    .await?;
+    output::emit(&format!("consumer/{} deleted\n", consumer.name))
 }
 
 fn not_found(name: &str) -> CliError {

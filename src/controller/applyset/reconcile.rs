@@ -76,76 +76,56 @@ pub fn error_policy(set: Arc<MaestroApplySet>, error: &Error, ctx: Arc<SetContex
 }
 
 async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action> {
-    let namespace = set.namespace().unwrap_or_default();
-    let name = set.name_any();
     let spec = &set.spec;
     let update = revision_of(&spec.template);
     let times = spec.rollout_strategy.times().map_err(Error::InvalidSpec)?;
     let now = Timestamp::now();
 
-    let revisions_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut revisions = stored_revisions(&revisions_api, set).await?;
-    if !revisions.contains_key(&update) && !spec.suspend {
-        store_update_revision(ctx, &revisions_api, set, &update, &mut revisions).await?;
-    }
-
-    let selected = selected_consumers(set, ctx).await?;
-    let children_api: Api<MaestroApply> = Api::namespaced(ctx.client.clone(), &namespace);
-    let children = owned_children(&children_api, set).await?;
-
+    let seen = observe(set, ctx, &update).await?;
     let members = members(
-        &selected,
-        &children,
+        &seen.selected,
+        &seen.children,
         spec.rollout_strategy.group_by.as_deref(),
     );
-
-    let prev = set.status.as_ref();
-    let current = current_revision(&revisions);
-    let halted = revisions
-        .get(&update)
-        .is_some_and(|r| r.rolled_back.is_some());
-    let decision = rollout::decide(&rollout::Input {
-        members: &members,
-        strategy: &strategy(set, times),
-        update: &update,
-        current: current.as_deref(),
-        halted,
-        suspended: spec.suspend,
+    let current = current_revision(&seen.revisions);
+    let decision = decide(
+        set,
+        &seen,
+        &members,
+        &update,
+        current.as_deref(),
+        times,
         now,
-    });
-    log_decision(set, &update, &members, &decision);
+    );
 
     if !spec.suspend {
-        fenced(ctx)?;
-        apply_moves(set, &children_api, &children, &decision, &revisions, now).await?;
-        let keep: BTreeSet<&str> = selected.keys().map(String::as_str).collect();
-        delete_leavers(ctx, &children_api, &children, &keep).await?;
+        act(set, ctx, &seen, &decision, now).await?;
     }
 
     let (current, rolled_back) = record(
         set,
         ctx,
-        &revisions_api,
+        &seen.revisions_api,
         &decision,
         &update,
         current,
-        revisions.get(&update),
+        seen.revisions.get(&update),
         now,
     )
     .await?;
     if !spec.suspend {
         trim_history(
-            &revisions_api,
+            &seen.revisions_api,
             set,
-            &revisions,
+            &seen.revisions,
             &[Some(update.as_str()), current.as_deref()],
         )
         .await;
     }
     let status = status::compute(
-        prev,
+        set.status.as_ref(),
         &status::Input {
-            set_name: &name,
+            set_name: &set.name_any(),
             generation: set.meta().generation,
             selector: selector_string(
                 spec.consumer_selector.as_ref(),
@@ -166,6 +146,90 @@ async fn reconcile_set(set: &MaestroApplySet, ctx: &SetContext) -> Result<Action
         .recheck_in
         .map_or(ctx.relist, |r| r.min(ctx.relist));
     Ok(Action::requeue(wait.max(Duration::from_secs(1))))
+}
+
+/// What a reconcile reads before it decides, with the APIs it writes
+/// through afterwards.
+struct Observed {
+    revisions_api: Api<ControllerRevision>,
+    revisions: HashMap<String, Stored>,
+    /// The selected consumers and their labels.
+    selected: BTreeMap<String, BTreeMap<String, String>>,
+    children_api: Api<MaestroApply>,
+    /// The set's children by consumer.
+    children: HashMap<String, MaestroApply>,
+}
+
+/// Reads the stored revisions, the selected consumers and the children.
+/// A template not stored yet is stored first (unless suspended), so the
+/// rollout can refer to it by revision.
+async fn observe(set: &MaestroApplySet, ctx: &SetContext, update: &str) -> Result<Observed> {
+    let namespace = set.namespace().unwrap_or_default();
+    let revisions_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut revisions = stored_revisions(&revisions_api, set).await?;
+    if !revisions.contains_key(update) && !set.spec.suspend {
+        store_update_revision(ctx, &revisions_api, set, update, &mut revisions).await?;
+    }
+    let selected = selected_consumers(set, ctx).await?;
+    let children_api: Api<MaestroApply> = Api::namespaced(ctx.client.clone(), &namespace);
+    let children = owned_children(&children_api, set).await?;
+    Ok(Observed {
+        revisions_api,
+        revisions,
+        selected,
+        children_api,
+        children,
+    })
+}
+
+/// Lets [`rollout::decide`] choose the moves, and logs its choice.
+fn decide(
+    set: &MaestroApplySet,
+    seen: &Observed,
+    members: &[Member],
+    update: &str,
+    current: Option<&str>,
+    times: StrategyTimes,
+    now: Timestamp,
+) -> Decision {
+    let halted = seen
+        .revisions
+        .get(update)
+        .is_some_and(|r| r.rolled_back.is_some());
+    let decision = rollout::decide(&rollout::Input {
+        members,
+        strategy: &strategy(set, times),
+        update,
+        current,
+        halted,
+        suspended: set.spec.suspend,
+        now,
+    });
+    log_decision(set, update, members, &decision);
+    decision
+}
+
+/// Moves the children the decision chose and deletes those whose consumer
+/// left the selection.
+async fn act(
+    set: &MaestroApplySet,
+    ctx: &SetContext,
+    seen: &Observed,
+    decision: &Decision,
+    now: Timestamp,
+) -> Result<()> {
+    fenced(ctx)?;
+    apply_moves(
+        set,
+        &seen.children_api,
+        &seen.children,
+        decision,
+        &seen.revisions,
+        now,
+    )
+    .await?;
+    let keep: BTreeSet<&str> = seen.selected.keys().map(String::as_str).collect();
+    delete_leavers(ctx, &seen.children_api, &seen.children, &keep).await
 }
 
 /// The newest revision that fully rolled out: the one a rollback returns to.
