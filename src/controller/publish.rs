@@ -15,6 +15,7 @@ use super::{Context, Error};
 use crate::maestro::HeldWork;
 use crate::maestro::work_client::{Applied, Decision, Detail, spec_hash_of_work};
 use crate::manifestwork::{ManifestWork, validate_work};
+use crate::names::SourceId;
 
 /// Brings Maestro in line with the spec. Returns what happened and, for a
 /// failure worth a retry with backoff, the error.
@@ -81,82 +82,80 @@ async fn announce(
     target: &Target,
     published: Published,
 ) -> Outcome {
+    if let Published::Corrected {
+        drift,
+        from_version,
+    } = &published
+    {
+        ctx.metrics.drift_corrected();
+        info!(consumer = %target.consumer, work = %target.work, %drift, from_version,
+              "restored a work changed behind our back");
+    }
+    let source = ctx.maestro.get().source().clone();
+    if let Some((type_, reason, note)) = publish_note(&source, target, &published) {
+        event(ctx, obj, type_, reason, "Publish", note).await;
+    }
     match published {
-        Published::Created => {
-            event(
-                ctx,
-                obj,
-                EventType::Normal,
-                "Created",
-                "Publish",
-                format!(
-                    "created ManifestWork {} on consumer {} (resource bundle {})",
-                    target.work, target.consumer, target.resource_id
-                ),
-            )
-            .await;
-            Outcome::Published
-        }
-        Published::Updated { from_version } => {
-            event(
-                ctx,
-                obj,
-                EventType::Normal,
-                "Updated",
-                "Publish",
-                format!(
-                    "updated ManifestWork {} on consumer {} from bundle version {from_version}",
-                    target.work, target.consumer
-                ),
-            )
-            .await;
-            Outcome::Published
-        }
-        Published::Corrected {
-            drift,
-            from_version,
-        } => {
-            ctx.metrics.drift_corrected();
-            info!(consumer = %target.consumer, work = %target.work, %drift, from_version,
-                  "restored a work changed behind our back");
-            event(
-                ctx,
-                obj,
-                EventType::Warning,
-                REASON_DRIFT_CORRECTED,
-                "Publish",
-                format!(
-                    "restored ManifestWork {} on consumer {}: its {drift} had been changed by \
-                     another client of source ID {} (bundle version {from_version}); published \
-                     the declared spec and labels over it",
-                    target.work,
-                    target.consumer,
-                    ctx.maestro.get().source()
-                ),
-            )
-            .await;
-            Outcome::Published
-        }
-        Published::Adopted { from, from_version } => {
-            event(
-                ctx,
-                obj,
-                EventType::Normal,
-                "Adopted",
-                "Publish",
-                format!(
-                    "took over ManifestWork {} on consumer {} from {from} at bundle version {from_version} ({ADOPT_ANNOTATION})",
-                    target.work, target.consumer
-                ),
-            )
-            .await;
-            Outcome::Published
-        }
+        Published::Created
+        | Published::Updated { .. }
+        | Published::Corrected { .. }
+        | Published::Adopted { .. } => Outcome::Published,
         Published::Unchanged => Outcome::InSync,
         Published::Deleting => Outcome::WaitingForOldBundle,
         Published::Claimed(owner) => Outcome::Claimed { owner },
         Published::DriftReported { drift, version } => drift_reported(target, drift, version),
     }
+}
+
+/// The event that tells what a publish wrote; `None` when it wrote
+/// nothing (the outcome's condition says why).
+fn publish_note(
+    source: &SourceId,
+    target: &Target,
+    published: &Published,
+) -> Option<(EventType, &'static str, String)> {
+    let (work, consumer) = (&target.work, &target.consumer);
+    Some(match published {
+        Published::Created => (
+            EventType::Normal,
+            "Created",
+            format!(
+                "created ManifestWork {work} on consumer {consumer} (resource bundle {})",
+                target.resource_id
+            ),
+        ),
+        Published::Updated { from_version } => (
+            EventType::Normal,
+            "Updated",
+            format!(
+                "updated ManifestWork {work} on consumer {consumer} from bundle version {from_version}"
+            ),
+        ),
+        Published::Corrected {
+            drift,
+            from_version,
+        } => (
+            EventType::Warning,
+            REASON_DRIFT_CORRECTED,
+            format!(
+                "restored ManifestWork {work} on consumer {consumer}: its {drift} had been changed \
+                 by another client of source ID {source} (bundle version {from_version}); \
+                 published the declared spec and labels over it"
+            ),
+        ),
+        Published::Adopted { from, from_version } => (
+            EventType::Normal,
+            "Adopted",
+            format!(
+                "took over ManifestWork {work} on consumer {consumer} from {from} at bundle version \
+                 {from_version} ({ADOPT_ANNOTATION})"
+            ),
+        ),
+        Published::Unchanged
+        | Published::Deleting
+        | Published::Claimed(_)
+        | Published::DriftReported { .. } => return None,
+    })
 }
 
 /// The reason of the event recorded when drift is corrected.

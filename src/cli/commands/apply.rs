@@ -200,29 +200,12 @@ async fn apply_one_manifest(
     subject: &mut Subject,
     deadline: &Deadline,
 ) -> Result<Report, CliError> {
-    let origin = input.origin.clone();
-    let index = selector.find_in(input.manifests())?.ok_or_else(|| {
-        CliError::Usage(format!(
-            "{origin}: no manifest matches --manifest-name {selector}"
-        ))
-    })?;
-    let manifest = input.manifests()[index].clone();
-    // A ManifestWork file lends its name and labels to a work created here.
-    let (file_name, template) = match &input.content {
-        Content::Work(w) => (w.metadata.name.clone(), Some((**w).clone())),
-        Content::Manifests(_) => (None, None),
-    };
-    let name = match (&args.name, file_name) {
-        (Some(n), _) => n.clone(),
-        (None, Some(n)) => {
-            WorkName::new(n).map_err(|e| CliError::Usage(format!("{origin}: {e}")))?
-        }
-        (None, None) => {
-            return Err(CliError::Usage(format!(
-                "{origin} holds manifests, not a ManifestWork: name the work with --name"
-            )));
-        }
-    };
+    let Picked {
+        origin,
+        manifest,
+        name,
+        template,
+    } = pick(args, input, selector)?;
     subject.name = name.to_string();
     let what = describe_manifest(&manifest);
     let client = conn.client()?;
@@ -286,6 +269,52 @@ async fn apply_one_manifest(
         conn, client, args, &name, subject, deadline, message, args.watch,
     )
     .await
+}
+
+/// The manifest `--manifest-name` names in the input, and the work it
+/// goes into.
+struct Picked {
+    origin: String,
+    manifest: Manifest,
+    name: WorkName,
+    /// The input's ManifestWork, which lends its name and labels to a
+    /// work created here.
+    template: Option<ManifestWork>,
+}
+
+fn pick(
+    args: &ApplyArgs,
+    input: input::InputFile,
+    selector: &ManifestSelector,
+) -> Result<Picked, CliError> {
+    let origin = input.origin.clone();
+    let index = selector.find_in(input.manifests())?.ok_or_else(|| {
+        CliError::Usage(format!(
+            "{origin}: no manifest matches --manifest-name {selector}"
+        ))
+    })?;
+    let manifest = input.manifests()[index].clone();
+    let (file_name, template) = match input.content {
+        Content::Work(w) => (w.metadata.name.clone(), Some(*w)),
+        Content::Manifests(_) => (None, None),
+    };
+    let name = match (&args.name, file_name) {
+        (Some(n), _) => n.clone(),
+        (None, Some(n)) => {
+            WorkName::new(n).map_err(|e| CliError::Usage(format!("{origin}: {e}")))?
+        }
+        (None, None) => {
+            return Err(CliError::Usage(format!(
+                "{origin} holds manifests, not a ManifestWork: name the work with --name"
+            )));
+        }
+    };
+    Ok(Picked {
+        origin,
+        manifest,
+        name,
+        template,
+    })
 }
 
 /// What a `--manifest-name` apply merges, and where.
