@@ -13,22 +13,12 @@ use std::time::Duration;
 use kube::api::{Patch, PatchParams};
 use maestro_operator::controller::FINALIZER;
 use maestro_operator::controller::crd::{MaestroApply, MaestroApplyStatus, Phase};
-use maestro_operator::controller::target::OWNER_UID_LABEL;
 use maestro_operator::names::{ResourceId, SourceId};
 use serde_json::{Value, json};
 use support::operator::*;
 
 fn cm_value(cm: Option<&k8s_openapi::api::core::v1::ConfigMap>) -> Option<String> {
     cm?.data.as_ref()?.get("value").cloned()
-}
-
-fn owner_uid(bundle: &maestro_operator::maestro::rest::ResourceBundle) -> Option<String> {
-    bundle
-        .metadata
-        .get("labels")?
-        .get(OWNER_UID_LABEL)?
-        .as_str()
-        .map(str::to_string)
 }
 
 /// A test's namespace with an operator (no extra flags) running on it.

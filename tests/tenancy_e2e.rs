@@ -11,7 +11,6 @@ mod support;
 
 use std::time::Instant;
 
-use maestro_operator::controller::target::OWNER_UID_LABEL;
 use serde_json::{Value, json};
 use support::operator::*;
 
@@ -384,7 +383,7 @@ async fn a_bundle_of_a_deleted_owner_is_adopted_only_with_the_annotation_and_the
     let live = ns.live_bundles().await;
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].version, 1, "nothing was overwritten");
-    assert_eq!(owner(&live[0]), old_obj.metadata.uid);
+    assert_eq!(owner_uid(&live[0]), old_obj.metadata.uid);
 
     // Asking to adopt needs its own verb...
     let mut adopt = serde_json::from_str::<Value>(&object(&ns.name, "new", new)).unwrap();
@@ -408,7 +407,7 @@ async fn a_bundle_of_a_deleted_owner_is_adopted_only_with_the_annotation_and_the
         .await;
     let live = ns.live_bundles().await;
     assert_eq!(live.len(), 1, "adopted, not duplicated");
-    assert_eq!(owner(&live[0]), adopted.metadata.uid);
+    assert_eq!(owner_uid(&live[0]), adopted.metadata.uid);
     ns.cleanup().await;
 }
 
@@ -938,10 +937,4 @@ async fn may_deliver(user: &str, consumer: &str, namespace: &str) -> bool {
     .await;
     assert!(ok, "SubjectAccessReview: {err}");
     out.trim() == "true"
-}
-
-fn owner(bundle: &maestro_operator::maestro::rest::ResourceBundle) -> Option<String> {
-    bundle.metadata["labels"][OWNER_UID_LABEL]
-        .as_str()
-        .map(str::to_string)
 }

@@ -32,6 +32,12 @@
 #              phases reaches N), the publishes it made meanwhile (none
 #              expected: nothing changed) and the REST requests of that
 #              resync (one full status cycle over all consumers).
+# RESTART_BINS "NAME=BIN ..." after that, one more restart per entry, in
+#              order, with that binary (a wrapper that execs the binary, e.g.
+#              with an environment variable set, works too), then each
+#              NAME's median RSS after its restarts and the ratio to the
+#              first NAME's: repeat the entries (a b a b a b) for paired
+#              rounds over the same objects.
 # STATUS_SOURCE the operator's --status-source (default stream).
 # CLEANUP_WAIT seconds the clean-up waits for the agents to confirm the
 #              deletions (default 1800; the agents confirm about one
@@ -61,6 +67,7 @@ CONSUMERS=${CONSUMERS:-10}
 CREATE_BATCH=${CREATE_BATCH:-1000}
 PUBLISH_WAIT=${PUBLISH_WAIT:-900}
 RESTART=${RESTART:-0}
+RESTART_BINS=${RESTART_BINS:-}
 STATUS_SOURCE=${STATUS_SOURCE:-stream}
 source tests/bench/lib.sh
 NS=mapply-load
@@ -233,35 +240,66 @@ result steady_hwm_kib "$steady_hwm"
 result requests_per_cycle "$cycle"
 result list_bytes "$list"
 
-[[ $RESTART == 1 ]] || exit 0
-say "restarting the operator with all $N objects in place"
-kill "$operator"
-wait "$operator" 2>/dev/null || true
-start=$EPOCHREALTIME
-bench_start_operator "$ADDRESS" "$LOG" "${operator_args[@]}" || true
-operator=$OPERATOR_PID
-reconciled() { metric maestro_operator_objects; }
-deadline=$((SECONDS + PUBLISH_WAIT)) last_progress=$SECONDS
-while (($(printf '%.0f' "$(reconciled)") < N)); do
-  ((SECONDS < deadline)) || {
-    echo "only $(reconciled) of $N objects reconciled ${PUBLISH_WAIT}s after the restart" >&2
-    exit 1
-  }
-  if ((SECONDS - last_progress >= 30)); then
-    say "after the restart: $(reconciled) of $N reconciled"
-    last_progress=$SECONDS
-  fi
-  sleep 1
+# restart NAME: stops the operator, starts OPERATOR_BIN with every object in
+# place, and prints (and records under NAME_) the time until each object is
+# reconciled again, the publishes and REST requests of that resync and the
+# RSS 10 s after.
+restart() {
+  local name=$1
+  say "restarting the operator ($name) with all $N objects in place"
+  kill "$operator"
+  wait "$operator" 2>/dev/null || true
+  local start=$EPOCHREALTIME
+  bench_start_operator "$ADDRESS" "$LOG" "${operator_args[@]}" || true
+  operator=$OPERATOR_PID
+  local deadline=$((SECONDS + PUBLISH_WAIT)) last_progress=$SECONDS
+  while (($(printf '%.0f' "$(metric maestro_operator_objects)") < N)); do
+    ((SECONDS < deadline)) || {
+      echo "only $(metric maestro_operator_objects) of $N objects reconciled ${PUBLISH_WAIT}s after the restart" >&2
+      exit 1
+    }
+    if ((SECONDS - last_progress >= 30)); then
+      say "after the restart: $(metric maestro_operator_objects) of $N reconciled"
+      last_progress=$SECONDS
+    fi
+    sleep 1
+  done
+  local seconds publishes resync rss hwm
+  seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+  sleep 10
+  publishes=$(metric maestro_operator_maestro_publishes)
+  resync=$(metric maestro_operator_maestro_poll_requests)
+  rss=$(status VmRSS)
+  hwm=$(status VmHWM)
+  echo "after a restart ($name): all $N objects reconciled in ${seconds}s; publishes ${publishes:-0}; REST requests of the resync ${resync:-0} (over $CONSUMERS consumers); RSS $(mib "$rss") (peak $(mib "$hwm"))"
+  result "${name}_seconds" "$seconds"
+  result "${name}_publishes" "${publishes:-0}"
+  result "${name}_requests" "${resync:-0}"
+  result "${name}_rss_kib" "$rss"
+  result "${name}_hwm_kib" "$hwm"
+  echo "$name $rss" >>"$restart_rss"
+}
+restart_rss=$(mktemp -t operator-load-rss.XXXXXX)
+
+[[ $RESTART == 1 ]] && restart restart
+[[ -n $RESTART_BINS ]] || exit 0
+# Paired rounds: the entries in order, then each NAME's median RSS and its
+# ratio to the first NAME's.
+for entry in $RESTART_BINS; do
+  OPERATOR_BIN=${entry#*=}
+  restart "${entry%%=*}"
 done
-restart_seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
-sleep 10
-publishes=$(metric maestro_operator_maestro_publishes)
-resync=$(metric maestro_operator_maestro_poll_requests)
-restart_rss=$(status VmRSS)
-restart_hwm=$(status VmHWM)
-echo "after a restart: all $N objects reconciled in ${restart_seconds}s; publishes ${publishes:-0}; REST requests of the resync ${resync:-0} (over $CONSUMERS consumers); RSS $(mib "$restart_rss") (peak $(mib "$restart_hwm"))"
-result restart_seconds "$restart_seconds"
-result restart_publishes "${publishes:-0}"
-result restart_requests "${resync:-0}"
-result restart_rss_kib "$restart_rss"
-result restart_hwm_kib "$restart_hwm"
+awk '{ rss[$1] = rss[$1] " " $2; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+  function median(list,   v, k, i, j, t) {
+    k = split(list, v, " ")
+    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+  }
+  END {
+    base = median(rss[order[1]])
+    for (i = 1; i <= n; i++) {
+      m = median(rss[order[i]])
+      printf "restart RSS, median of %d: %s %.1f MiB (ratio to %s %.2f)\n", split(rss[order[i]], x, " "), order[i], m / 1024, order[1], m / base
+    }
+  }' "$restart_rss"
+rm -f "$restart_rss"

@@ -114,6 +114,13 @@ pub async fn client() -> kube::Client {
 #[allow(unused_imports)] // Each test binary uses its share.
 pub use super::maestro::rest;
 
+/// The owner uid label of a bundle as Maestro stores it.
+pub fn owner_uid(bundle: &ResourceBundle) -> Option<String> {
+    let labels = bundle.metadata.get("labels")?;
+    let uid = labels.get(maestro_operator::controller::target::OWNER_UID_LABEL)?;
+    uid.as_str().map(str::to_string)
+}
+
 /// Every bundle of `source` (deleting ones included).
 pub async fn bundles(source: &str) -> Vec<ResourceBundle> {
     let search = Search::source(&SourceId::new(source).unwrap()).build();
