@@ -34,9 +34,8 @@ use tracing::{Instrument, debug, info, warn};
 use super::MaestroHandle;
 use super::crd::MaestroApply;
 use super::metrics::Metrics;
-use crate::maestro::codec::StatusEvent;
 use crate::maestro::rest::{MAX_PAGES, Page, follow_pages};
-use crate::maestro::{AgentReport, HeldWork};
+use crate::maestro::{AgentReport, HeldWork, StreamedReport};
 use crate::names::{ConsumerName, ResourceId};
 
 /// The page size of status lists, the REST client's.
@@ -560,16 +559,16 @@ impl Poller {
     /// Folds one status event of the stream into the cache: a newer report
     /// replaces the cached one and wakes the objects of that bundle only;
     /// an older or repeated one changes nothing.
-    pub fn apply_event(&self, event: &StatusEvent) -> EventOutcome {
-        let Some(c) = event_consumer(event).and_then(|name| self.consumer(&name)) else {
+    pub fn apply_event(&self, event: &StreamedReport) -> EventOutcome {
+        let Some(c) = event.consumer.as_ref().and_then(|name| self.consumer(name)) else {
             return EventOutcome::Ignored;
         };
-        let id = event.resource_id;
+        let id = event.id;
         let mut state = c.state();
         if !state.interests.values().any(|i| i.resource_id == id) {
             return EventOutcome::Ignored;
         }
-        let report = AgentReport::of_event(event);
+        let report = event.report.clone();
         let started = state.started;
         let outcome = match state.bundles.get(&id).cloned() {
             // Already removed by this confirmation or our own read.
@@ -577,7 +576,7 @@ impl Poller {
                 EventOutcome::Stale
             }
             None if event.deleted => {
-                state.gone.insert(id, (started, event.resource_version));
+                state.gone.insert(id, (started, report.observed_version));
                 state.early.remove(&id);
                 EventOutcome::Early
             }
@@ -650,16 +649,6 @@ fn request_refresh(state: &mut State) -> u64 {
     let next = state.started + 1;
     state.refresh_wanted = Some(state.refresh_wanted.map_or(next, |w| w.max(next)));
     next
-}
-
-/// The consumer a status event is about: its cluster name, or the work's
-/// namespace when Maestro left the attribute out.
-fn event_consumer(event: &StatusEvent) -> Option<ConsumerName> {
-    let name = event
-        .cluster_name
-        .as_deref()
-        .or(event.work.metadata.namespace.as_deref())?;
-    ConsumerName::new(name).ok()
 }
 
 /// `fresh` (a poll's or our read-back's copy), keeping `known`'s report

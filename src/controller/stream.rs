@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use super::MaestroHandle;
 use super::metrics::Metrics;
 use super::poller::{EventOutcome, Poller};
+use crate::maestro::StreamedReport;
 use crate::maestro::grpc::{StreamEvent, SubscribeOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -109,7 +110,7 @@ fn handle(poller: &Poller, metrics: &Metrics, event: StreamEvent) {
                 deleted = status.deleted,
             )
             .entered();
-            let outcome = poller.apply_event(&status);
+            let outcome = poller.apply_event(&StreamedReport::of_event(&status));
             metrics.status_event(outcome.as_str());
             if outcome != EventOutcome::Ignored {
                 debug!(resource_id = %status.resource_id, version = status.resource_version,

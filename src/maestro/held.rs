@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::codec::StatusEvent;
 use crate::manifestwork::{ManifestCondition, ManifestWork};
-use crate::names::ResourceId;
+use crate::names::{ConsumerName, ResourceId};
 
 /// A stored work.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +73,35 @@ impl HeldWork {
         held.version = held.version.max(report.observed_version);
         held.report = Some(report);
         held
+    }
+}
+
+/// An agent's report as the status stream delivers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamedReport {
+    pub id: ResourceId,
+    /// The consumer the report came from: the event's cluster name, or the
+    /// work's namespace when Maestro left that attribute out; `None` when
+    /// neither is a consumer name.
+    pub consumer: Option<ConsumerName>,
+    /// The agent confirmed the work gone: the last report of this id.
+    pub deleted: bool,
+    pub report: AgentReport,
+}
+
+impl StreamedReport {
+    pub fn of_event(event: &StatusEvent) -> StreamedReport {
+        let consumer = event
+            .cluster_name
+            .as_deref()
+            .or(event.work.metadata.namespace.as_deref())
+            .and_then(|name| ConsumerName::new(name).ok());
+        StreamedReport {
+            id: event.resource_id,
+            consumer,
+            deleted: event.deleted,
+            report: AgentReport::of_event(event),
+        }
     }
 }
 

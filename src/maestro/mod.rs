@@ -14,4 +14,4 @@ pub mod tls_probe;
 pub mod work_client;
 
 pub use error::{Error, Result};
-pub use held::{AgentReport, HeldWork};
+pub use held::{AgentReport, HeldWork, StreamedReport};

@@ -315,7 +315,7 @@ async fn watching_absent() -> (Rig, ResourceId) {
 
 /// A status event of the stream: the agent's report of `id` at bundle
 /// version `version` with sequence ID `seq`.
-fn event(consumer: &str, id: ResourceId, version: i64, seq: u64, deleted: bool) -> StatusEvent {
+fn event(consumer: &str, id: ResourceId, version: i64, seq: u64, deleted: bool) -> StreamedReport {
     let condition = if deleted { "Deleted" } else { "Applied" };
     let work: crate::manifestwork::ManifestWork = serde_json::from_value(json!({
         "apiVersion": "work.open-cluster-management.io/v1",
@@ -328,7 +328,7 @@ fn event(consumer: &str, id: ResourceId, version: i64, seq: u64, deleted: bool) 
         }]},
     }))
     .unwrap();
-    StatusEvent {
+    StreamedReport::of_event(&StatusEvent {
         resource_id: id,
         resource_version: version,
         sequence_id: Some(seq.to_string()),
@@ -337,7 +337,7 @@ fn event(consumer: &str, id: ResourceId, version: i64, seq: u64, deleted: bool) 
         deleted,
         work,
         time: None,
-    }
+    })
 }
 
 #[tokio::test(start_paused = true)]
