@@ -20,6 +20,16 @@ use super::codec::StatusEvent;
 use crate::manifestwork::{ManifestCondition, ManifestWork};
 use crate::names::{ConsumerName, ResourceId};
 
+/// How much of a stored work a read returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything but the published work: what ownership, version and
+    /// status decisions read.
+    Summary,
+    /// With the published work, which must then read as a ManifestWork.
+    Work,
+}
+
 /// A stored work.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeldWork {
@@ -156,7 +166,7 @@ pub(crate) fn parse_sequence(text: &str) -> Option<u128> {
 pub(crate) fn from_json(value: serde_json::Value) -> Result<HeldWork, String> {
     let bundle: super::rest::ResourceBundle =
         serde_json::from_value(value).map_err(|e| e.to_string())?;
-    bundle.into_held(true).map_err(|e| e.to_string())
+    bundle.into_held(Detail::Work).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::codec::{self, ManifestBundle, SpecAction};
 use super::config::MaestroConfig;
 use super::fence::WriteFence;
 use super::grpc::{GrpcSourceClient, StreamEvent, SubscribeOptions};
+pub use super::held::Detail;
 use super::held::HeldWork;
 use super::rest::{Consumer, LabelSelector, ListOptions, Operator, Page, RestClient, Search};
 use crate::maestro::error::{Error, Result};
@@ -81,16 +82,6 @@ pub enum Decision<T, R = Refusal> {
     Skip(T),
     /// Leave Maestro as it is, and tell the caller why not.
     Refuse(R),
-}
-
-/// How much of a stored work a read returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detail {
-    /// Everything but the published work: what ownership, version and
-    /// status decisions read.
-    Summary,
-    /// With the published work, which must then read as a ManifestWork.
-    Work,
 }
 
 /// What [`WorkClient::apply_with`] did.
@@ -232,13 +223,15 @@ impl WorkClient {
             order_by: Some("id".into()),
         };
         let page = self.rest.list_resource_bundles_page(&options).await?;
-        Ok(page.filter_map(|bundle| match bundle.into_held(false) {
-            Ok(held) => Some(held),
-            Err(e) => {
-                debug!(%consumer, error = %e, "skipping a listed bundle");
-                None
-            }
-        }))
+        Ok(
+            page.filter_map(|bundle| match bundle.into_held(Detail::Summary) {
+                Ok(held) => Some(held),
+                Err(e) => {
+                    debug!(%consumer, error = %e, "skipping a listed bundle");
+                    None
+                }
+            }),
+        )
     }
 
     /// Deletes a bundle by its id over REST: for bundles other clients
@@ -263,7 +256,7 @@ impl WorkClient {
             .get_resource_bundle(&self.resource_id(consumer, name))
             .await
         {
-            Ok(bundle) => bundle.into_held(detail == Detail::Work).map(Some),
+            Ok(bundle) => bundle.into_held(detail).map(Some),
             Err(Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -323,7 +316,10 @@ impl WorkClient {
             ..ListOptions::default()
         };
         let bundles = self.rest.list_resource_bundles(&options).await?;
-        Ok(bundles.into_iter().map(|b| b.into_held(true)).collect())
+        Ok(bundles
+            .into_iter()
+            .map(|b| b.into_held(Detail::Work))
+            .collect())
     }
 
     pub async fn list(

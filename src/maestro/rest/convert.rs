@@ -9,26 +9,26 @@ use serde_json::Value;
 
 use super::{BundleStatus, ResourceBundle};
 use crate::maestro::error::{Error, Result};
-use crate::maestro::held::{AgentReport, HeldWork, parse_sequence};
+use crate::maestro::held::{AgentReport, Detail, HeldWork, parse_sequence};
 use crate::manifestwork::{
     DeleteOption, Manifest, ManifestCondition, ManifestConfigOption, ManifestResourceStatus,
     ManifestWork, ManifestWorkSpec, ManifestWorkStatus, ManifestsTemplate,
 };
 
 impl ResourceBundle {
-    /// The domain's view of this bundle; with `with_work`, the published
-    /// work too (which fails on a bundle that cannot be read as one).
-    /// Without it only the id must be sound: labels or annotations that
+    /// The domain's view of this bundle; with [`Detail::Work`], the
+    /// published work too (which fails on a bundle that cannot be read as
+    /// one). Without it only the id must be sound: labels or annotations that
     /// are not strings and report entries that are not manifest
     /// conditions are left out, so one odd row never hides the others.
-    pub fn into_held(self, with_work: bool) -> Result<HeldWork> {
+    pub fn into_held(self, detail: Detail) -> Result<HeldWork> {
         let id = self.id.parse().map_err(|_| {
             Error::Protocol(format!(
                 "resource bundle {:?}: the id is not a UUID",
                 self.id
             ))
         })?;
-        let work = if with_work {
+        let work = if detail == Detail::Work {
             Some(Box::new(self.to_manifest_work()?))
         } else {
             None
