@@ -131,7 +131,7 @@ pub struct AgentReport {
 
 impl AgentReport {
     /// The report a status event carries.
-    pub fn of_event(event: &StatusEvent) -> AgentReport {
+    fn of_event(event: &StatusEvent) -> AgentReport {
         let status = event.work.status.as_ref();
         AgentReport {
             observed_version: event.resource_version,
