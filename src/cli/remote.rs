@@ -61,9 +61,13 @@ impl Remote {
         self.held.observed_version()
     }
 
-    /// Whether the agent's status is about the current spec.
+    /// Whether the agent's status is about the current spec (see
+    /// [`AgentReport::covers`](crate::maestro::AgentReport::covers)).
     pub fn status_is_current(&self) -> bool {
-        self.held.report.is_some() && self.observed_version() >= self.version()
+        self.held
+            .report
+            .as_ref()
+            .is_some_and(|r| r.covers(self.version()))
     }
 
     pub fn conditions(&self) -> &[Condition] {

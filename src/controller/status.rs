@@ -467,7 +467,7 @@ fn agent_verdict(input: &Input<'_>, bundle: &HeldWork, published: Option<&Time>)
     let version = bundle.version;
     let consumer = input.consumer;
     let status = bundle.report.as_ref().filter(|s| s.observed_version > 0);
-    let current = status.is_some_and(|s| s.observed_version == version);
+    let current = status.is_some_and(|s| s.covers(version));
     let reported = |type_: &str| {
         status
             .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
@@ -485,6 +485,9 @@ fn agent_verdict(input: &Input<'_>, bundle: &HeldWork, published: Option<&Time>)
     let waiting = match (status, wanted_cond) {
         (None, _) => format!(
             "waiting for the agent on consumer {consumer} to report on bundle version {version}"
+        ),
+        (Some(s), _) if s.observed_version == version && !current => format!(
+            "the agent on consumer {consumer} has received bundle version {version} and not applied it yet"
         ),
         (Some(s), _) if !current => format!(
             "the agent on consumer {consumer} last reported on bundle version {}; waiting for version {version}",
@@ -607,7 +610,7 @@ fn mirror(bundle: &HeldWork, generation: Option<i64>, now: &Time) -> Vec<Conditi
             let stale = c
                 .observed_generation
                 .is_some_and(|g| g != bundle.version)
-                || status.observed_version != bundle.version;
+                || !status.covers(bundle.version);
             if stale {
                 Condition {
                     type_: c.type_.clone(),

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::codec::StatusEvent;
-use crate::manifestwork::{ManifestCondition, ManifestWork};
+use crate::manifestwork::{CONDITION_APPLIED, ManifestCondition, ManifestWork};
 use crate::names::{ConsumerName, ResourceId};
 
 /// How much of a stored work a read returns.
@@ -142,6 +142,24 @@ impl AgentReport {
                 .map(|r| r.manifests.clone())
                 .unwrap_or_default(),
         }
+    }
+
+    /// Whether this report speaks for bundle version `version`. The agent
+    /// answers a new spec at once, before applying it, with a report that
+    /// names the new version but carries the conditions it computed for
+    /// the previous one; its Applied condition then still names the older
+    /// generation. Conditions that name no generation (Available, on the
+    /// pinned agent) would pass for the new spec's, so the whole report
+    /// counts only once Applied names `version` (or names no generation at
+    /// all, as older agents write it).
+    pub fn covers(&self, version: i64) -> bool {
+        self.observed_version == version
+            && self
+                .conditions
+                .iter()
+                .find(|c| c.type_ == CONDITION_APPLIED)
+                .and_then(|c| c.observed_generation)
+                .is_none_or(|generation| generation == version)
     }
 
     /// Orders two reports of one work: by the bundle version the agent had

@@ -129,6 +129,57 @@ fn a_report_on_an_older_version_is_not_ready_and_mirrors_as_unknown() {
     );
 }
 
+/// The agent's answer to a new spec before it applies it: the new version,
+/// the previous generation's Applied, and an Available naming no
+/// generation (as the pinned agent writes it).
+#[test]
+fn the_agents_echo_of_a_new_spec_before_applying_it_is_not_ready() {
+    let mut available = cond("Available", "True", 0);
+    available
+        .as_object_mut()
+        .unwrap()
+        .remove("observedGeneration");
+    let view = bundle(2, Some((2, vec![cond("Applied", "True", 1), available])));
+    let s = compute(None, &input(&view, &Outcome::Published, at(0)));
+    assert_eq!(
+        summary(&s),
+        (
+            "False".into(),
+            "Progressing".into(),
+            Some(Phase::Progressing)
+        )
+    );
+    for type_ in ["Applied", "Available"] {
+        let c = get(&s, type_).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("Unknown", "AwaitingAgent"),
+            "{type_}"
+        );
+    }
+    let reconciling = get(&s, CONDITION_RECONCILING).unwrap();
+    assert!(
+        reconciling
+            .message
+            .contains("has received bundle version 2 and not applied it yet"),
+        "{}",
+        reconciling.message
+    );
+
+    // Once Applied names the new generation, the same Available counts.
+    let mut available = cond("Available", "True", 0);
+    available
+        .as_object_mut()
+        .unwrap()
+        .remove("observedGeneration");
+    let view = bundle(2, Some((2, vec![cond("Applied", "True", 2), available])));
+    let s = compute(None, &input(&view, &Outcome::InSync, at(1)));
+    assert_eq!(
+        summary(&s),
+        ("True".into(), "Available".into(), Some(Phase::Available))
+    );
+}
+
 #[test]
 fn applied_is_enough_when_wait_for_is_applied() {
     let view = bundle(

@@ -39,3 +39,39 @@ fn a_sequence_is_read_as_a_decimal_number_or_not_at_all() {
     assert_eq!(parse_sequence("abc"), None);
     assert_eq!(parse_sequence(""), None);
 }
+
+fn applied(generation: Option<i64>) -> Condition {
+    Condition {
+        type_: CONDITION_APPLIED.into(),
+        status: "True".into(),
+        reason: "AppliedManifestWorkComplete".into(),
+        message: String::new(),
+        observed_generation: generation,
+        last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ),
+    }
+}
+
+#[test]
+fn a_report_covers_a_version_once_its_applied_condition_names_it() {
+    let mut r = report(2, Some(1));
+    r.conditions = vec![applied(Some(2))];
+    assert!(r.covers(2));
+    assert!(!r.covers(3), "a report on version 2 says nothing of 3");
+}
+
+#[test]
+fn the_agents_echo_of_a_new_spec_does_not_cover_it() {
+    let mut r = report(2, Some(1));
+    r.conditions = vec![applied(Some(1))];
+    assert!(!r.covers(2));
+}
+
+#[test]
+fn a_report_without_generations_covers_the_version_it_names() {
+    assert!(report(2, None).covers(2));
+    let mut r = report(2, None);
+    r.conditions = vec![applied(None)];
+    assert!(r.covers(2));
+}

@@ -17,6 +17,22 @@ fn a_condition_counts_only_for_the_current_version() {
     assert!(!is_met(Some(&fresh), WorkCondition::Available, None, &c, &n).unwrap());
 }
 
+/// The agent answers a new spec before applying it with the new version
+/// and the previous generation's conditions: `wait` must not take that
+/// for the new spec's.
+#[test]
+fn the_agents_echo_of_a_new_spec_does_not_meet_a_condition() {
+    let (c, n) = names();
+    let mut applied = cond("Applied", "True");
+    applied["observedGeneration"] = json!(1);
+    let available = cond("Available", "True");
+    let echo = remote(2, 2, json!([applied.clone(), available.clone()]), json!([]));
+    assert!(!is_met(Some(&echo), WorkCondition::Available, None, &c, &n).unwrap());
+    applied["observedGeneration"] = json!(2);
+    let done = remote(2, 2, json!([applied, available]), json!([]));
+    assert!(is_met(Some(&done), WorkCondition::Available, None, &c, &n).unwrap());
+}
+
 #[test]
 fn deleted_is_met_by_absence_and_missing_works_fail_otherwise() {
     let (c, n) = names();
