@@ -4,6 +4,7 @@
     latency_watch.py watch KUBECTL MAPPLY_NAMESPACE TARGET_NAMESPACE OUT
     latency_watch.py stats OUT EXPECTED
     latency_watch.py split OUT EXPECTED AGENT_LOG...
+    latency_watch.py hops OUT EXPECTED OPERATOR_LOG AGENT_LOG...
 
 Follows the ConfigMaps in TARGET_NAMESPACE (what the agents deliver) and
 the MaestroApply objects in MAPPLY_NAMESPACE with `kubectl get --watch`,
@@ -24,6 +25,14 @@ after a while) is started again; names already seen are not repeated.
 the latency of each object's Ready (at GENERATION) after its ConfigMap
 appeared: "n=N p50=S p90=S p99=S max=S missing=M" (seconds, nearest-rank
 percentiles; missing: objects without both times).
+
+`hops` splits "to-ready" further when the operator ran with
+RUST_LOG=...,maestro_operator::controller::stream=debug,
+maestro_operator::controller::run=debug: the agent's report is followed
+by its sequence ID to the moment the operator's stream received it, then
+to the operator's next "reconciled" line for the object (its status patch
+done), then to Ready seen by the watch: "maestro: ...; operator: ...;
+watch: ...".
 
 `split` divides that latency at the agent's last status report for the
 object's bundle version (GENERATION, the same number while each change
@@ -124,8 +133,13 @@ AGENT_SEND = re.compile(
 )
 
 
-def agent_sends(paths):
+def klog_time(day, clock):
     year = time.gmtime().tm_year
+    stamp = calendar.timegm(time.strptime(f"{year}{day} {clock.split('.')[0]}", "%Y%m%d %H:%M:%S"))
+    return stamp + float("0." + clock.split(".")[1])
+
+
+def agent_sends(paths):
     sends = {}
     for path in paths:
         with open(path, errors="replace") as f:
@@ -136,9 +150,7 @@ def agent_sends(paths):
                 if not m:
                     continue
                 day, clock, owner, version = m.groups()
-                stamp = calendar.timegm(time.strptime(f"{year}{day} {clock.split('.')[0]}", "%Y%m%d %H:%M:%S"))
-                stamp += float("0." + clock.split(".")[1])
-                sends.setdefault((owner, version), []).append(stamp)
+                sends.setdefault((owner, version), []).append(klog_time(day, clock))
     return sends
 
 
@@ -167,7 +179,79 @@ def split(out_path, expected_path, logs):
     print(f"agent: {describe(agent)}; to-ready: {describe(to_ready)}")
 
 
+SEQUENCE = re.compile(r'"sequenceid":"(\d+)"')
+OPERATOR_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z ")
+STREAM_EVENT = re.compile(r'status event .*sequence_id="?(\d+)')
+RECONCILED = re.compile(r"reconciled object=\S+/(\S+)$")
+
+
+def agent_sends_by_sequence(paths):
+    """(owner, version) -> [(time, sequence ID)] of the agents' reports."""
+    sends = {}
+    for path in paths:
+        with open(path, errors="replace") as f:
+            for line in f:
+                if "Sending event" not in line:
+                    continue
+                m, seq = AGENT_SEND.match(line), SEQUENCE.search(line)
+                if m and seq:
+                    day, clock, owner, version = m.groups()
+                    sends.setdefault((owner, version), []).append((klog_time(day, clock), seq.group(1)))
+    return sends
+
+
+def operator_times(path):
+    """When the operator received each sequence ID on its stream, and the
+    times of its "reconciled" lines per object name."""
+    received, reconciled = {}, {}
+    with open(path, errors="replace") as f:
+        for line in f:
+            t = OPERATOR_LINE.match(line)
+            if not t:
+                continue
+            stamp = calendar.timegm(time.strptime(t.group(1), "%Y-%m-%dT%H:%M:%S"))
+            stamp += float(t.group(2) or 0)
+            event = STREAM_EVENT.search(line)
+            if event:
+                received.setdefault(event.group(1), stamp)
+                continue
+            done = RECONCILED.search(line.rstrip())
+            if done:
+                name = done.group(1).rsplit(".", 1)[0]
+                reconciled.setdefault(name, []).append(stamp)
+    return received, reconciled
+
+
+def hops(out_path, expected_path, operator_log, logs):
+    _, ready = read_events(out_path)
+    sends = agent_sends_by_sequence(logs)
+    received, reconciled = operator_times(operator_log)
+    maestro, operator, watch, skipped = [], [], [], 0
+    with open(expected_path) as f:
+        for line in f:
+            name, _, generation = line.split()
+            r = ready.get((name, generation))
+            before = [s for s in sends.get((name, generation), []) if r is not None and s[0] <= r]
+            if not before:
+                skipped += 1
+                continue
+            sent, sequence = max(before)
+            got = received.get(sequence)
+            done = [t for t in reconciled.get(name, []) if got is not None and got <= t <= r]
+            if got is None or not done:
+                skipped += 1
+                continue
+            maestro.append(got - sent)
+            operator.append(done[0] - got)
+            watch.append(r - done[0])
+    print(f"maestro: {describe(maestro)}; operator: {describe(operator)}; "
+          f"watch: {describe(watch)}; not followed: {skipped}")
+
+
 def main():
+    if sys.argv[1] == "hops":
+        hops(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
+        return
     if sys.argv[1] == "split":
         split(sys.argv[2], sys.argv[3], sys.argv[4:])
         return

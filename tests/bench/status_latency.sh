@@ -40,6 +40,11 @@
 # how to finish it and keeps the namespace.
 #
 # OPERATOR_BIN  the operator binary (default: build the release binary).
+# RUST_LOG      with maestro_operator::controller::stream=debug and
+#               maestro_operator::controller::run=debug, each stream round
+#               also splits "the rest" into Maestro (report sent -> the
+#               operator's stream has it), the operator (-> its reconcile
+#               with the status patch done) and the watch (-> Ready seen).
 # READY_WAIT    seconds a round may wait for all its objects (default 900).
 #
 # Needs the full local stack (make stack-up). BURST/2 objects per consumer
@@ -152,7 +157,11 @@ round() {
     sleep 2
   done
   echo "status_latency source=$mode load=$label $figures loadavg=$load0-$(bench_loadavg)"
-  echo "  split at the agent's report: $(python3 tests/bench/latency_watch.py split "$EVENTS" "$expected" "${STACK_LOG_DIR:-$STACK_DIR/logs}"/agent-*.log)"
+  local agent_logs=("${STACK_LOG_DIR:-$STACK_DIR/logs}"/agent-*.log)
+  echo "  split at the agent's report: $(python3 tests/bench/latency_watch.py split "$EVENTS" "$expected" "${agent_logs[@]}")"
+  if [[ $mode == stream && ${RUST_LOG:-} == *controller::stream=debug* ]]; then
+    echo "  after the report: $(python3 tests/bench/latency_watch.py hops "$EVENTS" "$expected" "$LOG" "${agent_logs[@]}")"
+  fi
 }
 
 # paced MODE [POLL_INTERVAL] : PACED new objects, one every PACE seconds.
