@@ -131,6 +131,7 @@ AGENT_SEND = re.compile(
     r'^I(\d{4}) (\d\d:\d\d:\d\d\.\d+) .*"Sending event" '
     r'eventType="[^"]*status\.update_request".*owner-name\\":\\"([^\\"]+)\\".*"resourceversion":(\d+)'
 )
+SEQUENCE = re.compile(r'"sequenceid":"(\d+)"')
 
 
 def klog_time(day, clock):
@@ -140,6 +141,8 @@ def klog_time(day, clock):
 
 
 def agent_sends(paths):
+    """(owner, version) -> [(time, sequence ID or None)] of the agents'
+    status reports."""
     sends = {}
     for path in paths:
         with open(path, errors="replace") as f:
@@ -150,7 +153,9 @@ def agent_sends(paths):
                 if not m:
                     continue
                 day, clock, owner, version = m.groups()
-                sends.setdefault((owner, version), []).append(klog_time(day, clock))
+                seq = SEQUENCE.search(line)
+                sends.setdefault((owner, version), []).append(
+                    (klog_time(day, clock), seq.group(1) if seq else None))
     return sends
 
 
@@ -171,7 +176,7 @@ def split(out_path, expected_path, logs):
             name, configmap, generation = line.split()
             r = ready.get((name, generation))
             c = cm.get(configmap)
-            before = [t for t in sends.get((name, generation), []) if r is not None and t <= r]
+            before = [t for t, _ in sends.get((name, generation), []) if r is not None and t <= r]
             if r is None or c is None or not before:
                 continue
             agent.append(max(before) - c)
@@ -179,25 +184,9 @@ def split(out_path, expected_path, logs):
     print(f"agent: {describe(agent)}; to-ready: {describe(to_ready)}")
 
 
-SEQUENCE = re.compile(r'"sequenceid":"(\d+)"')
 OPERATOR_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z ")
 STREAM_EVENT = re.compile(r'status event .*sequence_id="?(\d+)')
 RECONCILED = re.compile(r"reconciled object=\S+/(\S+)$")
-
-
-def agent_sends_by_sequence(paths):
-    """(owner, version) -> [(time, sequence ID)] of the agents' reports."""
-    sends = {}
-    for path in paths:
-        with open(path, errors="replace") as f:
-            for line in f:
-                if "Sending event" not in line:
-                    continue
-                m, seq = AGENT_SEND.match(line), SEQUENCE.search(line)
-                if m and seq:
-                    day, clock, owner, version = m.groups()
-                    sends.setdefault((owner, version), []).append((klog_time(day, clock), seq.group(1)))
-    return sends
 
 
 def operator_times(path):
@@ -224,7 +213,7 @@ def operator_times(path):
 
 def hops(out_path, expected_path, operator_log, logs):
     _, ready = read_events(out_path)
-    sends = agent_sends_by_sequence(logs)
+    sends = agent_sends(logs)
     received, reconciled = operator_times(operator_log)
     maestro, operator, watch, skipped = [], [], [], 0
     with open(expected_path) as f:
@@ -235,7 +224,7 @@ def hops(out_path, expected_path, operator_log, logs):
             if not before:
                 skipped += 1
                 continue
-            sent, sequence = max(before)
+            sent, sequence = max(before, key=lambda s: s[0])
             got = received.get(sequence)
             done = [t for t in reconciled.get(name, []) if got is not None and got <= t <= r]
             if got is None or not done:

@@ -69,6 +69,15 @@ fn summary(s: &MaestroApplyStatus) -> (String, String, Option<Phase>) {
     (ready.status.clone(), ready.reason.clone(), s.phase)
 }
 
+/// The summary of an object waiting for the agent.
+fn progressing() -> (String, String, Option<Phase>) {
+    (
+        "False".into(),
+        "Progressing".into(),
+        Some(Phase::Progressing),
+    )
+}
+
 #[test]
 fn ready_when_the_agent_reports_available_for_the_current_version() {
     let view = bundle(
@@ -101,14 +110,7 @@ fn ready_when_the_agent_reports_available_for_the_current_version() {
 fn a_report_on_an_older_version_is_not_ready_and_mirrors_as_unknown() {
     let view = bundle(4, Some((3, vec![cond("Available", "True", 3)])));
     let s = compute(None, &input(&view, &Outcome::Published, at(0)));
-    assert_eq!(
-        summary(&s),
-        (
-            "False".into(),
-            "Progressing".into(),
-            Some(Phase::Progressing)
-        )
-    );
+    assert_eq!(summary(&s), progressing());
     let available = get(&s, "Available").unwrap();
     assert_eq!(
         (available.status.as_str(), available.reason.as_str()),
@@ -129,26 +131,25 @@ fn a_report_on_an_older_version_is_not_ready_and_mirrors_as_unknown() {
     );
 }
 
-/// The agent's answer to a new spec before it applies it: the new version,
-/// the previous generation's Applied, and an Available naming no
-/// generation (as the pinned agent writes it).
-#[test]
-fn the_agents_echo_of_a_new_spec_before_applying_it_is_not_ready() {
+/// Available as the pinned agent first writes it: without a generation.
+fn available_naming_no_generation() -> Value {
     let mut available = cond("Available", "True", 0);
     available
         .as_object_mut()
         .unwrap()
         .remove("observedGeneration");
+    available
+}
+
+/// The agent's answer to a new spec before it applies it: the new version,
+/// the previous generation's Applied, and an Available naming no
+/// generation (as the pinned agent writes it).
+#[test]
+fn the_agents_echo_of_a_new_spec_before_applying_it_is_not_ready() {
+    let available = available_naming_no_generation();
     let view = bundle(2, Some((2, vec![cond("Applied", "True", 1), available])));
     let s = compute(None, &input(&view, &Outcome::Published, at(0)));
-    assert_eq!(
-        summary(&s),
-        (
-            "False".into(),
-            "Progressing".into(),
-            Some(Phase::Progressing)
-        )
-    );
+    assert_eq!(summary(&s), progressing());
     for type_ in ["Applied", "Available"] {
         let c = get(&s, type_).unwrap();
         assert_eq!(
@@ -167,11 +168,7 @@ fn the_agents_echo_of_a_new_spec_before_applying_it_is_not_ready() {
     );
 
     // Once Applied names the new generation, the same Available counts.
-    let mut available = cond("Available", "True", 0);
-    available
-        .as_object_mut()
-        .unwrap()
-        .remove("observedGeneration");
+    let available = available_naming_no_generation();
     let view = bundle(2, Some((2, vec![cond("Applied", "True", 2), available])));
     let s = compute(None, &input(&view, &Outcome::InSync, at(1)));
     assert_eq!(
