@@ -470,7 +470,7 @@ fn agent_verdict(input: &Input<'_>, bundle: &HeldWork, published: Option<&Time>)
     let current = status.is_some_and(|s| s.covers(version));
     let reported = |type_: &str| {
         status
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+            .and_then(|s| s.condition(type_))
             .filter(|c| c.observed_generation.is_none_or(|g| g == version))
     };
     let wanted_cond = reported(wanted).filter(|_| current);
@@ -605,7 +605,7 @@ fn mirror(bundle: &HeldWork, generation: Option<i64>, now: &Time) -> Vec<Conditi
     };
     MIRRORED
         .iter()
-        .filter_map(|type_| status.conditions.iter().find(|c| c.type_ == *type_))
+        .filter_map(|type_| status.condition(type_))
         .map(|c| {
             let stale = c
                 .observed_generation

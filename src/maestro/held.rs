@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::codec::StatusEvent;
-use crate::manifestwork::{CONDITION_APPLIED, ManifestCondition, ManifestWork};
+use crate::manifestwork::{CONDITION_APPLIED, ManifestCondition, ManifestWork, find_condition};
 use crate::names::{ConsumerName, ResourceId};
 
 /// How much of a stored work a read returns.
@@ -155,11 +155,14 @@ impl AgentReport {
     pub fn covers(&self, version: i64) -> bool {
         self.observed_version == version
             && self
-                .conditions
-                .iter()
-                .find(|c| c.type_ == CONDITION_APPLIED)
+                .condition(CONDITION_APPLIED)
                 .and_then(|c| c.observed_generation)
                 .is_none_or(|generation| generation == version)
+    }
+
+    /// The work-level condition of `type_`, if the agent reported one.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        find_condition(&self.conditions, type_)
     }
 
     /// Orders two reports of one work: by the bundle version the agent had

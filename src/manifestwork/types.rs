@@ -722,7 +722,11 @@ impl ManifestWorkStatus {
     }
 }
 
-fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+/// The condition of `type_` in a list of conditions.
+pub(crate) fn find_condition<'a>(
+    conditions: &'a [Condition],
+    type_: &str,
+) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
 }
 
