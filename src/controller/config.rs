@@ -83,7 +83,8 @@ pub struct OperatorConfig {
 
     /// The shortest gap between two status-driven reconciles of one
     /// object: a burst of reports within it costs one more reconcile (and
-    /// status patch) at its end. The first report is never delayed.
+    /// status patch) at its end. The first report is never delayed, nor is
+    /// one that turns a work condition (that decides Ready).
     #[arg(long, env = "OPERATOR_STATUS_WINDOW", default_value = "250ms", value_parser = short_duration)]
     pub status_window: Duration,
 

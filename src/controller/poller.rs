@@ -98,6 +98,9 @@ struct Fingerprint {
     version: Option<i64>,
     deleting: bool,
     report: Option<(i64, Option<u128>)>,
+    /// The report's work-level conditions (type, status, generation),
+    /// hashed: what turns an object Ready or not, as opposed to feedback.
+    conditions: u64,
     error: Option<&'static str>,
 }
 
@@ -107,8 +110,22 @@ impl Fingerprint {
             version: held.map(|h| h.version),
             deleting: held.is_some_and(|h| h.is_deleting()),
             report: held.and_then(|h| h.report.as_ref().map(|r| (r.observed_version, r.sequence))),
+            conditions: held
+                .and_then(|h| h.report.as_ref())
+                .map_or(0, AgentReport::conditions_signature),
             error: error.map(|e| e.reason),
         }
+    }
+
+    /// Whether going from `self` to `now` may change the object's verdict
+    /// (a new spec, a deletion, a condition turning, a poll failing or
+    /// recovering) rather than only its feedback: such a change is worth
+    /// a status write at once, not at the end of the wake window.
+    fn turns(&self, now: &Fingerprint) -> bool {
+        self.version != now.version
+            || self.deleting != now.deleting
+            || self.conditions != now.conditions
+            || self.error != now.error
     }
 }
 
@@ -708,16 +725,24 @@ fn notify_changed(
         let now = Fingerprint::of(bundles.get(&interest.resource_id), error.as_ref());
         // An object that has not looked yet is about to; waking it would
         // only repeat that reconcile.
-        if interest.seen.as_ref().is_some_and(|seen| *seen != now) {
-            interest.seen = Some(now);
-            inner.metrics.status_updated(source.as_str());
-            wake_within(inner, consumer, key, interest, window);
-        }
+        let Some(seen) = interest.seen.as_ref().filter(|seen| **seen != now) else {
+            continue;
+        };
+        let window = if seen.turns(&now) {
+            Duration::ZERO
+        } else {
+            window
+        };
+        interest.seen = Some(now);
+        inner.metrics.status_updated(source.as_str());
+        wake_within(inner, consumer, key, interest, window);
     }
 }
 
 /// Wakes `key` now, or, when it was woken less than `window` ago, once
 /// the window has passed (one held wake covers any number of reports).
+/// A zero window wakes now even beside a held wake, which still fires:
+/// it covers what arrives after this one.
 fn wake_within(
     inner: &Inner,
     consumer: &Arc<Consumer>,
@@ -725,10 +750,15 @@ fn wake_within(
     interest: &mut Interest,
     window: Duration,
 ) {
+    let now = Instant::now();
+    if window.is_zero() {
+        interest.woken_at = Some(now);
+        let _ = inner.triggers.send(key.clone());
+        return;
+    }
     if interest.held {
         return;
     }
-    let now = Instant::now();
     let due = interest
         .woken_at
         .map(|at| at + window)

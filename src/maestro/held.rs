@@ -12,6 +12,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -158,6 +159,17 @@ impl AgentReport {
                 .condition(CONDITION_APPLIED)
                 .and_then(|c| c.observed_generation)
                 .is_none_or(|generation| generation == version)
+    }
+
+    /// A hash of the work-level conditions' types, statuses and
+    /// generations, in the agent's order: equal for two reports that
+    /// differ only in feedback, messages or transition times.
+    pub fn conditions_signature(&self) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        for c in &self.conditions {
+            (&c.type_, &c.status, c.observed_generation).hash(&mut hasher);
+        }
+        hasher.finish()
     }
 
     /// The work-level condition of `type_`, if the agent reported one.

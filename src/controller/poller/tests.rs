@@ -258,6 +258,12 @@ impl Rig {
             .apply_event(&event("west", id, version, seq, false))
     }
 
+    /// The stream brings a report of `id` whose `conditions` are all True.
+    fn report_conditions(&self, id: ResourceId, seq: u64, conditions: &[&str]) -> EventOutcome {
+        self.poller
+            .apply_event(&event_with("west", id, 1, seq, false, conditions))
+    }
+
     /// The stream brings the agent's report that `id` is deleted.
     fn confirm_deleted(&self, id: ResourceId, version: i64, seq: u64) -> EventOutcome {
         self.poller
@@ -317,15 +323,33 @@ async fn watching_absent() -> (Rig, ResourceId) {
 /// version `version` with sequence ID `seq`.
 fn event(consumer: &str, id: ResourceId, version: i64, seq: u64, deleted: bool) -> StreamedReport {
     let condition = if deleted { "Deleted" } else { "Applied" };
+    event_with(consumer, id, version, seq, deleted, &[condition])
+}
+
+/// A report whose work-level `conditions` are all True.
+fn event_with(
+    consumer: &str,
+    id: ResourceId,
+    version: i64,
+    seq: u64,
+    deleted: bool,
+    conditions: &[&str],
+) -> StreamedReport {
+    let conditions: Vec<_> = conditions
+        .iter()
+        .map(|type_| {
+            json!({
+                "type": type_, "status": "True", "reason": "Test", "message": format!("report {seq}"),
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            })
+        })
+        .collect();
     let work: crate::manifestwork::ManifestWork = serde_json::from_value(json!({
         "apiVersion": "work.open-cluster-management.io/v1",
         "kind": "ManifestWork",
         "metadata": {"namespace": consumer},
         "spec": {},
-        "status": {"conditions": [{
-            "type": condition, "status": "True", "reason": "Test", "message": format!("report {seq}"),
-            "lastTransitionTime": "2026-01-01T00:00:00Z",
-        }]},
+        "status": {"conditions": conditions},
     }))
     .unwrap();
     StreamedReport::of_event(&StatusEvent {
@@ -667,6 +691,36 @@ async fn a_burst_of_reports_wakes_an_object_once_per_window() {
     let later = rig.woken().len();
     assert_eq!(later, 1, "one held wake covers the rest of the burst");
     assert_eq!(rig.sequence(0, a), Some(120));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_that_turns_a_condition_wakes_at_once_inside_the_window() {
+    let mut rig = Rig::new();
+    let a = rig.put("a", 1);
+    rig.poller.set_wake_window(ms(250));
+    rig.watch(0, a, TEN_S);
+    rig.first_poll().await;
+    rig.sees(0, a);
+    // Applied: woken at once, the first report of the window.
+    assert_eq!(rig.report_conditions(a, 101, &["Applied"]), Applied);
+    assert_eq!(rig.woken(), [key(0)]);
+    rig.sees(0, a);
+    sleep(ms(20)).await;
+    // The same conditions again (new feedback, say): held for the window.
+    assert_eq!(rig.report_conditions(a, 102, &["Applied"]), Applied);
+    assert!(rig.woken().is_empty());
+    // Available turns True: that decides Ready, so it is not held.
+    sleep(ms(20)).await;
+    assert_eq!(
+        rig.report_conditions(a, 103, &["Applied", "Available"]),
+        Applied
+    );
+    assert_eq!(rig.woken(), [key(0)]);
+    rig.sees(0, a);
+    // The held wake still comes at the window's end, covering later reports.
+    sleep(secs(1)).await;
+    assert_eq!(rig.woken(), [key(0)]);
+    assert_eq!(rig.sequence(0, a), Some(103));
 }
 
 #[tokio::test(start_paused = true)]

@@ -75,3 +75,26 @@ fn a_report_without_generations_covers_the_version_it_names() {
     r.conditions = vec![applied(None)];
     assert!(r.covers(2));
 }
+
+#[test]
+fn the_conditions_signature_changes_with_a_status_not_with_a_message() {
+    let with = |status: &str, message: &str| AgentReport {
+        conditions: vec![Condition {
+            status: status.into(),
+            message: message.into(),
+            ..applied(Some(1))
+        }],
+        ..report(1, Some(1))
+    };
+    let signature = |r: AgentReport| r.conditions_signature();
+    assert_eq!(signature(with("True", "a")), signature(with("True", "b")));
+    assert_ne!(signature(with("True", "a")), signature(with("False", "a")));
+    assert_ne!(
+        signature(with("True", "a")),
+        AgentReport {
+            conditions: vec![applied(Some(2))],
+            ..report(1, Some(1))
+        }
+        .conditions_signature()
+    );
+}
