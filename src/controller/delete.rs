@@ -111,6 +111,10 @@ fn decide_delete(known: Known) -> DeleteStep {
     }
 }
 
+/// How soon a deletion the agent confirmed is read again when Maestro
+/// still served its row.
+const CONFIRMED_RECHECK: Duration = Duration::from_secs(2);
+
 /// Without `deletionTimeout`, an unconfirmed deletion is reported (not
 /// stalled) after this long.
 const NOTICE_AFTER: Duration = Duration::from_secs(300);
@@ -223,6 +227,11 @@ pub(super) async fn cleanup(
     ctx.metrics.set_phase(&key, Some(Phase::Deleting));
     match error {
         Some(e) => Err(e),
+        // The agent's confirmation came, and Maestro still served the row
+        // to our read: it drops it in a moment.
+        None if step == DeleteStep::AwaitAgent && view.held.is_none() => {
+            Ok(Some(Action::requeue(CONFIRMED_RECHECK)))
+        }
         // Come back in time for the timeout, the first notice, or the
         // next poll, whichever is first.
         None => Ok(Some(Action::requeue(

@@ -487,7 +487,9 @@ impl Poller {
             return;
         };
         let mut state = c.state();
-        let confirmed_gone = state.gone.remove(&id);
+        // Kept, not taken: a second read may race the confirmation too.
+        // Polls that start later drop it (they list the truth).
+        let confirmed_gone = state.gone.get(&id).copied();
         let bundle = bundle
             .filter(|b| !superseded_by_deletion(b, confirmed_gone.map(|(_, v)| v)))
             .map(|b| {
@@ -627,6 +629,9 @@ impl Poller {
                         }
                         let updated = if event.deleted {
                             state.bundles.remove(&id);
+                            // Maestro may still serve the row for a moment:
+                            // a direct read must not bring it back either.
+                            state.gone.insert(id, (started, report.observed_version));
                             None
                         } else {
                             let b = Arc::new(cached.with_report(report));

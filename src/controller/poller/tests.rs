@@ -669,14 +669,20 @@ async fn the_agents_deleted_report_removes_the_bundle_once() {
     assert!(rig.woken().is_empty());
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_burst_of_reports_wakes_an_object_once_per_window() {
-    let mut rig = Rig::new();
+/// One object, polled and seen, whose wakes have a 250 ms window.
+async fn watched_with_a_window() -> (Rig, ResourceId) {
+    let rig = Rig::new();
     let a = rig.put("a", 1);
     rig.poller.set_wake_window(ms(250));
     rig.watch(0, a, TEN_S);
     rig.first_poll().await;
     rig.sees(0, a);
+    (rig, a)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_reports_wakes_an_object_once_per_window() {
+    let (mut rig, a) = watched_with_a_window().await;
     for seq in 101..=120 {
         rig.report(a, 1, seq);
         // The object reconciles at once when woken, as the controller does.
@@ -695,12 +701,7 @@ async fn a_burst_of_reports_wakes_an_object_once_per_window() {
 
 #[tokio::test(start_paused = true)]
 async fn a_report_that_turns_a_condition_wakes_at_once_inside_the_window() {
-    let mut rig = Rig::new();
-    let a = rig.put("a", 1);
-    rig.poller.set_wake_window(ms(250));
-    rig.watch(0, a, TEN_S);
-    rig.first_poll().await;
-    rig.sees(0, a);
+    let (mut rig, a) = watched_with_a_window().await;
     // Applied: woken at once, the first report of the window.
     assert_eq!(rig.report_conditions(a, 101, &["Applied"]), Applied);
     assert_eq!(rig.woken(), [key(0)]);
@@ -766,6 +767,26 @@ async fn a_deletion_confirmed_while_uncached_is_not_undone_by_an_earlier_read() 
     assert_eq!(rig.confirm_deleted(id, 3, 100), Early);
     rig.record(id, read);
     assert!(rig.held(0, id).is_none(), "the confirmed deletion stands");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_direct_read_that_races_the_confirmation_of_a_cached_deletion_does_not_bring_it_back() {
+    let (rig, [a]) = watching([("a", 1)]).await;
+    // The deletion is requested; the cache holds the deleting bundle.
+    let deleting = rig.mark_deleting(a);
+    rig.record(a, deleting.clone());
+    assert!(rig.held(0, a).is_some_and(|b| b.is_deleting()));
+    // The agent confirms through the stream, while Maestro still serves
+    // the row to a direct read (twice, from two reconciles).
+    assert_eq!(rig.confirm_deleted(a, 1, 100), Applied);
+    rig.record(a, deleting.clone());
+    rig.record(a, deleting);
+    assert!(rig.held(0, a).is_none(), "the confirmed deletion stands");
+    // A work of that name created again is cached as usual.
+    rig.remove(a);
+    let again = rig.put("a", 2);
+    rig.record(again, rig.listed(0));
+    assert_eq!(rig.held(0, again).map(|b| b.version), Some(2));
 }
 
 #[tokio::test(start_paused = true)]
