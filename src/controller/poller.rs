@@ -588,62 +588,18 @@ impl Poller {
             return EventOutcome::Ignored;
         }
         let report = event.report.clone();
-        let started = state.started;
         let outcome = match state.bundles.get(&id).cloned() {
-            // Already removed by this confirmation or our own read.
-            None if event.deleted && matches!(state.local_writes.get(&id), Some((_, None))) => {
-                EventOutcome::Stale
-            }
-            None if event.deleted => {
-                state.gone.insert(id, (started, report.observed_version));
-                state.early.remove(&id);
-                EventOutcome::Early
-            }
-            None => {
-                // A poll or our own read-back will bring the bundle; until
-                // then keep the newest report for it.
-                let newer = state
-                    .early
-                    .get(&id)
-                    .is_none_or(|(_, old)| report.compare(old) != Some(CmpOrdering::Less));
-                if newer {
-                    state.early.insert(id, (started, report));
-                }
-                EventOutcome::Early
-            }
+            None => state.note_uncached(id, report, event.deleted),
             Some(cached) => {
-                let order = cached
-                    .report
-                    .as_ref()
-                    .map_or(Some(CmpOrdering::Greater), |known| report.compare(known));
-                match order {
-                    Some(CmpOrdering::Less | CmpOrdering::Equal) => EventOutcome::Stale,
-                    // Newer, or not comparable (no sequence IDs): the
-                    // stream delivers in order, so take it.
-                    Some(CmpOrdering::Greater) | None => {
-                        if report.observed_version > cached.version {
-                            // Another client of the source updated the work
-                            // (drift): read its spec, not only the report.
-                            request_refresh(&mut state);
-                            c.wake.notify_one();
-                        }
-                        let updated = if event.deleted {
-                            state.bundles.remove(&id);
-                            // Maestro may still serve the row for a moment:
-                            // a direct read must not bring it back either.
-                            state.gone.insert(id, (started, report.observed_version));
-                            None
-                        } else {
-                            let b = Arc::new(cached.with_report(report));
-                            state.bundles.insert(id, b.clone());
-                            Some(b)
-                        };
-                        // A poll already running may have read before this
-                        // report; it must not put the older one back.
-                        state.local_writes.insert(id, (started, updated));
-                        EventOutcome::Applied
-                    }
+                let observed = report.observed_version;
+                let outcome = state.fold_report(id, &cached, report, event.deleted);
+                if outcome == EventOutcome::Applied && observed > cached.version {
+                    // Another client of the source updated the work
+                    // (drift): read its spec, not only the report.
+                    request_refresh(&mut state);
+                    c.wake.notify_one();
                 }
+                outcome
             }
         };
         if outcome == EventOutcome::Applied {
@@ -662,6 +618,72 @@ impl Poller {
 
     fn wake_window(&self) -> Duration {
         *self.inner.wake_window.lock()
+    }
+}
+
+impl State {
+    /// A report of a bundle not cached: a confirmed deletion is kept as a
+    /// tombstone, any other report until a poll or our read-back brings
+    /// the bundle.
+    fn note_uncached(
+        &mut self,
+        id: ResourceId,
+        report: AgentReport,
+        deleted: bool,
+    ) -> EventOutcome {
+        let started = self.started;
+        if deleted {
+            // Already removed by this confirmation or our own read.
+            if matches!(self.local_writes.get(&id), Some((_, None))) {
+                return EventOutcome::Stale;
+            }
+            self.gone.insert(id, (started, report.observed_version));
+            self.early.remove(&id);
+            return EventOutcome::Early;
+        }
+        let newer = self
+            .early
+            .get(&id)
+            .is_none_or(|(_, old)| report.compare(old) != Some(CmpOrdering::Less));
+        if newer {
+            self.early.insert(id, (started, report));
+        }
+        EventOutcome::Early
+    }
+
+    /// A report of a cached bundle: taken when newer than the cached one,
+    /// or when the two cannot be ordered (no sequence IDs; the stream
+    /// delivers in order).
+    fn fold_report(
+        &mut self,
+        id: ResourceId,
+        cached: &HeldWork,
+        report: AgentReport,
+        deleted: bool,
+    ) -> EventOutcome {
+        let order = cached
+            .report
+            .as_ref()
+            .map_or(Some(CmpOrdering::Greater), |known| report.compare(known));
+        if matches!(order, Some(CmpOrdering::Less | CmpOrdering::Equal)) {
+            return EventOutcome::Stale;
+        }
+        let started = self.started;
+        let updated = if deleted {
+            self.bundles.remove(&id);
+            // Maestro may still serve the row for a moment: a direct read
+            // must not bring it back either.
+            self.gone.insert(id, (started, report.observed_version));
+            None
+        } else {
+            let b = Arc::new(cached.with_report(report));
+            self.bundles.insert(id, b.clone());
+            Some(b)
+        };
+        // A poll already running may have read before this report; it
+        // must not put the older one back.
+        self.local_writes.insert(id, (started, updated));
+        EventOutcome::Applied
     }
 }
 
