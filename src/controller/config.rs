@@ -89,13 +89,15 @@ pub struct OperatorConfig {
     pub status_window: Duration,
 
     /// Average requests per second to the Kubernetes API server (watches,
-    /// status patches, events). 0 disables the limit.
-    #[arg(long, env = "KUBE_QPS", default_value_t = 50.0)]
+    /// status patches, events). 0 disables the limit. 200: 1,000 objects
+    /// created at once cost about five requests each (events and status
+    /// patches), and at 50 the last of them queued for a minute and more.
+    #[arg(long, env = "KUBE_QPS", default_value_t = 200.0)]
     pub kube_qps: f64,
 
     /// Requests to the Kubernetes API server allowed at once above the
     /// average.
-    #[arg(long, env = "KUBE_BURST", default_value_t = 100)]
+    #[arg(long, env = "KUBE_BURST", default_value_t = 400)]
     pub kube_burst: u32,
 
     /// Bundles per REST page when polling a consumer's status.

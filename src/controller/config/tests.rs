@@ -26,7 +26,7 @@ fn defaults_match_the_documentation() {
     assert_eq!(c.min_interval, Duration::from_secs(60));
     assert_eq!(c.status_source, StatusSource::Stream);
     assert_eq!(c.status_window, Duration::from_millis(250));
-    assert_eq!((c.kube_qps, c.kube_burst), (50.0, 100));
+    assert_eq!((c.kube_qps, c.kube_burst), (200.0, 400));
     assert!(!c.allow_insecure_token);
     let m = c.maestro().unwrap();
     assert_eq!(m.source_id.as_str(), "maestro-operator");
