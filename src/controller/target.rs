@@ -220,9 +220,11 @@ fn owner_marks_match(bundle: &HeldWork, desired: &ManifestWork) -> bool {
     let declared_annotations = desired.metadata.annotations.as_ref();
     OWNER_LABELS
         .iter()
-        .all(|k| labels.get(*k) == declared_labels.and_then(|l| l.get(*k)))
+        .all(|k| labels.get(k) == declared_labels.and_then(|l| l.get(*k)).map(String::as_str))
         && annotations.get(OWNER_ANNOTATION)
-            == declared_annotations.and_then(|a| a.get(OWNER_ANNOTATION))
+            == declared_annotations
+                .and_then(|a| a.get(OWNER_ANNOTATION))
+                .map(String::as_str)
 }
 
 fn declared_labels_match(bundle: &HeldWork, desired: &ManifestWork) -> bool {
@@ -232,7 +234,7 @@ fn declared_labels_match(bundle: &HeldWork, desired: &ManifestWork) -> bool {
         .labels
         .iter()
         .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v))
+        .all(|(k, v)| labels.get(k) == Some(v.as_str()))
 }
 
 impl std::fmt::Display for Holder {
@@ -252,7 +254,7 @@ impl std::fmt::Display for Holder {
 /// `None` for a bundle the operator did not publish.
 pub fn bundle_owner(bundle: &HeldWork) -> Option<Owner> {
     let labels = &bundle.labels;
-    let uid = labels.get(OWNER_UID_LABEL)?.clone();
+    let uid = labels.get(OWNER_UID_LABEL)?.to_string();
     let annotations = &bundle.annotations;
     let (namespace, name) = match annotations.get(OWNER_ANNOTATION) {
         Some(owner) => owner
@@ -262,9 +264,9 @@ pub fn bundle_owner(bundle: &HeldWork) -> Option<Owner> {
         None => (
             labels
                 .get(OWNER_NAMESPACE_LABEL)
-                .cloned()
-                .unwrap_or_default(),
-            labels.get(OWNER_NAME_LABEL).cloned().unwrap_or_default(),
+                .unwrap_or_default()
+                .to_string(),
+            labels.get(OWNER_NAME_LABEL).unwrap_or_default().to_string(),
         ),
     };
     Some(Owner {

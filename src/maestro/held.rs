@@ -11,7 +11,6 @@
 //! cache needs only their count.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use chrono::{DateTime, Utc};
@@ -20,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use super::codec::StatusEvent;
 use crate::manifestwork::{CONDITION_APPLIED, ManifestCondition, ManifestWork, find_condition};
 use crate::names::{ConsumerName, ResourceId};
+pub use strings::StringMap;
 
 /// How much of a stored work a read returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +49,8 @@ pub struct HeldWork {
     pub updated_at: Option<DateTime<Utc>>,
     /// Set while a deletion waits for the agent's confirmation.
     pub deleting_since: Option<DateTime<Utc>>,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
+    pub labels: StringMap,
+    pub annotations: StringMap,
     pub manifest_count: usize,
     /// Absent until the agent has reported.
     pub report: Option<AgentReport>,
@@ -201,6 +201,8 @@ pub(crate) fn from_json(value: serde_json::Value) -> Result<HeldWork, String> {
         serde_json::from_value(value).map_err(|e| e.to_string())?;
     bundle.into_held(Detail::Work).map_err(|e| e.to_string())
 }
+
+mod strings;
 
 #[cfg(test)]
 mod tests;

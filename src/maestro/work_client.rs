@@ -762,9 +762,7 @@ pub fn spec_hash_of_work(work: &ManifestWork) -> String {
 
 /// The digest of what was published, as [`WorkClient::prepare`] stored it.
 pub fn spec_hash_of(held: &HeldWork) -> Option<&str> {
-    held.annotations
-        .get(SPEC_HASH_ANNOTATION)
-        .map(String::as_str)
+    held.annotations.get(SPEC_HASH_ANNOTATION)
 }
 
 /// Client-side label matching for status events, which Maestro does not

@@ -1,15 +1,13 @@
 //! ResourceBundle → ManifestWork, as the Go source client's `ToManifestWork`
 //! does it, so a work read back over REST looks the same from either client.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{BundleStatus, ResourceBundle};
 use crate::maestro::error::{Error, Result};
-use crate::maestro::held::{AgentReport, Detail, HeldWork, parse_sequence};
+use crate::maestro::held::{AgentReport, Detail, HeldWork, StringMap, parse_sequence};
 use crate::manifestwork::{
     DeleteOption, Manifest, ManifestCondition, ManifestConfigOption, ManifestResourceStatus,
     ManifestWork, ManifestWorkSpec, ManifestWorkStatus, ManifestsTemplate,
@@ -49,13 +47,13 @@ impl ResourceBundle {
         })
     }
 
-    fn string_map(&self, key: &str) -> BTreeMap<String, String> {
+    fn string_map(&self, key: &str) -> StringMap {
         self.metadata
             .get(key)
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k, v)))
                     .collect()
             })
             .unwrap_or_default()

@@ -49,7 +49,7 @@ fn bundle_owned_by(owner_uid: &str) -> Value {
 /// The operator's check: the bundle must carry our uid.
 fn owned_by(uid: &str) -> impl FnOnce(&HeldWork) -> std::result::Result<(), Refusal> + '_ {
     move |held| {
-        let found = held.labels.get(OWNER_UID_LABEL).map(String::as_str);
+        let found = held.labels.get(OWNER_UID_LABEL);
         if found == Some(uid) {
             Ok(())
         } else {
