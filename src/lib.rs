@@ -21,6 +21,7 @@ pub mod cli;
 pub mod controller;
 pub mod durations;
 pub mod maestro;
+pub mod malloc;
 pub mod manifestwork;
 pub mod names;
 pub mod signals;
