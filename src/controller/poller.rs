@@ -20,6 +20,7 @@
 use parking_lot::Mutex;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -92,28 +93,36 @@ pub struct View {
     pub error: Option<PollError>,
 }
 
-/// What changes about a bundle that is worth a reconcile.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What changes about a bundle that is worth a reconcile, hashed: every
+/// watched object keeps one, so it is two words rather than the fields
+/// themselves (a 64-bit collision would cost one missed wake, until the
+/// next change or poll).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fingerprint {
-    version: Option<i64>,
-    deleting: bool,
-    report: Option<(i64, Option<u128>)>,
-    /// The report's work-level conditions (type, status, generation),
-    /// hashed: what turns an object Ready or not, as opposed to feedback.
-    conditions: u64,
-    error: Option<&'static str>,
+    /// What may change the object's verdict: the version, a deletion, the
+    /// work-level conditions (type, status, generation) and a poll error.
+    verdict: u64,
+    /// Which report it is: feedback and messages change with it.
+    report: u64,
 }
 
 impl Fingerprint {
     fn of(held: Option<&Arc<HeldWork>>, error: Option<&PollError>) -> Self {
+        let report = held.and_then(|h| h.report.as_ref());
+        let mut verdict = DefaultHasher::new();
+        held.map(|h| (h.version, h.is_deleting()))
+            .hash(&mut verdict);
+        report
+            .map_or(0, AgentReport::conditions_signature)
+            .hash(&mut verdict);
+        error.map(|e| e.reason).hash(&mut verdict);
+        let mut which = DefaultHasher::new();
+        report
+            .map(|r| (r.observed_version, r.sequence))
+            .hash(&mut which);
         Fingerprint {
-            version: held.map(|h| h.version),
-            deleting: held.is_some_and(|h| h.is_deleting()),
-            report: held.and_then(|h| h.report.as_ref().map(|r| (r.observed_version, r.sequence))),
-            conditions: held
-                .and_then(|h| h.report.as_ref())
-                .map_or(0, AgentReport::conditions_signature),
-            error: error.map(|e| e.reason),
+            verdict: verdict.finish(),
+            report: which.finish(),
         }
     }
 
@@ -122,10 +131,7 @@ impl Fingerprint {
     /// recovering) rather than only its feedback: such a change is worth
     /// a status write at once, not at the end of the wake window.
     fn turns(&self, now: &Fingerprint) -> bool {
-        self.version != now.version
-            || self.deleting != now.deleting
-            || self.conditions != now.conditions
-            || self.error != now.error
+        self.verdict != now.verdict
     }
 }
 
