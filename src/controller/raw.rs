@@ -9,6 +9,7 @@
 //! reported on itself and the others go on.
 
 use std::borrow::Cow;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{Read, Write};
 
 use flate2::Compression;
@@ -21,7 +22,10 @@ use kube::{Resource, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::crd::{API_VERSION, GROUP, KIND, MaestroApply, VERSION};
+use super::crd::{
+    ADOPT_ANNOTATION, API_VERSION, GROUP, KIND, MaestroApply, RECONCILE_REQUESTED_AT_ANNOTATION,
+    VERSION,
+};
 
 /// A MaestroApply with its spec and status still undecoded.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -34,6 +38,18 @@ pub struct RawMaestroApply {
     /// Spec and status deflated by [`RawMaestroApply::pack`].
     #[serde(skip)]
     packed: Option<Box<[u8]>>,
+    /// Whether this copy differs, in what is worth a reconcile, from the
+    /// one it replaces: see [`RawMaestroApply::note_changes`].
+    #[serde(skip)]
+    changes: Changes,
+}
+
+/// A hash of what in an object is worth a reconcile, and whether it
+/// changed since the copy before.
+#[derive(Clone, Copy, Debug, Default)]
+struct Changes {
+    hash: u64,
+    new: bool,
 }
 
 impl Resource for RawMaestroApply {
@@ -97,6 +113,41 @@ impl RawMaestroApply {
             self.spec = None;
             self.status = None;
         }
+    }
+
+    /// Records whether this copy differs from `before` (the cached copy
+    /// it replaces, if any) in what is worth a reconcile:
+    /// [`RawMaestroApply::wakes`] then says so. The cache is the memory,
+    /// so this costs nothing per object beyond a hash.
+    pub fn note_changes(&mut self, before: Option<&RawMaestroApply>) {
+        let hash = self.what_matters();
+        self.changes = Changes {
+            hash,
+            new: before.is_none_or(|b| b.changes.hash != hash),
+        };
+    }
+
+    /// Whether this copy changed something worth a reconcile.
+    pub fn wakes(&self) -> bool {
+        self.changes.new
+    }
+
+    /// A hash of what is worth a reconcile: spec changes (generation,
+    /// which deletion also bumps), finalizers, a new reconcile-requested-at
+    /// and the adopt annotation; and the uid, so an object deleted and
+    /// created again under its name while the watch was relisting counts
+    /// as new. The operator's own status writes change none of them, so
+    /// they never wake it.
+    fn what_matters(&self) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        self.metadata.uid.hash(&mut hasher);
+        self.metadata.generation.hash(&mut hasher);
+        self.finalizers().hash(&mut hasher);
+        self.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+        for annotation in [RECONCILE_REQUESTED_AT_ANNOTATION, ADOPT_ANNOTATION] {
+            self.annotations().get(annotation).hash(&mut hasher);
+        }
+        hasher.finish()
     }
 
     /// `,"spec":…,"status":…` as the API server sent them.

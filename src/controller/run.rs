@@ -1,24 +1,22 @@
 //! The operator process: probes and metrics, optional leader election, the
 //! controller, certificate reloads, graceful shutdown.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, controller, reflector, watcher};
-use kube::{Resource, ResourceExt};
+use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::config::OperatorConfig;
-use super::crd::{ADOPT_ANNOTATION, MaestroApply, RECONCILE_REQUESTED_AT_ANNOTATION};
+use super::crd::MaestroApply;
 use super::deletions::Deletions;
 use super::metrics::Metrics;
 use super::poller::{Poller, maestro_fetcher};
@@ -456,36 +454,28 @@ fn watch(
     if let Some(selector) = &config.label_selector {
         watch_config = watch_config.labels(selector);
     }
+    let cache = writer.as_reader();
     watcher(api, watch_config)
         .default_backoff()
         .inspect(move |item| watch_health.observe(item))
         // managedFields, and kubectl's client-side apply copy of the whole
         // object, can be larger than the rest of it and are never read
         // here; spec and status are kept deflated until a reconcile.
-        .modify(|o: &mut RawMaestroApply| {
+        .modify(move |o: &mut RawMaestroApply| {
             o.managed_fields_mut().clear();
             o.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
             o.pack();
+            // Compared with the copy in the cache, which the object is
+            // about to replace (during a relist too: the cache changes only
+            // once the list is complete). Unlike kube's predicate filter,
+            // this keeps no map of its own beside the cache.
+            let before = cache.get(&ObjectRef::from_obj(o));
+            o.note_changes(before.as_deref());
         })
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(changes_that_matter, PredicateConfig::default())
+        .try_filter(|o| std::future::ready(o.wakes()))
 }
 
 /// Where `kubectl apply` (client-side) keeps the object as last applied.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// What, in a watch event, is worth a reconcile: spec changes
-/// (generation, which deletion also bumps), finalizers, a new
-/// reconcile-requested-at and the adopt annotation. The operator's own status writes change none of
-/// them, so they never wake it.
-fn changes_that_matter(obj: &RawMaestroApply) -> Option<u64> {
-    let mut hasher = DefaultHasher::new();
-    obj.meta().generation.hash(&mut hasher);
-    obj.finalizers().hash(&mut hasher);
-    obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
-    for annotation in [RECONCILE_REQUESTED_AT_ANNOTATION, ADOPT_ANNOTATION] {
-        obj.annotations().get(annotation).hash(&mut hasher);
-    }
-    Some(hasher.finish())
-}

@@ -1,4 +1,5 @@
 use super::*;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
 fn object_with_manifest(manifest: serde_json::Value) -> String {
@@ -107,4 +108,55 @@ fn corrupt_packed_bytes_are_an_error_not_a_panic() {
     raw.packed = Some(vec![0xff; 16].into_boxed_slice());
     let e = raw.decode().unwrap_err();
     assert!(e.contains("cannot be inflated"), "{e}");
+}
+
+fn cached(text: &str) -> RawMaestroApply {
+    let mut raw: RawMaestroApply = serde_json::from_str(text).unwrap();
+    raw.pack();
+    raw.note_changes(None);
+    raw
+}
+
+fn wakes_after(before: Option<&RawMaestroApply>, edit: impl FnOnce(&mut RawMaestroApply)) -> bool {
+    let mut now = cached(&object_with_manifest(json!({"kind": "ConfigMap"})));
+    edit(&mut now);
+    now.note_changes(before);
+    now.wakes()
+}
+
+#[test]
+fn an_object_not_cached_before_wakes_its_reconcile() {
+    assert!(wakes_after(None, |_| {}));
+}
+
+#[test]
+fn a_status_write_alone_does_not_wake_the_reconcile() {
+    let before = cached(&object_with_manifest(json!({"kind": "ConfigMap"})));
+    assert!(!wakes_after(Some(&before), |o| {
+        o.metadata.resource_version = Some("99".into());
+        o.status = Some(RawValue::from_string(r#"{"phase":"Ready"}"#.into()).unwrap());
+        o.pack();
+    }));
+}
+
+#[test]
+fn what_a_reconcile_acts_on_wakes_it() {
+    let before = cached(&object_with_manifest(json!({"kind": "ConfigMap"})));
+    let edits: [fn(&mut RawMaestroApply); 6] = [
+        |o| o.metadata.generation = Some(4),
+        |o| o.metadata.uid = Some("u2".into()),
+        |o| o.metadata.finalizers = Some(vec!["maestro.hyperfleet.io/cleanup".into()]),
+        |o| o.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+        |o| {
+            o.annotations_mut()
+                .insert(RECONCILE_REQUESTED_AT_ANNOTATION.into(), "now".into());
+        },
+        |o| {
+            o.annotations_mut()
+                .insert(ADOPT_ANNOTATION.into(), "true".into());
+        },
+    ];
+    for (i, edit) in edits.into_iter().enumerate() {
+        assert!(wakes_after(Some(&before), edit), "edit {i} did not wake");
+    }
 }
