@@ -19,6 +19,7 @@ pub mod config;
 pub mod crd;
 mod delete;
 pub mod deletions;
+pub mod events;
 pub mod kube_client;
 pub mod leader;
 pub mod metrics;
@@ -43,7 +44,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
 
 pub use crd::{MaestroApply, MaestroApplySpec, MaestroApplyStatus};
@@ -108,8 +108,8 @@ impl From<kube::Error> for Error {
 
 /// The recorder of both controllers' events: one reporting component,
 /// this replica as its instance.
-pub fn recorder(client: kube::Client, config: &config::OperatorConfig) -> Recorder {
-    Recorder::new(
+pub fn recorder(client: kube::Client, config: &config::OperatorConfig) -> Arc<events::Events> {
+    events::Events::new(
         client,
         kube::runtime::events::Reporter {
             controller: MANAGER.into(),
@@ -212,7 +212,7 @@ pub struct Context {
     pub client: kube::Client,
     pub maestro: MaestroHandle,
     pub poller: poller::Poller,
-    pub recorder: Recorder,
+    pub recorder: Arc<events::Events>,
     pub metrics: Arc<metrics::Metrics>,
     pub limiter: ratelimit::RateLimiter,
     pub failures: Failures,

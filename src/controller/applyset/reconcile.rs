@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
@@ -37,7 +37,7 @@ pub const SET_MANAGER: &str = "maestro-operator-applyset";
 pub struct SetContext {
     pub client: kube::Client,
     pub maestro: MaestroHandle,
-    pub recorder: Recorder,
+    pub recorder: Arc<crate::controller::events::Events>,
     /// How often the consumers are read again: Maestro has no consumer
     /// watch, so labels that change are seen at this pace.
     pub relist: Duration,

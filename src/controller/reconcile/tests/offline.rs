@@ -160,7 +160,7 @@ impl Rig {
             Duration::from_millis(50),
             metrics.clone(),
         );
-        let recorder = kube::runtime::events::Recorder::new(
+        let recorder = crate::controller::events::Events::new(
             client.clone(),
             kube::runtime::events::Reporter {
                 controller: crate::controller::MANAGER.into(),
