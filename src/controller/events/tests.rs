@@ -1,8 +1,10 @@
 use super::*;
 
 fn events() -> Arc<Events> {
-    let (service, _handle) =
-        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+    let (service, _handle) = tower_test::mock::pair::<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >();
     let client = kube::Client::new(service, "default");
     Events::new(
         client,
