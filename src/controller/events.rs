@@ -4,7 +4,7 @@
 //! kube's `Recorder` keeps every event it publishes for six minutes, to
 //! count a repeat as a series rather than a new event, and drops the old
 //! ones only when it publishes the next. Each costs about 2.4 KiB (the
-//! operator with 10,000 objects went from 59.3 to 56.6 MiB when 1,134 of
+//! operator with 10,000 objects went from 57.9 to 55.3 MiB when 1,134 of
 //! them were forgotten), so after a burst (thousands of objects published,
 //! or timing out) that memory stays for as long as the operator has
 //! nothing more to say. Here, once the last event is older than that

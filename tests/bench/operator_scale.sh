@@ -11,6 +11,11 @@
 #
 #   bash tests/bench/operator_scale.sh [N] [STEADY_SECONDS]
 #
+# The agentless objects time out 10 minutes after their publish (the default
+# timeout): each gets a status write and a Warning event, which the operator
+# remembers for 7 minutes. A STEADY_SECONDS shorter than that reads the
+# operator in that wave; the RSS after the restart is the steady state.
+#
 # Creation goes in batches of 500 with a progress line each, and the publish
 # wait is 90 minutes (PUBLISH_WAIT): on a 2-core machine the API server,
 # etcd and Maestro, not the operator's 20/s limit, set the pace. Any of
