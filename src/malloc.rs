@@ -1,6 +1,7 @@
 //! glibc malloc settings for a long-lived process holding many small
-//! objects (the operator's caches), chosen by measurement (README,
-//! "The allocator", "What cut it"). Elsewhere (musl, other systems) these do nothing.
+//! objects (the operator's caches), chosen by measurement (README, "The
+//! allocator" and "What cut it"). Elsewhere (musl, other systems) these
+//! do nothing.
 //!
 //! * Two arenas: glibc gives each thread that allocates under contention
 //!   an arena of its own, up to eight per core, and memory freed in one is
