@@ -40,14 +40,6 @@ impl StringMap {
         (0..self.len()).map(|i| (self.key(i), self.value(i)))
     }
 
-    /// The same entries as an ordinary map, for callers that edit or
-    /// serialize them.
-    pub fn to_btree(&self) -> BTreeMap<String, String> {
-        self.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     fn keys_search(&self, key: &str) -> Result<usize, usize> {
         let (mut low, mut high) = (0, self.len());
         while low < high {
@@ -96,12 +88,6 @@ impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for StringMap {
             text: text.into_boxed_str(),
             ends: ends.into_boxed_slice(),
         }
-    }
-}
-
-impl From<&BTreeMap<String, String>> for StringMap {
-    fn from(map: &BTreeMap<String, String>) -> StringMap {
-        map.iter().collect()
     }
 }
 

@@ -106,12 +106,15 @@ fn a_plain_apply_creates_replaces_and_leaves_an_unchanged_work_alone() {
         Decision::Publish(_, ())
     ));
     let mut same = plain_bundle(false);
-    let mut annotations = same.annotations.to_btree();
-    annotations.insert(
-        crate::maestro::work_client::SPEC_HASH_ANNOTATION.into(),
-        crate::maestro::work_client::spec_hash_of_work(&work),
-    );
-    same.annotations = (&annotations).into();
+    let hash = crate::maestro::work_client::spec_hash_of_work(&work);
+    same.annotations = same
+        .annotations
+        .iter()
+        .chain([(
+            crate::maestro::work_client::SPEC_HASH_ANNOTATION,
+            hash.as_str(),
+        )])
+        .collect();
     assert!(matches!(decide(Some(&same)), Decision::Skip(())));
 }
 
